@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Drover",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "drover", targets: ["drover"]),
+        .executable(name: "drover-agent", targets: ["drover-agent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // libssh2 from the system (apt libssh2-1-dev, brew libssh2).
+        .systemLibrary(
+            name: "CLibSSH2",
+            pkgConfig: "libssh2",
+            providers: [.apt(["libssh2-1-dev"]), .brew(["libssh2"])]
+        ),
+        // Models, JSON with source positions, hashing, shell quoting, atomic files.
+        // Shared by the agent, so it must stay free of ICU-pulling Foundation APIs.
+        .target(name: "DroverCore"),
+        // The SSH layer: one libssh2 session per host on its own thread, async API.
+        .target(name: "DroverSSH", dependencies: ["CLibSSH2", "DroverCore"]),
+        // hosts.json and ~/.ssh/config resolution.
+        .target(name: "DroverInventory", dependencies: ["DroverCore"]),
+        // The coordinator: host probing now; scheduling, journal and deploy later.
+        .target(name: "DroverCoordinator", dependencies: ["DroverCore", "DroverSSH", "DroverInventory"]),
+        // One file per `drover` subcommand.
+        .target(
+            name: "DroverCommands",
+            dependencies: [
+                "DroverCoordinator", "DroverInventory", "DroverCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The per-host agent. Depends on no SSH code.
+        .target(name: "DroverAgent", dependencies: ["DroverCore"]),
+        .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
+        .executableTarget(name: "drover-agent", dependencies: ["DroverAgent"]),
+        .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),
+        .testTarget(name: "DroverInventoryTests", dependencies: ["DroverInventory", "DroverCore"]),
+        .testTarget(
+            name: "DroverIntegrationTests",
+            dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

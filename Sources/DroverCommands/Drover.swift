@@ -1,0 +1,36 @@
+import ArgumentParser
+
+/// The `drover` command: the root of the subcommand tree.
+public struct Drover: AsyncParsableCommand {
+    public static let version = "0.1.0"
+
+    public static let configuration = CommandConfiguration(
+        commandName: "drover",
+        abstract: "Spread long computations over a handful of machines over SSH.",
+        discussion: """
+            Drover reads a host inventory (hosts.json), connects to each host over SSH, and runs jobs there under a small agent that keeps an exact record of everything it started.
+
+            Inventory lookup: --inventory FILE, $DROVER_INVENTORY, ./hosts.json, ~/.config/drover/hosts.json; with none, this machine alone (a `local` host). See docs/inventory.md for the format.
+            """,
+        version: version,
+        subcommands: [HostsCommand.self]
+    )
+
+    public init() {}
+}
+
+extension Drover {
+    /// Parses the process arguments and runs the chosen subcommand; the `drover` executable's whole `main`.
+    public static func runMain(_ arguments: [String]? = nil) async {
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

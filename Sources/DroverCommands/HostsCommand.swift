@@ -1,0 +1,77 @@
+import ArgumentParser
+import DroverCoordinator
+import DroverInventory
+import Foundation
+
+/// `drover hosts`: connect to every host and show what it is and whether it is usable.
+struct HostsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hosts",
+        abstract: "Check every host of the inventory and show its state.",
+        discussion: """
+            Connects to all hosts in parallel (each bounded by its connect_timeout) and prints one row per host: name, address, state, OS, architecture, CPUs, memory, slots, the agent version (- until deployed) and the round-trip latency of the SSH connection (one channel open and close, no remote process).
+
+            STATE is `up`, or why the host cannot be used: unreachable, refused, timed out, auth refused, host key mismatch, unknown host key, unsupported config. The full reason and what to do about it follow the table.
+
+            Exit status: 0 when every host is up, 1 otherwise, 2 when the inventory is invalid.
+
+            Examples:
+              drover hosts
+              drover hosts --inventory testbed/hosts.json
+              drover hosts --json | jq '.[] | select(.state != "up") | .name'
+            """
+    )
+
+    @OptionGroup var inventoryOptions: InventoryOptions
+
+    @Flag(name: .long, help: "Print the same facts as a JSON array.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("Only these hosts (default: all).", valueName: "host"))
+    var names: [String] = []
+
+    func run() async throws {
+        let inventory = try inventoryOptions.load()
+        var hosts = inventory.hosts
+        if !names.isEmpty {
+            let unknown = names.filter { inventory.host(named: $0) == nil }
+            if !unknown.isEmpty {
+                Terminal.error("no host named \(unknown.joined(separator: ", ")) in \(inventory.source); hosts: \(inventory.hosts.map(\.name).joined(separator: ", "))")
+                throw ExitCode(2)
+            }
+            hosts = hosts.filter { names.contains($0.name) }
+        }
+        for host in hosts {
+            for note in host.ignoredConfig { Terminal.note("\(host.name): \(note)") }
+        }
+        let reports = await HostProbe().probe(hosts)
+        if json {
+            print(try Terminal.json(reports))
+        } else {
+            print(Self.render(reports))
+        }
+        if reports.contains(where: { !$0.isUp }) { throw ExitCode(1) }
+    }
+
+    static func render(_ reports: [HostReport]) -> String {
+        var rows = [["NAME", "ADDRESS", "STATE", "OS", "ARCH", "CPUS", "MEMORY", "SLOTS", "AGENT", "LATENCY"]]
+        for r in reports {
+            rows.append([
+                r.name, r.address, r.state, r.os ?? "-", r.arch ?? "-", r.cpus.map(String.init) ?? "-",
+                Terminal.bytes(r.memoryBytes), r.slots.map(String.init) ?? "-", r.agentVersion ?? "-",
+                r.latencyMs.map { String(format: "%.1f ms", $0) } ?? "-",
+            ])
+        }
+        var text = Terminal.table(rows)
+        let failed = reports.filter { !$0.isUp }
+        if !failed.isEmpty {
+            text += "\n"
+            for r in failed {
+                let lines = (r.error ?? r.state).split(separator: "\n", omittingEmptySubsequences: false)
+                text += "\n\(lines.first ?? "")"
+                for line in lines.dropFirst() { text += "\n    \(line)" }
+            }
+        }
+        return text
+    }
+}

@@ -1,0 +1,23 @@
+import ArgumentParser
+import DroverInventory
+
+/// `--inventory`, shared by every command that talks to hosts.
+public struct InventoryOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The host inventory (JSON).",
+        discussion: "Default: $DROVER_INVENTORY, else ./hosts.json, else ~/.config/drover/hosts.json, else this machine alone.",
+        valueName: "file"))
+    public var inventory: String?
+
+    public init() {}
+
+    /// Loads the inventory, printing every problem and exiting with status 2 when it is invalid.
+    public func load() throws -> Inventory {
+        do {
+            return try InventoryLoader(explicitPath: inventory).load()
+        } catch {
+            Terminal.error(error.description)
+            throw ExitCode(2)
+        }
+    }
+}

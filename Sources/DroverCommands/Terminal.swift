@@ -1,0 +1,46 @@
+import Foundation
+
+/// Output helpers shared by the commands.
+enum Terminal {
+    /// Prints `drover: error: …` to stderr, one line per line of `message`.
+    static func error(_ message: String) {
+        let lines = message.split(separator: "\n", omittingEmptySubsequences: false)
+        var text = "drover: error: " + (lines.first.map(String.init) ?? "") + "\n"
+        for line in lines.dropFirst() { text += "  " + line + "\n" }
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    /// Prints `drover: note: …` to stderr.
+    static func note(_ message: String) {
+        FileHandle.standardError.write(Data("drover: note: \(message)\n".utf8))
+    }
+
+    /// Renders rows as aligned columns; the first row is the header.
+    static func table(_ rows: [[String]]) -> String {
+        guard let header = rows.first else { return "" }
+        var widths = header.map(\.count)
+        for row in rows {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
+        return rows.map { row in
+            row.enumerated().map { i, cell in
+                i == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
+    /// "16 GiB", "512 MiB".
+    static func bytes(_ n: UInt64?) -> String {
+        guard let n else { return "-" }
+        let gib = Double(n) / 1_073_741_824
+        if gib >= 1 { return gib >= 10 ? "\(Int(gib.rounded())) GiB" : String(format: "%.1f GiB", gib) }
+        return "\(n / 1_048_576) MiB"
+    }
+
+    /// Pretty JSON with sorted keys.
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}

@@ -1,0 +1,136 @@
+import DroverCore
+import DroverInventory
+import DroverSSH
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What `drover hosts` learns about one host.
+public struct HostReport: Sendable, Codable, Equatable {
+    public var name: String
+    /// `address:port` (or "local").
+    public var address: String
+    /// `up`, or why not: unreachable, timed out, auth refused, host key mismatch, unknown host key, …
+    public var state: String
+    /// The full message when the host is not up.
+    public var error: String?
+    public var os: String?
+    public var arch: String?
+    public var cpus: Int?
+    public var memoryBytes: UInt64?
+    /// The agent version from the host's heartbeat; nil until deployed.
+    public var agentVersion: String?
+    /// One network round trip on the established connection, in milliseconds.
+    public var latencyMs: Double?
+    /// Job slots (the inventory's `slots`, else the CPU count).
+    public var slots: Int?
+
+    public var isUp: Bool { state == "up" }
+}
+
+/// Connects to hosts and reads their OS, architecture, CPUs, memory and agent version.
+public struct HostProbe: Sendable {
+    public var options: SSHOptions
+
+    public init(options: SSHOptions = SSHOptions()) {
+        self.options = options
+    }
+
+    /// Probes every host in parallel; each is bounded by its own connect timeout.
+    public func probe(_ hosts: [HostSpec]) async -> [HostReport] {
+        await withTaskGroup(of: (Int, HostReport).self) { group in
+            for (i, host) in hosts.enumerated() {
+                group.addTask { (i, await probe(host)) }
+            }
+            var out = [HostReport?](repeating: nil, count: hosts.count)
+            for await (i, r) in group { out[i] = r }
+            return out.compactMap { $0 }
+        }
+    }
+
+    /// Probes one host.
+    public func probe(_ host: HostSpec) async -> HostReport {
+        switch host.transport {
+        case .local: return probeLocal(host)
+        case .ssh: return await probeSSH(host)
+        }
+    }
+
+    /// The shell line that reports the facts, one `key=value` per line.
+    static func probeCommand(root: String) -> String {
+        let heartbeat = RemotePath.shell(root.hasSuffix("/") ? root + "heartbeat" : root + "/heartbeat")
+        return [
+            "echo os=$(uname -s)",
+            "echo arch=$(uname -m)",
+            "echo cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null)",
+            "echo mem=$( (awk '/^MemTotal:/ {printf \"%.0f\", $2*1024}' /proc/meminfo 2>/dev/null) || sysctl -n hw.memsize 2>/dev/null)",
+            "printf 'heartbeat='; head -c 4096 \(heartbeat) 2>/dev/null | tr -d '\\n'; echo",
+        ].joined(separator: "; ")
+    }
+
+    func probeSSH(_ host: HostSpec) async -> HostReport {
+        var report = HostReport(name: host.name, address: host.sshTarget.endpoint, state: "up")
+        report.slots = host.slots
+        let connection: SSHConnection
+        do {
+            connection = try await SSHConnection.connect(to: host.sshTarget, options: options)
+        } catch {
+            report.state = error.shortReason
+            report.error = error.description
+            return report
+        }
+        defer { connection.close() }
+        do {
+            report.latencyMs = (try await connection.ping() * 1000 * 10).rounded() / 10
+            let result = try await connection.run(Self.probeCommand(root: host.root), timeout: max(host.connectTimeout, 10))
+            apply(parse(result.stdoutText), to: &report)
+        } catch {
+            report.state = error.shortReason
+            report.error = error.description
+        }
+        if report.slots == nil { report.slots = report.cpus }
+        return report
+    }
+
+    func probeLocal(_ host: HostSpec) -> HostReport {
+        var report = HostReport(name: host.name, address: "local", state: "up")
+        var u = utsname()
+        uname(&u)
+        report.os = withUnsafeBytes(of: u.sysname) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        report.arch = withUnsafeBytes(of: u.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        report.cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        report.memoryBytes = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        if let bytes = try? LocalFile.read(host.root + "/heartbeat") {
+            report.agentVersion = Self.agentVersion(fromHeartbeat: String(decoding: bytes, as: UTF8.self))
+        }
+        report.latencyMs = 0
+        report.slots = host.slots ?? report.cpus
+        return report
+    }
+
+    func parse(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            out[String(line[..<eq])] = String(line[line.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
+        }
+        return out
+    }
+
+    func apply(_ facts: [String: String], to report: inout HostReport) {
+        report.os = facts["os"].flatMap { $0.isEmpty ? nil : $0 }
+        report.arch = facts["arch"].flatMap { $0.isEmpty ? nil : $0 }
+        report.cpus = facts["cpus"].flatMap { Int($0) }
+        report.memoryBytes = facts["mem"].flatMap { UInt64($0) }
+        report.agentVersion = facts["heartbeat"].flatMap { Self.agentVersion(fromHeartbeat: $0) }
+    }
+
+    /// The `version` field of a heartbeat file, if it parses.
+    static func agentVersion(fromHeartbeat text: String) -> String? {
+        guard !text.isEmpty, let node = try? JSONParser.parse(text), let members = node.objectMembers else { return nil }
+        return members.first { $0.key == "version" }?.value.stringValue
+    }
+}

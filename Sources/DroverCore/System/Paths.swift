@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Home directory, user name and path expansion for local paths.
+public enum LocalUser {
+    /// `$HOME`, or the password database entry when it is unset.
+    public static var home: String {
+        if let h = getenv("HOME"), h.pointee != 0 { return String(cString: h) }
+        if let pw = getpwuid(getuid()), let dir = pw.pointee.pw_dir { return String(cString: dir) }
+        return "/"
+    }
+
+    /// The login name of the current user.
+    public static var name: String {
+        if let pw = getpwuid(getuid()), let n = pw.pointee.pw_name { return String(cString: n) }
+        if let u = getenv("USER") { return String(cString: u) }
+        return "root"
+    }
+
+    /// Expands a leading `~` or `~/` and `$HOME` / `${HOME}` in a local path.
+    public static func expand(_ path: String, home: String = LocalUser.home) -> String {
+        var p = path
+        if p == "~" { return home }
+        if p.hasPrefix("~/") { p = home + p.dropFirst(1) }
+        p = p.replacing("${HOME}", with: home)
+        p = p.replacing("$HOME", with: home)
+        return p
+    }
+
+    /// The environment variable `name`, or nil when unset or empty.
+    public static func environment(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        let s = String(cString: v)
+        return s.isEmpty ? nil : s
+    }
+}
+
+/// Small file helpers built on POSIX calls, with typed errors.
+public enum LocalFile {
+    /// Whether a path exists (following symlinks).
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    /// Whether a path is a regular file that this process may read.
+    public static func isReadableFile(_ path: String) -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
+        return access(path, R_OK) == 0
+    }
+
+    /// Reads a whole file.
+    public static func read(_ path: String) throws(SystemError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw SystemError.current("open", path: path) }
+        defer { close(fd) }
+        var out = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if currentErrno() == EINTR { continue }
+                throw SystemError.current("read", path: path)
+            }
+            if n == 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+        }
+        return out
+    }
+
+    /// The SHA-256 of a file, streamed in 64 KiB blocks.
+    public static func sha256(_ path: String) throws(SystemError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw SystemError.current("open", path: path) }
+        defer { close(fd) }
+        var hasher = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if currentErrno() == EINTR { continue }
+                throw SystemError.current("read", path: path)
+            }
+            if n == 0 { break }
+            hasher.update(buffer[0..<n])
+        }
+        return hexString(hasher.finalize())
+    }
+}

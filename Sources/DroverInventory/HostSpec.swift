@@ -1,0 +1,76 @@
+/// How the coordinator reaches a host.
+public enum Transport: String, Sendable, CaseIterable {
+    /// Over SSH with libssh2.
+    case ssh
+    /// This machine, without SSH.
+    case local
+}
+
+/// What to do with a host key that is not in known_hosts.
+public enum HostKeyPolicy: String, Sendable, CaseIterable {
+    /// Refuse it (the default), printing the command to trust it.
+    case strict
+    /// Record it in known_hosts and go on; a changed key is still refused.
+    case acceptNew = "accept-new"
+}
+
+/// One host of the inventory, with defaults and `~/.ssh/config` applied.
+public struct HostSpec: Sendable, Equatable {
+    public var name: String
+    /// The network address to connect to (after `HostName` from ssh_config).
+    public var address: String
+    /// The address as written in the inventory (an ssh_config alias, perhaps).
+    public var alias: String
+    public var port: Int
+    public var user: String
+    /// Key files to try in order, after ssh-agent. Explicit `identity` gives exactly one.
+    public var identities: [String]
+    /// Whether `identity` was set explicitly (then only that key is tried, and it must exist).
+    public var identityIsExplicit: Bool
+    public var knownHosts: String
+    public var hostKeyPolicy: HostKeyPolicy
+    /// Job slots; nil means "the host's CPU count", learned when connecting.
+    public var slots: Int?
+    public var labels: [String: String]
+    /// The agent's directory on the host, e.g. `~/.drover` (a `~` is the remote home).
+    public var root: String
+    public var env: [String: String]
+    /// Seconds allowed for TCP connect, handshake and authentication.
+    public var connectTimeout: Double
+    public var transport: Transport
+    /// ssh_config options that would change how to connect and that Drover cannot honour yet.
+    /// Connecting to such a host fails with these reasons rather than connecting the wrong way.
+    public var unsupportedConfig: [String]
+    /// ssh_config options that were ignored, so nothing is ignored silently.
+    public var ignoredConfig: [String]
+
+    /// The `[host]:port` form used by known_hosts for non-standard ports.
+    public var knownHostsName: String {
+        port == 22 ? address : "[\(address)]:\(port)"
+    }
+}
+
+/// Where the inventory came from.
+public enum InventorySource: Sendable, Equatable, CustomStringConvertible {
+    case file(String)
+    /// No file was found: the built-in single `local` host.
+    case embeddedDefault
+
+    public var description: String {
+        switch self {
+        case .file(let p): return p
+        case .embeddedDefault: return "the built-in default (one local host)"
+        }
+    }
+}
+
+/// A loaded, validated inventory.
+public struct Inventory: Sendable {
+    public var source: InventorySource
+    public var hosts: [HostSpec]
+
+    /// The host named `name`, if any.
+    public func host(named name: String) -> HostSpec? {
+        hosts.first { $0.name == name }
+    }
+}

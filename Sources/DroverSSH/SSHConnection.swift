@@ -1,0 +1,251 @@
+import CLibSSH2
+import DroverCore
+import Foundation
+
+private let libraryInitialized: Bool = {
+    libssh2_init(0) == 0
+}()
+
+/// One SSH connection to a host, driven by its own thread, with an async API.
+///
+/// Many commands may run at once on one connection (each on its own channel); SFTP
+/// requests run one at a time. When the connection breaks, every call fails with
+/// `SSHError.Kind.connectionLost`; open a new connection to go on (see `SSHHostLink`).
+public final class SSHConnection: Sendable {
+    let loop: SessionLoop
+    public let target: SSHTarget
+    public let options: SSHOptions
+
+    private init(loop: SessionLoop) {
+        self.loop = loop
+        self.target = loop.target
+        self.options = loop.options
+    }
+
+    deinit { loop.requestClose() }
+
+    /// Connects, verifies the host key, and authenticates, all within `target.connectTimeout`.
+    public static func connect(to target: SSHTarget, options: SSHOptions = SSHOptions()) async throws(SSHError) -> SSHConnection {
+        _ = libraryInitialized
+        let loop = SessionLoop(target: target, options: options)
+        let once = Locked(false)
+        let result: Result<Void, SSHError> = await withCheckedContinuation { (c: CheckedContinuation<Result<Void, SSHError>, Never>) in
+            @Sendable func finish(_ r: Result<Void, SSHError>) -> Bool {
+                let first = once.withLock { done -> Bool in
+                    defer { done = true }
+                    return !done
+                }
+                if first { c.resume(returning: r) }
+                return first
+            }
+            let thread = Thread {
+                do throws(SSHError) {
+                    try loop.connect()
+                } catch {
+                    _ = finish(.failure(error))
+                    loop.requestClose()
+                    loop.run()
+                    return
+                }
+                if finish(.success(())) {
+                    loop.run()
+                } else {
+                    loop.requestClose()  // the caller gave up: close what we opened
+                    loop.run()
+                }
+            }
+            thread.name = "drover-ssh-\(target.name)"
+            thread.stackSize = 1 << 20
+            thread.start()
+            // A guard beyond libssh2's own timeouts, for a name lookup that hangs.
+            let grace = target.connectTimeout + 0.5
+            Task.detached {
+                try? await Task.sleep(for: .milliseconds(Int(grace * 1000)))
+                _ = finish(.failure(SSHError(.timedOut, host: target.name, operation: "connect to \(target.endpoint)",
+                    message: "no answer within \(formatSeconds(target.connectTimeout)) (connect_timeout)")))
+            }
+        }
+        switch result {
+        case .success: return SSHConnection(loop: loop)
+        case .failure(let e): throw e
+        }
+    }
+
+    /// Why the connection no longer works, or nil while it does.
+    public var failure: SSHError? { loop.closedError }
+
+    /// Whether calls can still succeed.
+    public var isAlive: Bool { loop.closedError == nil }
+
+    /// Disconnects; calls in flight fail with `closed`.
+    public func close() { loop.requestClose() }
+
+    // MARK: Commands
+
+    /// Starts `command` (a remote shell line; build it with `ShellQuote.join` from an argv)
+    /// and streams its output. `timeout` bounds the whole run; nil means none.
+    public func exec(_ command: String, stdin: [UInt8]? = nil, timeout: Double? = nil) -> ExecStream {
+        let loop = self.loop
+        let buffer = ExecOutputBuffer(limit: options.channelBufferLimit, wake: { loop.wake() })
+        loop.submit(ExecOperation(command: command, stdin: stdin, openTimeout: options.operationTimeout, timeout: timeout, output: buffer))
+        return ExecStream(buffer: buffer)
+    }
+
+    /// Measures one round trip on the established connection: opening and closing a
+    /// channel, with no remote process. Returns seconds.
+    public func ping() async throws(SSHError) -> Double {
+        let loop = self.loop
+        let start = ContinuousClock.now
+        let buffer = ExecOutputBuffer(limit: options.channelBufferLimit, wake: { loop.wake() })
+        loop.submit(ExecOperation(command: "", stdin: nil, openTimeout: options.operationTimeout, timeout: nil, output: buffer, openOnly: true))
+        do {
+            while try await buffer.next() != nil {}
+        } catch let e as SSHError {
+            throw e
+        } catch {
+            throw SSHError(.closed, host: target.name, operation: "ping", message: "cancelled")
+        }
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    /// Runs `command` to completion and collects its output (at most `outputLimit` bytes
+    /// per stream are kept; the rest is read and dropped).
+    public func run(_ command: String, stdin: [UInt8]? = nil, timeout: Double? = nil, outputLimit: Int = 16 << 20) async throws(SSHError) -> ExecResult {
+        var out: [UInt8] = []
+        var err: [UInt8] = []
+        var status = ExitStatus.exited(-1)
+        do {
+            for try await event in exec(command, stdin: stdin, timeout: timeout ?? options.operationTimeout) {
+                switch event {
+                case .stdout(let b): if out.count < outputLimit { out += b.prefix(outputLimit - out.count) }
+                case .stderr(let b): if err.count < outputLimit { err += b.prefix(outputLimit - err.count) }
+                case .exit(let s): status = s
+                }
+            }
+        } catch let e as SSHError {
+            throw e
+        } catch {
+            throw SSHError(.closed, host: target.name, operation: "run command", message: "cancelled")
+        }
+        return ExecResult(stdout: out, stderr: err, status: status)
+    }
+
+    /// Runs an argv with no shell interpretation of its arguments.
+    public func run(argv: [String], stdin: [UInt8]? = nil, timeout: Double? = nil) async throws(SSHError) -> ExecResult {
+        try await run(ShellQuote.join(argv), stdin: stdin, timeout: timeout)
+    }
+
+    // MARK: SFTP
+
+    func sftp(_ request: SFTPRequest) async throws(SSHError) -> SFTPResult {
+        let loop = self.loop
+        let timeout = options.operationTimeout
+        do {
+            return try await withCheckedThrowingContinuation { c in
+                loop.submit(SFTPOperation(request, idleTimeout: timeout, continuation: c))
+            }
+        } catch let e as SSHError {
+            throw e
+        } catch {
+            throw SSHError(.protocolError, host: target.name, operation: "sftp", message: "\(error)")
+        }
+    }
+
+    /// Facts about a remote path, or nil when it does not exist.
+    public func stat(_ path: String) async throws(SSHError) -> RemoteFileInfo? {
+        do {
+            if case .info(let info) = try await sftp(.stat(path)) { return info }
+            return nil
+        } catch where error.kind == .noSuchFile {
+            return nil
+        }
+    }
+
+    /// Creates a directory and its missing parents (like `mkdir -p`).
+    public func makeDirectories(_ path: String, mode: Int = 0o700) async throws(SSHError) {
+        var prefix = path.hasPrefix("/") ? "" : nil as String?
+        var built: [String] = []
+        for part in path.split(separator: "/") {
+            built.append(String(part))
+            let current = (prefix ?? "") + (path.hasPrefix("/") ? "/" : "") + built.joined(separator: "/")
+            if part == "~" || part == "$HOME" || part == "." { continue }
+            if let info = try await stat(current) {
+                if !info.isDirectory {
+                    throw SSHError(.sftpFailed, host: target.name, operation: "mkdir \(path)", message: "\(current) exists and is not a directory")
+                }
+                continue
+            }
+            do {
+                _ = try await sftp(.mkdir(current, mode: mode))
+            } catch {
+                // Lost a race with another creator: fine if it is a directory now.
+                if let info = try await stat(current), info.isDirectory { continue }
+                throw error
+            }
+        }
+        prefix = nil
+    }
+
+    /// Uploads a local file.
+    public func upload(file localPath: String, to remotePath: String, mode: Int = 0o600) async throws(SSHError) {
+        _ = try await sftp(.upload(source: .file(localPath), to: remotePath, mode: mode))
+    }
+
+    /// Uploads bytes.
+    public func upload(_ bytes: [UInt8], to remotePath: String, mode: Int = 0o600) async throws(SSHError) {
+        _ = try await sftp(.upload(source: .bytes(bytes), to: remotePath, mode: mode))
+    }
+
+    /// Downloads a remote file to a local path (written to `<path>.drover-partial`, then renamed).
+    public func download(_ remotePath: String, to localPath: String) async throws(SSHError) {
+        _ = try await sftp(.download(remotePath, destination: .file(localPath)))
+    }
+
+    /// Reads a small remote file into memory (at most `limit` bytes).
+    public func readFile(_ remotePath: String, limit: Int = 4 << 20) async throws(SSHError) -> [UInt8] {
+        if case .bytes(let b) = try await sftp(.download(remotePath, destination: .memory(limit: limit))) { return b }
+        return []
+    }
+
+    /// Removes a remote file.
+    public func remove(_ remotePath: String) async throws(SSHError) {
+        _ = try await sftp(.unlink(remotePath))
+    }
+
+    /// Replaces a remote file atomically: upload to a temporary name in the same folder, then
+    /// `mv -f` over the target (libssh2's SFTP rename does not overwrite).
+    public func replaceFile(_ remotePath: String, with bytes: [UInt8], mode: Int = 0o600) async throws(SSHError) {
+        try await replace(remotePath) { (tmp: String) async throws(SSHError) in try await upload(bytes, to: tmp, mode: mode) }
+    }
+
+    /// Replaces a remote file atomically with a local file's content.
+    public func replaceFile(_ remotePath: String, withFile localPath: String, mode: Int = 0o600) async throws(SSHError) {
+        try await replace(remotePath) { (tmp: String) async throws(SSHError) in try await upload(file: localPath, to: tmp, mode: mode) }
+    }
+
+    private func replace(_ remotePath: String, upload: (String) async throws(SSHError) -> Void) async throws(SSHError) {
+        let slash = remotePath.lastIndex(of: "/")
+        let dir = slash.map { String(remotePath[..<$0]) } ?? "."
+        let base = slash.map { String(remotePath[remotePath.index(after: $0)...]) } ?? remotePath
+        let tmp = "\(dir)/.\(base).drover-tmp-\(UInt32.random(in: 0...UInt32.max))"
+        try await upload(tmp)
+        let result = try await run("mv -f -- \(RemotePath.shell(tmp)) \(RemotePath.shell(remotePath))")
+        if result.status != .exited(0) {
+            try? await remove(tmp)
+            throw SSHError(.sftpFailed, host: target.name, operation: "replace \(remotePath)",
+                message: "mv failed (\(result.status)): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+}
+
+/// Remote paths in shell commands.
+public enum RemotePath {
+    /// Quotes a remote path for the remote shell, keeping a leading `~/` or `$HOME/` expandable.
+    public static func shell(_ path: String) -> String {
+        if path == "~" || path == "$HOME" { return "\"$HOME\"" }
+        if path.hasPrefix("~/") { return "\"$HOME\"/" + ShellQuote.quote(String(path.dropFirst(2))) }
+        if path.hasPrefix("$HOME/") { return "\"$HOME\"/" + ShellQuote.quote(String(path.dropFirst(6))) }
+        return ShellQuote.quote(path)
+    }
+}

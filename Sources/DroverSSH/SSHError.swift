@@ -1,0 +1,86 @@
+/// A failed SSH operation: what went wrong, on which host, while doing what.
+///
+/// In the style of swift-subprocess's `SubprocessError`: a `kind` to switch on, and a
+/// description that names the host, the operation and what the user can do about it.
+public struct SSHError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// Name resolution failed or no route to the host.
+        case unreachable
+        /// The TCP connection was refused (no sshd on that port?).
+        case connectionRefused
+        /// Connect, handshake, authentication or an operation exceeded its time limit.
+        case timedOut
+        /// The SSH handshake failed (not an SSH server, or no common algorithms).
+        case handshakeFailed
+        /// The host presented a key different from the one in known_hosts.
+        case hostKeyMismatch
+        /// The host key is not in known_hosts and the policy is `strict`.
+        case unknownHostKey
+        /// The host key is marked `@revoked` in known_hosts.
+        case revokedHostKey
+        /// No offered key was accepted.
+        case authenticationRefused
+        /// An RSA key was refused because libssh2 signs RSA with SHA-1 only.
+        case rsaSHA1Refused
+        /// ~/.ssh/config asks for something Drover cannot do yet (e.g. ProxyJump).
+        case unsupportedConfig
+        /// The connection broke (peer closed, reset, or no answer to keepalives).
+        case connectionLost
+        /// The connection was closed by this side.
+        case closed
+        /// The server refused to open a channel or start a command.
+        case channelFailed
+        /// The remote path does not exist.
+        case noSuchFile
+        /// The server refused an SFTP request (permission, disk full, …).
+        case sftpFailed
+        /// A local file could not be read or written.
+        case localIO
+        /// libssh2 reported an error not covered above.
+        case protocolError
+    }
+
+    public var kind: Kind
+    /// The inventory name of the host (or its address when it has none).
+    public var host: String
+    /// What was being attempted, e.g. "connect to 10.250.0.11:22" or "upload ~/.drover/agent".
+    public var operation: String
+    /// The detail: why it failed and what to do.
+    public var message: String
+    /// The libssh2 error code, when libssh2 gave one.
+    public var code: Int32?
+
+    public init(_ kind: Kind, host: String, operation: String, message: String, code: Int32? = nil) {
+        self.kind = kind
+        self.host = host
+        self.operation = operation
+        self.message = message
+        self.code = code
+    }
+
+    public var description: String {
+        "\(host): \(operation): \(message)"
+    }
+
+    /// A short state word for tables: "unreachable", "timed out", "auth refused", …
+    public var shortReason: String {
+        switch kind {
+        case .unreachable: return "unreachable"
+        case .connectionRefused: return "refused"
+        case .timedOut: return "timed out"
+        case .handshakeFailed: return "handshake failed"
+        case .hostKeyMismatch: return "host key mismatch"
+        case .unknownHostKey: return "unknown host key"
+        case .revokedHostKey: return "host key revoked"
+        case .authenticationRefused, .rsaSHA1Refused: return "auth refused"
+        case .unsupportedConfig: return "unsupported config"
+        case .connectionLost: return "connection lost"
+        case .closed: return "closed"
+        case .channelFailed: return "channel failed"
+        case .noSuchFile: return "no such file"
+        case .sftpFailed: return "sftp failed"
+        case .localIO: return "local I/O error"
+        case .protocolError: return "protocol error"
+        }
+    }
+}

@@ -1,0 +1,317 @@
+import CLibSSH2
+import DroverCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What one pass of an operation achieved.
+enum Step {
+    /// It moved forward; run another pass before sleeping.
+    case progressed
+    /// It waits for the socket (libssh2 said EAGAIN).
+    case waiting
+    /// It is complete and leaves the loop.
+    case done
+}
+
+/// Session-wide libssh2 state machines that only one operation may drive at a time.
+enum ExclusiveResource: Hashable {
+    /// `libssh2_channel_open_ex` and `libssh2_sftp_init` keep their state in the session.
+    case channelOpen
+    /// SFTP requests share the SFTP channel's state.
+    case sftp
+}
+
+/// An operation driven by the connection thread in non-blocking steps.
+protocol LoopOperation: AnyObject {
+    /// A resource this operation must hold exclusively during its current step, if any.
+    var exclusive: ExclusiveResource? { get }
+    /// Whether the consumer's buffer is full, so reading must pause.
+    var throttled: Bool { get }
+    /// When the operation fails with `timedOut`, if ever.
+    var deadline: ContinuousClock.Instant? { get }
+    /// Runs one non-blocking step on the connection thread.
+    func step(_ loop: SessionLoop) throws(SSHError) -> Step
+    /// Ends the operation with an error, resuming its caller.
+    func fail(_ error: SSHError, loop: SessionLoop)
+    /// The deadline passed. Returns true when the operation was ended cleanly (its channel
+    /// is being closed), false when libssh2's session state is now unknown.
+    func timeOut(loop: SessionLoop) -> Bool
+}
+
+/// Owns one libssh2 session and the thread that drives it.
+///
+/// libssh2 sessions must be driven by one thread at a time, so every libssh2 call for
+/// this connection happens here; other threads hand over operations through a locked
+/// queue and a wake-up pipe.
+final class SessionLoop: @unchecked Sendable {
+    let target: SSHTarget
+    let options: SSHOptions
+
+    // Touched only on the loop thread once running.
+    var session: OpaquePointer?
+    var socketFD: Int32 = -1
+    var sftp: OpaquePointer?
+    private var operations: [LoopOperation] = []
+    private var outboundOwner: ObjectIdentifier?
+
+    private struct Shared {
+        var incoming: [LoopOperation] = []
+        var closeRequested = false
+        var closedError: SSHError?
+    }
+    private let shared = Locked(Shared())
+    private var wakeRead: Int32 = -1
+    private var wakeWrite: Int32 = -1
+
+    init(target: SSHTarget, options: SSHOptions) {
+        self.target = target
+        self.options = options
+        var fds: [Int32] = [0, 0]
+        if pipe(&fds) == 0 {
+            wakeRead = fds[0]
+            wakeWrite = fds[1]
+            for fd in fds {
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            }
+        }
+    }
+
+    deinit {
+        if wakeRead >= 0 { close(wakeRead) }
+        if wakeWrite >= 0 { close(wakeWrite) }
+    }
+
+    /// An error naming this host.
+    func error(_ kind: SSHError.Kind, _ operation: String, _ message: String, code: Int32? = nil) -> SSHError {
+        SSHError(kind, host: target.name, operation: operation, message: message, code: code)
+    }
+
+    /// libssh2's last error as an `SSHError`.
+    func lastError(_ operation: String, fallback kind: SSHError.Kind = .protocolError) -> SSHError {
+        var messagePointer: UnsafeMutablePointer<CChar>?
+        var length: Int32 = 0
+        let code = session.map { libssh2_session_last_error($0, &messagePointer, &length, 0) } ?? 0
+        let text = messagePointer.map { String(cString: $0) } ?? "unknown libssh2 error"
+        return classify(code: code, operation: operation, message: text, fallback: kind)
+    }
+
+    func classify(code: Int32, operation: String, message: String, fallback: SSHError.Kind) -> SSHError {
+        switch code {
+        case LIBSSH2_ERROR_SOCKET_SEND, LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_SOCKET_DISCONNECT,
+             LIBSSH2_ERROR_SOCKET_TIMEOUT, LIBSSH2_ERROR_BANNER_RECV:
+            return error(.connectionLost, operation, "the connection broke (\(message))", code: code)
+        case LIBSSH2_ERROR_TIMEOUT:
+            return error(.timedOut, operation, "no answer in time (\(message))", code: code)
+        default:
+            return error(fallback, operation, "\(message) (libssh2 error \(code))", code: code)
+        }
+    }
+
+    // MARK: - Hand-over from other threads
+
+    /// Queues an operation; fails it at once when the connection is closed.
+    func submit(_ op: LoopOperation) {
+        let closed: SSHError? = shared.withLock { s in
+            if let e = s.closedError { return e }
+            if s.closeRequested { return error(.closed, "use connection", "the connection was closed") }
+            s.incoming.append(op)
+            return nil
+        }
+        if let closed { op.fail(closed, loop: self) } else { wake() }
+    }
+
+    /// Asks the loop to disconnect and exit.
+    func requestClose() {
+        shared.withLock { $0.closeRequested = true }
+        wake()
+    }
+
+    /// Why the connection is unusable, or nil while it works.
+    var closedError: SSHError? { shared.withLock { $0.closedError } }
+
+    func wake() {
+        var byte: UInt8 = 1
+        _ = posixWrite(wakeWrite, &byte, 1)
+    }
+
+    private func drainWake() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while buffer.withUnsafeMutableBytes({ posixRead(wakeRead, $0.baseAddress, 64) }) > 0 {}
+    }
+
+    // MARK: - The loop
+
+    /// Runs until closed or the connection breaks; the session is already authenticated.
+    func run() {
+        guard let session else { return }
+        libssh2_session_set_blocking(session, 0)
+        libssh2_keepalive_config(session, 0, UInt32(options.keepaliveInterval))
+        var ending: SSHError?
+        while ending == nil {
+            let (newOps, closeRequested) = shared.withLock { s -> ([LoopOperation], Bool) in
+                defer { s.incoming.removeAll() }
+                return (s.incoming, s.closeRequested)
+            }
+            operations += newOps
+            if closeRequested {
+                ending = error(.closed, "use connection", "the connection was closed")
+                break
+            }
+            var nextKeepalive: Int32 = Int32(options.keepaliveInterval)
+            if outboundOwner == nil {
+                let rc = libssh2_keepalive_send(session, &nextKeepalive)
+                if rc != 0 && rc != LIBSSH2_ERROR_EAGAIN {
+                    ending = lastError("send keepalive", fallback: .connectionLost)
+                    break
+                }
+            }
+            if let fatal = expireDeadlines() { ending = fatal; break }
+
+            var progressed = false
+            var wantIn = false
+            var wantOut = false
+            var held = Set<ExclusiveResource>()
+            for op in operations {
+                if let owner = outboundOwner, owner != ObjectIdentifier(op) { continue }
+                if op.throttled { continue }
+                if let r = op.exclusive {
+                    if held.contains(r) { continue }
+                    held.insert(r)
+                }
+                do {
+                    switch try op.step(self) {
+                    case .progressed:
+                        progressed = true
+                        if outboundOwner == ObjectIdentifier(op) { outboundOwner = nil }
+                    case .waiting:
+                        let directions = libssh2_session_block_directions(session)
+                        if directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0 { wantIn = true }
+                        if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 {
+                            wantOut = true
+                            outboundOwner = ObjectIdentifier(op)
+                        } else if outboundOwner == ObjectIdentifier(op) {
+                            outboundOwner = nil
+                        }
+                    case .done:
+                        progressed = true
+                        remove(op)
+                    }
+                } catch {
+                    remove(op)
+                    op.fail(error, loop: self)
+                    progressed = true
+                    if error.kind == .connectionLost { ending = error; break }
+                }
+            }
+            if ending != nil || progressed { continue }
+            if let fatal = waitForSocket(wantIn: wantIn, wantOut: wantOut, keepaliveIn: nextKeepalive) {
+                ending = fatal
+            }
+        }
+        shutdown(ending ?? error(.closed, "use connection", "the connection was closed"))
+    }
+
+    private func remove(_ op: LoopOperation) {
+        operations.removeAll { $0 === op }
+        if outboundOwner == ObjectIdentifier(op) { outboundOwner = nil }
+    }
+
+    /// Fails operations whose deadline passed; returns an error when that leaves the session unusable.
+    private func expireDeadlines() -> SSHError? {
+        let now = ContinuousClock.now
+        for op in operations {
+            guard let d = op.deadline, d <= now else { continue }
+            if !op.timeOut(loop: self) {
+                return error(.timedOut, "wait for the server", "an SSH request got no answer within its time limit; the connection is closed and can be reopened")
+            }
+        }
+        return nil
+    }
+
+    /// Sleeps in poll(2) until the socket is ready, a wake-up arrives, or a timer is due.
+    private func waitForSocket(wantIn: Bool, wantOut: Bool, keepaliveIn: Int32) -> SSHError? {
+        var timeoutMs = Int(max(1, keepaliveIn)) * 1000
+        let now = ContinuousClock.now
+        for op in operations {
+            if let d = op.deadline {
+                let ms = Int((d - now).components.seconds * 1000 + (d - now).components.attoseconds / 1_000_000_000_000_000) + 1
+                timeoutMs = min(timeoutMs, max(0, ms))
+            }
+        }
+        var events: Int16 = 0
+        if wantIn { events |= Int16(POLLIN) }
+        if wantOut { events |= Int16(POLLOUT) }
+        #if os(Linux)
+        events |= pollReadHangUp
+        #endif
+        var fds = [
+            pollfd(fd: socketFD, events: events, revents: 0),
+            pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+        ]
+        let rc = poll(&fds, 2, Int32(timeoutMs))
+        if rc < 0 && currentErrnoValue() != EINTR {
+            return error(.connectionLost, "poll", SystemError.current("poll").description)
+        }
+        if fds[1].revents != 0 { drainWake() }
+        var broken = Int16(POLLERR | POLLHUP | POLLNVAL)
+        #if os(Linux)
+        broken |= pollReadHangUp
+        #endif
+        // When an operation reads, libssh2 itself reports the break with the details.
+        if fds[0].revents & broken != 0 && !wantIn {
+            return error(.connectionLost, "wait for the server", socketErrorText())
+        }
+        return nil
+    }
+
+    private func socketErrorText() -> String {
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(socketFD, SOL_SOCKET, SO_ERROR, &err, &len)
+        if err == 0 { return "the server closed the connection" }
+        return "the connection broke: \(String(cString: strerror(err)))"
+    }
+
+    /// Fails every operation, frees libssh2 state and closes the socket.
+    private func shutdown(_ reason: SSHError) {
+        let pending = shared.withLock { s -> [LoopOperation] in
+            s.closedError = reason
+            defer { s.incoming.removeAll() }
+            return s.incoming
+        }
+        for op in operations + pending { op.fail(reason, loop: self) }
+        operations.removeAll()
+        if let session {
+            // Best effort, bounded: a clean goodbye when the connection still works.
+            if reason.kind == .closed {
+                libssh2_session_set_blocking(session, 1)
+                libssh2_session_set_timeout(session, 1000)
+                if let sftp { libssh2_sftp_shutdown(sftp) }
+                libssh2_session_disconnect_ex(session, SSH_DISCONNECT_BY_APPLICATION, "drover closing", "")
+            }
+            libssh2_session_free(session)
+        }
+        sftp = nil
+        session = nil
+        if socketFD >= 0 { close(socketFD) }
+        socketFD = -1
+    }
+}
+
+@inline(__always) func currentErrnoValue() -> Int32 {
+    #if canImport(Glibc)
+    return Glibc.errno
+    #else
+    return Darwin.errno
+    #endif
+}
+
+#if os(Linux)
+/// POLLRDHUP (the peer shut its side), hidden by Glibc's module without _GNU_SOURCE.
+private let pollReadHangUp: Int16 = 0x2000
+#endif
