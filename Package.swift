@@ -41,6 +41,7 @@ let package = Package(
         .executableTarget(name: "drover-agent", dependencies: ["DroverAgent"]),
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),
         .testTarget(name: "DroverInventoryTests", dependencies: ["DroverInventory", "DroverCore"]),
+        .testTarget(name: "DroverSSHTests", dependencies: ["DroverSSH", "DroverCore"]),
         .testTarget(
             name: "DroverIntegrationTests",
             dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore"]

@@ -243,7 +243,7 @@ public struct InventoryLoader {
         let transport = raw.transport ?? defaults.transport ?? .ssh
         let alias = raw.address?.value ?? name
         // Precedence: the host's own field, then ~/.ssh/config for its alias, then defaults, then built-ins.
-        let ssh = transport == .ssh ? config.resolve(alias, localUser: localUser) : SSHConfig.Resolution()
+        let ssh = transport == .ssh ? config.resolve(alias, localUser: localUser, home: home) : SSHConfig.Resolution()
 
         var identities: [String] = []
         var identityIsExplicit = false

@@ -128,7 +128,7 @@ public struct SSHConfig: Sendable {
     }
 
     /// Resolves the options for `alias`, the name given where `ssh` would take a host.
-    public func resolve(_ alias: String, localUser: String = LocalUser.name) -> Resolution {
+    public func resolve(_ alias: String, localUser: String = LocalUser.name, home: String = LocalUser.home) -> Resolution {
         var r = Resolution()
         var seen = Set<String>()
         for block in blocks {
@@ -149,19 +149,19 @@ public struct SSHConfig: Sendable {
                 }
                 if option.keyword == "identityfile" {
                     if arg.lowercased() != "none" {
-                        r.identityFiles.append(LocalUser.expand(expandTokens(arg, alias: alias, hostName: r.hostName, user: r.user, localUser: localUser)))
+                        r.identityFiles.append(LocalUser.expand(expandTokens(arg, alias: alias, hostName: r.hostName, user: r.user, localUser: localUser, home: home), home: home))
                     }
                     continue
                 }
                 guard !seen.contains(option.keyword) else { continue }
                 seen.insert(option.keyword)
                 switch option.keyword {
-                case "hostname": r.hostName = expandTokens(arg, alias: alias, hostName: nil, user: nil, localUser: localUser)
+                case "hostname": r.hostName = expandTokens(arg, alias: alias, hostName: nil, user: nil, localUser: localUser, home: home)
                 case "user": r.user = arg
                 case "port": r.port = Int(arg)
                 case "connecttimeout": r.connectTimeout = Double(arg)
                 case "userknownhostsfile":
-                    if arg.lowercased() != "none" { r.knownHostsFile = LocalUser.expand(arg) }
+                    if arg.lowercased() != "none" { r.knownHostsFile = LocalUser.expand(arg, home: home) }
                 default:
                     if !Self.harmlessKeywords.contains(option.keyword) {
                         r.ignored.append("\(whereText): `\(option.spelling)` is ignored by Drover")
@@ -237,7 +237,7 @@ public struct SSHConfig: Sendable {
     }
 
     /// The `%h`, `%n`, `%r`, `%u`, `%d` and `%%` tokens of ssh_config(5).
-    func expandTokens(_ s: String, alias: String, hostName: String?, user: String?, localUser: String) -> String {
+    func expandTokens(_ s: String, alias: String, hostName: String?, user: String?, localUser: String, home: String) -> String {
         guard s.contains("%") else { return s }
         var out = ""
         var it = s.makeIterator()
@@ -248,7 +248,7 @@ public struct SSHConfig: Sendable {
             case "n": out += alias
             case "r": out += user ?? localUser
             case "u": out += localUser
-            case "d": out += LocalUser.home
+            case "d": out += home
             case "%": out += "%"
             default: out += "%\(t)"
             }

@@ -161,8 +161,10 @@ public struct JSONParser {
     }
 
     private mutating func expectWord(_ word: String) throws(JSONSyntaxError) {
+        let start = index
         for b in word.utf8 {
             guard index < bytes.count, bytes[index] == b else {
+                index = start
                 throw error("unexpected \(describeCurrent()); expected '\(word)'")
             }
             index += 1
@@ -243,7 +245,7 @@ public struct JSONParser {
                     guard let u = Unicode.Scalar(scalar) else { throw error("invalid \\u escape") }
                     out.append(contentsOf: Array(String(Character(u)).utf8))
                 default:
-                    index -= 1
+                    index -= 2
                     throw error("invalid escape '\\\(Character(Unicode.Scalar(e)))' in string")
                 }
             case 0x0A:
