@@ -59,7 +59,7 @@ struct HostsCommand: AsyncParsableCommand {
             rows.append([
                 r.name, r.address, r.state, r.os ?? "-", r.arch ?? "-", r.cpus.map(String.init) ?? "-",
                 Terminal.bytes(r.memoryBytes), r.slots.map(String.init) ?? "-", r.agentVersion ?? "-",
-                r.latencyMs.map { String(format: "%.1f ms", $0) } ?? "-",
+                r.latencyMs.map { String(format: "%.2f ms", $0) } ?? "-",
             ])
         }
         var text = Terminal.table(rows)

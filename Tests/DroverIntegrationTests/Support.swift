@@ -1,1 +1,151 @@
+import DroverCore
+import DroverInventory
+import DroverSSH
+import Foundation
 import Testing
+
+/// The SSH testbed started by `scripts/testbed up 3` (see docs/testbed.md).
+///
+/// Tests that need it are skipped when `$DROVER_TESTBED` is unset, unless
+/// `$DROVER_REQUIRE_TESTBED=1` (as `scripts/test` sets), in which case they fail.
+enum Testbed {
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    static var directory: String? {
+        guard let d = ProcessInfo.processInfo.environment["DROVER_TESTBED"], !d.isEmpty else { return nil }
+        return d
+    }
+
+    /// Whether testbed tests should run: the testbed is up, or it is required (and its absence must fail).
+    static var enabled: Bool {
+        directory != nil || ProcessInfo.processInfo.environment["DROVER_REQUIRE_TESTBED"] == "1"
+    }
+
+    static func inventory() throws -> Inventory {
+        guard let dir = directory else {
+            throw TestbedError("DROVER_TESTBED is not set: start the testbed with `sudo scripts/testbed up 3` and export DROVER_TESTBED")
+        }
+        return try InventoryLoader(explicitPath: dir + "/hosts.json").load()
+    }
+
+    static func host(_ name: String) throws -> HostSpec {
+        guard let h = try inventory().host(named: name) else { throw TestbedError("no host \(name) in the testbed") }
+        return h
+    }
+
+    static func target(_ name: String) throws -> SSHTarget {
+        let h = try host(name)
+        return SSHTarget(
+            name: h.name, address: h.address, port: h.port, user: h.user, identities: h.identities, useAgent: false,
+            knownHostsFile: h.knownHosts, connectTimeout: h.connectTimeout)
+    }
+
+    static func connect(_ name: String, options: SSHOptions = SSHOptions()) async throws -> SSHConnection {
+        try await SSHConnection.connect(to: target(name), options: options)
+    }
+
+    /// Runs `scripts/testbed ARGS…` and returns its output; throws on a non-zero exit.
+    @discardableResult
+    static func script(_ arguments: String...) throws -> String {
+        let r = try run(repoRoot + "/scripts/testbed", arguments)
+        guard r.status == 0 else { throw TestbedError("scripts/testbed \(arguments.joined(separator: " ")) failed: \(r.stderr)") }
+        return r.stdout
+    }
+
+    /// Powers `host` off for the duration of `body`, and on again afterwards even when `body` fails.
+    static func withHostKilled<T>(_ host: String, _ body: () async throws -> T) async throws -> T {
+        try script("kill", host)
+        do {
+            let v = try await body()
+            try script("start", host)
+            return v
+        } catch {
+            _ = try? script("start", host)
+            throw error
+        }
+    }
+
+    /// Cuts `host`'s network for the duration of `body`, healing it afterwards even when `body` fails.
+    static func withHostPartitioned<T>(_ host: String, _ body: (_ heal: () throws -> Void) async throws -> T) async throws -> T {
+        try script("partition", host)
+        do {
+            let v = try await body { try script("heal", host) }
+            try script("heal", host)
+            return v
+        } catch {
+            _ = try? script("heal", host)
+            throw error
+        }
+    }
+
+    /// Runs a program to completion and collects its output.
+    ///
+    /// Output goes through temporary files rather than pipes, so a daemon the program leaves
+    /// behind (ssh-agent, the testbed's hosts) cannot hold the call open.
+    static func run(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        let dir = try tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, dir + "/out", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, dir + "/err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        // Threads of the test runner block signals; the child must start with none blocked.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw TestbedError("cannot start \(path): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let out = (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? ""
+        let err = (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? ""
+        return (exit, out, err)
+    }
+
+    /// A fresh temporary directory, removed by the caller.
+    static func tempDirectory() throws -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("drover-it-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    /// The resident set size of this process in bytes (Linux).
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let kb = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+            return kb * 1024
+        }
+        return 0
+    }
+
+    static func elapsed(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+}
+
+struct TestbedError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// Every test that uses the shared testbed hosts runs inside this suite, one at a time,
+/// because some of them power hosts off or cut their network.
+@Suite("Testbed", .serialized, .enabled(if: Testbed.enabled, "needs the SSH testbed: sudo scripts/testbed up 3; export DROVER_TESTBED=$PWD/testbed"))
+struct TestbedSuite {}

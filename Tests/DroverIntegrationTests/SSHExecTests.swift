@@ -1,0 +1,101 @@
+import DroverCore
+import DroverSSH
+import Foundation
+import Testing
+
+extension TestbedSuite {
+    @Suite("SSH exec")
+    struct SSHExecTests {
+        @Test func exitCodesAndSignals() async throws {
+            let c = try await Testbed.connect("h1")
+            defer { c.close() }
+            #expect(try await c.run("true").status == .exited(0))
+            #expect(try await c.run("exit 7").status == .exited(7))
+            #expect(try await c.run("kill -TERM $$").status == .signaled("TERM"))
+            #expect(try await c.run("exec sh -c 'kill -KILL $$'").status == .signaled("KILL"))
+        }
+
+        @Test func stdoutAndStderrAreSeparate() async throws {
+            let c = try await Testbed.connect("h1")
+            defer { c.close() }
+            let r = try await c.run("for i in 1 2 3; do echo out$i; echo err$i >&2; done")
+            #expect(r.stdoutText == "out1\nout2\nout3\n")
+            #expect(r.stderrText == "err1\nerr2\nerr3\n")
+        }
+
+        @Test func stdinIsDelivered() async throws {
+            let c = try await Testbed.connect("h1")
+            defer { c.close() }
+            let input = Array((0..<300_000).map { UInt8(truncatingIfNeeded: $0) })
+            let r = try await c.run("sha256sum", stdin: input)
+            #expect(r.stdoutText.hasPrefix(hexString(SHA256.hash(input))))
+        }
+
+        @Test func argvReachesTheRemoteSideByteForByte() async throws {
+            let c = try await Testbed.connect("h2")
+            defer { c.close() }
+            let argv = ["printf", "%s\\0", "a b", "it's", "$(touch /tmp/pwned)", "`id`", "x;y|z&", "new\nline", "ünï ✓", "*", "~", ""]
+            let r = try await c.run(argv: argv)
+            let parts = r.stdout.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
+            #expect(parts == Array(argv.dropFirst(2)))
+            #expect(try await c.run("test -e /tmp/pwned").status == .exited(1))
+        }
+
+        @Test func hundredMegabytesStreamWithFlatMemory() async throws {
+            let c = try await Testbed.connect("h1")
+            defer { c.close() }
+            // Warm up, then measure: the buffer per channel is bounded (1 MiB by default).
+            _ = try await c.run("head -c 1000000 /dev/zero")
+            let before = Testbed.residentBytes()
+            var stdoutBytes = 0
+            var peak = before
+            var chunks = 0
+            for try await event in c.exec("head -c 100000000 /dev/urandom; echo done >&2") {
+                if case .stdout(let b) = event { stdoutBytes += b.count }
+                chunks += 1
+                if chunks % 64 == 0 { peak = max(peak, Testbed.residentBytes()) }
+            }
+            #expect(stdoutBytes == 100_000_000)
+            let growth = peak - before
+            #expect(growth < 40 << 20, "resident memory grew by \(growth >> 20) MiB while streaming 100 MB")
+        }
+
+        @Test func fiftyConcurrentChannelsOnOneConnection() async throws {
+            let c = try await Testbed.connect("h3")
+            defer { c.close() }
+            let outputs = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for i in 0..<50 {
+                    group.addTask { (i, try await c.run("sleep 0.3; echo channel-\(i)").stdoutText) }
+                }
+                var out: [Int: String] = [:]
+                for try await (i, text) in group { out[i] = text }
+                return out
+            }
+            #expect(outputs.count == 50)
+            for i in 0..<50 { #expect(outputs[i] == "channel-\(i)\n") }
+        }
+
+        @Test func commandTimeoutClosesTheChannel() async throws {
+            let c = try await Testbed.connect("h1")
+            defer { c.close() }
+            let start = ContinuousClock.now
+            await #expect {
+                _ = try await c.run("sleep 30", timeout: 1)
+            } throws: { error in
+                (error as? SSHError)?.kind == .timedOut
+            }
+            #expect(Testbed.elapsed(since: start) < 5)
+            // The connection stays usable after a command timed out.
+            #expect(try await c.run("echo ok").stdoutText == "ok\n")
+        }
+
+        @Test func pingMeasuresARoundTrip() async throws {
+            let c = try await Testbed.connect("h1")
+            defer { c.close() }
+            var samples: [Double] = []
+            for _ in 0..<5 { samples.append(try await c.ping()) }
+            print("ping samples (s):", samples)
+            #expect(samples.allSatisfy { $0 > 0 && $0 < 1 })
+        }
+    }
+}
