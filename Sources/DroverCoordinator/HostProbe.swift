@@ -29,6 +29,29 @@ public struct HostReport: Sendable, Codable, Equatable {
     public var slots: Int?
 
     public var isUp: Bool { state == "up" }
+
+    enum CodingKeys: String, CodingKey {
+        case name, address, state, error, os, arch, cpus, slots
+        case memoryBytes = "memory_bytes"
+        case agentVersion = "agent_version"
+        case latencyMs = "latency_ms"
+    }
+
+    /// Every key is written, with `null` for what is unknown, so scripts can rely on the shape.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(address, forKey: .address)
+        try c.encode(state, forKey: .state)
+        try c.encode(error, forKey: .error)
+        try c.encode(os, forKey: .os)
+        try c.encode(arch, forKey: .arch)
+        try c.encode(cpus, forKey: .cpus)
+        try c.encode(memoryBytes, forKey: .memoryBytes)
+        try c.encode(slots, forKey: .slots)
+        try c.encode(agentVersion, forKey: .agentVersion)
+        try c.encode(latencyMs, forKey: .latencyMs)
+    }
 }
 
 /// Connects to hosts and reads their OS, architecture, CPUs, memory and agent version.

@@ -10,7 +10,7 @@ private let libraryInitialized: Bool = {
 ///
 /// Many commands may run at once on one connection (each on its own channel); SFTP
 /// requests run one at a time. When the connection breaks, every call fails with
-/// `SSHError.Kind.connectionLost`; open a new connection to go on (see `SSHHostLink`).
+/// `SSHError.Kind.connectionLost`; open a new connection to go on.
 public final class SSHConnection: Sendable {
     let loop: SessionLoop
     public let target: SSHTarget

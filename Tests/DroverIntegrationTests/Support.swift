@@ -147,5 +147,5 @@ struct TestbedError: Error, CustomStringConvertible {
 
 /// Every test that uses the shared testbed hosts runs inside this suite, one at a time,
 /// because some of them power hosts off or cut their network.
-@Suite("Testbed", .serialized, .enabled(if: Testbed.enabled, "needs the SSH testbed: sudo scripts/testbed up 3; export DROVER_TESTBED=$PWD/testbed"))
+@Suite("Testbed", .serialized, .timeLimit(.minutes(3)), .enabled(if: Testbed.enabled, "needs the SSH testbed: sudo scripts/testbed up 3; export DROVER_TESTBED=$PWD/testbed"))
 struct TestbedSuite {}
