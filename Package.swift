@@ -35,8 +35,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // fork/exec, subreaper and wait-status helpers the agent cannot call from Swift.
+        .target(name: "CDroverSys"),
         // The per-host agent. Depends on no SSH code.
-        .target(name: "DroverAgent", dependencies: ["DroverCore"]),
+        .target(name: "DroverAgent", dependencies: ["DroverCore", "CDroverSys"]),
         .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
         .executableTarget(name: "drover-agent", dependencies: ["DroverAgent"]),
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),

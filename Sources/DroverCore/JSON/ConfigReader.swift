@@ -74,10 +74,12 @@ public struct ObjectReader {
         path.isEmpty ? key : "\(path).\(key)"
     }
 
-    /// The raw node of a member, marking the key as known.
+    /// The raw node of a member, marking the key as known; an explicit `null` counts as absent.
     public mutating func node(_ key: String) -> JSONNode? {
         known.insert(key)
-        return members.first { $0.key == key }?.value
+        guard let n = members.first(where: { $0.key == key })?.value else { return nil }
+        if case .null = n.value { return nil }
+        return n
     }
 
     public mutating func string(_ key: String) -> String? {

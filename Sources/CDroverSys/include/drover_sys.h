@@ -1,0 +1,41 @@
+#ifndef DROVER_SYS_H
+#define DROVER_SYS_H
+
+#include <sys/types.h>
+
+/// Resource limits applied in the child between fork and exec. A value < 0 leaves the limit alone.
+struct drover_limits {
+    long long cpu_seconds;
+    long long open_files;
+    long long address_space_bytes;
+    long long core_bytes;
+};
+
+/// fork + exec of a job with nothing in Swift between them: new process group, all signals
+/// unblocked and at their defaults, stdin/stdout/stderr replaced, cwd, limits, nice.
+/// `path` without a '/' is searched in the PATH of `envp`. Returns the pid, or -1 with
+/// `*child_errno` set to why the exec (or an earlier step) failed.
+pid_t drover_spawn_job(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                       int in_fd, int out_fd, int err_fd, const struct drover_limits *limits,
+                       int nice_increment, int *child_errno);
+
+/// fork + setsid + exec, for the shim and the detached agent: a new session, all signals at
+/// their defaults, stdin from /dev/null, stdout and stderr to `out_fd`. Returns the pid or -1.
+pid_t drover_spawn_session(const char *path, char *const argv[], char *const envp[], int out_fd, int *child_errno);
+
+/// Makes this process the subreaper of its descendants (Linux); returns 0, or -1 where unsupported.
+int drover_set_child_subreaper(void);
+
+/// Decoding of wait(2) statuses (the macros do not import into Swift).
+int drover_wifexited(int status);
+int drover_wexitstatus(int status);
+int drover_wifsignaled(int status);
+int drover_wtermsig(int status);
+int drover_wcoredump(int status);
+
+
+
+/// The pid of an exited child other than `except`, reaped; 0 when there is none (Linux/macOS waitid).
+pid_t drover_reap_other_child(pid_t except);
+
+#endif

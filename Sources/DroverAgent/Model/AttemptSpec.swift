@@ -1,0 +1,135 @@
+import DroverCore
+
+/// Everything the agent needs to run one attempt; stored as `spec.json` in its folder.
+public struct AttemptSpec: Sendable, Equatable {
+    public var id: AttemptID
+    /// The program and its arguments, passed to exec with no shell.
+    public var argv: [String]
+    /// A shell line, run with `/bin/sh -c`, when the spec asks for a shell instead of an argv.
+    public var shell: String?
+    public var cwd: String?
+    public var env: [String: String]
+    /// Wall-clock limit in seconds.
+    public var timeout: Double?
+    /// Seconds between SIGTERM and SIGKILL when stopping the job.
+    public var grace: Double
+    public var memoryBytes: UInt64?
+    public var cpuSeconds: Int?
+    public var openFiles: Int?
+    public var coreDumps: Bool
+    /// Added to the job's nice value (default 10), so the agent's heartbeat keeps its pace.
+    public var nice: Int
+    /// Keep running when the coordinator's lease expires.
+    public var keepRunning: Bool
+    /// The coordinator that started it (matched against the lease).
+    public var coordinator: String?
+
+    public init(id: AttemptID, argv: [String], shell: String? = nil) {
+        self.id = id
+        self.argv = argv
+        self.shell = shell
+        cwd = nil
+        env = [:]
+        timeout = nil
+        grace = 10
+        memoryBytes = nil
+        cpuSeconds = nil
+        openFiles = nil
+        coreDumps = false
+        nice = 10
+        keepRunning = false
+        coordinator = nil
+    }
+
+    /// The argv actually executed.
+    public var commandLine: [String] {
+        if let shell { return ["/bin/sh", "-c", shell] }
+        return argv
+    }
+
+    public var json: String {
+        var o = JSONObject()
+        o.set("job", id.job)
+        o.set("attempt", id.attempt)
+        o.set("argv", argv)
+        o.set("shell", shell)
+        o.set("cwd", cwd)
+        o.set("env", env)
+        o.set("timeout", timeout)
+        o.set("grace", grace)
+        var limits = JSONObject()
+        limits.set("memory_bytes", memoryBytes)
+        limits.set("cpu_seconds", cpuSeconds)
+        limits.set("open_files", openFiles)
+        limits.set("core_dumps", coreDumps)
+        o.set("limits", object: limits)
+        o.set("nice", nice)
+        o.set("keep_running", keepRunning)
+        o.set("coordinator", coordinator)
+        return o.text
+    }
+
+    /// Parses and validates a spec; every problem is reported with its field path.
+    public static func parse(_ node: JSONNode, file: String) -> Result<AttemptSpec, SpecError> {
+        let d = ConfigDiagnostics(file: file)
+        guard var r = ObjectReader(node, path: "", diagnostics: d) else { return .failure(SpecError(d.issues)) }
+        let job = r.string("job")
+        let attempt = r.int("attempt")
+        if job == nil, r.node("job") == nil { d.report("missing `job`", path: "", at: node.position) }
+        if let job, !AttemptID.isValidJob(job) {
+            d.report("job id \"\(job)\" may use only letters, digits, '-', '_', '.' (not first), at most 128", path: "job", at: r.node("job")?.position)
+        }
+        if let attempt, attempt < 1 { d.report("attempt must be 1 or more", path: "attempt", at: r.node("attempt")?.position) }
+        var argv: [String] = []
+        if let n = r.node("argv") {
+            if let a = n.stringArray { argv = a } else { d.report("must be an array of strings", path: "argv", at: n.position) }
+        }
+        let shell = r.string("shell")
+        if argv.isEmpty && shell == nil { d.report("needs `argv` (a non-empty array) or `shell` (a shell line)", path: "", at: node.position) }
+        if !argv.isEmpty && shell != nil { d.report("give `argv` or `shell`, not both", path: "shell", at: r.node("shell")?.position) }
+        if argv.contains(where: { $0.utf8.contains(0) }) || (shell?.utf8.contains(0) ?? false) {
+            d.report("arguments must not contain NUL bytes", path: "argv", at: r.node("argv")?.position)
+        }
+        var spec = AttemptSpec(id: AttemptID(job: job ?? "x", attempt: attempt ?? 1), argv: argv, shell: shell)
+        spec.cwd = r.string("cwd")
+        spec.env = r.stringMap("env") ?? [:]
+        for key in spec.env.keys where key.isEmpty || key.contains("=") {
+            d.report("\"\(key)\" is not a valid environment variable name", path: "env", at: r.node("env")?.position)
+        }
+        if let t = r.double("timeout") {
+            if t > 0 { spec.timeout = t } else { d.report("timeout must be positive seconds", path: "timeout", at: r.node("timeout")?.position) }
+        }
+        if let g = r.double("grace") {
+            if g >= 0 { spec.grace = g } else { d.report("grace must be 0 or more seconds", path: "grace", at: r.node("grace")?.position) }
+        }
+        if let ln = r.node("limits"), var lr = ObjectReader(ln, path: "limits", diagnostics: d) {
+            if let m = lr.int("memory_bytes") {
+                if m > 0 { spec.memoryBytes = UInt64(m) } else { d.report("must be positive", path: "limits.memory_bytes", at: lr.node("memory_bytes")?.position) }
+            }
+            if let c = lr.int("cpu_seconds") {
+                if c > 0 { spec.cpuSeconds = c } else { d.report("must be positive", path: "limits.cpu_seconds", at: lr.node("cpu_seconds")?.position) }
+            }
+            if let f = lr.int("open_files") {
+                if f > 2 { spec.openFiles = f } else { d.report("must be at least 3", path: "limits.open_files", at: lr.node("open_files")?.position) }
+            }
+            spec.coreDumps = lr.bool("core_dumps") ?? false
+            lr.finish()
+        }
+        if let n = r.int("nice") {
+            if (0...19).contains(n) { spec.nice = n } else { d.report("nice must be 0–19", path: "nice", at: r.node("nice")?.position) }
+        }
+        spec.keepRunning = r.bool("keep_running") ?? false
+        spec.coordinator = r.string("coordinator")
+        r.finish()
+        if !d.issues.isEmpty { return .failure(SpecError(d.issues)) }
+        return .success(spec)
+    }
+}
+
+/// A rejected spec or command, with every problem found.
+public struct SpecError: Error, Sendable, CustomStringConvertible {
+    public var issues: [ConfigIssue]
+    init(_ issues: [ConfigIssue]) { self.issues = issues }
+    init(_ message: String, file: String) { issues = [ConfigIssue(file: file, position: nil, path: "", message: message)] }
+    public var description: String { issues.map(\.description).joined(separator: "\n") }
+}

@@ -1,0 +1,112 @@
+import DroverCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The agent's state directory and the names inside it (docs/state-format.md, version 1).
+public struct StateDirectory: Sendable {
+    public static let formatVersion = 1
+    public let root: String
+
+    public init(root: String) {
+        var r = LocalUser.expand(root)
+        while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
+        self.root = r
+    }
+
+    public var lockFile: String { root + "/agent.lock" }
+    public var heartbeatFile: String { root + "/heartbeat" }
+    public var leaseFile: String { root + "/lease" }
+    public var eventLog: String { root + "/events.log" }
+    public var inbox: String { root + "/inbox" }
+    public var rejected: String { root + "/inbox/rejected" }
+    public var attempts: String { root + "/attempts" }
+    public var agentLog: String { root + "/agent.log" }
+    public var stopRequest: String { root + "/stop" }
+
+    public func attemptDirectory(_ id: AttemptID) -> String { "\(attempts)/\(id.job)/\(id.attempt)" }
+    public func specFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/spec.json" }
+    public func stateFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/state" }
+    public func transitionsFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/transitions" }
+    public func resultFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/result.json" }
+    public func stdoutFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/stdout" }
+    public func stderrFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/stderr" }
+    public func cancelFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/cancel" }
+
+    /// The cookie every process of an attempt carries in its environment, as
+    /// `DROVER_COOKIE=<root id>/<job>/<attempt>`; the root id keeps agents of different roots apart.
+    public var cookiePrefix: String { "DROVER_COOKIE=" + String(hexString(SHA256.hash(Array(root.utf8))).prefix(12)) + "/" }
+    public func cookie(_ id: AttemptID) -> String { cookiePrefix + id.description }
+
+    /// Creates the root, inbox and attempts folders 0700, and refuses a root that others may write.
+    public func prepare() throws(AgentError) {
+        for dir in [root, inbox, rejected, attempts] {
+            try Self.makeDirectory(dir)
+        }
+        var st = stat()
+        guard stat(root, &st) == 0 else { throw AgentError.system(.current("stat", path: root)) }
+        if st.st_mode & 0o022 != 0 {
+            throw AgentError.unsafe("\(root) is writable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run `chmod 700 \(root)`: the agent refuses to run from it, as sshd's StrictModes would")
+        }
+        if st.st_uid != getuid() {
+            throw AgentError.unsafe("\(root) belongs to uid \(st.st_uid), not to this user (uid \(getuid())); use a root you own")
+        }
+    }
+
+    /// mkdir with mode 0700, creating parents; an existing directory is fine.
+    public static func makeDirectory(_ path: String) throws(AgentError) {
+        var built = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            built += "/" + part
+            if mkdir(built, 0o700) != 0 && errno != EEXIST {
+                throw AgentError.system(.current("mkdir", path: built))
+            }
+        }
+    }
+}
+
+/// Why the agent could not do something: one clear line with the path and errno.
+public enum AgentError: Error, Sendable, CustomStringConvertible {
+    case system(SystemError)
+    case unsafe(String)
+    case usage(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .system(let e): return e.description
+        case .unsafe(let m), .usage(let m), .invalid(let m): return m
+        }
+    }
+}
+
+/// Wall-clock time as seconds since the epoch, with microseconds.
+public func wallTime() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec / 1000) / 1e6
+}
+
+/// Monotonic seconds, for intervals and deadlines.
+public func monotonicTime() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Reads a small JSON file; nil when it is missing or does not parse.
+func readJSON(_ path: String) -> JSONNode? {
+    guard let bytes = try? LocalFile.read(path) else { return nil }
+    return try? JSONParser.parse(bytes)
+}
+
+/// Appends a line to a file and fsyncs it.
+func appendLine(_ line: String, to path: String) throws(SystemError) {
+    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+    if fd < 0 { throw SystemError.current("open", path: path) }
+    defer { close(fd) }
+    try AtomicFile.writeAll(fd, Array((line + "\n").utf8), path: path)
+    if fsync(fd) != 0 { throw SystemError.current("fsync", path: path) }
+}

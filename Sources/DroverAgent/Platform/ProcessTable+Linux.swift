@@ -1,0 +1,57 @@
+#if os(Linux)
+import DroverCore
+import Glibc
+
+/// Reads /proc directly: cheap, exact, and sees environments of this user's processes.
+struct LinuxProcessTable: ProcessTable {
+    private static let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// Fields after the command name in /proc/PID/stat (the name may hold spaces and parens).
+    private func statFields(_ pid: pid_t) -> [Substring]? {
+        guard let bytes = try? LocalFile.read("/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: close)...].split(separator: " ")
+    }
+
+    func startTime(of pid: pid_t) -> String? {
+        // Field 22 (starttime); after "pid (comm)" it is index 19.
+        guard let f = statFields(pid), f.count > 19 else { return nil }
+        return String(f[19])
+    }
+
+    func snapshot() -> [ProcessEntry] {
+        allPIDs().compactMap { pid in
+            guard let f = statFields(pid), f.count > 21, let ppid = Int32(f[1]), let pgid = Int32(f[2]) else { return nil }
+            let rssPages = UInt64(f[21]) ?? 0
+            return ProcessEntry(pid: pid, ppid: ppid, pgid: pgid, residentBytes: rssPages * Self.pageSize)
+        }
+    }
+
+    func cookies(withPrefix prefix: String) -> [(pid: pid_t, cookie: String)] {
+        let needle = Array(prefix.utf8)
+        var out: [(pid_t, String)] = []
+        for pid in allPIDs() {
+            guard let env = try? LocalFile.read("/proc/\(pid)/environ") else { continue }
+            for entry in env.split(separator: 0) where entry.starts(with: needle) {
+                out.append((pid, String(decoding: entry, as: UTF8.self)))
+                break
+            }
+        }
+        return out
+    }
+
+    private func allPIDs() -> [pid_t] {
+        guard let dir = opendir("/proc") else { return [] }
+        defer { closedir(dir) }
+        var out: [pid_t] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if let pid = Int32(name) { out.append(pid) }
+        }
+        return out
+    }
+}
+#endif

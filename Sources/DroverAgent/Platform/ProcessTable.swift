@@ -1,0 +1,106 @@
+import DroverCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One process as the agent sees it.
+struct ProcessEntry: Sendable {
+    var pid: pid_t
+    var ppid: pid_t
+    var pgid: pid_t
+    var residentBytes: UInt64
+}
+
+/// What the agent needs to know about the host's processes, one implementation per platform:
+/// `LinuxProcessTable` (/proc), `PortableProcessTable` (POSIX `ps`, used on macOS and, when
+/// `DROVER_AGENT_PLATFORM=portable`, on Linux too so tests exercise it).
+protocol ProcessTable: Sendable {
+    /// An identity of the process's start, so a reused pid is not mistaken for it.
+    func startTime(of pid: pid_t) -> String?
+    /// Every process this user can see.
+    func snapshot() -> [ProcessEntry]
+    /// Pids whose environment holds a variable starting with `prefix`, with that variable.
+    func cookies(withPrefix prefix: String) -> [(pid: pid_t, cookie: String)]
+}
+
+enum Platform {
+    /// The process table for this host.
+    static let processes: any ProcessTable = {
+        if LocalUser.environment("DROVER_AGENT_PLATFORM") == "portable" { return PortableProcessTable() }
+        #if os(Linux)
+        return LinuxProcessTable()
+        #else
+        return PortableProcessTable()
+        #endif
+    }()
+
+    /// The name of the implementation in use (shown by `status`).
+    static var processTableName: String {
+        processes is PortableProcessTable ? "portable (ps)" : "linux (/proc, subreaper)"
+    }
+
+    /// Changes on every boot, so a heartbeat from before a reboot is recognisable.
+    static func bootID() -> String {
+        if let b = try? LocalFile.read("/proc/sys/kernel/random/boot_id") {
+            return String(decoding: b, as: UTF8.self).trimmingCharacters(in: "\n ")
+        }
+        let out = captureOutput(["/usr/sbin/sysctl", "-n", "kern.boottime"]) ?? ""
+        return out.trimmingCharacters(in: "\n ")
+    }
+
+    /// Bytes of memory available to new work, when known.
+    static func availableMemory() -> UInt64? {
+        guard let b = try? LocalFile.read("/proc/meminfo") else { return nil }
+        for line in String(decoding: b, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let kb = line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }
+            return kb.map { $0 * 1024 }
+        }
+        return nil
+    }
+
+    static func loadAverage() -> [Double] {
+        var l = [Double](repeating: 0, count: 3)
+        return getloadavg(&l, 3) == 3 ? l : []
+    }
+
+    static var cpuCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}
+
+extension String {
+    /// Trims the given characters from both ends (no Foundation needed).
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}
+
+/// Runs a program and returns its stdout, or nil when it cannot run or fails.
+func captureOutput(_ argv: [String]) -> String? {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { return nil }
+    let devnull = open("/dev/null", O_RDWR)
+    defer { close(devnull) }
+    let pid = argv.withCStrings { args in
+        environmentCStrings { env in
+            var err: Int32 = 0
+            return drover_spawn_job_wrapper(argv[0], args, env, nil, devnull, fds[1], devnull, 0, &err)
+        }
+    }
+    close(fds[1])
+    var out = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { posixRead(fds[0], $0.baseAddress, 65536) }
+        if n <= 0 { if n < 0 && errno == EINTR { continue }; break }
+        out += buffer[0..<n]
+    }
+    close(fds[0])
+    guard pid > 0 else { return nil }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return String(decoding: out, as: UTF8.self)
+}

@@ -1,0 +1,261 @@
+import CDroverSys
+import DroverCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The per-attempt supervisor: `drover-agent shim ROOT JOB/ATTEMPT`.
+///
+/// Started by the agent in a new session, so it outlives an agent restart. It runs the job,
+/// enforces its limits and timeout, and when the job ends for any reason kills every
+/// descendant before it writes the result.
+struct Shim {
+    let dir: StateDirectory
+    let id: AttemptID
+    let table = Platform.processes
+
+    /// Runs the attempt to its end; the exit status is 0 whenever a result was written.
+    func run() -> Int32 {
+        let lockPath = dir.attemptDirectory(id) + "/shim.lock"
+        let lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else { return 0 }  // another shim owns it
+        AgentLog.path = dir.agentLog
+        guard let node = readJSON(dir.specFile(id)), case .success(let spec) = AttemptSpec.parse(node, file: dir.specFile(id)) else {
+            AgentLog.write("shim \(id): unreadable spec")
+            return finishWithoutJob(.startFailed, error: "the spec file is missing or invalid")
+        }
+        _ = drover_set_child_subreaper()
+        let shimStart = table.startTime(of: getpid())
+        writeState(["state": "starting"], shimStart: shimStart, jobPID: nil)
+        guard (try? Transitions.append(.starting, to: dir.transitionsFile(id), fields: fields(["shim_pid": Int(getpid())]))) != nil else {
+            return 1
+        }
+        if let reason = cancelReason() {
+            return finishWithoutJob(reason, error: nil)
+        }
+        let stdinFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let outFD = open(dir.stdoutFile(id), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        let errFD = open(dir.stderrFile(id), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard stdinFD >= 0, outFD >= 0, errFD >= 0 else {
+            return finishWithoutJob(.startFailed, error: SystemError.current("open output files in", path: dir.attemptDirectory(id)).description)
+        }
+        let argv = spec.commandLine
+        let env = environment(for: spec)
+        var limits = drover_limits(
+            cpu_seconds: spec.cpuSeconds.map { Int64($0) } ?? -1, open_files: spec.openFiles.map { Int64($0) } ?? -1,
+            address_space_bytes: -1, core_bytes: spec.coreDumps ? -1 : 0)
+        var childErrno: Int32 = 0
+        let startedAt = wallTime()
+        let pid: pid_t = argv.withCStrings { a in
+            env.withCStrings { e in
+                a.withUnsafeBufferPointer { ap in
+                    e.withUnsafeBufferPointer { ep in
+                        drover_spawn_job(argv[0], ap.baseAddress, ep.baseAddress, spec.cwd, stdinFD, outFD, errFD, &limits, Int32(spec.nice), &childErrno)
+                    }
+                }
+            }
+        }
+        close(stdinFD); close(outFD); close(errFD)
+        if pid < 0 {
+            let why = SystemError("exec \(argv[0])", path: spec.cwd.map { "(cwd \($0))" }, errno: childErrno).description
+            return finishWithoutJob(.startFailed, error: why)
+        }
+        writeState(["state": "running"], shimStart: shimStart, jobPID: pid)
+        _ = try? Transitions.append(.running, to: dir.transitionsFile(id), fields: fields(["pid": Int(pid)]))
+        return supervise(spec: spec, pid: pid, startedAt: startedAt)
+    }
+
+    // MARK: - Supervision
+
+    private func supervise(spec: AttemptSpec, pid: pid_t, startedAt: Double) -> Int32 {
+        let killer = TreeKiller(table: table, cookie: dir.cookie(id))
+        let deadline = spec.timeout.map { monotonicTime() + $0 }
+        var stopReason: AttemptState?
+        var termSentAt: Double?
+        var lastMemoryCheck = 0.0
+        var status: Int32 = 0
+        var usage = rusage()
+        var peakRSS: UInt64 = 0
+        while true {
+            let r = wait4(pid, &status, WNOHANG, &usage)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { break }
+            reapOrphans(except: pid)
+            let now = monotonicTime()
+            if stopReason == nil {
+                if let reason = cancelReason() {
+                    stopReason = reason
+                } else if let deadline, now >= deadline {
+                    stopReason = .timedOut
+                }
+                if stopReason != nil {
+                    killer.signalAll(SIGTERM, pgid: pid, ancestor: getpid())
+                    termSentAt = now
+                }
+            }
+            if let limit = spec.memoryBytes, now - lastMemoryCheck >= 0.1 {
+                lastMemoryCheck = now
+                let rss = treeResidentBytes(pgid: pid)
+                peakRSS = max(peakRSS, rss)
+                if rss > limit && stopReason != .resourceLimit {
+                    stopReason = .resourceLimit
+                    killer.signalAll(SIGKILL, pgid: pid, ancestor: getpid())
+                }
+            }
+            if let sent = termSentAt, now - sent >= spec.grace {
+                killer.signalAll(SIGKILL, pgid: pid, ancestor: getpid())
+                termSentAt = nil
+            }
+            sleepSeconds(stopReason == nil ? 0.02 : 0.01)
+        }
+        let endedAt = wallTime()
+        // The job is done: nothing it started may outlive it.
+        let leftovers = killer.killAll(pgid: pid, ancestor: getpid())
+        var reason: AttemptState
+        var fields = JSONObject()
+        if drover_wifexited(status) != 0 {
+            reason = stopReason ?? .exited
+            fields.set("exit_code", Int(drover_wexitstatus(status)))
+        } else {
+            let sig = drover_wtermsig(status)
+            fields.set("signal", signalName(sig))
+            if let stopReason { reason = stopReason } else if sig == SIGXCPU { reason = .resourceLimit } else { reason = .signaled }
+        }
+        if reason == .resourceLimit { fields.set("limit", spec.memoryBytes != nil && peakRSS > (spec.memoryBytes ?? .max) ? "memory" : "cpu") }
+        let maxRSS = UInt64(max(0, usage.ru_maxrss)) * rssUnit
+        fields.set("started_at", startedAt)
+        fields.set("ended_at", endedAt)
+        fields.set("max_rss_bytes", max(maxRSS, peakRSS))
+        fields.set("user_cpu_seconds", seconds(usage.ru_utime))
+        fields.set("system_cpu_seconds", seconds(usage.ru_stime))
+        fields.set("leftovers_killed", leftovers)
+        return finish(reason, fields: fields)
+    }
+
+    /// Sum of RSS over the job's process group and the shim's other descendants.
+    private func treeResidentBytes(pgid: pid_t) -> UInt64 {
+        let snapshot = table.snapshot()
+        var members = Set(snapshot.filter { $0.pgid == pgid }.map(\.pid))
+        var changed = true
+        let me = getpid()
+        while changed {
+            changed = false
+            for p in snapshot where (p.ppid == me || members.contains(p.ppid)) && !members.contains(p.pid) {
+                members.insert(p.pid)
+                changed = true
+            }
+        }
+        return snapshot.filter { members.contains($0.pid) }.reduce(0) { $0 + $1.residentBytes }
+    }
+
+    /// Collects orphans re-parented to us (the subreaper), never the job itself: wait4 must see its status.
+    private func reapOrphans(except job: pid_t) {
+        while drover_reap_other_child(job) > 0 {}
+    }
+
+    // MARK: - Endings
+
+    private func finishWithoutJob(_ reason: AttemptState, error: String?) -> Int32 {
+        var f = JSONObject()
+        f.set("error", error)
+        let now = wallTime()
+        f.set("started_at", now)
+        f.set("ended_at", now)
+        return finish(reason, fields: f)
+    }
+
+    /// Writes `result.json`, then the final transition (in that order: a final state always has a result).
+    private func finish(_ reason: AttemptState, fields: JSONObject) -> Int32 {
+        var result = JSONObject()
+        result.set("job", id.job)
+        result.set("attempt", id.attempt)
+        result.set("reason", reason.rawValue)
+        let text = result.text.dropLast() + "," + fields.text.dropFirst()
+        do {
+            try AtomicFile.write(Array((text + "\n").utf8), to: dir.resultFile(id))
+            try Transitions.append(reason, to: dir.transitionsFile(id), fields: fields)
+        } catch {
+            AgentLog.write("shim \(id): cannot record the end (\(reason.rawValue)): \(error)")
+            return 1
+        }
+        writeState(["state": reason.rawValue], shimStart: nil, jobPID: nil)
+        return 0
+    }
+
+    // MARK: - Helpers
+
+    private func cancelReason() -> AttemptState? {
+        guard let bytes = try? LocalFile.read(dir.cancelFile(id)) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")
+        return text == "orphaned" ? .orphaned : .cancelled
+    }
+
+    private func writeState(_ extra: [String: String], shimStart: String?, jobPID: pid_t?) {
+        var o = JSONObject()
+        o.set("state", extra["state"])
+        o.set("shim_pid", Int(getpid()))
+        o.set("shim_start", shimStart ?? table.startTime(of: getpid()))
+        o.set("job_pid", jobPID.map { Int($0) })
+        o.set("pgid", jobPID.map { Int($0) })
+        o.set("time", wallTime())
+        try? AtomicFile.write(Array((o.text + "\n").utf8), to: dir.stateFile(id))
+    }
+
+    private func fields(_ values: [String: Int]) -> JSONObject {
+        var o = JSONObject()
+        for k in values.keys.sorted() { o.set(k, values[k]) }
+        return o
+    }
+
+    /// The job's environment: the spec's variables over a small inherited base, plus the cookie.
+    private func environment(for spec: AttemptSpec) -> [String] {
+        var env: [String: String] = [:]
+        for entry in currentEnvironment() {
+            guard let eq = entry.firstIndex(of: "=") else { continue }
+            let key = String(entry[..<eq])
+            if ["HOME", "USER", "LOGNAME", "PATH", "LANG", "LC_ALL", "TZ", "SHELL", "TMPDIR"].contains(key) {
+                env[key] = String(entry[entry.index(after: eq)...])
+            }
+        }
+        if env["PATH"] == nil { env["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
+        for (k, v) in spec.env { env[k] = v }
+        env["DROVER_JOB"] = id.job
+        env["DROVER_ATTEMPT"] = String(id.attempt)
+        let cookie = dir.cookie(id)
+        env["DROVER_COOKIE"] = String(cookie.dropFirst("DROVER_COOKIE=".count))
+        return env.keys.sorted().map { "\($0)=\(env[$0]!)" }
+    }
+
+    private func seconds(_ t: timeval) -> Double {
+        Double(t.tv_sec) + Double(t.tv_usec) / 1e6
+    }
+}
+
+#if os(Linux)
+/// ru_maxrss is in kilobytes on Linux, bytes on macOS.
+private let rssUnit: UInt64 = 1024
+#else
+private let rssUnit: UInt64 = 1
+#endif
+
+/// "TERM", "KILL", … for a signal number.
+func signalName(_ sig: Int32) -> String {
+    let names: [Int32: String] = [
+        SIGHUP: "HUP", SIGINT: "INT", SIGQUIT: "QUIT", SIGILL: "ILL", SIGTRAP: "TRAP", SIGABRT: "ABRT",
+        SIGBUS: "BUS", SIGFPE: "FPE", SIGKILL: "KILL", SIGUSR1: "USR1", SIGSEGV: "SEGV", SIGUSR2: "USR2",
+        SIGPIPE: "PIPE", SIGALRM: "ALRM", SIGTERM: "TERM", SIGCHLD: "CHLD", SIGCONT: "CONT", SIGSTOP: "STOP",
+        SIGTSTP: "TSTP", SIGTTIN: "TTIN", SIGTTOU: "TTOU", SIGURG: "URG", SIGXCPU: "XCPU", SIGXFSZ: "XFSZ",
+        SIGVTALRM: "VTALRM", SIGPROF: "PROF", SIGWINCH: "WINCH", SIGIO: "IO", SIGSYS: "SYS",
+    ]
+    return names[sig] ?? String(sig)
+}
+
+/// The signal number for a name like "TERM", "SIGTERM" or "15".
+func signalNumber(_ name: String) -> Int32? {
+    if let n = Int32(name), n > 0, n < 65 { return n }
+    let bare = name.hasPrefix("SIG") ? String(name.dropFirst(3)) : name
+    for n in Int32(1)..<Int32(32) where signalName(n) == bare.uppercased() { return n }
+    return nil
+}

@@ -1,0 +1,122 @@
+import DroverCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The append-only event log: one JSON object per line, each with a per-host `seq`.
+///
+/// Only the agent appends. A torn last line (a crash mid-write) is ignored by readers and
+/// cut off when the agent starts, so appends always begin on a line boundary.
+final class EventLog {
+    let path: String
+    private(set) var nextSeq = 1
+    /// How many transitions of each attempt are already in the log.
+    private(set) var loggedTransitions: [AttemptID: Int] = [:]
+
+    init(path: String) throws(AgentError) {
+        self.path = path
+        let bytes: [UInt8]
+        do { bytes = try LocalFile.read(path) } catch {
+            if error.errno == ENOENT { return }
+            throw .system(error)
+        }
+        let complete = bytes.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+        if complete < bytes.count {
+            if truncate(path, off_t(complete)) != 0 { throw .system(.current("truncate torn line of", path: path)) }
+        }
+        for line in bytes[0..<complete].split(separator: 0x0A) {
+            guard let node = try? JSONParser.parse(Array(line)) else { continue }
+            if let seq = node["seq"]?.intValue { nextSeq = max(nextSeq, seq + 1) }
+            if let job = node["job"]?.stringValue, let attempt = node["attempt"]?.intValue, let n = node["n"]?.intValue {
+                let id = AttemptID(job: job, attempt: attempt)
+                loggedTransitions[id] = max(loggedTransitions[id] ?? 0, n)
+            }
+        }
+    }
+
+    /// Appends events (each gets the next `seq` and the time) with one write and one fsync.
+    func append(_ events: [String]) throws(SystemError) {
+        guard !events.isEmpty else { return }
+        var text = ""
+        for e in events {
+            var line = JSONObject()
+            line.set("seq", nextSeq)
+            line.set("time", wallTime())
+            text += line.text.dropLast() + (e == "{}" ? "}" : "," + e.dropFirst()) + "\n"
+            nextSeq += 1
+        }
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        if fd < 0 { throw SystemError.current("open", path: path) }
+        defer { close(fd) }
+        try AtomicFile.writeAll(fd, Array(text.utf8), path: path)
+        if fsync(fd) != 0 { throw SystemError.current("fsync", path: path) }
+    }
+
+    func noteLogged(_ id: AttemptID, n: Int) {
+        loggedTransitions[id] = max(loggedTransitions[id] ?? 0, n)
+    }
+
+    /// Complete lines with `seq >= from`, starting the scan at byte `offset`; returns the
+    /// lines and the offset after the last complete line.
+    static func read(path: String, from seq: Int, offset: Int = 0) -> (lines: [String], offset: Int) {
+        guard let bytes = try? LocalFile.read(path), offset <= bytes.count else { return ([], offset) }
+        let end = bytes.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+        guard end > offset else { return ([], offset) }
+        var out: [String] = []
+        for line in bytes[offset..<end].split(separator: 0x0A) {
+            let text = String(decoding: line, as: UTF8.self)
+            if seq <= 1 { out.append(text); continue }
+            if let node = try? JSONParser.parse(text), let s = node["seq"]?.intValue, s >= seq { out.append(text) }
+        }
+        return (out, end)
+    }
+}
+
+/// One line of an attempt's `transitions` file.
+struct Transition {
+    var n: Int
+    var state: AttemptState
+    var fields: JSONObject
+
+    var json: String {
+        var o = JSONObject()
+        o.set("n", n)
+        o.set("state", state.rawValue)
+        o.set("time", wallTime())
+        return o.text.dropLast() + (fields.text == "{}" ? "}" : "," + fields.text.dropFirst())
+    }
+}
+
+/// Reading and writing an attempt's `transitions` file (one writer at a time: the agent
+/// before the shim starts and after it is gone, the shim in between).
+enum Transitions {
+    /// Every complete line, parsed.
+    static func read(_ path: String) -> [JSONNode] {
+        guard let bytes = try? LocalFile.read(path) else { return [] }
+        let end = bytes.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+        return bytes[0..<end].split(separator: 0x0A).compactMap { try? JSONParser.parse(Array($0)) }
+    }
+
+    /// The state after the last transition.
+    static func currentState(_ path: String) -> AttemptState? {
+        read(path).last.flatMap { $0["state"]?.stringValue }.flatMap(AttemptState.init(rawValue:))
+    }
+
+    /// Appends the next transition, checked against the state machine.
+    @discardableResult
+    static func append(_ state: AttemptState, to path: String, fields: JSONObject = JSONObject()) throws(AgentError) -> Int {
+        let existing = read(path)
+        let current = existing.last.flatMap { $0["state"]?.stringValue }.flatMap(AttemptState.init(rawValue:))
+        if let current, !current.canMove(to: state) {
+            throw .invalid("impossible transition \(current.rawValue) → \(state.rawValue) in \(path); not applied")
+        }
+        if current == nil && state != .accepted {
+            throw .invalid("impossible first transition \(state.rawValue) in \(path); not applied")
+        }
+        let t = Transition(n: existing.count + 1, state: state, fields: fields)
+        do { try appendLine(t.json, to: path) } catch { throw .system(error) }
+        return t.n
+    }
+}

@@ -1,0 +1,105 @@
+import DroverCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes the heartbeat file every interval from a thread of its own, so neither job load
+/// nor the supervisor's work can delay it.
+final class HeartbeatWriter: @unchecked Sendable {
+    let directory: StateDirectory
+    let interval: Double
+    let startedAt = wallTime()
+    let bootID = Platform.bootID()
+    private let running = Locked(0)
+    private let stopped = Locked(false)
+    private var sequence = 0
+
+    init(directory: StateDirectory, interval: Double) {
+        self.directory = directory
+        self.interval = interval
+    }
+
+    /// The number of running attempts, reported in the next beat.
+    func setRunning(_ n: Int) { running.withLock { $0 = n } }
+
+    func stop() { stopped.withLock { $0 = true } }
+
+    /// Writes one beat now (the first is written before `run --detach` returns).
+    func beat() throws(SystemError) {
+        sequence += 1
+        var o = JSONObject()
+        o.set("format", StateDirectory.formatVersion)
+        o.set("version", AgentInfo.version)
+        o.set("build", AgentInfo.buildHash)
+        o.set("pid", Int(getpid()))
+        o.set("started_at", startedAt)
+        o.set("boot_id", bootID)
+        o.set("seq", sequence)
+        o.set("time", wallTime())
+        o.set("interval", interval)
+        let load = Platform.loadAverage()
+        o.set("load", load.map { JSONText.number($0) }.isEmpty ? nil : load.map { JSONText.number($0) })
+        o.set("mem_available_bytes", Platform.availableMemory())
+        o.set("cpus", Platform.cpuCount)
+        o.set("running", running.withLock { $0 })
+        try AtomicFile.write(Array((o.text + "\n").utf8), to: directory.heartbeatFile)
+    }
+
+    /// Starts the beating thread.
+    func start() {
+        let box = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        _ = pthread_create(&thread, nil, { raw in
+            let writer = Unmanaged<HeartbeatWriter>.fromOpaque(raw!).takeRetainedValue()
+            writer.loop()
+            return nil
+        }, box.toOpaque())
+        pthread_detach(thread)
+    }
+
+    private func loop() {
+        var next = monotonicTime() + interval
+        while !stopped.withLock({ $0 }) {
+            let wait = next - monotonicTime()
+            if wait > 0 {
+                sleepSeconds(wait)
+            }
+            do { try beat() } catch { AgentLog.write("heartbeat: \(error)") }
+            next += interval
+            // After a stall (e.g. the machine was suspended), do not burst to catch up.
+            if next < monotonicTime() { next = monotonicTime() + interval }
+        }
+    }
+}
+
+/// The agent's version and build hash.
+public enum AgentInfo {
+    public static let version = AgentVersion.version
+
+    /// The first 12 hex digits of the SHA-256 of the running executable: identifies the build.
+    public static let buildHash: String = {
+        (try? LocalFile.sha256(currentExecutable())).map { String($0.prefix(12)) } ?? "unknown"
+    }()
+}
+
+/// Appends diagnostics to `agent.log` (never secrets: no environments, no command output).
+enum AgentLog {
+    nonisolated(unsafe) static var path: String?
+
+    static func write(_ message: String) {
+        let line = "\(JSONText.number(wallTime())) [\(getpid())] \(message)"
+        if let path { try? appendLine(line, to: path) } else {
+            let bytes = Array((line + "\n").utf8)
+            _ = bytes.withUnsafeBytes { posixWrite(2, $0.baseAddress, $0.count) }
+        }
+    }
+}
+
+/// Sleeps for `seconds`, resuming after signals.
+func sleepSeconds(_ seconds: Double) {
+    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+}

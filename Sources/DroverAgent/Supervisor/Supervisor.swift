@@ -1,0 +1,336 @@
+import CDroverSys
+import DroverCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+nonisolated(unsafe) private var stopSignalled: sig_atomic_t = 0
+
+/// The agent daemon: takes commands from the inbox, starts a shim per attempt, turns the
+/// attempts' transitions into the event log, re-adopts attempts after a restart, marks
+/// vanished ones `lost`, and enforces the coordinator's lease.
+final class Supervisor {
+    struct Live {
+        var state: AttemptState
+        var coordinator: String?
+        var keepRunning: Bool
+        var shimPID: pid_t?
+        var shimStart: String?
+        var transitionsSize: Int = -1
+        var lastCheck: Double = 0
+    }
+
+    let dir: StateDirectory
+    let table = Platform.processes
+    let heartbeat: HeartbeatWriter
+    private var log: EventLog
+    private var live: [AttemptID: Live] = [:]
+    private var lease = LeaseWatch()
+    private var pendingEvents: [String] = []
+    private let executable = currentExecutable()
+
+    init(dir: StateDirectory, heartbeatInterval: Double) throws(AgentError) {
+        self.dir = dir
+        heartbeat = HeartbeatWriter(directory: dir, interval: heartbeatInterval)
+        log = try EventLog(path: dir.eventLog)
+    }
+
+    /// Runs until SIGTERM/SIGINT or `drover-agent stop`.
+    func run() throws(AgentError) {
+        signal(SIGTERM) { _ in stopSignalled = 1 }
+        signal(SIGINT) { _ in stopSignalled = 1 }
+        signal(SIGPIPE, SIG_IGN)
+        unlink(dir.stopRequest)
+        recover()
+        emit(["type": "agent_started"], extra: ["pid": Int(getpid())])
+        flushEvents()
+        do { try heartbeat.beat() } catch { throw .system(error) }
+        heartbeat.start()
+        AgentLog.write("agent \(AgentInfo.version) (build \(AgentInfo.buildHash)) running in \(dir.root) with \(Platform.processTableName)")
+        var killJobs = false
+        while true {
+            if stopSignalled != 0 { break }
+            if let request = try? LocalFile.read(dir.stopRequest) {
+                killJobs = String(decoding: request, as: UTF8.self).contains("kill-jobs")
+                break
+            }
+            let busy = processInbox()
+            pollTransitions()
+            checkShims()
+            checkLease()
+            reapChildren()
+            flushEvents()
+            heartbeat.setRunning(live.values.filter { $0.state == .running || $0.state == .starting }.count)
+            if !busy { sleepSeconds(0.005) }
+        }
+        if killJobs { cancelAll(reason: "cancelled", graceDeadline: 30) }
+        emit(["type": "agent_stopped"], extra: ["pid": Int(getpid())])
+        flushEvents()
+        heartbeat.stop()
+        unlink(dir.stopRequest)
+        AgentLog.write("agent stopped; \(live.count) attempt(s) left running under their shims")
+    }
+
+    // MARK: - Recovery
+
+    /// Re-adopts attempts that were running before this agent started.
+    private func recover() {
+        for job in listDirectory(dir.attempts) {
+            for n in listDirectory(dir.attempts + "/" + job) {
+                guard let a = Int(n), let id = AttemptID("\(job)/\(a)") else { continue }
+                let state = Transitions.currentState(dir.transitionsFile(id))
+                let logged = log.loggedTransitions[id] ?? 0
+                let lines = Transitions.read(dir.transitionsFile(id)).count
+                guard state?.isFinal == false || lines > logged else { continue }
+                let spec = readJSON(dir.specFile(id))
+                let st = readJSON(dir.stateFile(id))
+                live[id] = Live(
+                    state: logged > 0 ? (previousState(id, upTo: logged) ?? .accepted) : .accepted,
+                    coordinator: spec?["coordinator"]?.stringValue, keepRunning: spec?["keep_running"]?.boolValue ?? false,
+                    shimPID: st?["shim_pid"]?.intValue.map { pid_t($0) }, shimStart: st?["shim_start"]?.stringValue)
+                if state == .accepted && live[id]?.shimPID == nil { startShim(id) }
+            }
+        }
+        if !live.isEmpty { AgentLog.write("re-adopting \(live.count) attempt(s)") }
+    }
+
+    private func previousState(_ id: AttemptID, upTo n: Int) -> AttemptState? {
+        let lines = Transitions.read(dir.transitionsFile(id))
+        guard n >= 1, n <= lines.count else { return nil }
+        return lines[n - 1]["state"]?.stringValue.flatMap(AttemptState.init(rawValue:))
+    }
+
+    // MARK: - Inbox
+
+    /// Handles every command file in the inbox, in name order; returns whether there were any.
+    private func processInbox() -> Bool {
+        let names = listDirectory(dir.inbox).filter { !$0.hasPrefix(".") && $0 != "rejected" }.sorted()
+        for name in names {
+            let path = dir.inbox + "/" + name
+            guard let bytes = try? LocalFile.read(path) else { continue }
+            do throws(AgentError) {
+                let node: JSONNode
+                do { node = try JSONParser.parse(bytes) } catch { throw AgentError.invalid("malformed JSON at line \(error.position.line), column \(error.position.column): \(error.message)") }
+                try handle(node, file: name)
+                unlink(path)
+            } catch {
+                reject(name, reason: error.description)
+            }
+        }
+        return !names.isEmpty
+    }
+
+    private func handle(_ node: JSONNode, file: String) throws(AgentError) {
+        guard let type = node["type"]?.stringValue else { throw .invalid("missing \"type\" (start, cancel or signal)") }
+        switch type {
+        case "start":
+            guard let specNode = node["spec"] else { throw .invalid("a start command needs \"spec\"") }
+            switch AttemptSpec.parse(specNode, file: file + " spec") {
+            case .failure(let e): throw .invalid(e.description)
+            case .success(let spec): try accept(spec)
+            }
+        case "cancel", "signal":
+            guard let job = node["job"]?.stringValue else { throw .invalid("a \(type) command needs \"job\"") }
+            let attempt = node["attempt"]?.intValue
+            let targets = live.keys.filter { $0.job == job && (attempt == nil || $0.attempt == attempt) }
+            if targets.isEmpty { throw .invalid("no live attempt of \(job)\(attempt.map { "/\($0)" } ?? "")") }
+            if type == "cancel" {
+                let reason = node["reason"]?.stringValue == "orphaned" ? "orphaned" : "cancelled"
+                for id in targets { requestCancel(id, reason: reason) }
+            } else {
+                guard let name = node["signal"]?.stringValue, let sig = signalNumber(name) else { throw .invalid("unknown signal name") }
+                for id in targets {
+                    if let pgid = readJSON(dir.stateFile(id))?["pgid"]?.intValue, pgid > 1 { kill(-pid_t(pgid), sig) }
+                }
+            }
+        default:
+            throw .invalid("unknown command type \"\(type)\"; use start, cancel or signal")
+        }
+    }
+
+    /// Records a new attempt (spec, then `accepted`), then starts its shim.
+    private func accept(_ spec: AttemptSpec) throws(AgentError) {
+        let id = spec.id
+        let attemptDir = dir.attemptDirectory(id)
+        if LocalFile.exists(dir.transitionsFile(id)) { throw .invalid("attempt \(id) already exists; attempts are never reused") }
+        try StateDirectory.makeDirectory(attemptDir)
+        do { try AtomicFile.write(Array((spec.json + "\n").utf8), to: dir.specFile(id)) } catch { throw .system(error) }
+        try Transitions.append(.accepted, to: dir.transitionsFile(id))
+        live[id] = Live(state: .accepted, coordinator: spec.coordinator, keepRunning: spec.keepRunning)
+        pollTransitions(only: id)
+        startShim(id)
+    }
+
+    private func startShim(_ id: AttemptID) {
+        do {
+            let pid = try spawnSession([executable, "shim", dir.root, id.description], output: dir.agentLog)
+            live[id]?.shimPID = pid
+            live[id]?.shimStart = nil  // learned from the state file the shim writes
+        } catch {
+            AgentLog.write("cannot start the shim of \(id): \(error)")
+            markLost(id, why: "the shim could not be started: \(error)")
+        }
+    }
+
+    private func reject(_ name: String, reason: String) {
+        let from = dir.inbox + "/" + name
+        let to = dir.rejected + "/" + name
+        rename(from, to)
+        try? AtomicFile.write(Array((reason + "\n").utf8), to: to + ".reason")
+        emit(["type": "rejected", "file": name, "reason": reason])
+        AgentLog.write("rejected inbox/\(name): \(reason)")
+    }
+
+    func requestCancel(_ id: AttemptID, reason: String) {
+        try? AtomicFile.write(Array((reason + "\n").utf8), to: dir.cancelFile(id))
+    }
+
+    // MARK: - Transitions → events
+
+    private func pollTransitions(only: AttemptID? = nil) {
+        for id in only.map({ [$0] }) ?? Array(live.keys) {
+            var st = stat()
+            guard stat(dir.transitionsFile(id), &st) == 0 else { continue }
+            guard Int(st.st_size) != live[id]?.transitionsSize else { continue }
+            live[id]?.transitionsSize = Int(st.st_size)
+            let lines = Transitions.read(dir.transitionsFile(id))
+            let logged = log.loggedTransitions[id] ?? 0
+            guard lines.count > logged else { continue }
+            for line in lines[logged...] {
+                guard let s = line["state"]?.stringValue.flatMap(AttemptState.init(rawValue:)), let n = line["n"]?.intValue else { continue }
+                let from = live[id]?.state
+                if let from, n > 1, !from.canMove(to: s) {
+                    AgentLog.write("bug: impossible transition \(from.rawValue) → \(s.rawValue) for \(id); not applied")
+                    continue
+                }
+                var e = JSONObject()
+                e.set("type", "transition")
+                e.set("job", id.job)
+                e.set("attempt", id.attempt)
+                e.set("from", n > 1 ? from?.rawValue : nil)
+                var text = e.text
+                if let members = line.objectMembers {
+                    let extra = members.filter { $0.key != "time" }.map { JSONText.quote($0.key) + ":" + $0.value.jsonText }
+                    if !extra.isEmpty { text = text.dropLast() + "," + extra.joined(separator: ",") + "}" }
+                }
+                pendingEvents.append(text)
+                log.noteLogged(id, n: n)
+                live[id]?.state = s
+                if s == .starting, let pid = line["shim_pid"]?.intValue { live[id]?.shimPID = pid_t(pid) }
+            }
+            if live[id]?.state.isFinal == true { live[id] = nil }
+        }
+    }
+
+    private func flushEvents() {
+        guard !pendingEvents.isEmpty else { return }
+        do {
+            try log.append(pendingEvents)
+            pendingEvents.removeAll()
+        } catch {
+            AgentLog.write("cannot append to the event log: \(error); will retry")
+        }
+    }
+
+    private func emit(_ fields: [String: String], extra: [String: Int] = [:]) {
+        var e = JSONObject()
+        for k in fields.keys.sorted() { e.set(k, fields[k]) }
+        for k in extra.keys.sorted() { e.set(k, extra[k]) }
+        pendingEvents.append(e.text)
+    }
+
+    // MARK: - Shims
+
+    /// Every 250 ms: a shim that is gone (pid dead, or reused by another process) without a
+    /// final state means the attempt is `lost`.
+    private func checkShims() {
+        let now = monotonicTime()
+        for (id, a) in live where now - a.lastCheck >= 0.25 {
+            live[id]?.lastCheck = now
+            guard let pid = a.shimPID else { continue }
+            let expected = a.shimStart ?? readJSON(dir.stateFile(id))?["shim_start"]?.stringValue
+            if live[id]?.shimStart == nil, let expected, readJSON(dir.stateFile(id))?["shim_pid"]?.intValue == Int(pid) {
+                live[id]?.shimStart = expected
+            }
+            let alive = kill(pid, 0) == 0 || errno == EPERM
+            let same = alive && (live[id]?.shimStart == nil || table.startTime(of: pid) == live[id]?.shimStart)
+            if same && !isZombie(pid) { continue }
+            reapChildren()
+            pollTransitions(only: id)
+            guard live[id] != nil else { continue }  // it finished just now
+            markLost(id, why: "its shim (pid \(pid)) is gone without a result")
+        }
+    }
+
+    private func isZombie(_ pid: pid_t) -> Bool {
+        #if os(Linux)
+        guard let b = try? LocalFile.read("/proc/\(pid)/stat"), let close = b.lastIndex(of: UInt8(ascii: ")")), close + 2 < b.count else { return false }
+        return b[close + 2] == UInt8(ascii: "Z")
+        #else
+        return false
+        #endif
+    }
+
+    /// Marks an attempt lost and kills whatever is left of it.
+    private func markLost(_ id: AttemptID, why: String) {
+        let pgid = readJSON(dir.stateFile(id))?["pgid"]?.intValue.map { pid_t($0) }
+        let killed = TreeKiller(table: table, cookie: dir.cookie(id)).killAll(pgid: pgid, ancestor: nil)
+        var f = JSONObject()
+        f.set("error", why)
+        f.set("leftovers_killed", killed)
+        f.set("ended_at", wallTime())
+        var result = JSONObject()
+        result.set("job", id.job)
+        result.set("attempt", id.attempt)
+        result.set("reason", AttemptState.lost.rawValue)
+        try? AtomicFile.write(Array((result.text.dropLast() + "," + f.text.dropFirst() + "\n").utf8), to: dir.resultFile(id))
+        do {
+            try Transitions.append(.lost, to: dir.transitionsFile(id), fields: f)
+        } catch {
+            AgentLog.write("cannot mark \(id) lost: \(error)")
+        }
+        AgentLog.write("\(id) lost: \(why); \(killed) leftover process(es) killed")
+        live[id]?.transitionsSize = -1
+        pollTransitions(only: id)
+    }
+
+    // MARK: - Lease
+
+    private func checkLease() {
+        guard let expired = lease.check(dir.leaseFile) else { return }
+        var orphaned = 0
+        for (id, a) in live where !a.keepRunning && (a.coordinator == nil || a.coordinator == expired.coordinator) {
+            requestCancel(id, reason: "orphaned")
+            orphaned += 1
+        }
+        emit(["type": "lease_expired", "coordinator": expired.coordinator], extra: ["epoch": expired.epoch, "orphaned": orphaned])
+        AgentLog.write("lease of \(expired.coordinator) expired (\(JSONText.number(expired.ttl)) s without renewal); \(orphaned) attempt(s) cancelled as orphaned")
+    }
+
+    /// Cancels everything and waits (bounded) for the shims to record the ends.
+    private func cancelAll(reason: String, graceDeadline: Double) {
+        for id in live.keys { requestCancel(id, reason: reason) }
+        let end = monotonicTime() + graceDeadline
+        while !live.isEmpty && monotonicTime() < end {
+            pollTransitions()
+            checkShims()
+            reapChildren()
+            flushEvents()
+            sleepSeconds(0.02)
+        }
+    }
+}
+
+/// Names in a directory (not `.` or `..`); empty when it cannot be read.
+func listDirectory(_ path: String) -> [String] {
+    guard let d = opendir(path) else { return [] }
+    defer { closedir(d) }
+    var out: [String] = []
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { out.append(name) }
+    }
+    return out
+}
