@@ -44,6 +44,7 @@ let package = Package(
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),
         .testTarget(name: "DroverInventoryTests", dependencies: ["DroverInventory", "DroverCore"]),
         .testTarget(name: "DroverSSHTests", dependencies: ["DroverSSH", "DroverCore"]),
+        .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore"]),
         .testTarget(
             name: "DroverIntegrationTests",
             dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore"]

@@ -1,0 +1,280 @@
+import DroverCore
+import Foundation
+import Testing
+@testable import DroverAgent
+
+@Suite("drover-agent", .serialized, .timeLimit(.minutes(3)))
+struct AgentTests {
+    @Test func exitCodesSignalsAndStartFailuresAreRecorded() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let a = try h.submit("exit3", argv: ["sh", "-c", "echo out; echo err >&2; exit 3"])
+        let b = try h.submit("usr1", argv: ["sh", "-c", "kill -USR1 $$"])
+        let c = try h.submit("missing", argv: ["/nonexistent/program", "x"])
+        let ra = try h.result(a), rb = try h.result(b), rc = try h.result(c)
+        #expect(ra["reason"]?.stringValue == "exited" && ra["exit_code"]?.intValue == 3)
+        #expect(String(decoding: h.stdout(a), as: UTF8.self) == "out\n")
+        #expect((try? String(contentsOfFile: h.dir.stderrFile(a), encoding: .utf8)) == "err\n")
+        #expect(ra["max_rss_bytes"]?.intValue ?? 0 > 0)
+        #expect(ra["user_cpu_seconds"] != nil && ra["started_at"] != nil && ra["ended_at"] != nil)
+        #expect(rb["reason"]?.stringValue == "signaled" && rb["signal"]?.stringValue == "USR1")
+        #expect(rc["reason"]?.stringValue == "start_failed")
+        #expect(rc["error"]?.stringValue?.contains("No such file or directory") == true)
+        // Every transition is in the event log once, in order.
+        let states = h.events().filter { $0["job"]?.stringValue == "exit3" }.compactMap { $0["state"]?.stringValue }
+        #expect(states == ["accepted", "starting", "running", "exited"])
+        let seqs = h.events().compactMap { $0["seq"]?.intValue }
+        #expect(seqs == Array(1...seqs.count))
+    }
+
+    @Test func timeoutEscalatesToSIGKILLAfterTheGrace() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let id = try h.submit("stubborn", shell: "trap '' TERM; sleep 300", extra: ["timeout": 0.5, "grace": 1])
+        let start = Date()
+        let r = try h.result(id)
+        #expect(r["reason"]?.stringValue == "timed_out")
+        #expect(r["signal"]?.stringValue == "KILL")
+        #expect(Date().timeIntervalSince(start) >= 1.4)
+        #expect(h.cookiePIDs().isEmpty)
+    }
+
+    @Test func cancelMidRun() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let id = try h.submit("sleeper", argv: ["sleep", "300"])
+        try h.waitRunning(id)
+        let c = try h.agent(["cancel", "sleeper"])
+        #expect(c.status == 0, "\(c.stderr)")
+        let r = try h.result(id)
+        #expect(r["reason"]?.stringValue == "cancelled" && r["signal"]?.stringValue == "TERM")
+        #expect(h.cookiePIDs().isEmpty)
+    }
+
+    @Test(arguments: [false, true])
+    func escapedDescendantsDieWithTheJob(portable: Bool) throws {
+        let h = try AgentHarness(portable: portable)
+        try h.start()
+        // A double-forked daemon (re-parented to the shim) and one that escapes with setsid.
+        let daemon = try h.submit("daemon", shell: "(sleep 301 &) ; sleep 300")
+        let escaper = try h.submit("escaper", shell: "setsid -f sleep 302; sleep 300")
+        try h.waitRunning(daemon)
+        try h.waitRunning(escaper)
+        try h.waitFor("both descendants to exist") { h.cookiePIDs().count >= 4 }
+        _ = try h.agent(["cancel", "daemon"])
+        _ = try h.agent(["cancel", "escaper"])
+        #expect(try h.result(daemon)["reason"]?.stringValue == "cancelled")
+        #expect(try h.result(escaper)["reason"]?.stringValue == "cancelled")
+        #expect(h.cookiePIDs().isEmpty, "left behind: \(h.cookiePIDs())")
+    }
+
+    @Test func aJobThatEndsNormallyTakesItsDaemonsWithIt() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let id = try h.submit("leaky", shell: "setsid -f sleep 303; (sleep 304 &); exit 0")
+        let r = try h.result(id)
+        #expect(r["reason"]?.stringValue == "exited" && r["exit_code"]?.intValue == 0)
+        #expect(r["leftovers_killed"]?.intValue ?? 0 >= 2)
+        #expect(h.cookiePIDs().isEmpty)
+    }
+
+    @Test func memoryHogIsStoppedByItsLimit() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let id = try h.submit("hog", argv: ["perl", "-e", "my @a; while (1) { push @a, 'x' x 10_000_000; select(undef, undef, undef, 0.01) }"],
+                              extra: ["limits": ["memory_bytes": 200_000_000]])
+        let r = try h.result(id, timeout: 30)
+        #expect(r["reason"]?.stringValue == "resource_limit")
+        #expect(r["limit"]?.stringValue == "memory")
+        #expect(h.cookiePIDs().isEmpty)
+    }
+
+    @Test func argvReachesTheJobByteForByte() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let args = ["a b", "it's", "\"q\"", "$(touch /tmp/drover-agent-pwned)", "`id`", "new\nline", "ünï ✓", "*", "", "$HOME"]
+        let id = try h.submit("argv", argv: ["printf", "%s\\0"] + args)
+        #expect(try h.result(id)["exit_code"]?.intValue == 0)
+        let parts = h.stdout(id).split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
+        #expect(parts == args)
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/drover-agent-pwned"))
+    }
+
+    @Test func malformedCommandIsMovedAsideAndTheNextRuns() throws {
+        let h = try AgentHarness()
+        try h.start()
+        try h.placeRaw(Data("{not json".utf8), name: "0001-bad.json")
+        try h.place(["type": "start", "spec": ["job": "noargv", "attempt": 1]])
+        let good = try h.submit("good", argv: ["true"])
+        #expect(try h.result(good)["exit_code"]?.intValue == 0)
+        try h.waitFor("the rejections") { FileManager.default.fileExists(atPath: h.dir.rejected + "/0001-bad.json.reason") }
+        let reason = try String(contentsOfFile: h.dir.rejected + "/0001-bad.json.reason", encoding: .utf8)
+        #expect(reason.contains("malformed JSON at line 1, column 2"))
+        let rejected = h.events().filter { $0["type"]?.stringValue == "rejected" }
+        #expect(rejected.count == 2)
+        #expect(rejected.contains { $0["reason"]?.stringValue?.contains("needs `argv`") == true })
+    }
+
+    @Test func agentKilledWhileJobsRunReAdoptsThem() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let ids = try (1...3).map { try h.submit("long\($0)", argv: ["sh", "-c", "sleep 1.5; echo done-\($0)"]) }
+        for id in ids { try h.waitRunning(id) }
+        let agent = try #require(h.agentPID())
+        kill(agent, SIGKILL)
+        try h.waitFor("the old agent to die") { kill(agent, 0) != 0 }
+        try h.start()
+        #expect(h.agentPID() != agent)
+        for (i, id) in ids.enumerated() {
+            let r = try h.result(id)
+            #expect(r["reason"]?.stringValue == "exited" && r["exit_code"]?.intValue == 0)
+            #expect(String(decoding: h.stdout(id), as: UTF8.self) == "done-\(i + 1)\n")
+        }
+        try h.waitFor("all transitions logged") {
+            h.events().filter { $0["type"]?.stringValue == "transition" }.count == 12
+        }
+        // Each transition once: (job, n) pairs are unique.
+        let pairs = h.events().compactMap { e -> String? in
+            guard let j = e["job"]?.stringValue, let n = e["n"]?.intValue else { return nil }
+            return "\(j)#\(n)"
+        }
+        #expect(Set(pairs).count == pairs.count)
+    }
+
+    @Test func killedShimMeansLostAndNoLeftovers() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let id = try h.submit("victim", shell: "(sleep 305 &); setsid -f sleep 306; sleep 300")
+        try h.waitRunning(id)
+        try h.waitFor("descendants") { h.cookiePIDs().count >= 3 }
+        let shim = try #require(readJSON(h.dir.stateFile(id))?["shim_pid"]?.intValue)
+        kill(pid_t(shim), SIGKILL)
+        let r = try h.result(id)
+        #expect(r["reason"]?.stringValue == "lost")
+        try h.waitFor("leftovers to be killed", timeout: 5) { h.cookiePIDs().isEmpty }
+    }
+
+    @Test func leaseExpiryOrphansJobsExceptThoseAskingToKeepRunning() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let lease = "{\"coordinator\":\"c1\",\"epoch\":1,\"time\":\(Date().timeIntervalSince1970),\"ttl\":1}"
+        try AtomicFile.write(Array(lease.utf8), to: h.dir.leaseFile)
+        let orphan = try h.submit("orphan", shell: "(sleep 307 &); sleep 300", extra: ["coordinator": "c1"])
+        let keeper = try h.submit("keeper", argv: ["sleep", "300"], extra: ["coordinator": "c1", "keep_running": true])
+        try h.waitRunning(orphan)
+        try h.waitRunning(keeper)
+        let r = try h.result(orphan, timeout: 10)
+        #expect(r["reason"]?.stringValue == "orphaned")
+        #expect(h.state(keeper) == .running)
+        #expect(h.events().contains { $0["type"]?.stringValue == "lease_expired" })
+        _ = try h.agent(["cancel", "keeper"])
+        #expect(try h.result(keeper)["reason"]?.stringValue == "cancelled")
+        #expect(h.cookiePIDs().isEmpty)
+    }
+
+    @Test func aGigabyteOfOutputLeavesAgentMemoryFlat() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let agent = try #require(h.agentPID())
+        let before = LinuxProcessTableProbe.residentBytes(agent)
+        let id = try h.submit("big", argv: ["head", "-c", "1000000000", "/dev/zero"])
+        #expect(try h.result(id, timeout: 60)["exit_code"]?.intValue == 0)
+        let size = try FileManager.default.attributesOfItem(atPath: h.dir.stdoutFile(id))[.size] as? Int
+        #expect(size == 1_000_000_000)
+        let after = LinuxProcessTableProbe.residentBytes(agent)
+        #expect(after - before < 8 << 20, "agent RSS grew from \(before >> 20) to \(after >> 20) MiB")
+        try? FileManager.default.removeItem(atPath: h.dir.stdoutFile(id))
+    }
+
+    @Test func heartbeatsKeepTheirPaceWithEveryCPUSaturated() throws {
+        let h = try AgentHarness(heartbeat: 0.25)
+        try h.start()
+        let burners = try (1...(2 * ProcessInfo.processInfo.activeProcessorCount)).map {
+            try h.submit("burn\($0)", shell: "while :; do :; done")
+        }
+        for id in burners { try h.waitRunning(id) }
+        var beats: [(seq: Int, at: Date)] = []
+        let end = Date().addingTimeInterval(4)
+        while Date() < end {
+            if let seq = readJSON(h.dir.heartbeatFile)?["seq"]?.intValue, seq != beats.last?.seq { beats.append((seq, Date())) }
+            usleep(20_000)
+        }
+        for id in burners { _ = try h.agent(["cancel", id.job]) }
+        let gaps = zip(beats.dropFirst(), beats).map { $0.at.timeIntervalSince($1.at) }
+        #expect(beats.count >= 12, "only \(beats.count) beats in 4 s at 0.25 s")
+        #expect((gaps.max() ?? 9) < 1.0, "largest gap \(gaps.max() ?? 0) s")
+        for id in burners { _ = try h.result(id) }
+    }
+
+    @Test func fiveHundredShortJobsAllCompleteAndAreRecorded() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let ids = try (1...500).map { try h.submit("short\($0)", argv: ["true"]) }
+        try h.waitFor("500 jobs", timeout: 120) { ids.allSatisfy { h.state($0)?.isFinal == true } }
+        for id in ids { #expect(readJSON(h.dir.resultFile(id))?["exit_code"]?.intValue == 0) }
+        try h.waitFor("all events", timeout: 10) {
+            h.events().filter { $0["type"]?.stringValue == "transition" }.count == 2000
+        }
+    }
+
+    @Test func secondAgentOnTheSameRootReportsTheFirst() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let pid = try #require(h.agentPID())
+        let r = try h.agent(["run"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("already running") && r.stdout.contains("pid \(pid)"))
+    }
+
+    @Test func groupWritableRootIsRefused() throws {
+        let h = try AgentHarness()
+        try FileManager.default.createDirectory(atPath: h.root, withIntermediateDirectories: true)
+        chmod(h.root, 0o770)
+        let r = try h.agent(["run"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("writable by group or others") && r.stderr.contains("chmod 700"))
+    }
+
+    @Test func stateFilesAre0600AndFolders0700() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let id = try h.submit("modes", argv: ["true"])
+        _ = try h.result(id)
+        for path in [h.dir.heartbeatFile, h.dir.eventLog, h.dir.specFile(id), h.dir.resultFile(id), h.dir.stdoutFile(id), h.dir.transitionsFile(id)] {
+            let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(path)")
+        }
+        for path in [h.root, h.dir.inbox, h.dir.attempts, h.dir.attemptDirectory(id)] {
+            let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+            #expect(mode == 0o700, "\(path)")
+        }
+    }
+
+    @Test func tailFromASequence() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let id = try h.submit("t", argv: ["true"])
+        _ = try h.result(id)
+        try h.waitFor("events") { h.events().count >= 5 }
+        let r = try h.agent(["tail", "--from", "3"])
+        let seqs = r.stdout.split(separator: "\n").compactMap { (try? JSONParser.parse(String($0)))?["seq"]?.intValue }
+        #expect(seqs.first == 3 && seqs == Array(3..<(3 + seqs.count)))
+    }
+
+    @Test func reapKillsCookieCarriersOfNoLiveAttempt() throws {
+        let h = try AgentHarness()
+        try h.start()
+        // A process with this root's cookie that no attempt owns (as if left by a crash).
+        let cookie = String(h.dir.cookie(AttemptID(job: "ghost", attempt: 1)).dropFirst("DROVER_COOKIE=".count))
+        var env = ProcessInfo.processInfo.environment
+        env["DROVER_COOKIE"] = cookie
+        _ = try Spawned.run("/usr/bin/setsid", ["-f", "sleep", "308"], environment: env)
+        try h.waitFor("the ghost") { !h.cookiePIDs().isEmpty }
+        let dry = try h.agent(["reap", "--dry-run"])
+        #expect(dry.stdout.contains("would kill") && dry.stdout.contains("ghost/1"))
+        #expect(!h.cookiePIDs().isEmpty)
+        let r = try h.agent(["reap"])
+        #expect(r.stdout.contains("killed"))
+        try h.waitFor("the ghost to die", timeout: 5) { h.cookiePIDs().isEmpty }
+    }
+}
