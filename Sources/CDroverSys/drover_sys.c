@@ -2,6 +2,8 @@
 #include "drover_sys.h"
 
 #include <errno.h>
+#include <spawn.h>
+#include <time.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -131,30 +133,49 @@ pid_t drover_spawn_job(const char *path, char *const argv[], char *const envp[],
 }
 
 pid_t drover_spawn_session(const char *path, char *const argv[], char *const envp[], int out_fd, int *child_errno) {
-    int report[2];
-    if (cloexec_pipe(report) != 0) { *child_errno = errno; return -1; }
-    pid_t pid = fork();
-    if (pid < 0) { *child_errno = errno; close(report[0]); close(report[1]); return -1; }
-    if (pid == 0) {
-        close(report[0]);
-        reset_signals();
-        if (setsid() < 0) report_and_exit(report[1], errno);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull < 0 || dup2(devnull, 0) < 0) report_and_exit(report[1], errno);
-        if (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0) report_and_exit(report[1], errno);
-        execve(path, argv, envp);
-        report_and_exit(report[1], errno);
-    }
-    close(report[1]);
-    int err = read_child_error(report[0]);
-    close(report[0]);
-    if (err != 0) {
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        *child_errno = err;
-        return -1;
-    }
+    /* posix_spawn (vfork-like, cheap for the parent) with a new session and clean signals. */
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, path, &actions, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) { *child_errno = rc; return -1; }
     return pid;
+}
+
+int drover_wait_for_child_signal(int milliseconds) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    struct timespec ts;
+    ts.tv_sec = milliseconds / 1000;
+    ts.tv_nsec = (long)(milliseconds % 1000) * 1000000L;
+#ifdef __linux__
+    return sigtimedwait(&set, NULL, &ts) == SIGCHLD;
+#else
+    /* macOS has no sigtimedwait: sleep briefly instead. */
+    nanosleep(&ts, NULL);
+    return 0;
+#endif
+}
+
+void drover_block_child_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
 int drover_set_child_subreaper(void) {
@@ -189,4 +210,12 @@ pid_t drover_reap_other_child(pid_t except) {
         waitpid(pid, &status, WNOHANG);
         return pid;
     }
+}
+
+int drover_syncfs(int fd) {
+#ifdef __linux__
+    return syncfs(fd);
+#else
+    return fsync(fd);
+#endif
 }

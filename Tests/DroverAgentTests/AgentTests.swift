@@ -104,6 +104,7 @@ struct AgentTests {
         let h = try AgentHarness()
         try h.start()
         try h.placeRaw(Data("{not json".utf8), name: "0001-bad.json")
+        try h.placeRaw(Data("ignored".utf8), name: "notes.txt")
         try h.place(["type": "start", "spec": ["job": "noargv", "attempt": 1]])
         let good = try h.submit("good", argv: ["true"])
         #expect(try h.result(good)["exit_code"]?.intValue == 0)

@@ -23,6 +23,12 @@ pid_t drover_spawn_job(const char *path, char *const argv[], char *const envp[],
 /// their defaults, stdin from /dev/null, stdout and stderr to `out_fd`. Returns the pid or -1.
 pid_t drover_spawn_session(const char *path, char *const argv[], char *const envp[], int out_fd, int *child_errno);
 
+/// Blocks SIGCHLD in this thread, so `drover_wait_for_child_signal` can wait for it.
+void drover_block_child_signal(void);
+
+/// Waits up to `milliseconds` for a SIGCHLD (a child changed state); 1 when one came.
+int drover_wait_for_child_signal(int milliseconds);
+
 /// Makes this process the subreaper of its descendants (Linux); returns 0, or -1 where unsupported.
 int drover_set_child_subreaper(void);
 
@@ -37,5 +43,8 @@ int drover_wcoredump(int status);
 
 /// The pid of an exited child other than `except`, reaped; 0 when there is none (Linux/macOS waitid).
 pid_t drover_reap_other_child(pid_t except);
+
+/// syncfs(2) on Linux (flush the whole file system holding `fd`), fsync elsewhere.
+int drover_syncfs(int fd);
 
 #endif

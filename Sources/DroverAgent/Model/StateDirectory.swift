@@ -55,15 +55,15 @@ public struct StateDirectory: Sendable {
         }
     }
 
-    /// mkdir with mode 0700, creating parents; an existing directory is fine.
+    /// mkdir with mode 0700, creating missing parents; an existing directory is fine.
+    /// Tries the full path first: on a hot path (a new attempt) that is one system call.
     public static func makeDirectory(_ path: String) throws(AgentError) {
-        var built = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
-            built += "/" + part
-            if mkdir(built, 0o700) != 0 && errno != EEXIST {
-                throw AgentError.system(.current("mkdir", path: built))
-            }
+        if mkdir(path, 0o700) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else {
+            throw AgentError.system(.current("mkdir", path: path))
         }
+        try makeDirectory(String(path[..<slash]))
+        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw AgentError.system(.current("mkdir", path: path)) }
     }
 }
 
@@ -102,11 +102,11 @@ func readJSON(_ path: String) -> JSONNode? {
     return try? JSONParser.parse(bytes)
 }
 
-/// Appends a line to a file and fsyncs it.
-func appendLine(_ line: String, to path: String) throws(SystemError) {
+/// Appends a line to a file, and fsyncs it when `durable`.
+func appendLine(_ line: String, to path: String, durable: Bool = true) throws(SystemError) {
     let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
     if fd < 0 { throw SystemError.current("open", path: path) }
     defer { close(fd) }
     try AtomicFile.writeAll(fd, Array((line + "\n").utf8), path: path)
-    if fsync(fd) != 0 { throw SystemError.current("fsync", path: path) }
+    if durable && fsync(fd) != 0 { throw SystemError.current("fsync", path: path) }
 }

@@ -28,10 +28,39 @@ struct LinuxProcessTable: ProcessTable {
         }
     }
 
-    func cookies(withPrefix prefix: String) -> [(pid: pid_t, cookie: String)] {
+    /// Follows /proc/PID/task/TID/children (one small read per process of the tree).
+    func descendants(of pid: pid_t) -> Set<pid_t> {
+        guard LocalFile.exists("/proc/\(pid)/task/\(pid)/children") else { return descendantsFromSnapshot(of: pid) }
+        var found = Set<pid_t>()
+        var frontier = [pid]
+        while let p = frontier.popLast() {
+            for task in listTasks(p) {
+                guard let bytes = try? LocalFile.read("/proc/\(p)/task/\(task)/children") else { continue }
+                for word in bytes.split(separator: UInt8(ascii: " ")) {
+                    if let child = pid_t(String(decoding: word, as: UTF8.self)), found.insert(child).inserted { frontier.append(child) }
+                }
+            }
+        }
+        return found
+    }
+
+    private func listTasks(_ pid: pid_t) -> [pid_t] {
+        guard let dir = opendir("/proc/\(pid)/task") else { return [] }
+        defer { closedir(dir) }
+        var out: [pid_t] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let t = pid_t(name) { out.append(t) }
+        }
+        return out
+    }
+
+    func cookies(withPrefix prefix: String, startedAfter: String?) -> [(pid: pid_t, cookie: String)] {
         let needle = Array(prefix.utf8)
+        let after = startedAfter.flatMap { UInt64($0) }
         var out: [(pid_t, String)] = []
         for pid in allPIDs() {
+            if let after, let s = startTime(of: pid).flatMap({ UInt64($0) }), s < after { continue }
             guard let env = try? LocalFile.read("/proc/\(pid)/environ") else { continue }
             for entry in env.split(separator: 0) where entry.starts(with: needle) {
                 out.append((pid, String(decoding: entry, as: UTF8.self)))

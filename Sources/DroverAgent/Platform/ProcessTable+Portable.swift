@@ -25,7 +25,9 @@ struct PortableProcessTable: ProcessTable {
         }
     }
 
-    func cookies(withPrefix prefix: String) -> [(pid: pid_t, cookie: String)] {
+    func descendants(of pid: pid_t) -> Set<pid_t> { descendantsFromSnapshot(of: pid) }
+
+    func cookies(withPrefix prefix: String, startedAfter: String?) -> [(pid: pid_t, cookie: String)] {
         // `ps e` appends each process's environment to its command (for this user's processes).
         guard let out = captureOutput([Self.ps, "-A", "-ww", "e", "-o", "pid=,command="]) else { return [] }
         var found: [(pid_t, String)] = []

@@ -21,8 +21,30 @@ protocol ProcessTable: Sendable {
     func startTime(of pid: pid_t) -> String?
     /// Every process this user can see.
     func snapshot() -> [ProcessEntry]
-    /// Pids whose environment holds a variable starting with `prefix`, with that variable.
-    func cookies(withPrefix prefix: String) -> [(pid: pid_t, cookie: String)]
+    /// Every descendant of `pid` (children, their children, …).
+    func descendants(of pid: pid_t) -> Set<pid_t>
+    /// Pids whose environment holds a variable starting with `prefix`, with that variable;
+    /// with `startedAfter` (a `startTime`), only processes started no earlier are read.
+    func cookies(withPrefix prefix: String, startedAfter: String?) -> [(pid: pid_t, cookie: String)]
+}
+
+extension ProcessTable {
+    /// The portable way: walk parent links in a snapshot.
+    func descendantsFromSnapshot(of pid: pid_t) -> Set<pid_t> {
+        let snapshot = self.snapshot()
+        var found = Set<pid_t>()
+        var frontier: Set<pid_t> = [pid]
+        while !frontier.isEmpty {
+            let next = Set(snapshot.filter { frontier.contains($0.ppid) && !found.contains($0.pid) }.map(\.pid))
+            found.formUnion(next)
+            frontier = next
+        }
+        return found
+    }
+
+    func cookies(withPrefix prefix: String) -> [(pid: pid_t, cookie: String)] {
+        cookies(withPrefix: prefix, startedAfter: nil)
+    }
 }
 
 enum Platform {

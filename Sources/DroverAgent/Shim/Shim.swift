@@ -27,6 +27,7 @@ struct Shim {
             return finishWithoutJob(.startFailed, error: "the spec file is missing or invalid")
         }
         _ = drover_set_child_subreaper()
+        drover_block_child_signal()
         let shimStart = table.startTime(of: getpid())
         writeState(["state": "starting"], shimStart: shimStart, jobPID: nil)
         guard (try? Transitions.append(.starting, to: dir.transitionsFile(id), fields: fields(["shim_pid": Int(getpid())]))) != nil else {
@@ -70,7 +71,7 @@ struct Shim {
     // MARK: - Supervision
 
     private func supervise(spec: AttemptSpec, pid: pid_t, startedAt: Double) -> Int32 {
-        let killer = TreeKiller(table: table, cookie: dir.cookie(id))
+        let killer = TreeKiller(table: table, cookie: dir.cookie(id), startedAfter: table.startTime(of: getpid()))
         let deadline = spec.timeout.map { monotonicTime() + $0 }
         var stopReason: AttemptState?
         var termSentAt: Double?
@@ -108,7 +109,7 @@ struct Shim {
                 killer.signalAll(SIGKILL, pgid: pid, ancestor: getpid())
                 termSentAt = nil
             }
-            sleepSeconds(stopReason == nil ? 0.02 : 0.01)
+            _ = drover_wait_for_child_signal(stopReason == nil ? 50 : 10)
         }
         let endedAt = wallTime()
         // The job is done: nothing it started may outlive it.
@@ -174,7 +175,9 @@ struct Shim {
         result.set("reason", reason.rawValue)
         let text = result.text.dropLast() + "," + fields.text.dropFirst()
         do {
-            try AtomicFile.write(Array((text + "\n").utf8), to: dir.resultFile(id))
+            // The final transition (fsynced) is the durable record and carries every field;
+            // result.json is its readable copy, rebuilt from it by the agent if a power loss ate it.
+            try AtomicFile.write(Array((text + "\n").utf8), to: dir.resultFile(id), durable: false)
             try Transitions.append(reason, to: dir.transitionsFile(id), fields: fields)
         } catch {
             AgentLog.write("shim \(id): cannot record the end (\(reason.rawValue)): \(error)")
@@ -200,7 +203,8 @@ struct Shim {
         o.set("job_pid", jobPID.map { Int($0) })
         o.set("pgid", jobPID.map { Int($0) })
         o.set("time", wallTime())
-        try? AtomicFile.write(Array((o.text + "\n").utf8), to: dir.stateFile(id))
+        // Not fsynced: it only matters while the shim lives, and a power loss ends the shim too.
+        try? AtomicFile.write(Array((o.text + "\n").utf8), to: dir.stateFile(id), durable: false)
     }
 
     private func fields(_ values: [String: Int]) -> JSONObject {

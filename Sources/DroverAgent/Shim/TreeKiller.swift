@@ -10,55 +10,44 @@ import Darwin
 struct TreeKiller {
     let table: any ProcessTable
     let cookie: String
+    /// Only processes started at or after this start time can carry the cookie (cheaper scans).
+    var startedAfter: String? = nil
 
-    /// Pids that belong to the attempt now.
-    func members(pgid: pid_t?, ancestor: pid_t?) -> Set<pid_t> {
-        var found = Set<pid_t>()
-        let snapshot = table.snapshot()
-        if let pgid, pgid > 1 { for p in snapshot where p.pgid == pgid { found.insert(p.pid) } }
-        if let ancestor {
-            var parents: Set<pid_t> = [ancestor]
-            var changed = true
-            while changed {
-                changed = false
-                for p in snapshot where parents.contains(p.ppid) && !parents.contains(p.pid) {
-                    parents.insert(p.pid)
-                    found.insert(p.pid)
-                    changed = true
-                }
-            }
-        }
-        for (pid, c) in table.cookies(withPrefix: cookie) where c == cookie { found.insert(pid) }
+    /// Pids that belong to the attempt now: the shim's descendants (which, the shim being
+    /// subreaper, include everything double-forked) and the cookie carriers.
+    func members(ancestor: pid_t?) -> Set<pid_t> {
+        var found = ancestor.map { table.descendants(of: $0) } ?? []
+        for (pid, c) in table.cookies(withPrefix: cookie, startedAfter: startedAfter) where c == cookie { found.insert(pid) }
         found.remove(getpid())
         if let ancestor { found.remove(ancestor) }
         return found
     }
 
-    /// Sends `signal` to every member; returns how many there were.
+    /// Sends `signal` to the process group and every member; returns how many members there were.
     @discardableResult
     func signalAll(_ signal: Int32, pgid: pid_t?, ancestor: pid_t?) -> Int {
         if let pgid, pgid > 1 { kill(-pgid, signal) }
-        let pids = members(pgid: pgid, ancestor: ancestor)
+        let pids = members(ancestor: ancestor)
         for pid in pids { kill(pid, signal) }
         return pids.count
     }
 
-    /// SIGKILLs members until none is left (or `deadline` seconds pass), reaping our own
-    /// children; returns how many distinct processes were killed.
+    /// SIGKILLs the group and the members until none is left (or `deadline` seconds pass),
+    /// reaping our own children; returns how many distinct processes were killed.
     func killAll(pgid: pid_t?, ancestor: pid_t?, deadline: Double = 5) -> Int {
         let end = monotonicTime() + deadline
         var killed = Set<pid_t>()
         while true {
             if let pgid, pgid > 1 { kill(-pgid, SIGKILL) }
-            let pids = members(pgid: pgid, ancestor: ancestor)
             reapChildren()
-            if pids.isEmpty || monotonicTime() > end { break }
+            let pids = members(ancestor: ancestor)
+            let groupLeft = pgid.map { $0 > 1 && kill(-$0, 0) == 0 } ?? false
+            if (pids.isEmpty && !groupLeft) || monotonicTime() > end { break }
             for pid in pids {
                 kill(pid, SIGKILL)
                 killed.insert(pid)
             }
-            sleepSeconds(0.01)
-            reapChildren()
+            sleepSeconds(0.005)
         }
         return killed.count
     }

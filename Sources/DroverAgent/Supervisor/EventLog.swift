@@ -91,22 +91,25 @@ struct Transition {
 
 /// Reading and writing an attempt's `transitions` file (one writer at a time: the agent
 /// before the shim starts and after it is gone, the shim in between).
-enum Transitions {
+public enum Transitions {
     /// Every complete line, parsed.
-    static func read(_ path: String) -> [JSONNode] {
+    public static func read(_ path: String) -> [JSONNode] {
         guard let bytes = try? LocalFile.read(path) else { return [] }
         let end = bytes.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
         return bytes[0..<end].split(separator: 0x0A).compactMap { try? JSONParser.parse(Array($0)) }
     }
 
     /// The state after the last transition.
-    static func currentState(_ path: String) -> AttemptState? {
+    public static func currentState(_ path: String) -> AttemptState? {
         read(path).last.flatMap { $0["state"]?.stringValue }.flatMap(AttemptState.init(rawValue:))
     }
 
     /// Appends the next transition, checked against the state machine.
+    ///
+    /// Final states are always fsynced. Others only with `durable` — after a power loss every
+    /// shim is gone anyway and the attempt becomes `lost`, so their loss costs nothing.
     @discardableResult
-    static func append(_ state: AttemptState, to path: String, fields: JSONObject = JSONObject()) throws(AgentError) -> Int {
+    static func append(_ state: AttemptState, to path: String, fields: JSONObject = JSONObject(), durable: Bool = false) throws(AgentError) -> Int {
         let existing = read(path)
         let current = existing.last.flatMap { $0["state"]?.stringValue }.flatMap(AttemptState.init(rawValue:))
         if let current, !current.canMove(to: state) {
@@ -116,7 +119,7 @@ enum Transitions {
             throw .invalid("impossible first transition \(state.rawValue) in \(path); not applied")
         }
         let t = Transition(n: existing.count + 1, state: state, fields: fields)
-        do { try appendLine(t.json, to: path) } catch { throw .system(error) }
+        do { try appendLine(t.json, to: path, durable: durable || state.isFinal) } catch { throw .system(error) }
         return t.n
     }
 }

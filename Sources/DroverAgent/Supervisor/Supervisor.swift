@@ -29,6 +29,8 @@ final class Supervisor {
     private var live: [AttemptID: Live] = [:]
     private var lease = LeaseWatch()
     private var pendingEvents: [String] = []
+    /// Attempts accepted in this inbox batch, started once the batch is durable.
+    private var toStart: [AttemptID] = []
     private let executable = currentExecutable()
 
     init(dir: StateDirectory, heartbeatInterval: Double) throws(AgentError) {
@@ -63,7 +65,7 @@ final class Supervisor {
             reapChildren()
             flushEvents()
             heartbeat.setRunning(live.values.filter { $0.state == .running || $0.state == .starting }.count)
-            if !busy { sleepSeconds(0.005) }
+            if !busy { sleepSeconds(0.002) }
         }
         if killJobs { cancelAll(reason: "cancelled", graceDeadline: 30) }
         emit(["type": "agent_stopped"], extra: ["pid": Int(getpid())])
@@ -80,9 +82,13 @@ final class Supervisor {
         for job in listDirectory(dir.attempts) {
             for n in listDirectory(dir.attempts + "/" + job) {
                 guard let a = Int(n), let id = AttemptID("\(job)/\(a)") else { continue }
-                let state = Transitions.currentState(dir.transitionsFile(id))
+                let transitions = Transitions.read(dir.transitionsFile(id))
+                let state = transitions.last?["state"]?.stringValue.flatMap(AttemptState.init(rawValue:))
                 let logged = log.loggedTransitions[id] ?? 0
-                let lines = Transitions.read(dir.transitionsFile(id)).count
+                let lines = transitions.count
+                if state?.isFinal == true, !LocalFile.exists(dir.resultFile(id)), let last = transitions.last {
+                    rebuildResult(id, from: last)
+                }
                 guard state?.isFinal == false || lines > logged else { continue }
                 let spec = readJSON(dir.specFile(id))
                 let st = readJSON(dir.stateFile(id))
@@ -96,6 +102,19 @@ final class Supervisor {
         if !live.isEmpty { AgentLog.write("re-adopting \(live.count) attempt(s)") }
     }
 
+    /// Writes result.json again from the final transition (after a power loss took it).
+    private func rebuildResult(_ id: AttemptID, from last: JSONNode) {
+        guard let members = last.objectMembers else { return }
+        var o = JSONObject()
+        o.set("job", id.job)
+        o.set("attempt", id.attempt)
+        o.set("reason", last["state"]?.stringValue)
+        var text = o.text
+        let extra = members.filter { !["n", "state", "time"].contains($0.key) }.map { JSONText.quote($0.key) + ":" + $0.value.jsonText }
+        if !extra.isEmpty { text = text.dropLast() + "," + extra.joined(separator: ",") + "}" }
+        try? AtomicFile.write(Array((text + "\n").utf8), to: dir.resultFile(id))
+    }
+
     private func previousState(_ id: AttemptID, upTo n: Int) -> AttemptState? {
         let lines = Transitions.read(dir.transitionsFile(id))
         guard n >= 1, n <= lines.count else { return nil }
@@ -105,8 +124,14 @@ final class Supervisor {
     // MARK: - Inbox
 
     /// Handles every command file in the inbox, in name order; returns whether there were any.
+    ///
+    /// The new attempts' files are written without fsync, then one `syncfs` makes the whole
+    /// batch durable before the inbox files are removed and the shims start: a crash at any
+    /// point leaves either the command in the inbox or the accepted attempt on disk.
     private func processInbox() -> Bool {
-        let names = listDirectory(dir.inbox).filter { !$0.hasPrefix(".") && $0 != "rejected" }.sorted()
+        let names = listDirectory(dir.inbox).filter { !$0.hasPrefix(".") && $0.hasSuffix(".json") }.sorted()
+        guard !names.isEmpty else { return false }
+        var handled: [String] = []
         for name in names {
             let path = dir.inbox + "/" + name
             guard let bytes = try? LocalFile.read(path) else { continue }
@@ -114,12 +139,16 @@ final class Supervisor {
                 let node: JSONNode
                 do { node = try JSONParser.parse(bytes) } catch { throw AgentError.invalid("malformed JSON at line \(error.position.line), column \(error.position.column): \(error.message)") }
                 try handle(node, file: name)
-                unlink(path)
+                handled.append(path)
             } catch {
                 reject(name, reason: error.description)
             }
         }
-        return !names.isEmpty
+        syncFilesystem(dir.root)
+        for path in handled { unlink(path) }
+        for id in toStart { startShim(id) }
+        toStart.removeAll()
+        return true
     }
 
     private func handle(_ node: JSONNode, file: String) throws(AgentError) {
@@ -156,11 +185,11 @@ final class Supervisor {
         let attemptDir = dir.attemptDirectory(id)
         if LocalFile.exists(dir.transitionsFile(id)) { throw .invalid("attempt \(id) already exists; attempts are never reused") }
         try StateDirectory.makeDirectory(attemptDir)
-        do { try AtomicFile.write(Array((spec.json + "\n").utf8), to: dir.specFile(id)) } catch { throw .system(error) }
+        do { try AtomicFile.write(Array((spec.json + "\n").utf8), to: dir.specFile(id), durable: false) } catch { throw .system(error) }
         try Transitions.append(.accepted, to: dir.transitionsFile(id))
         live[id] = Live(state: .accepted, coordinator: spec.coordinator, keepRunning: spec.keepRunning)
         pollTransitions(only: id)
-        startShim(id)
+        toStart.append(id)
     }
 
     private func startShim(_ id: AttemptID) {
@@ -321,6 +350,14 @@ final class Supervisor {
             sleepSeconds(0.02)
         }
     }
+}
+
+/// Flushes every file system buffer of the file system holding `path` (one `syncfs`).
+func syncFilesystem(_ path: String) {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    _ = drover_syncfs(fd)
+    close(fd)
 }
 
 /// Names in a directory (not `.` or `..`); empty when it cannot be read.

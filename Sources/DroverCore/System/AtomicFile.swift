@@ -8,7 +8,10 @@ import Darwin
 /// target, then fsync the directory, so a reader sees either the old or the new content.
 public enum AtomicFile {
     /// Replaces `path` with `bytes`, creating it with `mode` (0600 by default).
-    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(SystemError) {
+    ///
+    /// With `durable: false` the fsyncs are skipped: the replacement is still atomic for
+    /// readers and survives a crash of the process, but not a power loss.
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600, durable: Bool = true) throws(SystemError) {
         let dir = directory(of: path)
         let tmp = "\(dir)/.\(basename(of: path)).tmp.\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
@@ -16,7 +19,7 @@ public enum AtomicFile {
         do throws(SystemError) {
             try writeAll(fd, bytes, path: tmp)
             if fchmod(fd, mode) != 0 { throw SystemError.current("chmod", path: tmp) }
-            if fsync(fd) != 0 { throw SystemError.current("fsync", path: tmp) }
+            if durable && fsync(fd) != 0 { throw SystemError.current("fsync", path: tmp) }
         } catch {
             close(fd)
             unlink(tmp)
@@ -28,7 +31,7 @@ public enum AtomicFile {
             unlink(tmp)
             throw e
         }
-        try syncDirectory(dir)
+        if durable { try syncDirectory(dir) }
     }
 
     /// fsyncs a directory so a rename or create in it survives a crash.
