@@ -93,7 +93,7 @@ static int read_child_error(int fd) {
 
 pid_t drover_spawn_job(const char *path, char *const argv[], char *const envp[], const char *cwd,
                        int in_fd, int out_fd, int err_fd, const struct drover_limits *limits,
-                       int nice_increment, int *child_errno) {
+                       int nice_increment, const char *cgroup_procs, int *child_errno) {
     int report[2];
     if (cloexec_pipe(report) != 0) { *child_errno = errno; return -1; }
     pid_t pid = fork();
@@ -101,6 +101,11 @@ pid_t drover_spawn_job(const char *path, char *const argv[], char *const envp[],
     if (pid == 0) {
         close(report[0]);
         reset_signals();
+        if (cgroup_procs) {
+            int fd = open(cgroup_procs, O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || write(fd, "0", 1) != 1) report_and_exit(report[1], errno);
+            close(fd);
+        }
         setpgid(0, 0);
 #ifdef __linux__
         prctl(PR_SET_PDEATHSIG, SIGKILL);

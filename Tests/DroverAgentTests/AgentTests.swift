@@ -68,6 +68,29 @@ struct AgentTests {
         #expect(h.cookiePIDs().isEmpty, "left behind: \(h.cookiePIDs())")
     }
 
+    /// Whether this machine lets the test user create cgroup v2 groups (root on most Linux).
+    static let cgroupWritable: Bool = {
+        guard let probe = JobCgroup.create(name: "drover-probe-\(getpid())") else { return false }
+        probe.remove()
+        return true
+    }()
+
+    @Test(.enabled(if: AgentTests.cgroupWritable, "cgroup v2 is not writable here; the other tests cover the fallback"))
+    func cgroupHoldsTheJobWhereWritable() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let id = try h.submit("grouped", shell: "setsid -f sleep 309; sleep 300")
+        try h.waitRunning(id)
+        let cg = JobCgroup.existing(name: JobCgroup.name(for: h.dir, id))
+        let group = try #require(cg, "the shim did not create the attempt's cgroup")
+        try h.waitFor("both processes in the cgroup") { group.pids().count >= 2 }
+        _ = try h.agent(["cancel", "grouped"])
+        let r = try h.result(id)
+        #expect(r["tracking"]?.stringArray?.contains("cgroup") == true)
+        #expect(h.cookiePIDs().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: group.path), "the cgroup is removed with the attempt")
+    }
+
     @Test func aJobThatEndsNormallyTakesItsDaemonsWithIt() throws {
         let h = try AgentHarness()
         try h.start()

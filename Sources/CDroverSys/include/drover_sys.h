@@ -15,9 +15,11 @@ struct drover_limits {
 /// unblocked and at their defaults, stdin/stdout/stderr replaced, cwd, limits, nice.
 /// `path` without a '/' is searched in the PATH of `envp`. Returns the pid, or -1 with
 /// `*child_errno` set to why the exec (or an earlier step) failed.
+/// When `cgroup_procs` is not NULL, the child first writes itself into that cgroup.procs file,
+/// so the job and everything it starts live in the cgroup from the first instruction.
 pid_t drover_spawn_job(const char *path, char *const argv[], char *const envp[], const char *cwd,
                        int in_fd, int out_fd, int err_fd, const struct drover_limits *limits,
-                       int nice_increment, int *child_errno);
+                       int nice_increment, const char *cgroup_procs, int *child_errno);
 
 /// fork + setsid + exec, for the shim and the detached agent: a new session, all signals at
 /// their defaults, stdin from /dev/null, stdout and stderr to `out_fd`. Returns the pid or -1.

@@ -39,9 +39,9 @@ func drover_spawn_job_wrapper(
     return argv.withUnsafeBufferPointer { a in
         envp.withUnsafeBufferPointer { e in
             if let cwd {
-                return drover_spawn_job(path, a.baseAddress, e.baseAddress, cwd, inFD, outFD, errFD, &l, nice, &err)
+                return drover_spawn_job(path, a.baseAddress, e.baseAddress, cwd, inFD, outFD, errFD, &l, nice, nil, &err)
             }
-            return drover_spawn_job(path, a.baseAddress, e.baseAddress, nil, inFD, outFD, errFD, &l, nice, &err)
+            return drover_spawn_job(path, a.baseAddress, e.baseAddress, nil, inFD, outFD, errFD, &l, nice, nil, &err)
         }
     }
 }

@@ -26,8 +26,10 @@ struct Shim {
             AgentLog.write("shim \(id): unreadable spec")
             return finishWithoutJob(.startFailed, error: "the spec file is missing or invalid")
         }
-        _ = drover_set_child_subreaper()
+        let portable = Platform.processes is PortableProcessTable
+        if !portable { _ = drover_set_child_subreaper() }
         drover_block_child_signal()
+        let cgroup = portable ? nil : JobCgroup.create(name: JobCgroup.name(for: dir, id))
         let shimStart = table.startTime(of: getpid())
         writeState(["state": "starting"], shimStart: shimStart, jobPID: nil)
         guard (try? Transitions.append(.starting, to: dir.transitionsFile(id), fields: fields(["shim_pid": Int(getpid())]))) != nil else {
@@ -53,25 +55,29 @@ struct Shim {
             env.withCStrings { e in
                 a.withUnsafeBufferPointer { ap in
                     e.withUnsafeBufferPointer { ep in
-                        drover_spawn_job(argv[0], ap.baseAddress, ep.baseAddress, spec.cwd, stdinFD, outFD, errFD, &limits, Int32(spec.nice), &childErrno)
+                        drover_spawn_job(argv[0], ap.baseAddress, ep.baseAddress, spec.cwd, stdinFD, outFD, errFD, &limits, Int32(spec.nice), cgroup?.procsFile, &childErrno)
                     }
                 }
             }
         }
         close(stdinFD); close(outFD); close(errFD)
         if pid < 0 {
+            cgroup?.remove()
             let why = SystemError("exec \(argv[0])", path: spec.cwd.map { "(cwd \($0))" }, errno: childErrno).description
             return finishWithoutJob(.startFailed, error: why)
         }
         writeState(["state": "running"], shimStart: shimStart, jobPID: pid)
         _ = try? Transitions.append(.running, to: dir.transitionsFile(id), fields: fields(["pid": Int(pid)]))
-        return supervise(spec: spec, pid: pid, startedAt: startedAt)
+        let code = supervise(spec: spec, pid: pid, startedAt: startedAt, cgroup: cgroup)
+        return code
     }
 
     // MARK: - Supervision
 
-    private func supervise(spec: AttemptSpec, pid: pid_t, startedAt: Double) -> Int32 {
-        let killer = TreeKiller(table: table, cookie: dir.cookie(id), startedAfter: table.startTime(of: getpid()))
+    private var portable: Bool { Platform.processes is PortableProcessTable }
+
+    private func supervise(spec: AttemptSpec, pid: pid_t, startedAt: Double, cgroup: JobCgroup?) -> Int32 {
+        let killer = TreeKiller(table: table, cookie: dir.cookie(id), startedAfter: table.startTime(of: getpid()), cgroup: cgroup)
         let deadline = spec.timeout.map { monotonicTime() + $0 }
         var stopReason: AttemptState?
         var termSentAt: Double?
@@ -114,6 +120,7 @@ struct Shim {
         let endedAt = wallTime()
         // The job is done: nothing it started may outlive it.
         let leftovers = killer.killAll(pgid: pid, ancestor: getpid())
+        cgroup?.remove()
         var reason: AttemptState
         var fields = JSONObject()
         if drover_wifexited(status) != 0 {
@@ -132,6 +139,7 @@ struct Shim {
         fields.set("user_cpu_seconds", seconds(usage.ru_utime))
         fields.set("system_cpu_seconds", seconds(usage.ru_stime))
         fields.set("leftovers_killed", leftovers)
+        fields.set("tracking", (portable ? ["process-group", "ps"] : ["process-group", "subreaper", "cookie"]) + (cgroup != nil ? ["cgroup"] : []))
         return finish(reason, fields: fields)
     }
 

@@ -12,12 +12,15 @@ struct TreeKiller {
     let cookie: String
     /// Only processes started at or after this start time can carry the cookie (cheaper scans).
     var startedAfter: String? = nil
+    /// The attempt's cgroup, where there is one.
+    var cgroup: JobCgroup? = nil
 
     /// Pids that belong to the attempt now: the shim's descendants (which, the shim being
     /// subreaper, include everything double-forked) and the cookie carriers.
     func members(ancestor: pid_t?) -> Set<pid_t> {
         var found = ancestor.map { table.descendants(of: $0) } ?? []
         for (pid, c) in table.cookies(withPrefix: cookie, startedAfter: startedAfter) where c == cookie { found.insert(pid) }
+        if let cgroup { found.formUnion(cgroup.pids()) }
         found.remove(getpid())
         if let ancestor { found.remove(ancestor) }
         return found
@@ -38,11 +41,12 @@ struct TreeKiller {
         let end = monotonicTime() + deadline
         var killed = Set<pid_t>()
         while true {
-            if let pgid, pgid > 1 { kill(-pgid, SIGKILL) }
             reapChildren()
             let pids = members(ancestor: ancestor)
             let groupLeft = pgid.map { $0 > 1 && kill(-$0, 0) == 0 } ?? false
             if (pids.isEmpty && !groupLeft) || monotonicTime() > end { break }
+            if let pgid, pgid > 1 { kill(-pgid, SIGKILL) }
+            cgroup?.killAll()
             for pid in pids {
                 kill(pid, SIGKILL)
                 killed.insert(pid)

@@ -305,7 +305,9 @@ final class Supervisor {
     /// Marks an attempt lost and kills whatever is left of it.
     private func markLost(_ id: AttemptID, why: String) {
         let pgid = readJSON(dir.stateFile(id))?["pgid"]?.intValue.map { pid_t($0) }
-        let killed = TreeKiller(table: table, cookie: dir.cookie(id)).killAll(pgid: pgid, ancestor: nil)
+        let cgroup = JobCgroup.existing(name: JobCgroup.name(for: dir, id))
+        let killed = TreeKiller(table: table, cookie: dir.cookie(id), cgroup: cgroup).killAll(pgid: pgid, ancestor: nil)
+        cgroup?.remove()
         var f = JSONObject()
         f.set("error", why)
         f.set("leftovers_killed", killed)
