@@ -11,7 +11,7 @@ let channelPacketSize: UInt32 = 32768
 private let readChunk = 256 * 1024
 
 /// Runs one command on an exec channel, streaming stdout and stderr into an `ExecOutputBuffer`.
-final class ExecOperation: LoopOperation {
+final class ExecOperation: LoopOperation, CustomStringConvertible {
     private enum Phase { case opening, starting, writingStdin, sendingEOF, reading, closing, waitingClosed, freeing }
 
     private let command: String
@@ -37,6 +37,8 @@ final class ExecOperation: LoopOperation {
         self.openDeadline = ContinuousClock.now + .milliseconds(Int(openTimeout * 1000))
         self.runDeadline = timeout.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
     }
+
+    var description: String { openOnly ? "channel open" : "run `\(command.prefix(60))`" }
 
     var exclusive: ExclusiveResource? { phase == .opening ? .channelOpen : nil }
     var throttled: Bool { phase == .reading && !abandoned && output.isFull && !output.isCancelled }

@@ -50,7 +50,7 @@ private let LIBSSH2_FXF_TRUNC: UInt = 0x10
 private let transferChunk = 256 * 1024
 
 /// One SFTP request driven in non-blocking steps; SFTP requests run one at a time per connection.
-final class SFTPOperation: LoopOperation {
+final class SFTPOperation: LoopOperation, CustomStringConvertible {
     private enum Phase { case starting, opening, transferring, syncing, closing }
 
     private let request: SFTPRequest
@@ -92,8 +92,7 @@ final class SFTPOperation: LoopOperation {
     }
 
     func timeOut(loop: SessionLoop) -> Bool {
-        fail(loop.error(.timedOut, description, "the SFTP server did not answer in time"), loop: loop)
-        return false  // SFTP state lives in the session: the connection must be reopened
+        false  // SFTP state lives in the session: the loop closes the connection and fails us
     }
 
     func fail(_ error: SSHError, loop: SessionLoop) {

@@ -170,7 +170,11 @@ final class SessionLoop: @unchecked Sendable {
                     break
                 }
             }
-            if let fatal = expireDeadlines() { ending = fatal; break }
+            if let fatal = expireDeadlines() {
+                shared.withLock { $0.closedError = fatal }
+                ending = fatal
+                break
+            }
 
             var progressed = false
             var wantIn = false
@@ -203,6 +207,9 @@ final class SessionLoop: @unchecked Sendable {
                     }
                 } catch {
                     remove(op)
+                    // A broken connection is marked before any caller hears of it, so a caller
+                    // that sees the error also sees `isAlive == false`.
+                    if error.kind == .connectionLost { shared.withLock { $0.closedError = error } }
                     op.fail(error, loop: self)
                     progressed = true
                     if error.kind == .connectionLost { ending = error; break }
@@ -227,7 +234,7 @@ final class SessionLoop: @unchecked Sendable {
         for op in operations {
             guard let d = op.deadline, d <= now else { continue }
             if !op.timeOut(loop: self) {
-                return error(.timedOut, "wait for the server", "an SSH request got no answer within its time limit; the connection is closed and can be reopened")
+                return error(.timedOut, "wait for the server", "an SSH request (\(op)) got no answer within its time limit; the connection is closed and can be reopened")
             }
         }
         return nil
@@ -280,7 +287,7 @@ final class SessionLoop: @unchecked Sendable {
     /// Fails every operation, frees libssh2 state and closes the socket.
     private func shutdown(_ reason: SSHError) {
         let pending = shared.withLock { s -> [LoopOperation] in
-            s.closedError = reason
+            if s.closedError == nil { s.closedError = reason }
             defer { s.incoming.removeAll() }
             return s.incoming
         }

@@ -14,8 +14,9 @@ struct ProcessEntry: Sendable {
 }
 
 /// What the agent needs to know about the host's processes, one implementation per platform:
-/// `LinuxProcessTable` (/proc), `PortableProcessTable` (POSIX `ps`, used on macOS and, when
-/// `DROVER_AGENT_PLATFORM=portable`, on Linux too so tests exercise it).
+/// `LinuxProcessTable` (/proc), `DarwinProcessTable` (sysctl), and `PortableProcessTable`
+/// (POSIX `ps`, for any other Unix and, with `DROVER_AGENT_PLATFORM=portable`, on Linux too so
+/// the tests exercise it).
 protocol ProcessTable: Sendable {
     /// An identity of the process's start, so a reused pid is not mistaken for it.
     func startTime(of pid: pid_t) -> String?
@@ -53,6 +54,8 @@ enum Platform {
         if LocalUser.environment("DROVER_AGENT_PLATFORM") == "portable" { return PortableProcessTable() }
         #if os(Linux)
         return LinuxProcessTable()
+        #elseif os(macOS)
+        return DarwinProcessTable()
         #else
         return PortableProcessTable()
         #endif
@@ -60,7 +63,12 @@ enum Platform {
 
     /// The name of the implementation in use (shown by `status`).
     static var processTableName: String {
-        processes is PortableProcessTable ? "portable (ps)" : "linux (/proc, subreaper)"
+        if processes is PortableProcessTable { return "portable (ps)" }
+        #if os(Linux)
+        return "linux (/proc, subreaper, cgroup v2 where writable)"
+        #else
+        return "macOS (sysctl, proc_pidinfo)"
+        #endif
     }
 
     /// Changes on every boot, so a heartbeat from before a reboot is recognisable.

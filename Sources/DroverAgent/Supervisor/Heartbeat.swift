@@ -40,7 +40,7 @@ final class HeartbeatWriter: @unchecked Sendable {
         o.set("time", wallTime())
         o.set("interval", interval)
         let load = Platform.loadAverage()
-        o.set("load", load.map { JSONText.number($0) }.isEmpty ? nil : load.map { JSONText.number($0) })
+        o.set("load", raw: load.isEmpty ? "null" : "[" + load.map(JSONText.number).joined(separator: ",") + "]")
         o.set("mem_available_bytes", Platform.availableMemory())
         o.set("cpus", Platform.cpuCount)
         o.set("running", running.withLock { $0 })
