@@ -171,8 +171,8 @@ struct AgentTests {
         let id = try h.submit("victim", shell: "(sleep 305 &); setsid -f sleep 306; sleep 300")
         try h.waitRunning(id)
         try h.waitFor("descendants") { h.cookiePIDs().count >= 3 }
-        let shim = try #require(readJSON(h.dir.stateFile(id))?["shim_pid"]?.intValue)
-        kill(pid_t(shim), SIGKILL)
+        let shim = try #require(AttemptProcesses(transitionsFile: h.dir.transitionsFile(id)).shimPID)
+        kill(shim, SIGKILL)
         let r = try h.result(id)
         #expect(r["reason"]?.stringValue == "lost")
         try h.waitFor("leftovers to be killed", timeout: 5) { h.cookiePIDs().isEmpty }

@@ -32,9 +32,8 @@ enum ReapCommand {
 
     /// Whether an attempt is still supervised: not final, and its shim alive with its start time.
     static func isLive(_ id: AttemptID, dir: StateDirectory, table: any ProcessTable) -> Bool {
-        guard Transitions.currentState(dir.transitionsFile(id))?.isFinal == false,
-              let st = readJSON(dir.stateFile(id)), let pid = st["shim_pid"]?.intValue else { return false }
-        guard kill(pid_t(pid), 0) == 0 else { return false }
-        return st["shim_start"]?.stringValue == nil || table.startTime(of: pid_t(pid)) == st["shim_start"]?.stringValue
+        let p = AttemptProcesses(transitionsFile: dir.transitionsFile(id))
+        guard p.state?.isFinal == false, let pid = p.shimPID, kill(pid, 0) == 0 else { return false }
+        return p.shimStart == nil || table.startTime(of: pid) == p.shimStart
     }
 }

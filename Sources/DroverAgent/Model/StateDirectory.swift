@@ -28,7 +28,6 @@ public struct StateDirectory: Sendable {
 
     public func attemptDirectory(_ id: AttemptID) -> String { "\(attempts)/\(id.job)/\(id.attempt)" }
     public func specFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/spec.json" }
-    public func stateFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/state" }
     public func transitionsFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/transitions" }
     public func resultFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/result.json" }
     public func stdoutFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/stdout" }
@@ -109,4 +108,12 @@ func appendLine(_ line: String, to path: String, durable: Bool = true) throws(Sy
     defer { close(fd) }
     try AtomicFile.writeAll(fd, Array((line + "\n").utf8), path: path)
     if durable && fsync(fd) != 0 { throw SystemError.current("fsync", path: path) }
+}
+
+/// Creates or truncates a file and writes it, without fsync (for files not yet referenced).
+func writeFile(_ bytes: [UInt8], to path: String) throws(SystemError) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    if fd < 0 { throw SystemError.current("create", path: path) }
+    defer { close(fd) }
+    try AtomicFile.writeAll(fd, bytes, path: path)
 }

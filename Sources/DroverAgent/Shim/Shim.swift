@@ -18,9 +18,9 @@ struct Shim {
 
     /// Runs the attempt to its end; the exit status is 0 whenever a result was written.
     func run() -> Int32 {
-        let lockPath = dir.attemptDirectory(id) + "/shim.lock"
-        let lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else { return 0 }  // another shim owns it
+        // The attempt's shim holds an flock on its spec for its whole life: never two shims.
+        let lockFD = open(dir.specFile(id), O_RDONLY | O_CLOEXEC)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else { return 0 }
         AgentLog.path = dir.agentLog
         guard let node = readJSON(dir.specFile(id)), case .success(let spec) = AttemptSpec.parse(node, file: dir.specFile(id)) else {
             AgentLog.write("shim \(id): unreadable spec")
@@ -31,8 +31,10 @@ struct Shim {
         drover_block_child_signal()
         let cgroup = portable ? nil : JobCgroup.create(name: JobCgroup.name(for: dir, id))
         let shimStart = table.startTime(of: getpid())
-        writeState(["state": "starting"], shimStart: shimStart, jobPID: nil)
-        guard (try? Transitions.append(.starting, to: dir.transitionsFile(id), fields: fields(["shim_pid": Int(getpid())]))) != nil else {
+        var starting = JSONObject()
+        starting.set("shim_pid", Int(getpid()))
+        starting.set("shim_start", shimStart)
+        guard (try? Transitions.append(.starting, to: dir.transitionsFile(id), fields: starting)) != nil else {
             return 1
         }
         if let reason = cancelReason() {
@@ -66,8 +68,9 @@ struct Shim {
             let why = SystemError("exec \(argv[0])", path: spec.cwd.map { "(cwd \($0))" }, errno: childErrno).description
             return finishWithoutJob(.startFailed, error: why)
         }
-        writeState(["state": "running"], shimStart: shimStart, jobPID: pid)
-        _ = try? Transitions.append(.running, to: dir.transitionsFile(id), fields: fields(["pid": Int(pid)]))
+        var running = JSONObject()
+        running.set("pid", Int(pid))
+        _ = try? Transitions.append(.running, to: dir.transitionsFile(id), fields: running)
         let code = supervise(spec: spec, pid: pid, startedAt: startedAt, cgroup: cgroup)
         return code
     }
@@ -191,7 +194,6 @@ struct Shim {
             AgentLog.write("shim \(id): cannot record the end (\(reason.rawValue)): \(error)")
             return 1
         }
-        writeState(["state": reason.rawValue], shimStart: nil, jobPID: nil)
         return 0
     }
 
@@ -201,24 +203,6 @@ struct Shim {
         guard let bytes = try? LocalFile.read(dir.cancelFile(id)) else { return nil }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")
         return text == "orphaned" ? .orphaned : .cancelled
-    }
-
-    private func writeState(_ extra: [String: String], shimStart: String?, jobPID: pid_t?) {
-        var o = JSONObject()
-        o.set("state", extra["state"])
-        o.set("shim_pid", Int(getpid()))
-        o.set("shim_start", shimStart ?? table.startTime(of: getpid()))
-        o.set("job_pid", jobPID.map { Int($0) })
-        o.set("pgid", jobPID.map { Int($0) })
-        o.set("time", wallTime())
-        // Not fsynced: it only matters while the shim lives, and a power loss ends the shim too.
-        try? AtomicFile.write(Array((o.text + "\n").utf8), to: dir.stateFile(id), durable: false)
-    }
-
-    private func fields(_ values: [String: Int]) -> JSONObject {
-        var o = JSONObject()
-        for k in values.keys.sorted() { o.set(k, values[k]) }
-        return o
     }
 
     /// The job's environment: the spec's variables over a small inherited base, plus the cookie.

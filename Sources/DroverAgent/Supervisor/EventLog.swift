@@ -36,8 +36,9 @@ final class EventLog {
         }
     }
 
-    /// Appends events (each gets the next `seq` and the time) with one write and one fsync.
-    func append(_ events: [String]) throws(SystemError) {
+    /// Appends events (each gets the next `seq` and the time) with one write and, when
+    /// `durable`, one fsync (the agent's tick instead makes everything durable with one syncfs).
+    func append(_ events: [String], durable: Bool = true) throws(SystemError) {
         guard !events.isEmpty else { return }
         var text = ""
         for e in events {
@@ -51,7 +52,7 @@ final class EventLog {
         if fd < 0 { throw SystemError.current("open", path: path) }
         defer { close(fd) }
         try AtomicFile.writeAll(fd, Array(text.utf8), path: path)
-        if fsync(fd) != 0 { throw SystemError.current("fsync", path: path) }
+        if durable && fsync(fd) != 0 { throw SystemError.current("fsync", path: path) }
     }
 
     func noteLogged(_ id: AttemptID, n: Int) {
@@ -121,5 +122,24 @@ public enum Transitions {
         let t = Transition(n: existing.count + 1, state: state, fields: fields)
         do { try appendLine(t.json, to: path, durable: durable || state.isFinal) } catch { throw .system(error) }
         return t.n
+    }
+}
+
+/// What the transitions say about an attempt's processes: its shim (from `starting`) and its
+/// job, whose pid is also its process group (from `running`).
+public struct AttemptProcesses: Sendable {
+    public var state: AttemptState?
+    public var shimPID: pid_t?
+    public var shimStart: String?
+    public var jobPID: pid_t?
+
+    public init(transitionsFile: String) {
+        let lines = Transitions.read(transitionsFile)
+        state = lines.last?["state"]?.stringValue.flatMap(AttemptState.init(rawValue:))
+        for line in lines {
+            if let p = line["shim_pid"]?.intValue { shimPID = pid_t(p) }
+            if let s = line["shim_start"]?.stringValue { shimStart = s }
+            if line["state"]?.stringValue == AttemptState.running.rawValue, let p = line["pid"]?.intValue { jobPID = pid_t(p) }
+        }
     }
 }

@@ -31,6 +31,8 @@ final class Supervisor {
     private var pendingEvents: [String] = []
     /// Attempts accepted in this inbox batch, started once the batch is durable.
     private var toStart: [AttemptID] = []
+    /// Inbox files handled in this tick, removed once their effects are durable.
+    private var handledInbox: [String] = []
     private let executable = currentExecutable()
 
     init(dir: StateDirectory, heartbeatInterval: Double) throws(AgentError) {
@@ -63,7 +65,7 @@ final class Supervisor {
             checkShims()
             checkLease()
             reapChildren()
-            flushEvents()
+            commit()
             heartbeat.setRunning(live.values.filter { $0.state == .running || $0.state == .starting }.count)
             if !busy { sleepSeconds(0.002) }
         }
@@ -91,11 +93,11 @@ final class Supervisor {
                 }
                 guard state?.isFinal == false || lines > logged else { continue }
                 let spec = readJSON(dir.specFile(id))
-                let st = readJSON(dir.stateFile(id))
+                let processes = AttemptProcesses(transitionsFile: dir.transitionsFile(id))
                 live[id] = Live(
                     state: logged > 0 ? (previousState(id, upTo: logged) ?? .accepted) : .accepted,
                     coordinator: spec?["coordinator"]?.stringValue, keepRunning: spec?["keep_running"]?.boolValue ?? false,
-                    shimPID: st?["shim_pid"]?.intValue.map { pid_t($0) }, shimStart: st?["shim_start"]?.stringValue)
+                    shimPID: processes.shimPID, shimStart: processes.shimStart)
                 if state == .accepted && live[id]?.shimPID == nil { startShim(id) }
             }
         }
@@ -125,7 +127,7 @@ final class Supervisor {
 
     /// Handles every command file in the inbox, in name order; returns whether there were any.
     ///
-    /// The new attempts' files are written without fsync, then one `syncfs` makes the whole
+    /// The new attempts' files are written without fsync; `commit()` then makes the whole
     /// batch durable before the inbox files are removed and the shims start: a crash at any
     /// point leaves either the command in the inbox or the accepted attempt on disk.
     private func processInbox() -> Bool {
@@ -144,11 +146,20 @@ final class Supervisor {
                 reject(name, reason: error.description)
             }
         }
-        syncFilesystem(dir.root)
-        for path in handled { unlink(path) }
+        handledInbox += handled
+        return true
+    }
+
+    /// Makes this tick's work durable with one `syncfs` (new attempts and new events
+    /// together), then removes the handled inbox files and starts the new attempts' shims.
+    private func commit() {
+        guard !pendingEvents.isEmpty || !handledInbox.isEmpty else { return }
+        flushEvents(durable: false)
+        if LocalUser.environment("DROVER_NOSYNC") == nil { syncFilesystem(dir.root) }
+        for path in handledInbox { unlink(path) }
+        handledInbox.removeAll()
         for id in toStart { startShim(id) }
         toStart.removeAll()
-        return true
     }
 
     private func handle(_ node: JSONNode, file: String) throws(AgentError) {
@@ -171,7 +182,7 @@ final class Supervisor {
             } else {
                 guard let name = node["signal"]?.stringValue, let sig = signalNumber(name) else { throw .invalid("unknown signal name") }
                 for id in targets {
-                    if let pgid = readJSON(dir.stateFile(id))?["pgid"]?.intValue, pgid > 1 { kill(-pid_t(pgid), sig) }
+                    if let pgid = AttemptProcesses(transitionsFile: dir.transitionsFile(id)).jobPID, pgid > 1 { kill(-pgid, sig) }
                 }
             }
         default:
@@ -185,7 +196,9 @@ final class Supervisor {
         let attemptDir = dir.attemptDirectory(id)
         if LocalFile.exists(dir.transitionsFile(id)) { throw .invalid("attempt \(id) already exists; attempts are never reused") }
         try StateDirectory.makeDirectory(attemptDir)
-        do { try AtomicFile.write(Array((spec.json + "\n").utf8), to: dir.specFile(id), durable: false) } catch { throw .system(error) }
+        // Written in place: until the `accepted` line exists the attempt does not, and a
+        // command whose spec write was cut short is still in the inbox and is written again.
+        do { try writeFile(Array((spec.json + "\n").utf8), to: dir.specFile(id)) } catch { throw .system(error) }
         try Transitions.append(.accepted, to: dir.transitionsFile(id))
         live[id] = Live(state: .accepted, coordinator: spec.coordinator, keepRunning: spec.keepRunning)
         pollTransitions(only: id)
@@ -196,7 +209,7 @@ final class Supervisor {
         do {
             let pid = try spawnSession([executable, "shim", dir.root, id.description], output: dir.agentLog)
             live[id]?.shimPID = pid
-            live[id]?.shimStart = nil  // learned from the state file the shim writes
+            live[id]?.shimStart = nil  // learned from the shim's `starting` transition
         } catch {
             AgentLog.write("cannot start the shim of \(id): \(error)")
             markLost(id, why: "the shim could not be started: \(error)")
@@ -247,16 +260,19 @@ final class Supervisor {
                 pendingEvents.append(text)
                 log.noteLogged(id, n: n)
                 live[id]?.state = s
-                if s == .starting, let pid = line["shim_pid"]?.intValue { live[id]?.shimPID = pid_t(pid) }
+                if s == .starting, let pid = line["shim_pid"]?.intValue {
+                    live[id]?.shimPID = pid_t(pid)
+                    live[id]?.shimStart = line["shim_start"]?.stringValue
+                }
             }
             if live[id]?.state.isFinal == true { live[id] = nil }
         }
     }
 
-    private func flushEvents() {
+    private func flushEvents(durable: Bool = true) {
         guard !pendingEvents.isEmpty else { return }
         do {
-            try log.append(pendingEvents)
+            try log.append(pendingEvents, durable: durable)
             pendingEvents.removeAll()
         } catch {
             AgentLog.write("cannot append to the event log: \(error); will retry")
@@ -279,10 +295,7 @@ final class Supervisor {
         for (id, a) in live where now - a.lastCheck >= 0.25 {
             live[id]?.lastCheck = now
             guard let pid = a.shimPID else { continue }
-            let expected = a.shimStart ?? readJSON(dir.stateFile(id))?["shim_start"]?.stringValue
-            if live[id]?.shimStart == nil, let expected, readJSON(dir.stateFile(id))?["shim_pid"]?.intValue == Int(pid) {
-                live[id]?.shimStart = expected
-            }
+
             let alive = kill(pid, 0) == 0 || errno == EPERM
             let same = alive && (live[id]?.shimStart == nil || table.startTime(of: pid) == live[id]?.shimStart)
             if same && !isZombie(pid) { continue }
@@ -304,7 +317,7 @@ final class Supervisor {
 
     /// Marks an attempt lost and kills whatever is left of it.
     private func markLost(_ id: AttemptID, why: String) {
-        let pgid = readJSON(dir.stateFile(id))?["pgid"]?.intValue.map { pid_t($0) }
+        let pgid = AttemptProcesses(transitionsFile: dir.transitionsFile(id)).jobPID
         let cgroup = JobCgroup.existing(name: JobCgroup.name(for: dir, id))
         let killed = TreeKiller(table: table, cookie: dir.cookie(id), cgroup: cgroup).killAll(pgid: pgid, ancestor: nil)
         cgroup?.remove()

@@ -54,8 +54,8 @@ struct AgentBench {
                 inFlight.append(ids[next])
                 next += 1
             }
-            inFlight.removeAll { Transitions.currentState(dir.transitionsFile($0))?.isFinal == true }
-            usleep(200)
+            inFlight.removeAll { LocalFile.exists(dir.resultFile($0)) }
+            usleep(1000)
         }
         let rate = Double(count) / (monotonicTime() - start)
         print(row("throughput (true, \(window) in flight)", "\(Int(rate)) jobs/s", aim: "≥ 300 jobs/s"))
