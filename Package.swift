@@ -43,13 +43,15 @@ let package = Package(
         .executableTarget(name: "drover-agent", dependencies: ["DroverAgent"]),
         // Benchmarks (bench/): print figures, never part of the pass/fail of tests.
         .executableTarget(name: "drover-bench", dependencies: ["DroverAgent", "DroverCore"], path: "bench/Sources/drover-bench"),
+        // Helpers shared by the test targets (running child processes cleanly).
+        .target(name: "DroverTestSupport", path: "Tests/DroverTestSupport"),
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),
         .testTarget(name: "DroverInventoryTests", dependencies: ["DroverInventory", "DroverCore"]),
         .testTarget(name: "DroverSSHTests", dependencies: ["DroverSSH", "DroverCore"]),
-        .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore"]),
+        .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore", "DroverTestSupport"]),
         .testTarget(
             name: "DroverIntegrationTests",
-            dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore"]
+            dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore", "DroverTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 import DroverCore
 import Foundation
 import Testing
+import DroverTestSupport
 @testable import DroverAgent
 
 /// A real `drover-agent` on a temporary root, driven the way the coordinator will drive it:
@@ -40,7 +41,7 @@ final class AgentHarness {
 
     @discardableResult
     func agent(_ args: [String], stdin: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-        try Spawned.run(binary, args + ["--root", root], environment: environment, stdin: stdin)
+        try ChildProcess.run(binary, args + ["--root", root], environment: environment, stdin: stdin)
     }
 
     /// Places a start command for a spec in the inbox.
@@ -133,38 +134,3 @@ struct HarnessError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// posix_spawn with a clean signal mask, output through files (a daemon cannot hold it open).
-enum Spawned {
-    static func run(_ path: String, _ arguments: [String], environment: [String: String], stdin: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-spawn-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try (stdin ?? "").write(toFile: dir + "/in", atomically: true, encoding: .utf8)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, dir + "/in", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, dir + "/out", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, dir + "/err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
-        guard rc == 0 else { throw HarnessError("cannot start \(path): \(String(cString: strerror(rc)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (code, (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? "", (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "")
-    }
-}

@@ -1,6 +1,7 @@
 import DroverCore
 import Foundation
 import Testing
+import DroverTestSupport
 @testable import DroverAgent
 
 @Suite("drover-agent", .serialized, .timeLimit(.minutes(3)))
@@ -292,7 +293,7 @@ struct AgentTests {
         let cookie = String(h.dir.cookie(AttemptID(job: "ghost", attempt: 1)).dropFirst("DROVER_COOKIE=".count))
         var env = ProcessInfo.processInfo.environment
         env["DROVER_COOKIE"] = cookie
-        _ = try Spawned.run("/usr/bin/setsid", ["-f", "sleep", "308"], environment: env)
+        _ = try ChildProcess.run("/usr/bin/setsid", ["-f", "sleep", "308"], environment: env)
         try h.waitFor("the ghost") { !h.cookiePIDs().isEmpty }
         let dry = try h.agent(["reap", "--dry-run"])
         #expect(dry.stdout.contains("would kill") && dry.stdout.contains("ghost/1"))
