@@ -48,6 +48,7 @@ let package = Package(
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),
         .testTarget(name: "DroverInventoryTests", dependencies: ["DroverInventory", "DroverCore"]),
         .testTarget(name: "DroverSSHTests", dependencies: ["DroverSSH", "DroverCore"]),
+        .testTarget(name: "DroverCoordinatorTests", dependencies: ["DroverCoordinator"]),
         .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore", "DroverTestSupport"]),
         .testTarget(
             name: "DroverIntegrationTests",

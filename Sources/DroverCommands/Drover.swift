@@ -13,7 +13,7 @@ public struct Drover: AsyncParsableCommand {
             Inventory lookup: --inventory FILE, $DROVER_INVENTORY, ./hosts.json, ~/.config/drover/hosts.json; with none, this machine alone (a `local` host). See docs/inventory.md for the format.
             """,
         version: version,
-        subcommands: [HostsCommand.self]
+        subcommands: [HostsCommand.self, DeployCommand.self]
     )
 
     public init() {}

@@ -32,15 +32,7 @@ struct HostsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let inventory = try inventoryOptions.load()
-        var hosts = inventory.hosts
-        if !names.isEmpty {
-            let unknown = names.filter { inventory.host(named: $0) == nil }
-            if !unknown.isEmpty {
-                Terminal.error("no host named \(unknown.joined(separator: ", ")) in \(inventory.source); hosts: \(inventory.hosts.map(\.name).joined(separator: ", "))")
-                throw ExitCode(2)
-            }
-            hosts = hosts.filter { names.contains($0.name) }
-        }
+        let hosts = try inventoryOptions.select(names, from: inventory)
         for host in hosts {
             for note in host.ignoredConfig { Terminal.note("\(host.name): \(note)") }
         }

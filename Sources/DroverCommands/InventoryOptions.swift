@@ -20,4 +20,15 @@ public struct InventoryOptions: ParsableArguments {
             throw ExitCode(2)
         }
     }
+
+    /// The hosts named on the command line (all when none), or exit 2 naming the unknown ones.
+    public func select(_ names: [String], from inventory: Inventory) throws -> [HostSpec] {
+        guard !names.isEmpty else { return inventory.hosts }
+        let unknown = names.filter { inventory.host(named: $0) == nil }
+        if !unknown.isEmpty {
+            Terminal.error("no host named \(unknown.joined(separator: ", ")) in \(inventory.source); hosts: \(inventory.hosts.map(\.name).joined(separator: ", "))")
+            throw ExitCode(2)
+        }
+        return inventory.hosts.filter { names.contains($0.name) }
+    }
 }

@@ -105,7 +105,6 @@ public struct HostProbe: Sendable {
             report.error = error.description
             return report
         }
-        defer { connection.close() }
         do {
             // The best of three: the first round trip on a new connection includes TCP warm-up.
             var best = Double.infinity
@@ -117,6 +116,7 @@ public struct HostProbe: Sendable {
             report.state = error.shortReason
             report.error = error.description
         }
+        await connection.shutdown()
         if report.slots == nil { report.slots = report.cpus }
         return report
     }

@@ -161,6 +161,12 @@ public struct ExecResult: Sendable {
     public var stderr: [UInt8]
     public var status: ExitStatus
 
+    public init(stdout: [UInt8], stderr: [UInt8], status: ExitStatus) {
+        self.stdout = stdout
+        self.stderr = stderr
+        self.status = status
+    }
+
     public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
     public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
 }

@@ -3,7 +3,14 @@ import DroverCore
 import Foundation
 
 private let libraryInitialized: Bool = {
-    libssh2_init(0) == 0
+    // OpenSSL (under libssh2) frees its locks in an exit-time handler; a connection thread
+    // still closing its session when the process exits would then crash. Ask OpenSSL, before
+    // anything initialises it, not to register that handler (OPENSSL_INIT_NO_ATEXIT).
+    typealias InitCrypto = @convention(c) (UInt64, UnsafeRawPointer?) -> Int32
+    if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "OPENSSL_init_crypto") {
+        _ = unsafeBitCast(symbol, to: InitCrypto.self)(0x0008_0000, nil)
+    }
+    return libssh2_init(0) == 0
 }()
 
 /// One SSH connection to a host, driven by its own thread, with an async API.
@@ -77,8 +84,15 @@ public final class SSHConnection: Sendable {
     /// Whether calls can still succeed.
     public var isAlive: Bool { loop.closedError == nil }
 
-    /// Disconnects; calls in flight fail with `closed`.
+    /// Starts disconnecting; calls in flight fail with `closed`.
     public func close() { loop.requestClose() }
+
+    /// Disconnects and returns once the connection's thread has let go of libssh2 — call it
+    /// before the process exits, or OpenSSL's exit-time cleanup can race with that thread.
+    public func shutdown() async {
+        loop.requestClose()
+        await loop.waitUntilFinished()
+    }
 
     // MARK: Commands
 

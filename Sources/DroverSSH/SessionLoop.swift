@@ -62,6 +62,9 @@ final class SessionLoop: @unchecked Sendable {
         var incoming: [LoopOperation] = []
         var closeRequested = false
         var closedError: SSHError?
+        /// Set when the thread has freed the session and closed the socket.
+        var finished = false
+        var finishWaiters: [CheckedContinuation<Void, Never>] = []
     }
     private let shared = Locked(Shared())
     private var wakeRead: Int32 = -1
@@ -148,7 +151,11 @@ final class SessionLoop: @unchecked Sendable {
 
     /// Runs until closed or the connection breaks; the session is already authenticated.
     func run() {
-        guard let session else { return }
+        guard let session else {
+            shutdown(error(.closed, "use connection", "the connection was closed"))
+            markFinished()
+            return
+        }
         libssh2_session_set_blocking(session, 0)
         libssh2_keepalive_config(session, 0, UInt32(options.keepaliveInterval))
         var ending: SSHError?
@@ -221,6 +228,29 @@ final class SessionLoop: @unchecked Sendable {
             }
         }
         shutdown(ending ?? error(.closed, "use connection", "the connection was closed"))
+        markFinished()
+    }
+
+    /// Records that the thread is done with libssh2 and wakes whoever waits for that.
+    func markFinished() {
+        let waiters = shared.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.finished = true
+            defer { s.finishWaiters.removeAll() }
+            return s.finishWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Returns once the thread has freed the session (call `requestClose` first).
+    func waitUntilFinished() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let done = shared.withLock { s -> Bool in
+                if s.finished { return true }
+                s.finishWaiters.append(c)
+                return false
+            }
+            if done { c.resume() }
+        }
     }
 
     private func remove(_ op: LoopOperation) {

@@ -1,0 +1,163 @@
+import DroverCore
+import DroverInventory
+import DroverSSH
+import Foundation
+
+/// What deploying to one host did.
+public struct DeployReport: Sendable, Codable, Equatable {
+    public enum Outcome: String, Sendable, Codable {
+        /// The agent was installed and started.
+        case deployed
+        /// Another build was running; it was replaced, its jobs kept running.
+        case upgraded
+        /// This build was already running: nothing was changed.
+        case upToDate = "up-to-date"
+        case failed
+    }
+
+    public var host: String
+    public var outcome: Outcome
+    public var platform: String?
+    public var build: String?
+    public var agentPID: Int?
+    /// Why it failed, or a note.
+    public var message: String?
+    public var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case host, outcome, platform, build, message, seconds
+        case agentPID = "agent_pid"
+    }
+}
+
+/// Installs the agent on hosts: picks the binary for each host's platform, uploads it by
+/// content hash, checks its SHA-256 on the host, starts it detached and waits for its first
+/// heartbeat. A host already running the same build costs one round trip.
+public struct Deployer: Sendable {
+    public let catalog: AgentCatalog
+    public var options = SSHOptions()
+
+    public init(catalog: AgentCatalog) {
+        self.catalog = catalog
+    }
+
+    /// Deploys to every host in parallel.
+    public func deploy(_ hosts: [HostSpec]) async -> [DeployReport] {
+        await withTaskGroup(of: (Int, DeployReport).self) { group in
+            for (i, host) in hosts.enumerated() { group.addTask { (i, await deploy(host)) } }
+            var out = [DeployReport?](repeating: nil, count: hosts.count)
+            for await (i, r) in group { out[i] = r }
+            return out.compactMap { $0 }
+        }
+    }
+
+    public func deploy(_ host: HostSpec) async -> DeployReport {
+        let start = Date()
+        var report = DeployReport(host: host.name, outcome: .failed, seconds: 0)
+        do throws(SSHError) {
+            let session = try await host.openSession(options: options)
+            do throws(SSHError) {
+                try await deploy(host, session: session, report: &report)
+            } catch {
+                await session.shutdown()
+                throw error
+            }
+            await session.shutdown()
+        } catch {
+            report.outcome = .failed
+            report.message = error.description
+        }
+        report.seconds = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
+        return report
+    }
+
+    private func deploy(_ host: HostSpec, session: any HostSession, report: inout DeployReport) async throws(SSHError) {
+        let root = host.root
+        let q = RemotePath.shell
+        // One round trip tells the platform and whether this build already runs.
+        let probe = try await session.run("""
+            echo os=$(uname -s); echo arch=$(uname -m); echo glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //'); \
+            echo now=$(date +%s); printf 'heartbeat='; head -c 4096 \(q(root + "/heartbeat")) 2>/dev/null | tr -d '\\n'; echo
+            """, timeout: options.operationTimeout)
+        let facts = parseFacts(probe.stdoutText)
+        let platform = AgentBinary.platform(os: facts["os"] ?? "?", arch: facts["arch"] ?? "?")
+        report.platform = platform
+        let glibc = facts["glibc"].flatMap { $0.isEmpty ? nil : $0 }
+        guard let binary = catalog.binary(for: platform, glibc: glibc) else {
+            throw SSHError(.localIO, host: host.name, operation: "choose an agent binary", message: noBinaryMessage(platform: platform, glibc: glibc))
+        }
+        report.build = binary.build
+        let heartbeat = facts["heartbeat"].flatMap { try? JSONParser.parse($0) }
+        let now = facts["now"].flatMap(Double.init) ?? 0
+        let runningBuild = heartbeat.flatMap { hb -> String? in
+            guard let t = hb["time"]?.doubleValue, let interval = hb["interval"]?.doubleValue, now - t < max(3 * interval, 5) else { return nil }
+            return hb["build"]?.stringValue
+        }
+        if runningBuild == binary.build {
+            report.outcome = .upToDate
+            report.agentPID = heartbeat?["pid"]?.intValue
+            return
+        }
+
+        // Upload by content hash (skipped when that file is already there), verify, then start.
+        let bin = root + "/bin"
+        let remote = bin + "/drover-agent-" + binary.build
+        let sumCommand = "(sha256sum \(q(remote)) 2>/dev/null || shasum -a 256 \(q(remote)) 2>/dev/null) | cut -d' ' -f1"
+        let setup = try await session.run("umask 077 && mkdir -p \(q(bin)) && chmod 700 \(q(root)) \(q(bin)) && \(sumCommand)", timeout: options.operationTimeout)
+        if setup.status != .exited(0) {
+            throw SSHError(.sftpFailed, host: host.name, operation: "prepare \(bin)", message: setup.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        if setup.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) != binary.sha256 {
+            let tmp = remote + ".upload-\(UInt32.random(in: 0...UInt32.max))"
+            try await session.upload(file: binary.path, to: tmp, mode: 0o700)
+            let check = try await session.run("""
+                s=$( (sha256sum \(q(tmp)) 2>/dev/null || shasum -a 256 \(q(tmp))) | cut -d' ' -f1); \
+                if [ "$s" = \(binary.sha256) ]; then mv -f -- \(q(tmp)) \(q(remote)); else rm -f -- \(q(tmp)); echo "checksum $s" >&2; exit 3; fi
+                """, timeout: options.operationTimeout)
+            if check.status != .exited(0) {
+                throw SSHError(.sftpFailed, host: host.name, operation: "verify the uploaded agent",
+                               message: "SHA-256 on the host differs from \(binary.sha256) (\(check.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))); the upload was removed")
+            }
+        }
+        // An agent of another build: stop it (its jobs keep running under their shims) and
+        // start this one, which re-adopts them.
+        if runningBuild != nil {
+            _ = try await session.run("\(q(remote)) stop --root \(q(root))", timeout: 20)
+            report.outcome = .upgraded
+        } else {
+            report.outcome = .deployed
+        }
+        let started = try await session.run("\(q(remote)) run --detach --root \(q(root))", timeout: 20)
+        let text = (started.stdoutText + started.stderrText).trimmingCharacters(in: .whitespacesAndNewlines)
+        if started.status != .exited(0) {
+            throw SSHError(.channelFailed, host: host.name, operation: "start the agent", message: text.isEmpty ? "\(started.status)" : text)
+        }
+        // Confirm the running agent is this build (an old agent that did not stop would say otherwise).
+        let hb = try await session.run("head -c 4096 \(q(root + "/heartbeat"))", timeout: options.operationTimeout)
+        let node = try? JSONParser.parse(hb.stdoutText)
+        report.agentPID = node?["pid"]?.intValue
+        if node?["build"]?.stringValue != binary.build {
+            throw SSHError(.channelFailed, host: host.name, operation: "start the agent",
+                           message: "the running agent is build \(node?["build"]?.stringValue ?? "?"), not \(binary.build): \(text)")
+        }
+    }
+
+    func parseFacts(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            out[String(line[..<eq])] = String(line[line.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
+        }
+        return out
+    }
+
+    func noBinaryMessage(platform: String, glibc: String?) -> String {
+        let have = catalog.binaries.map { "\($0.platform)\($0.minimumGlibc.map { " (glibc ≥ \($0))" } ?? "") at \($0.path)" }
+        return """
+            no agent binary for \(platform)\(glibc.map { " with glibc \($0)" } ?? ""). Known: \(have.isEmpty ? "none" : have.joined(separator: "; ")).
+            Build one on a machine of that kind (or on the host itself):
+              swift build -c release --static-swift-stdlib --product drover-agent
+            and copy .build/release/drover-agent to ~/.local/share/drover/agents/\(platform)/drover-agent here, or pass it with --agent PATH.
+            """
+    }
+}

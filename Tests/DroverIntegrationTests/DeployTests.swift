@@ -1,0 +1,93 @@
+import DroverCoordinator
+import DroverCore
+import DroverSSH
+import Foundation
+import Testing
+
+extension Testbed {
+    /// Stops any agent on the testbed hosts (cancelling its jobs) and removes ~/.drover.
+    static func resetAgents() async throws {
+        for name in ["h1", "h2", "h3"] {
+            let c = try await connect(name)
+            _ = try await c.run("for b in ~/.drover/bin/drover-agent-*; do [ -x \"$b\" ] && \"$b\" stop --kill-jobs --root ~/.drover >/dev/null 2>&1; break; done; rm -rf ~/.drover", timeout: 60)
+            await c.shutdown()
+        }
+    }
+
+    /// The built drover executable next to the test bundle.
+    static var droverBinary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("drover").path
+    }
+}
+
+extension TestbedSuite {
+    @Suite("Deploy")
+    struct DeployTests {
+        @Test func deployToFreshHostsThenAgainIsIdempotent() async throws {
+            try await Testbed.resetAgents()
+            let inventory = Testbed.directory! + "/hosts.json"
+            let first = try Testbed.run(Testbed.droverBinary, ["deploy", "--inventory", inventory, "--json"])
+            #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+            let reports = try JSONDecoder().decode([DeployReport].self, from: Data(first.stdout.utf8))
+            #expect(reports.map(\.outcome) == [.deployed, .deployed, .deployed])
+            #expect(Set(reports.compactMap(\.build)).count == 1)
+            // The agents beat: `drover hosts` shows their version.
+            let hosts = try Testbed.run(Testbed.droverBinary, ["hosts", "--inventory", inventory, "--json"])
+            let probed = try JSONDecoder().decode([HostReport].self, from: Data(hosts.stdout.utf8))
+            #expect(probed.allSatisfy { $0.agentVersion == "0.1.0" })
+
+            let second = try Testbed.run(Testbed.droverBinary, ["deploy", "--inventory", inventory, "--json"])
+            let again = try JSONDecoder().decode([DeployReport].self, from: Data(second.stdout.utf8))
+            #expect(second.status == 0)
+            #expect(again.map(\.outcome) == [.upToDate, .upToDate, .upToDate])
+            #expect(again.map(\.agentPID) == reports.map(\.agentPID), "an up-to-date agent is not restarted")
+            try await Testbed.resetAgents()
+        }
+
+        @Test func upgradeKeepsRunningJobs() async throws {
+            try await Testbed.resetAgents()
+            let inventory = Testbed.directory! + "/hosts.json"
+            #expect(try Testbed.run(Testbed.droverBinary, ["deploy", "--inventory", inventory, "h1"]).status == 0)
+            let c = try await Testbed.connect("h1")
+            let submit = try await c.run("~/.drover/bin/drover-agent-* submit --root ~/.drover",
+                                         stdin: Array("{\"job\":\"long\",\"attempt\":1,\"argv\":[\"sh\",\"-c\",\"sleep 2; echo survived\"]}".utf8))
+            #expect(submit.status == .exited(0), "\(submit.stderrText)")
+            // A different build: the same agent with one byte appended.
+            let dir = try Testbed.tempDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let next = dir + "/drover-agent"
+            var bytes = try LocalFile.read(URL(fileURLWithPath: Testbed.droverBinary).deletingLastPathComponent().appendingPathComponent("drover-agent").path)
+            bytes.append(0x0A)
+            _ = FileManager.default.createFile(atPath: next, contents: Data(bytes), attributes: [.posixPermissions: 0o755])
+            let upgrade = try Testbed.run(Testbed.droverBinary, ["deploy", "--inventory", inventory, "--agent", next, "--json", "h1"])
+            let report = try #require(try JSONDecoder().decode([DeployReport].self, from: Data(upgrade.stdout.utf8)).first)
+            #expect(report.outcome == .upgraded, "\(upgrade.stdout)")
+            #expect(report.build == String(hexString(SHA256.hash(bytes)).prefix(12)))
+            // The job started under the old agent finishes and is recorded by the new one.
+            var out = ""
+            for _ in 0..<100 {
+                out = try await c.run("cat ~/.drover/attempts/long/1/stdout 2>/dev/null; cat ~/.drover/attempts/long/1/result.json 2>/dev/null").stdoutText
+                if out.contains("\"reason\"") { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(out.hasPrefix("survived\n") && out.contains("\"reason\":\"exited\""), "\(out)")
+            let hb = try JSONParser.parse(try await c.readFile("~/.drover/heartbeat"))
+            #expect(hb["build"]?.stringValue == report.build)
+            await c.shutdown()
+            try await Testbed.resetAgents()
+        }
+
+        @Test func noBinaryForThePlatformSaysWhatToDo() async throws {
+            let empty = try Testbed.tempDirectory()
+            defer { try? FileManager.default.removeItem(atPath: empty) }
+            setenv("XDG_DATA_HOME", empty, 1)
+            defer { unsetenv("XDG_DATA_HOME") }
+            let catalog = try AgentCatalog(explicit: [], drover: "/nonexistent/drover")
+            let report = await Deployer(catalog: catalog).deploy(try Testbed.host("h1"))
+            #expect(report.outcome == .failed)
+            #expect(report.platform == "linux-x86_64")
+            #expect(report.message?.contains("no agent binary for linux-x86_64") == true)
+            #expect(report.message?.contains("swift build -c release --static-swift-stdlib --product drover-agent") == true)
+        }
+    }
+}
