@@ -43,16 +43,14 @@ let package = Package(
         .executableTarget(name: "drover-agent", dependencies: ["DroverAgent"]),
         // Benchmarks (bench/): print figures, never part of the pass/fail of tests.
         .executableTarget(name: "drover-bench", dependencies: ["DroverAgent", "DroverCore"], path: "bench/Sources/drover-bench"),
-        // Helpers shared by the test targets (running child processes cleanly).
-        .target(name: "DroverTestSupport", path: "Tests/DroverTestSupport"),
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),
         .testTarget(name: "DroverInventoryTests", dependencies: ["DroverInventory", "DroverCore"]),
         .testTarget(name: "DroverSSHTests", dependencies: ["DroverSSH", "DroverCore"]),
         .testTarget(name: "DroverCoordinatorTests", dependencies: ["DroverCoordinator"]),
-        .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore", "DroverTestSupport"]),
+        .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore"]),
         .testTarget(
             name: "DroverIntegrationTests",
-            dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore", "DroverTestSupport"]
+            dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore"]
         ),
     ],
     swiftLanguageModes: [.v6]

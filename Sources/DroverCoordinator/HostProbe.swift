@@ -111,7 +111,7 @@ public struct HostProbe: Sendable {
             for _ in 0..<3 { best = min(best, try await connection.ping()) }
             report.latencyMs = (best * 1000 * 100).rounded() / 100
             let result = try await connection.run(Self.probeCommand(root: host.root), timeout: max(host.connectTimeout, 10))
-            apply(parse(result.stdoutText), to: &report)
+            apply(Self.parseFacts(result.stdoutText), to: &report)
         } catch {
             report.state = error.shortReason
             report.error = error.description
@@ -137,7 +137,8 @@ public struct HostProbe: Sendable {
         return report
     }
 
-    func parse(_ text: String) -> [String: String] {
+    /// `key=value` lines, as the probe shell lines print them.
+    static func parseFacts(_ text: String) -> [String: String] {
         var out: [String: String] = [:]
         for line in text.split(separator: "\n") {
             guard let eq = line.firstIndex(of: "=") else { continue }

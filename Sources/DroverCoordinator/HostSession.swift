@@ -27,8 +27,9 @@ public struct LocalSession: HostSession {
 
     public func run(_ command: String, timeout: Double) async throws(SSHError) -> ExecResult {
         do {
-            let r = try LocalProcess.run(["/bin/sh", "-c", command], timeout: timeout)
-            return ExecResult(stdout: r.stdout, stderr: r.stderr, status: r.status)
+            let r = try ChildProcess.run(["/bin/sh", "-c", command], timeout: timeout)
+            let status: ExitStatus = r.signaled ? .signaled(String(r.status - 128)) : .exited(r.status)
+            return ExecResult(stdout: r.stdout, stderr: r.stderr, status: status)
         } catch {
             throw SSHError(.localIO, host: name, operation: "run `\(command.prefix(60))`", message: "\(error)")
         }

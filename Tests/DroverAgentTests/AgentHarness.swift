@@ -1,7 +1,6 @@
 import DroverCore
 import Foundation
 import Testing
-import DroverTestSupport
 @testable import DroverAgent
 
 /// A real `drover-agent` on a temporary root, driven the way the coordinator will drive it:
@@ -41,7 +40,8 @@ final class AgentHarness {
 
     @discardableResult
     func agent(_ args: [String], stdin: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-        try ChildProcess.run(binary, args + ["--root", root], environment: environment, stdin: stdin)
+        let r = try ChildProcess.run([binary] + args + ["--root", root], environment: environment.map { "\($0.key)=\($0.value)" }, stdin: Array((stdin ?? "").utf8))
+        return (r.status, r.stdoutText, r.stderrText)
     }
 
     /// Places a start command for a spec in the inbox.

@@ -1,7 +1,6 @@
 import DroverCore
 import Foundation
 import Testing
-import DroverTestSupport
 @testable import DroverAgent
 
 @Suite("drover-agent", .serialized, .timeLimit(.minutes(3)))
@@ -293,7 +292,7 @@ struct AgentTests {
         let cookie = String(h.dir.cookie(AttemptID(job: "ghost", attempt: 1)).dropFirst("DROVER_COOKIE=".count))
         var env = ProcessInfo.processInfo.environment
         env["DROVER_COOKIE"] = cookie
-        _ = try ChildProcess.run("/usr/bin/setsid", ["-f", "sleep", "308"], environment: env)
+        _ = try ChildProcess.run(["/usr/bin/setsid", "-f", "sleep", "308"], environment: env.map { "\($0.key)=\($0.value)" })
         try h.waitFor("the ghost") { !h.cookiePIDs().isEmpty }
         let dry = try h.agent(["reap", "--dry-run"])
         #expect(dry.stdout.contains("would kill") && dry.stdout.contains("ghost/1"))

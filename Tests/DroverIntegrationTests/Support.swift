@@ -3,7 +3,6 @@ import DroverInventory
 import DroverSSH
 import Foundation
 import Testing
-import DroverTestSupport
 
 /// The SSH testbed started by `scripts/testbed up 3` (see docs/testbed.md).
 ///
@@ -81,7 +80,8 @@ enum Testbed {
 
     /// Runs a program to completion and collects its output.
     static func run(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-        try ChildProcess.run(path, arguments, environment: environment)
+        let r = try ChildProcess.run([path] + arguments, environment: environment.map { $0.map { "\($0.key)=\($0.value)" } })
+        return (r.status, r.stdoutText, r.stderrText)
     }
 
     /// A fresh temporary directory, removed by the caller.

@@ -79,7 +79,7 @@ public struct Deployer: Sendable {
             echo os=$(uname -s); echo arch=$(uname -m); echo glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //'); \
             echo now=$(date +%s); printf 'heartbeat='; head -c 4096 \(q(root + "/heartbeat")) 2>/dev/null | tr -d '\\n'; echo
             """, timeout: options.operationTimeout)
-        let facts = parseFacts(probe.stdoutText)
+        let facts = HostProbe.parseFacts(probe.stdoutText)
         let platform = AgentBinary.platform(os: facts["os"] ?? "?", arch: facts["arch"] ?? "?")
         report.platform = platform
         let glibc = facts["glibc"].flatMap { $0.isEmpty ? nil : $0 }
@@ -140,15 +140,6 @@ public struct Deployer: Sendable {
             throw SSHError(.channelFailed, host: host.name, operation: "start the agent",
                            message: "the running agent is build \(node?["build"]?.stringValue ?? "?"), not \(binary.build): \(text)")
         }
-    }
-
-    func parseFacts(_ text: String) -> [String: String] {
-        var out: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            out[String(line[..<eq])] = String(line[line.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
-        }
-        return out
     }
 
     func noBinaryMessage(platform: String, glibc: String?) -> String {

@@ -131,13 +131,7 @@ struct AgentBench {
 
     /// Runs a program and waits for it; returns its exit status.
     func shell(_ argv: [String]) -> Int32 {
-        var pid: pid_t = 0
-        let cargs = argv.map { strdup($0) } + [nil]
-        defer { cargs.forEach { free($0) } }
-        guard posix_spawn(&pid, argv[0], nil, nil, cargs, environ) == 0 else { return -1 }
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        return (status >> 8) & 0xff
+        (try? ChildProcess.run(argv))?.status ?? -1
     }
 }
 
