@@ -9,7 +9,7 @@ struct HostsCommand: AsyncParsableCommand {
         commandName: "hosts",
         abstract: "Check every host of the inventory and show its state.",
         discussion: """
-            Connects to all hosts in parallel (each bounded by its connect_timeout) and prints one row per host: name, address, state, OS, architecture, CPUs, memory, slots, the agent version (- until deployed) and the round-trip latency of the SSH connection (one channel open and close, no remote process).
+            Connects to all hosts in parallel (each bounded by its connect_timeout) and prints one row per host: name, address, state, OS, architecture, CPUs, memory, slots, the agent version (- until deployed), the age of the agent's last heartbeat (by the host's clock) and the round-trip latency of the SSH connection (one channel open and close, no remote process).
 
             STATE is `up`, or why the host cannot be used: unreachable, refused, timed out, auth refused, host key mismatch, unknown host key, unsupported config. The full reason and what to do about it follow the table.
 
@@ -46,11 +46,12 @@ struct HostsCommand: AsyncParsableCommand {
     }
 
     static func render(_ reports: [HostReport]) -> String {
-        var rows = [["NAME", "ADDRESS", "STATE", "OS", "ARCH", "CPUS", "MEMORY", "SLOTS", "AGENT", "LATENCY"]]
+        var rows = [["NAME", "ADDRESS", "STATE", "OS", "ARCH", "CPUS", "MEMORY", "SLOTS", "AGENT", "HEARTBEAT", "LATENCY"]]
         for r in reports {
             rows.append([
                 r.name, r.address, r.state, r.os ?? "-", r.arch ?? "-", r.cpus.map(String.init) ?? "-",
                 Terminal.bytes(r.memoryBytes), r.slots.map(String.init) ?? "-", r.agentVersion ?? "-",
+                r.heartbeatAgeSeconds.map { "\(Int($0)) s ago" } ?? "-",
                 r.latencyMs.map { String(format: "%.2f ms", $0) } ?? "-",
             ])
         }

@@ -23,6 +23,8 @@ public struct HostReport: Sendable, Codable, Equatable {
     public var memoryBytes: UInt64?
     /// The agent version from the host's heartbeat; nil until deployed.
     public var agentVersion: String?
+    /// Seconds since the agent's last heartbeat, by the host's own clock; nil without one.
+    public var heartbeatAgeSeconds: Double?
     /// One network round trip on the established connection, in milliseconds.
     public var latencyMs: Double?
     /// Job slots (the inventory's `slots`, else the CPU count).
@@ -34,6 +36,7 @@ public struct HostReport: Sendable, Codable, Equatable {
         case name, address, state, error, os, arch, cpus, slots
         case memoryBytes = "memory_bytes"
         case agentVersion = "agent_version"
+        case heartbeatAgeSeconds = "heartbeat_age_seconds"
         case latencyMs = "latency_ms"
     }
 
@@ -50,6 +53,7 @@ public struct HostReport: Sendable, Codable, Equatable {
         try c.encode(memoryBytes, forKey: .memoryBytes)
         try c.encode(slots, forKey: .slots)
         try c.encode(agentVersion, forKey: .agentVersion)
+        try c.encode(heartbeatAgeSeconds, forKey: .heartbeatAgeSeconds)
         try c.encode(latencyMs, forKey: .latencyMs)
     }
 }
@@ -91,6 +95,7 @@ public struct HostProbe: Sendable {
             "echo cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null)",
             "echo mem=$( (awk '/^MemTotal:/ {printf \"%.0f\", $2*1024}' /proc/meminfo 2>/dev/null) || sysctl -n hw.memsize 2>/dev/null)",
             "printf 'heartbeat='; head -c 4096 \(heartbeat) 2>/dev/null | tr -d '\\n'; echo",
+            "echo now=$(date +%s)",
         ].joined(separator: "; ")
     }
 
@@ -130,7 +135,9 @@ public struct HostProbe: Sendable {
         report.cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         report.memoryBytes = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
         if let bytes = try? LocalFile.read(host.root + "/heartbeat") {
-            report.agentVersion = Self.agentVersion(fromHeartbeat: String(decoding: bytes, as: UTF8.self))
+            let text = String(decoding: bytes, as: UTF8.self)
+            report.agentVersion = Self.agentVersion(fromHeartbeat: text)
+            report.heartbeatAgeSeconds = Self.heartbeatAge(text, now: Date().timeIntervalSince1970)
         }
         report.latencyMs = 0
         report.slots = host.slots ?? report.cpus
@@ -153,6 +160,15 @@ public struct HostProbe: Sendable {
         report.cpus = facts["cpus"].flatMap { Int($0) }
         report.memoryBytes = facts["mem"].flatMap { UInt64($0) }
         report.agentVersion = facts["heartbeat"].flatMap { Self.agentVersion(fromHeartbeat: $0) }
+        if let hb = facts["heartbeat"], let now = facts["now"].flatMap(Double.init) {
+            report.heartbeatAgeSeconds = Self.heartbeatAge(hb, now: now)
+        }
+    }
+
+    /// Whole seconds between the heartbeat's `time` and `now` (both the host's clock).
+    static func heartbeatAge(_ text: String, now: Double) -> Double? {
+        guard !text.isEmpty, let node = try? JSONParser.parse(text), let t = node["time"]?.doubleValue else { return nil }
+        return max(0, (now - t).rounded())
     }
 
     /// The `version` field of a heartbeat file, if it parses.

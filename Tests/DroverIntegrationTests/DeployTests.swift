@@ -35,6 +35,7 @@ extension TestbedSuite {
             let hosts = try Testbed.run(Testbed.droverBinary, ["hosts", "--inventory", inventory, "--json"])
             let probed = try JSONDecoder().decode([HostReport].self, from: Data(hosts.stdout.utf8))
             #expect(probed.allSatisfy { $0.agentVersion == "0.1.0" })
+            #expect(probed.allSatisfy { ($0.heartbeatAgeSeconds ?? 99) < 5 }, "\(probed.map(\.heartbeatAgeSeconds))")
 
             let second = try Testbed.run(Testbed.droverBinary, ["deploy", "--inventory", inventory, "--json"])
             let again = try JSONDecoder().decode([DeployReport].self, from: Data(second.stdout.utf8))
