@@ -1,5 +1,6 @@
 import ArgumentParser
 import DroverCoordinator
+import DroverCore
 import DroverInventory
 import Foundation
 
@@ -55,7 +56,7 @@ struct DeployCommand: AsyncParsableCommand {
             for r in reports {
                 rows.append([r.host, r.outcome.rawValue, r.platform ?? "-", r.build ?? "-", r.agentPID.map(String.init) ?? "-", String(format: "%.2f s", r.seconds)])
             }
-            print(Terminal.table(rows))
+            print(TextTable.render(rows))
             for r in reports where r.outcome == .failed {
                 let lines = (r.message ?? "failed").split(separator: "\n", omittingEmptySubsequences: false)
                 print("\n\(r.host): \(lines.first ?? "")" + lines.dropFirst().map { "\n    \($0)" }.joined())

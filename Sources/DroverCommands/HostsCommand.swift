@@ -1,5 +1,6 @@
 import ArgumentParser
 import DroverCoordinator
+import DroverCore
 import DroverInventory
 import Foundation
 
@@ -55,7 +56,7 @@ struct HostsCommand: AsyncParsableCommand {
                 r.latencyMs.map { String(format: "%.2f ms", $0) } ?? "-",
             ])
         }
-        var text = Terminal.table(rows)
+        var text = TextTable.render(rows)
         let failed = reports.filter { !$0.isUp }
         if !failed.isEmpty {
             text += "\n"

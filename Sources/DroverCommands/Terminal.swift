@@ -1,3 +1,4 @@
+import DroverCore
 import Foundation
 
 /// Output helpers shared by the commands.
@@ -13,20 +14,6 @@ enum Terminal {
     /// Prints `drover: note: …` to stderr.
     static func note(_ message: String) {
         FileHandle.standardError.write(Data("drover: note: \(message)\n".utf8))
-    }
-
-    /// Renders rows as aligned columns; the first row is the header.
-    static func table(_ rows: [[String]]) -> String {
-        guard let header = rows.first else { return "" }
-        var widths = header.map(\.count)
-        for row in rows {
-            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
-        }
-        return rows.map { row in
-            row.enumerated().map { i, cell in
-                i == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count)
-            }.joined(separator: "  ")
-        }.joined(separator: "\n")
     }
 
     /// "16 GiB", "512 MiB".

@@ -177,31 +177,12 @@ public struct SSHConfig: Sendable {
         var matched = false
         for raw in patterns.flatMap({ $0.split(separator: ",").map(String.init) }) {
             if raw.hasPrefix("!") {
-                if wildcardMatch(String(raw.dropFirst()).lowercased(), name.lowercased()) { return false }
-            } else if wildcardMatch(raw.lowercased(), name.lowercased()) {
+                if Wildcard.matches(String(raw.dropFirst()).lowercased(), name.lowercased()) { return false }
+            } else if Wildcard.matches(raw.lowercased(), name.lowercased()) {
                 matched = true
             }
         }
         return matched
-    }
-
-    /// `*` and `?` glob matching.
-    static func wildcardMatch(_ pattern: String, _ text: String) -> Bool {
-        let p = Array(pattern.unicodeScalars), t = Array(text.unicodeScalars)
-        var pi = 0, ti = 0, star = -1, mark = 0
-        while ti < t.count {
-            if pi < p.count && (p[pi] == "?" || p[pi] == t[ti]) {
-                pi += 1; ti += 1
-            } else if pi < p.count && p[pi] == "*" {
-                star = pi; mark = ti; pi += 1
-            } else if star >= 0 {
-                pi = star + 1; mark += 1; ti = mark
-            } else {
-                return false
-            }
-        }
-        while pi < p.count && p[pi] == "*" { pi += 1 }
-        return pi == p.count
     }
 
     /// Splits a config line into words: `Key value`, `Key=value`, double quotes, `#` comments.

@@ -131,7 +131,7 @@ public struct KnownHosts: Sendable {
             }
             let negated = pattern.hasPrefix("!")
             let p = negated ? String(pattern.dropFirst()) : pattern
-            if wildcard(p.lowercased(), hostName.lowercased()) {
+            if Wildcard.matches(p.lowercased(), hostName.lowercased()) {
                 if negated { return false }
                 matched = true
             }
@@ -145,23 +145,5 @@ public struct KnownHosts: Sendable {
               let salt = Data(base64Encoded: String(parts[1])),
               let hash = Data(base64Encoded: String(parts[2])) else { return false }
         return HMACSHA1.authenticationCode(key: Array(salt), message: Array(hostName.utf8)) == Array(hash)
-    }
-
-    static func wildcard(_ pattern: String, _ text: String) -> Bool {
-        let p = Array(pattern.unicodeScalars), t = Array(text.unicodeScalars)
-        var pi = 0, ti = 0, star = -1, mark = 0
-        while ti < t.count {
-            if pi < p.count && (p[pi] == "?" || p[pi] == t[ti]) {
-                pi += 1; ti += 1
-            } else if pi < p.count && p[pi] == "*" {
-                star = pi; mark = ti; pi += 1
-            } else if star >= 0 {
-                pi = star + 1; mark += 1; ti = mark
-            } else {
-                return false
-            }
-        }
-        while pi < p.count && p[pi] == "*" { pi += 1 }
-        return pi == p.count
     }
 }

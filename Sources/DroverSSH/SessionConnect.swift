@@ -41,7 +41,7 @@ extension SessionLoop {
     private func setSessionTimeout(_ deadline: ContinuousClock.Instant) {
         guard let session else { return }
         let remaining = deadline - ContinuousClock.now
-        let ms = max(1, Int(remaining.components.seconds) * 1000 + Int(remaining.components.attoseconds / 1_000_000_000_000_000))
+        let ms = max(1, remaining.wholeMilliseconds)
         libssh2_session_set_timeout(session, ms)
     }
 
@@ -73,9 +73,9 @@ extension SessionLoop {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             var rc = connectSocket(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen)
-            if rc != 0 && currentErrnoValue() == EINPROGRESS {
+            if rc != 0 && currentErrno() == EINPROGRESS {
                 let remaining = deadline - ContinuousClock.now
-                let ms = Int(remaining.components.seconds) * 1000 + Int(remaining.components.attoseconds / 1_000_000_000_000_000)
+                let ms = remaining.wholeMilliseconds
                 var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                 let ready = ms > 0 ? poll(&pfd, 1, Int32(ms)) : 0
                 if ready == 0 {
@@ -92,7 +92,7 @@ extension SessionLoop {
                 tune(fd)
                 return fd
             }
-            let e = currentErrnoValue()
+            let e = currentErrno()
             close(fd)
             switch e {
             case ECONNREFUSED:

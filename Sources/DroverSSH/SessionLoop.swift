@@ -276,7 +276,7 @@ final class SessionLoop: @unchecked Sendable {
         let now = ContinuousClock.now
         for op in operations {
             if let d = op.deadline {
-                let ms = Int((d - now).components.seconds * 1000 + (d - now).components.attoseconds / 1_000_000_000_000_000) + 1
+                let ms = (d - now).wholeMilliseconds + 1
                 timeoutMs = min(timeoutMs, max(0, ms))
             }
         }
@@ -291,7 +291,7 @@ final class SessionLoop: @unchecked Sendable {
             pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
         ]
         let rc = poll(&fds, 2, Int32(timeoutMs))
-        if rc < 0 && currentErrnoValue() != EINTR {
+        if rc < 0 && currentErrno() != EINTR {
             return error(.connectionLost, "poll", SystemError.current("poll").description)
         }
         if fds[1].revents != 0 { drainWake() }
@@ -338,14 +338,6 @@ final class SessionLoop: @unchecked Sendable {
         if socketFD >= 0 { close(socketFD) }
         socketFD = -1
     }
-}
-
-@inline(__always) func currentErrnoValue() -> Int32 {
-    #if canImport(Glibc)
-    return Glibc.errno
-    #else
-    return Darwin.errno
-    #endif
 }
 
 #if os(Linux)

@@ -48,7 +48,7 @@ enum StatusCommand {
             rows.append([id.description, last?["state"]?.stringValue ?? "?", exit,
                          result?["started_at"]?.doubleValue.map(timeText) ?? "-", result?["ended_at"]?.doubleValue.map(timeText) ?? "-"])
         }
-        print(table(rows))
+        print(TextTable.render(rows))
         return 0
     }
 
@@ -60,11 +60,4 @@ enum StatusCommand {
         return "\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))"
     }
 
-    static func table(_ rows: [[String]]) -> String {
-        var widths = [Int](repeating: 0, count: rows.first?.count ?? 0)
-        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
-        return rows.map { r in
-            r.enumerated().map { i, c in i == r.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count) }.joined(separator: "  ")
-        }.joined(separator: "\n")
-    }
 }

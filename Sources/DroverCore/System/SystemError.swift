@@ -32,7 +32,8 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-@inline(__always) func currentErrno() -> Int32 {
+/// The calling thread's `errno`.
+@inline(__always) public func currentErrno() -> Int32 {
     #if canImport(Glibc)
     return Glibc.errno
     #else
