@@ -45,14 +45,7 @@ struct LinuxProcessTable: ProcessTable {
     }
 
     private func listTasks(_ pid: pid_t) -> [pid_t] {
-        guard let dir = opendir("/proc/\(pid)/task") else { return [] }
-        defer { closedir(dir) }
-        var out: [pid_t] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if let t = pid_t(name) { out.append(t) }
-        }
-        return out
+        listDirectory("/proc/\(pid)/task").compactMap { pid_t($0) }
     }
 
     func cookies(withPrefix prefix: String, startedAfter: String?) -> [(pid: pid_t, cookie: String)] {
@@ -71,16 +64,7 @@ struct LinuxProcessTable: ProcessTable {
     }
 
     private func allPIDs() -> [pid_t] {
-        guard let dir = opendir("/proc") else { return [] }
-        defer { closedir(dir) }
-        var out: [pid_t] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if let pid = Int32(name) { out.append(pid) }
-        }
-        return out
+        listDirectory("/proc").compactMap { pid_t($0) }
     }
 }
 #endif

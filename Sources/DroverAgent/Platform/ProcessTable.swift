@@ -32,15 +32,7 @@ protocol ProcessTable: Sendable {
 extension ProcessTable {
     /// The portable way: walk parent links in a snapshot.
     func descendantsFromSnapshot(of pid: pid_t) -> Set<pid_t> {
-        let snapshot = self.snapshot()
-        var found = Set<pid_t>()
-        var frontier: Set<pid_t> = [pid]
-        while !frontier.isEmpty {
-            let next = Set(snapshot.filter { frontier.contains($0.ppid) && !found.contains($0.pid) }.map(\.pid))
-            found.formUnion(next)
-            frontier = next
-        }
-        return found
+        snapshotDescendants(of: [pid], in: snapshot())
     }
 
     func cookies(withPrefix prefix: String) -> [(pid: pid_t, cookie: String)] {
@@ -96,6 +88,18 @@ enum Platform {
     }
 
     static var cpuCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}
+
+/// Every descendant of the `roots` in a snapshot, following parent links.
+func snapshotDescendants(of roots: Set<pid_t>, in snapshot: [ProcessEntry]) -> Set<pid_t> {
+    var found = Set<pid_t>()
+    var frontier = roots
+    while !frontier.isEmpty {
+        let next = Set(snapshot.filter { frontier.contains($0.ppid) && !found.contains($0.pid) && !roots.contains($0.pid) }.map(\.pid))
+        found.formUnion(next)
+        frontier = next
+    }
+    return found
 }
 
 extension String {

@@ -149,16 +149,8 @@ struct Shim {
     /// Sum of RSS over the job's process group and the shim's other descendants.
     private func treeResidentBytes(pgid: pid_t) -> UInt64 {
         let snapshot = table.snapshot()
-        var members = Set(snapshot.filter { $0.pgid == pgid }.map(\.pid))
-        var changed = true
-        let me = getpid()
-        while changed {
-            changed = false
-            for p in snapshot where (p.ppid == me || members.contains(p.ppid)) && !members.contains(p.pid) {
-                members.insert(p.pid)
-                changed = true
-            }
-        }
+        let group = Set(snapshot.filter { $0.pgid == pgid }.map(\.pid))
+        let members = group.union(snapshotDescendants(of: group.union([getpid()]), in: snapshot))
         return snapshot.filter { members.contains($0.pid) }.reduce(0) { $0 + $1.residentBytes }
     }
 
@@ -180,16 +172,8 @@ struct Shim {
 
     /// Writes `result.json`, then the final transition (in that order: a final state always has a result).
     private func finish(_ reason: AttemptState, fields: JSONObject) -> Int32 {
-        var result = JSONObject()
-        result.set("job", id.job)
-        result.set("attempt", id.attempt)
-        result.set("reason", reason.rawValue)
-        let text = result.text.dropLast() + "," + fields.text.dropFirst()
         do {
-            // The final transition (fsynced) is the durable record and carries every field;
-            // result.json is its readable copy, rebuilt from it by the agent if a power loss ate it.
-            try AtomicFile.write(Array((text + "\n").utf8), to: dir.resultFile(id), durable: false)
-            try Transitions.append(reason, to: dir.transitionsFile(id), fields: fields)
+            try AttemptEnd.record(reason, fields: fields, dir: dir, id: id)
         } catch {
             AgentLog.write("shim \(id): cannot record the end (\(reason.rawValue)): \(error)")
             return 1

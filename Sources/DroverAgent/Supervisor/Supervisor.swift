@@ -106,14 +106,9 @@ final class Supervisor {
 
     /// Writes result.json again from the final transition (after a power loss took it).
     private func rebuildResult(_ id: AttemptID, from last: JSONNode) {
-        guard let members = last.objectMembers else { return }
-        var o = JSONObject()
-        o.set("job", id.job)
-        o.set("attempt", id.attempt)
-        o.set("reason", last["state"]?.stringValue)
-        var text = o.text
-        let extra = members.filter { !["n", "state", "time"].contains($0.key) }.map { JSONText.quote($0.key) + ":" + $0.value.jsonText }
-        if !extra.isEmpty { text = text.dropLast() + "," + extra.joined(separator: ",") + "}" }
+        guard let members = last.objectMembers, let reason = last["state"]?.stringValue else { return }
+        let fields = members.filter { !["n", "state", "time"].contains($0.key) }.map { JSONText.quote($0.key) + ":" + $0.value.jsonText }
+        let text = AttemptEnd.resultText(id, reason: reason, fields: "{" + fields.joined(separator: ",") + "}")
         try? AtomicFile.write(Array((text + "\n").utf8), to: dir.resultFile(id))
     }
 
@@ -325,13 +320,8 @@ final class Supervisor {
         f.set("error", why)
         f.set("leftovers_killed", killed)
         f.set("ended_at", wallTime())
-        var result = JSONObject()
-        result.set("job", id.job)
-        result.set("attempt", id.attempt)
-        result.set("reason", AttemptState.lost.rawValue)
-        try? AtomicFile.write(Array((result.text.dropLast() + "," + f.text.dropFirst() + "\n").utf8), to: dir.resultFile(id))
         do {
-            try Transitions.append(.lost, to: dir.transitionsFile(id), fields: f)
+            try AttemptEnd.record(.lost, fields: f, dir: dir, id: id)
         } catch {
             AgentLog.write("cannot mark \(id) lost: \(error)")
         }
