@@ -56,11 +56,8 @@ struct DeployCommand: AsyncParsableCommand {
             for r in reports {
                 rows.append([r.host, r.outcome.rawValue, r.platform ?? "-", r.build ?? "-", r.agentPID.map(String.init) ?? "-", String(format: "%.2f s", r.seconds)])
             }
-            print(TextTable.render(rows))
-            for r in reports where r.outcome == .failed {
-                let lines = (r.message ?? "failed").split(separator: "\n", omittingEmptySubsequences: false)
-                print("\n\(r.host): \(lines.first ?? "")" + lines.dropFirst().map { "\n    \($0)" }.joined())
-            }
+            // A failure's message already begins with the host's name.
+            print(TextTable.render(rows) + Terminal.problems(reports.filter { $0.outcome == .failed }.map { $0.message ?? "\($0.host): failed" }))
         }
         if reports.contains(where: { $0.outcome == .failed }) { throw ExitCode(1) }
     }

@@ -56,16 +56,6 @@ struct HostsCommand: AsyncParsableCommand {
                 r.latencyMs.map { String(format: "%.2f ms", $0) } ?? "-",
             ])
         }
-        var text = TextTable.render(rows)
-        let failed = reports.filter { !$0.isUp }
-        if !failed.isEmpty {
-            text += "\n"
-            for r in failed {
-                let lines = (r.error ?? r.state).split(separator: "\n", omittingEmptySubsequences: false)
-                text += "\n\(lines.first ?? "")"
-                for line in lines.dropFirst() { text += "\n    \(line)" }
-            }
-        }
-        return text
+        return TextTable.render(rows) + Terminal.problems(reports.filter { !$0.isUp }.map { $0.error ?? "\($0.name): \($0.state)" })
     }
 }

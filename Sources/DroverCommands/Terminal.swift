@@ -16,6 +16,19 @@ enum Terminal {
         FileHandle.standardError.write(Data("drover: note: \(message)\n".utf8))
     }
 
+    /// The text under a table explaining what went wrong: a blank line, then each message
+    /// with its continuation lines indented.
+    static func problems(_ messages: [String]) -> String {
+        guard !messages.isEmpty else { return "" }
+        var text = "\n"
+        for message in messages {
+            let lines = message.split(separator: "\n", omittingEmptySubsequences: false)
+            text += "\n\(lines.first ?? "")"
+            for line in lines.dropFirst() { text += "\n    \(line)" }
+        }
+        return text
+    }
+
     /// "16 GiB", "512 MiB".
     static func bytes(_ n: UInt64?) -> String {
         guard let n else { return "-" }
