@@ -18,6 +18,12 @@ let package = Package(
             pkgConfig: "libssh2",
             providers: [.apt(["libssh2-1-dev"]), .brew(["libssh2"])]
         ),
+        // SQLite from the system (apt libsqlite3-dev; part of macOS): the coordinator's journal.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
+        ),
         // Models, JSON with source positions, hashing, shell quoting, atomic files.
         // Shared by the agent, so it must stay free of ICU-pulling Foundation APIs.
         .target(name: "DroverCore"),
@@ -25,13 +31,13 @@ let package = Package(
         .target(name: "DroverSSH", dependencies: ["CLibSSH2", "DroverCore"]),
         // hosts.json and ~/.ssh/config resolution.
         .target(name: "DroverInventory", dependencies: ["DroverCore"]),
-        // The coordinator: host probing now; scheduling, journal and deploy later.
-        .target(name: "DroverCoordinator", dependencies: ["DroverCore", "DroverSSH", "DroverInventory"]),
+        // The coordinator: journal, scheduling, host links, liveness, deploy.
+        .target(name: "DroverCoordinator", dependencies: ["DroverCore", "DroverSSH", "DroverInventory", "CSQLite"]),
         // One file per `drover` subcommand.
         .target(
             name: "DroverCommands",
             dependencies: [
-                "DroverCoordinator", "DroverInventory", "DroverCore",
+                "DroverCoordinator", "DroverInventory", "DroverCore", "CDroverSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

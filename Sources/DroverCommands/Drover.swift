@@ -13,7 +13,10 @@ public struct Drover: AsyncParsableCommand {
             Inventory lookup: --inventory FILE, $DROVER_INVENTORY, ./hosts.json, ~/.config/drover/hosts.json; with none, this machine alone (a `local` host). See docs/inventory.md for the format.
             """,
         version: version,
-        subcommands: [HostsCommand.self, DeployCommand.self]
+        subcommands: [
+            RunCommand.self, SubmitCommand.self, PsCommand.self, StatusCommand.self, LogsCommand.self, WaitCommand.self, CancelCommand.self,
+            EventsCommand.self, HostsCommand.self, DeployCommand.self, ReapCommand.self, DownCommand.self, CoordinatorCommand.self,
+        ]
     )
 
     public init() {}

@@ -9,13 +9,45 @@ public protocol HostSession: Sendable {
     func run(_ command: String, timeout: Double) async throws(SSHError) -> ExecResult
     /// Copies a local file to the host, creating it with `mode`.
     func upload(file localPath: String, to remotePath: String, mode: Int) async throws(SSHError)
+    /// Starts a shell line and streams its output as it comes (the connection's flow control
+    /// holds the remote side back while the consumer is slow).
+    func stream(_ command: String, stdin: [UInt8]?) throws(SSHError) -> HostStream
     /// Closes the session and waits until it is fully released.
     func shutdown() async
+}
+
+/// A running remote command's output, in order; `cancel` closes its channel.
+public struct HostStream: AsyncSequence, Sendable {
+    public typealias Element = ExecEvent
+    let nextEvent: @Sendable () async throws -> ExecEvent?
+    let stop: @Sendable () -> Void
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let nextEvent: @Sendable () async throws -> ExecEvent?
+        public mutating func next() async throws -> ExecEvent? { try await nextEvent() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(nextEvent: nextEvent) }
+
+    /// Closes the channel; the remote command sees its output closed.
+    public func cancel() { stop() }
+}
+
+/// Holds an iterator so a `@Sendable` closure can advance it (one consumer at a time).
+final class IteratorBox<I: AsyncIteratorProtocol>: @unchecked Sendable {
+    var iterator: I
+    init(_ iterator: I) { self.iterator = iterator }
 }
 
 extension SSHConnection: HostSession {
     public func run(_ command: String, timeout: Double) async throws(SSHError) -> ExecResult {
         try await run(command, stdin: nil, timeout: timeout)
+    }
+
+    public func stream(_ command: String, stdin: [UInt8]?) throws(SSHError) -> HostStream {
+        let exec = exec(command, stdin: stdin)
+        let box = IteratorBox(exec.makeAsyncIterator())
+        return HostStream(nextEvent: { try await box.iterator.next() }, stop: { exec.cancel() })
     }
 }
 
@@ -42,6 +74,11 @@ public struct LocalSession: HostSession {
         } catch {
             throw SSHError(.localIO, host: name, operation: "copy \(localPath) to \(target)", message: error.description)
         }
+    }
+
+    public func stream(_ command: String, stdin: [UInt8]?) throws(SSHError) -> HostStream {
+        throw SSHError(.localIO, host: name, operation: "stream `\(command.prefix(40))`",
+                       message: "running jobs on a `transport: local` host is not supported yet; run an sshd on this machine and list it as an ssh host (see docs/inventory.md)")
     }
 
     public func shutdown() async {}

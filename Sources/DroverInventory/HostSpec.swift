@@ -69,6 +69,11 @@ public struct Inventory: Sendable {
     public var source: InventorySource
     public var hosts: [HostSpec]
 
+    public init(source: InventorySource, hosts: [HostSpec]) {
+        self.source = source
+        self.hosts = hosts
+    }
+
     /// The host named `name`, if any.
     public func host(named name: String) -> HostSpec? {
         hosts.first { $0.name == name }

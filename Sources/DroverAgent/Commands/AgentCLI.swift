@@ -14,9 +14,15 @@ public enum AgentCLI {
           run [--detach] [--heartbeat-interval S]   run the agent (one per root); --detach returns after the first heartbeat
           status [--json]                           the agent and its attempts
           submit                                    read an attempt spec (JSON) from stdin and place it in the inbox
+          send                                      read inbox commands (JSON lines) from stdin and place each, in order; prints "placed N"
           cancel JOB[/ATTEMPT]                      cancel a job's live attempts
           signal JOB[/ATTEMPT] SIGNAL               send a signal to a job's process group
-          tail [--from SEQ] [--follow]              print event-log lines from SEQ (default 1), and keep following
+          tail [--from SEQ] [--follow [--heartbeat]]
+                                                    print event-log lines from SEQ (default 1); --follow prints {"caught_up":N}
+                                                    and keeps following; --heartbeat adds {"heartbeat":…} lines when it changes
+          output JOB/ATTEMPT [--follow] [--stdout-only | --stderr-only]
+                                                    copy an attempt's stdout to stdout and stderr to stderr; --follow copies
+                                                    as they grow until the attempt has ended
           reap [--dry-run]                          kill processes with a Drover cookie that belong to no live attempt
           stop [--kill-jobs]                        stop the agent; its jobs keep running unless --kill-jobs
           --version                                 print the version and build hash
@@ -46,8 +52,9 @@ public enum AgentCLI {
             switch command {
             case "run": return try RunCommand.run(&options)
             case "status": return try StatusCommand.run(&options)
-            case "submit", "cancel", "signal": return try InboxCommand.run(command, &options)
+            case "submit", "send", "cancel", "signal": return try InboxCommand.run(command, &options)
             case "tail": return try TailCommand.run(&options)
+            case "output": return try OutputCommand.run(&options)
             case "reap": return try ReapCommand.run(&options)
             case "stop": return try StopCommand.run(&options)
             case "shim":
@@ -55,7 +62,7 @@ public enum AgentCLI {
                 return Shim(dir: StateDirectory(root: options.positional[0]), id: id).run()
             default:
                 var message = "unknown command \"\(command)\""
-                if let s = Suggestion.nearest(to: command, among: ["run", "status", "submit", "cancel", "signal", "tail", "reap", "stop"]) {
+                if let s = Suggestion.nearest(to: command, among: ["run", "status", "submit", "send", "cancel", "signal", "tail", "output", "reap", "stop"]) {
                     message += "; did you mean `\(s)`?"
                 }
                 throw .usage(message + " (see drover-agent --help)")

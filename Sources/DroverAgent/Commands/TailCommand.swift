@@ -1,32 +1,69 @@
 import DroverCore
 
-/// `drover-agent tail [--from SEQ] [--follow]`: the event log from a sequence number.
+/// `drover-agent tail [--from SEQ] [--follow [--heartbeat]]`: the event log from a sequence number.
 ///
-/// With `--follow` it keeps printing new lines as they are appended, until its output is
-/// closed: the coordinator streams a host's events over one SSH channel this way.
+/// With `--follow` it prints `{"caught_up":N}` once everything that already existed is out
+/// (N: the last `seq` printed, or SEQ-1), then keeps printing new lines as they are appended,
+/// until its output is closed: the coordinator streams a host's events over one SSH channel
+/// this way. `--heartbeat` adds a line `{"heartbeat":{…}}` whenever the heartbeat file
+/// changes, which also makes a closed output noticed within a heartbeat interval.
 enum TailCommand {
+    /// How much of the log one write carries at most (the log can be large; memory stays flat).
+    static let chunkBytes = 1 << 20
+
     static func run(_ options: inout Options) throws(AgentError) -> Int32 {
-        try options.allow(["--follow"])
+        try options.allow(["--follow", "--heartbeat"])
         let dir = options.root
         guard let from = Int(options.values["--from"] ?? "1"), from >= 1 else { throw .usage("--from must be a sequence number, 1 or more") }
+        let follow = options.flags.contains("--follow")
+        let beats = options.flags.contains("--heartbeat")
+        if beats && !follow { throw .usage("--heartbeat only applies to --follow") }
+        StreamIO.ignoreBrokenPipes()
+
+        // Everything that exists now, in bounded chunks.
         var offset = 0
-        var first = true
+        var lastSeq = from - 1
         while true {
-            let (lines, next) = EventLog.read(path: dir.eventLog, from: first ? from : 1, offset: offset)
-            first = false
-            if !lines.isEmpty {
-                let text = lines.joined(separator: "\n") + "\n"
-                let bytes = Array(text.utf8)
-                var written = 0
-                while written < bytes.count {
-                    let n = bytes.withUnsafeBytes { posixWrite(1, $0.baseAddress! + written, $0.count - written) }
-                    if n <= 0 { return 0 }  // the reader went away
-                    written += n
+            let (lines, next) = EventLog.read(path: dir.eventLog, from: from, offset: offset, limit: chunkBytes)
+            if next == offset { break }
+            offset = next
+            guard !lines.isEmpty else { continue }  // a chunk of lines before SEQ
+            for line in lines.reversed() {
+                if let seq = (try? JSONParser.parse(line))?["seq"]?.intValue { lastSeq = max(lastSeq, seq); break }
+            }
+            if !StreamIO.writeAll(1, Array((lines.joined(separator: "\n") + "\n").utf8)) { return 0 }  // the reader went away
+        }
+        guard follow else { return 0 }
+        if !StreamIO.writeAll(1, Array("{\"caught_up\":\(lastSeq)}\n".utf8)) { return 0 }
+
+        var lastBeat: [UInt8] = []
+        var nextBeatCheck = 0.0
+        while true {
+            var text = ""
+            let (lines, next) = EventLog.read(path: dir.eventLog, from: 1, offset: offset, limit: chunkBytes)
+            let progressed = next != offset
+            offset = next
+            if !lines.isEmpty { text = lines.joined(separator: "\n") + "\n" }
+            if beats, monotonicTime() >= nextBeatCheck {
+                nextBeatCheck = monotonicTime() + 0.1
+                if let bytes = try? LocalFile.read(dir.heartbeatFile), bytes != lastBeat, let line = heartbeatLine(bytes) {
+                    lastBeat = bytes
+                    text += line + "\n"
                 }
             }
-            offset = next
-            if !options.flags.contains("--follow") { return 0 }
-            sleepSeconds(0.02)
+            if !text.isEmpty, !StreamIO.writeAll(1, Array(text.utf8)) { return 0 }
+            if !progressed { sleepSeconds(0.02) }
         }
+    }
+
+    /// `{"heartbeat":…}` with the file's JSON as it is (re-encoded only if it spans lines);
+    /// nil when it is not a JSON object (a partial or foreign file).
+    static func heartbeatLine(_ bytes: [UInt8]) -> String? {
+        guard let node = try? JSONParser.parse(bytes), node.objectMembers != nil else { return nil }
+        var body = bytes[...]
+        while let last = body.last, last == 0x0A || last == 0x0D || last == 0x20 || last == 0x09 { body = body.dropLast() }
+        while let first = body.first, first == 0x20 || first == 0x09 { body = body.dropFirst() }
+        let text = body.contains(0x0A) || body.contains(0x0D) ? node.jsonText : String(decoding: body, as: UTF8.self)
+        return "{\"heartbeat\":" + text + "}"
     }
 }

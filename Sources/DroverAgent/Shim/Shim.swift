@@ -37,8 +37,8 @@ struct Shim {
         guard (try? Transitions.append(.starting, to: dir.transitionsFile(id), fields: starting)) != nil else {
             return 1
         }
-        if let reason = cancelReason() {
-            return finishWithoutJob(reason, error: nil)
+        if let cancel = cancelRequest() {
+            return finishWithoutJob(cancel.state, error: nil, stale: cancel.stale)
         }
         let stdinFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
         let outFD = open(dir.stdoutFile(id), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
@@ -83,6 +83,7 @@ struct Shim {
         let killer = TreeKiller(table: table, cookie: dir.cookie(id), startedAfter: table.startTime(of: getpid()), cgroup: cgroup)
         let deadline = spec.timeout.map { monotonicTime() + $0 }
         var stopReason: AttemptState?
+        var stale = false
         var termSentAt: Double?
         var lastMemoryCheck = 0.0
         var status: Int32 = 0
@@ -95,8 +96,9 @@ struct Shim {
             reapOrphans(except: pid)
             let now = monotonicTime()
             if stopReason == nil {
-                if let reason = cancelReason() {
-                    stopReason = reason
+                if let cancel = cancelRequest() {
+                    stopReason = cancel.state
+                    stale = cancel.stale
                 } else if let deadline, now >= deadline {
                     stopReason = .timedOut
                 }
@@ -143,6 +145,7 @@ struct Shim {
         fields.set("system_cpu_seconds", seconds(usage.ru_stime))
         fields.set("leftovers_killed", leftovers)
         fields.set("tracking", (portable ? ["process-group", "ps"] : ["process-group", "subreaper", "cookie"]) + (cgroup != nil ? ["cgroup"] : []))
+        if stale && reason == .cancelled { fields.set("stale", true) }
         return finish(reason, fields: fields)
     }
 
@@ -161,12 +164,13 @@ struct Shim {
 
     // MARK: - Endings
 
-    private func finishWithoutJob(_ reason: AttemptState, error: String?) -> Int32 {
+    private func finishWithoutJob(_ reason: AttemptState, error: String?, stale: Bool = false) -> Int32 {
         var f = JSONObject()
         f.set("error", error)
         let now = wallTime()
         f.set("started_at", now)
         f.set("ended_at", now)
+        if stale { f.set("stale", true) }
         return finish(reason, fields: f)
     }
 
@@ -183,10 +187,12 @@ struct Shim {
 
     // MARK: - Helpers
 
-    private func cancelReason() -> AttemptState? {
+    /// What the `cancel` file asks for: `orphaned`, or `cancelled` (`stale` when the
+    /// coordinator gave up on the attempt: still `cancelled`, marked "stale":true).
+    private func cancelRequest() -> (state: AttemptState, stale: Bool)? {
         guard let bytes = try? LocalFile.read(dir.cancelFile(id)) else { return nil }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")
-        return text == "orphaned" ? .orphaned : .cancelled
+        return text == "orphaned" ? (.orphaned, false) : (.cancelled, text == "stale")
     }
 
     /// The job's environment: the spec's variables over a small inherited base, plus the cookie.

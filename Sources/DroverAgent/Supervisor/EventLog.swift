@@ -60,18 +60,44 @@ final class EventLog {
     }
 
     /// Complete lines with `seq >= from`, starting the scan at byte `offset`; returns the
-    /// lines and the offset after the last complete line.
-    static func read(path: String, from seq: Int, offset: Int = 0) -> (lines: [String], offset: Int) {
-        guard let bytes = try? LocalFile.read(path), offset <= bytes.count else { return ([], offset) }
-        let end = bytes.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
-        guard end > offset else { return ([], offset) }
+    /// lines and the offset after the last complete line. Reads only what lies after
+    /// `offset`, and at most about `limit` bytes of it (more only when one line is longer).
+    static func read(path: String, from seq: Int, offset: Int = 0, limit: Int = .max) -> (lines: [String], offset: Int) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return ([], offset) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, Int(st.st_size) > offset else { return ([], offset) }
+        let available = Int(st.st_size) - offset
+        var want = min(available, max(limit, 4096))
+        var bytes: [UInt8]
+        while true {
+            bytes = readAt(fd, offset: offset, count: want)
+            if bytes.count < want || bytes.contains(0x0A) || want == available { break }
+            want = min(available, want * 2)
+        }
+        guard let last = bytes.lastIndex(of: 0x0A) else { return ([], offset) }
         var out: [String] = []
-        for line in bytes[offset..<end].split(separator: 0x0A) {
+        for line in bytes[0..<last].split(separator: 0x0A) {
             let text = String(decoding: line, as: UTF8.self)
             if seq <= 1 { out.append(text); continue }
             if let node = try? JSONParser.parse(text), let s = node["seq"]?.intValue, s >= seq { out.append(text) }
         }
-        return (out, end)
+        return (out, offset + last + 1)
+    }
+
+    /// Up to `count` bytes from `offset` (fewer at the end of the file).
+    private static func readAt(_ fd: Int32, offset: Int, count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, count - got, off_t(offset + got)) }
+            if n < 0 && currentErrno() == EINTR { continue }
+            if n <= 0 { break }
+            got += n
+        }
+        out.removeLast(count - got)
+        return out
     }
 }
 

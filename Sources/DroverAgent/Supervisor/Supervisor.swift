@@ -172,7 +172,11 @@ final class Supervisor {
             let targets = live.keys.filter { $0.job == job && (attempt == nil || $0.attempt == attempt) }
             if targets.isEmpty { throw .invalid("no live attempt of \(job)\(attempt.map { "/\($0)" } ?? "")") }
             if type == "cancel" {
-                let reason = node["reason"]?.stringValue == "orphaned" ? "orphaned" : "cancelled"
+                // `stale`: the coordinator gave up on the attempt; it ends `cancelled` with "stale":true.
+                let reason = node["reason"].map { $0.stringValue ?? "" } ?? "cancelled"
+                guard ["cancelled", "stale", "orphaned"].contains(reason) else {
+                    throw .invalid("unknown cancel reason \(node["reason"]!.jsonText); use \"cancelled\" or \"stale\"")
+                }
                 for id in targets { requestCancel(id, reason: reason) }
             } else {
                 guard let name = node["signal"]?.stringValue, let sig = signalNumber(name) else { throw .invalid("unknown signal name") }

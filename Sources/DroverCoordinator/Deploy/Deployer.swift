@@ -71,6 +71,21 @@ public struct Deployer: Sendable {
         return report
     }
 
+    /// Makes sure this build of the agent runs on a host already connected (one round trip
+    /// when it does); the coordinator calls it on every (re)connection.
+    public func ensure(_ host: HostSpec, session: any HostSession) async throws(SSHError) -> DeployReport {
+        var report = DeployReport(host: host.name, outcome: .failed, seconds: 0)
+        let start = Date()
+        try await deploy(host, session: session, report: &report)
+        report.seconds = (Date().timeIntervalSince(start) * 1000).rounded() / 1000
+        return report
+    }
+
+    /// The path of the agent binary of `build` on the host.
+    public static func agentPath(root: String, build: String) -> String {
+        root + "/bin/drover-agent-" + build
+    }
+
     private func deploy(_ host: HostSpec, session: any HostSession, report: inout DeployReport) async throws(SSHError) {
         let root = host.root
         let q = RemotePath.shell
@@ -101,7 +116,7 @@ public struct Deployer: Sendable {
 
         // Upload by content hash (skipped when that file is already there), verify, then start.
         let bin = root + "/bin"
-        let remote = bin + "/drover-agent-" + binary.build
+        let remote = Self.agentPath(root: root, build: binary.build)
         let sumCommand = "(sha256sum \(q(remote)) 2>/dev/null || shasum -a 256 \(q(remote)) 2>/dev/null) | cut -d' ' -f1"
         let setup = try await session.run("umask 077 && mkdir -p \(q(bin)) && chmod 700 \(q(root)) \(q(bin)) && \(sumCommand)", timeout: options.operationTimeout)
         if setup.status != .exited(0) {

@@ -1,0 +1,63 @@
+import ArgumentParser
+import DroverCoordinator
+import DroverInventory
+import DroverCore
+import Foundation
+
+/// `drover down`: stop the coordinator and the agents.
+struct DownCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "down",
+        abstract: "Stop the coordinator and the agents on every host.",
+        discussion: """
+            Without --kill-jobs, running jobs keep running under their supervisors and are picked up again by the next `drover run`/`submit` (which starts the agents and the coordinator again). With --kill-jobs every unfinished job is cancelled first (queued ones never start) and its processes are killed.
+
+            Examples:
+              drover down
+              drover down --kill-jobs
+            """
+    )
+
+    @OptionGroup var stateOptions: StateOptions
+    @OptionGroup var inventoryOptions: InventoryOptions
+
+    @Flag(name: .long, help: "Cancel every unfinished job and kill its processes.")
+    var killJobs = false
+
+    func run() async throws {
+        let inventory = try inventoryOptions.load()
+        let state = stateOptions.location
+        if killJobs && state.exists {
+            let journal = try stateOptions.openJournal(create: false)
+            let active = try journal.jobs(in: [.queued, .dispatched, .running]).map(\.id)
+            if !active.isEmpty {
+                _ = try journal.requestCancel(active)
+                if state.runningCoordinator() != nil {
+                    let follower = JobFollower(journal: journal, inventory: inventory)
+                    let done = try await follower.waitFinal(active, timeout: 60)
+                    print("cancelled \(done.filter { $0.state == .cancelled }.count) job(s)")
+                }
+            }
+        }
+        if let pid = state.runningCoordinator(), pid > 0 {
+            kill(pid, SIGTERM)
+            let deadline = Date().addingTimeInterval(15)
+            while state.runningCoordinator() != nil && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            if state.runningCoordinator() != nil {
+                kill(pid, SIGKILL)
+                print("coordinator (pid \(pid)) did not stop in 15 s: killed")
+            } else {
+                print("coordinator (pid \(pid)) stopped")
+            }
+        }
+        let kill = killJobs
+        let results = await withTaskGroup(of: AgentRemote.Outcome.self) { group in
+            for h in inventory.hosts { group.addTask { await AgentRemote.run(on: h, "stop" + (kill ? " --kill-jobs" : "")) } }
+            var out: [AgentRemote.Outcome] = []
+            for await r in group { out.append(r) }
+            return out.sorted { $0.host < $1.host }
+        }
+        for r in results { print("\(r.host): \(r.output.isEmpty ? (r.ok ? "stopped" : "failed") : r.output)") }
+        if results.contains(where: { !$0.ok }) { throw ExitCode(1) }
+    }
+}

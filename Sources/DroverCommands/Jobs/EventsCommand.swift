@@ -1,0 +1,61 @@
+import ArgumentParser
+import DroverCoordinator
+import DroverInventory
+import Foundation
+
+/// `drover events`: the audit trail.
+struct EventsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "Print the audit trail: every job, attempt and host state change, with time and reason.",
+        discussion: """
+            Examples:
+              drover events
+              drover events --job 12
+              drover events --follow --json | jq .
+            """
+    )
+
+    @OptionGroup var stateOptions: StateOptions
+
+    @Flag(name: .shortAndLong, help: "Keep printing new events as they are recorded (Ctrl-C to stop).")
+    var follow = false
+
+    @Flag(name: .long, help: "One JSON object per line.")
+    var json = false
+
+    @Option(name: .long, help: ArgumentHelp("Only events of this job (id or name).", valueName: "job"))
+    var job: String?
+
+    @Option(name: .long, help: ArgumentHelp("Only events after this event id.", valueName: "id"))
+    var after: Int = 0
+
+    func run() async throws {
+        let location = stateOptions.location
+        if !location.exists && !follow {
+            print(json ? "" : "no events yet (state directory \(location.path))")
+            return
+        }
+        let journal = try stateOptions.openJournal()
+        let jobID = try job.map { try journal.resolveAll([$0]).first!.id }
+        var last = after
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss.SSS"
+        while true {
+            let batch = try journal.events(after: last, job: jobID)
+            for e in batch {
+                if json {
+                    print(String(decoding: try encoder.encode(e), as: UTF8.self))
+                } else {
+                    print("\(f.string(from: Date(timeIntervalSince1970: e.time)))  \(e.kind.padding(toLength: 16, withPad: " ", startingAt: 0)) \(e.message)")
+                }
+                last = e.id
+            }
+            FileHandle.standardOutput.synchronizeFile()
+            if !follow { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import ArgumentParser
+import DroverCoordinator
+import DroverInventory
+import DroverCore
+import Foundation
+
+/// `drover ps` / `drover status`: the jobs in the journal.
+struct PsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ps",
+        abstract: "List jobs: id, name, state, host, attempt, elapsed time, exit status.",
+        discussion: """
+            Without job arguments: unfinished jobs and the 20 most recent finished ones (--all for every job). With job arguments (ids or names): those jobs. `drover status` also shows every attempt of each job.
+
+            Examples:
+              drover ps
+              drover ps --all --json
+              drover status 12
+            """
+    )
+
+
+
+    @OptionGroup var stateOptions: StateOptions
+
+    @Flag(name: .long, help: "Every job, not only unfinished and recent ones.")
+    var all = false
+
+    @Flag(name: .long, help: "Print JSON: the jobs, each with its attempts.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("Job ids or names.", valueName: "job"))
+    var jobs: [String] = []
+
+    struct JobView: Encodable {
+        var job: JobRecord
+        var attempts: [AttemptRecord]
+        func encode(to encoder: any Encoder) throws {
+            try job.encode(to: encoder)
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode(attempts, forKey: .attempts)
+        }
+        enum Key: String, CodingKey { case attempts }
+    }
+
+    func run() async throws {
+        try await run(detailed: false)
+    }
+
+    func run(detailed: Bool) async throws {
+        let location = stateOptions.location
+        guard location.exists else {
+            if json { print("[]") } else { print("no jobs yet (state directory \(location.path))") }
+            return
+        }
+        let journal = try stateOptions.openJournal(create: false)
+        var list: [JobRecord]
+        if !jobs.isEmpty {
+            list = try journal.resolveAll(jobs)
+        } else {
+            list = try journal.jobs()
+            if !all {
+                let finished = list.filter(\.state.isFinal).suffix(20).map(\.id)
+                list = list.filter { !$0.state.isFinal || finished.contains($0.id) }
+            }
+        }
+        if json {
+            print(try Terminal.json(try list.map { JobView(job: $0, attempts: try journal.attempts(of: $0.id)) }))
+            return
+        }
+        let now = Date().timeIntervalSince1970
+        var rows = [["ID", "NAME", "STATE", "HOST", "ATTEMPT", "ELAPSED", "EXIT", "COMMAND"]]
+        for j in list {
+            let exit = j.exitCode.map(String.init) ?? j.signal.map { "SIG\($0)" } ?? "-"
+            rows.append([String(j.id), j.name ?? "-", j.state.rawValue, j.host ?? "-", j.attempt == 0 ? "-" : String(j.attempt),
+                         j.elapsed(now: now).map(Self.duration) ?? "-", j.state.isFinal ? exit : "-", String(j.request.commandLine.prefix(60))])
+        }
+        var text = TextTable.render(rows)
+        if detailed {
+            for j in list {
+                text += "\n\njob \(j.id)\(j.name.map { " (\($0))" } ?? ""): \(j.state.rawValue)\(j.reason.map { " — \($0)" } ?? "")"
+                var arows = [["ATTEMPT", "HOST", "STATE", "STARTED", "ENDED", "EXIT", "MAX RSS", "CPU s", "NOTE"]]
+                for a in try journal.attempts(of: j.id) {
+                    arows.append([String(a.attempt), a.host, a.state + (a.stale ? " (replaced)" : ""), a.startedAt.map(Self.clock) ?? "-", a.endedAt.map(Self.clock) ?? "-",
+                                  a.exitCode.map(String.init) ?? a.signal.map { "SIG\($0)" } ?? "-", Terminal.bytes(a.maxRSSBytes.map { UInt64($0) }),
+                                  a.cpuSeconds.map { String(format: "%.2f", $0) } ?? "-", a.reason ?? ""])
+                }
+                text += "\n" + TextTable.render(arows)
+            }
+        }
+        print(text)
+    }
+
+    static func duration(_ s: Double) -> String {
+        if s < 60 { return String(format: "%.1fs", s) }
+        if s < 3600 { return "\(Int(s) / 60)m\(String(format: "%02d", Int(s) % 60))s" }
+        return "\(Int(s) / 3600)h\(String(format: "%02d", Int(s) % 3600 / 60))m"
+    }
+
+    static func clock(_ t: Double) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "HH:mm:ss"
+        return f.string(from: Date(timeIntervalSince1970: t))
+    }
+}
+
+/// `drover status`: `ps` with every attempt of each job.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show jobs with every attempt (host, times, exit, memory, CPU, why it ended).",
+        discussion: """
+            Examples:
+              drover status 12
+              drover status sweep-3 --json
+            """
+    )
+
+    @OptionGroup var stateOptions: StateOptions
+    @Flag(name: .long, help: "Every job, not only unfinished and recent ones.")
+    var all = false
+    @Flag(name: .long, help: "Print JSON: the jobs, each with its attempts.")
+    var json = false
+    @Argument(help: ArgumentHelp("Job ids or names.", valueName: "job"))
+    var jobs: [String] = []
+
+    func run() async throws {
+        var ps = try PsCommand.parse([])
+        ps.stateOptions = stateOptions
+        ps.all = all
+        ps.json = json
+        ps.jobs = jobs
+        try await ps.run(detailed: true)
+    }
+}

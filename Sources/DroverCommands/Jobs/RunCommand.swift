@@ -1,0 +1,95 @@
+import ArgumentParser
+import DroverCoordinator
+import DroverInventory
+import DroverCore
+import Foundation
+
+/// What Ctrl-C on `drover run` does.
+enum InterruptChoice: String, ExpressibleByArgument, CaseIterable {
+    case ask, cancel, leave
+}
+
+/// `drover run`: run one job and follow it to the end.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a job on a host, stream its output live and exit with its exit code.",
+        discussion: """
+            The job is queued like `drover submit` does, then its stdout and stderr are copied here as the job writes them. If its host dies, the job runs again on another host (see --lost-retries) and the output continues from the new attempt. The exit status is the job's: its exit code, 128+N when killed by signal N, 124 after --timeout, 130 when cancelled.
+
+            Ctrl-C asks whether to cancel the job or leave it running (--on-interrupt answers it for scripts; without a terminal the default is to cancel).
+
+            Examples:
+              drover run -- sage compute.sage 17
+              drover run --host studio --mem 8G -- python3 simulate.py --steps 1e9
+              drover run --detach --name sweep-3 -- ./sweep 3
+            """
+    )
+
+    @OptionGroup var stateOptions: StateOptions
+    @OptionGroup var inventoryOptions: InventoryOptions
+
+    @Flag(name: .long, help: "Print the job id and return at once (like submit).")
+    var detach = false
+
+    @Option(name: .long, help: ArgumentHelp("What Ctrl-C does: ask, cancel (the job, and wait until its processes are gone) or leave (it running).", valueName: "choice"))
+    var onInterrupt: InterruptChoice?
+
+    @OptionGroup var job: JobOptions
+
+    func run() async throws {
+        let inventory = try inventoryOptions.load()
+        let request = try job.request(inventory: inventory)
+        let journal = try stateOptions.openJournal()
+        let id = try Submission.submit(request, journal: journal, inventory: inventory)
+        if detach {
+            print(id)
+            return
+        }
+        let choice = onInterrupt ?? (isatty(0) == 1 ? .ask : .cancel)
+        let interrupted = Locked(false)
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT)
+        source.setEventHandler { interrupted.withLock { $0 = true } }
+        source.resume()
+        defer { source.cancel() }
+
+        let follower = JobFollower(journal: journal, inventory: inventory)
+        let outcome: JobRecord
+        do {
+            outcome = try await follower.follow(id) { interrupted.withLock { $0 } ? InterruptedRun(id: id) : nil }
+        } catch let e as InterruptedRun {
+            await follower.close()
+            try await handleInterrupt(e.id, choice: choice, journal: journal)
+            return
+        }
+        await follower.close()
+        let last = try journal.attempt(id, outcome.attempt)
+        if outcome.state != .succeeded {
+            Terminal.note("job \(id) \(outcome.state.rawValue): \(outcome.reason ?? "")")
+        }
+        let status = JobFollower.exitStatus(outcome, attempt: last)
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    struct InterruptedRun: Error { var id: Int }
+
+    private func handleInterrupt(_ id: Int, choice: InterruptChoice, journal: Journal) async throws {
+        var decision = choice
+        if decision == .ask {
+            FileHandle.standardError.write(Data("\ndrover: cancel job \(id)? [y = cancel it / N = leave it running] ".utf8))
+            let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+            decision = answer.hasPrefix("y") ? .cancel : .leave
+        }
+        if decision == .leave {
+            Terminal.note("job \(id) keeps running; follow it with `drover logs \(id) --follow`, stop it with `drover cancel \(id)`")
+            throw ExitCode(130)
+        }
+        _ = try journal.requestCancel([id])
+        Terminal.note("cancelling job \(id)…")
+        let follower = JobFollower(journal: journal, inventory: try inventoryOptions.load())
+        let job = try await follower.waitFinal([id], timeout: 120).first
+        Terminal.note("job \(id) \(job?.state.rawValue ?? "?")\(job?.reason.map { ": \($0)" } ?? "")")
+        throw ExitCode(130)
+    }
+}

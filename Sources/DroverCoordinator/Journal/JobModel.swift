@@ -1,0 +1,137 @@
+import Foundation
+
+/// What a user asked to run: everything `drover run`/`submit` takes.
+public struct JobRequest: Codable, Sendable, Equatable {
+    /// Program and arguments, exec'd directly on the host (no shell).
+    public var argv: [String]?
+    /// Instead of `argv`: a line for `/bin/sh -c`.
+    public var shell: String?
+    public var name: String?
+    /// Only this host.
+    public var host: String?
+    /// Only hosts whose labels include all of these.
+    public var labels: [String: String] = [:]
+    public var slots: Int = 1
+    public var priority: Int = 0
+    /// Wall-clock limit in seconds.
+    public var timeout: Double?
+    /// Re-runs after a failure (non-zero exit, signal, timeout, limit).
+    public var retries: Int = 0
+    /// Re-runs after the host was lost (separate budget).
+    public var lostRetries: Int = 3
+    public var memoryBytes: UInt64?
+    public var cwd: String?
+    public var env: [String: String] = [:]
+
+    public init(argv: [String]) { self.argv = argv }
+    public init(shell: String) { self.shell = shell }
+
+    /// The command as one line for tables.
+    public var commandLine: String {
+        if let shell { return shell }
+        return (argv ?? []).map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " ")
+    }
+}
+
+/// A job's state in the journal.
+public enum JobState: String, Codable, Sendable, CaseIterable {
+    /// Waiting for a slot (also after a lost host or a failure with retries left).
+    case queued
+    /// An attempt was sent to a host; its agent has not reported it running yet.
+    case dispatched
+    case running
+    case succeeded
+    case failed
+    case cancelled
+
+    public var isFinal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}
+
+/// A job as recorded in the journal.
+public struct JobRecord: Codable, Sendable {
+    public var id: Int
+    public var name: String?
+    public var request: JobRequest
+    public var state: JobState
+    /// The current (or last) attempt number; 0 before the first.
+    public var attempt: Int
+    public var host: String?
+    public var failures: Int
+    public var losses: Int
+    public var exitCode: Int?
+    public var signal: String?
+    /// Why the job is in its state (`exited`, `host h3 down`, `cancelled by user`, …).
+    public var reason: String?
+    public var submittedAt: Double
+    public var startedAt: Double?
+    public var endedAt: Double?
+    public var cancelRequested: Bool
+
+    /// Seconds since it started (to its end, or now).
+    public func elapsed(now: Double) -> Double? {
+        guard let s = startedAt else { return nil }
+        return (endedAt ?? now) - s
+    }
+}
+
+/// One attempt of a job on one host.
+public struct AttemptRecord: Codable, Sendable {
+    public var job: Int
+    public var attempt: Int
+    public var host: String
+    /// The coordinator's view: dispatched, accepted, starting, running, or a final agent state, or `lost`.
+    public var state: String
+    /// The last state the agent reported (nil before it accepted the attempt).
+    public var agentState: String?
+    /// Replaced by a newer attempt: its results never complete the job.
+    public var stale: Bool
+    public var startedAt: Double?
+    public var endedAt: Double?
+    public var exitCode: Int?
+    public var signal: String?
+    public var reason: String?
+    public var maxRSSBytes: Int?
+    public var cpuSeconds: Double?
+}
+
+/// One line of the audit trail.
+public struct AuditEvent: Codable, Sendable {
+    public var id: Int
+    public var time: Double
+    public var kind: String
+    public var job: Int?
+    public var attempt: Int?
+    public var host: String?
+    public var state: String?
+    public var message: String
+}
+
+/// A host as the coordinator last saw it.
+public struct HostRecord: Codable, Sendable {
+    public var name: String
+    /// `unknown`, `connecting`, `up`, `suspect`, `down`, `reconciling`.
+    public var state: String
+    public var lastSeq: Int
+    public var slots: Int?
+    public var usedSlots: Int
+    public var agentVersion: String?
+    public var agentBuild: String?
+    public var heartbeatTime: Double?
+    public var heartbeatSeq: Int?
+    public var since: Double
+    public var error: String?
+}
+
+/// Agent attempt states that end an attempt (docs/state-format.md), plus the coordinator's
+/// own `never_started`: a start command the agent never accepted and never will.
+public enum AgentStates {
+    public static let final: Set<String> = ["exited", "signaled", "timed_out", "cancelled", "resource_limit", "orphaned", "lost", "start_failed", "never_started"]
+}
+
+/// What wins when a host comes back with an attempt that was already replaced.
+public enum StalePolicy: String, Sendable, CaseIterable {
+    /// Kill the original; the replacement goes on (the default).
+    case killStale = "kill-stale"
+    /// Keep the original when the replacement has not finished; cancel the replacement.
+    case keepOriginal = "keep-original"
+}

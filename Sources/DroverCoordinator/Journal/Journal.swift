@@ -1,0 +1,204 @@
+import DroverCore
+import Foundation
+
+/// The coordinator's journal: jobs, attempts, hosts and the audit trail in one SQLite
+/// database (WAL) under the state directory. Commands read it while the coordinator runs;
+/// `submit` and `cancel` write requests into it that the coordinator picks up.
+public final class Journal {
+    public let db: SQLiteDatabase
+    public let state: StateLocation
+
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT, request TEXT NOT NULL, state TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0, slots INTEGER NOT NULL DEFAULT 1,
+            attempt INTEGER NOT NULL DEFAULT 0, host TEXT,
+            failures INTEGER NOT NULL DEFAULT 0, losses INTEGER NOT NULL DEFAULT 0,
+            exit_code INTEGER, signal TEXT, reason TEXT,
+            submitted_at REAL NOT NULL, started_at REAL, ended_at REAL,
+            cancel_requested INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, priority DESC, id);
+        CREATE TABLE IF NOT EXISTS attempts (
+            job INTEGER NOT NULL REFERENCES jobs(id), attempt INTEGER NOT NULL, host TEXT NOT NULL,
+            state TEXT NOT NULL, agent_state TEXT, stale INTEGER NOT NULL DEFAULT 0,
+            started_at REAL, ended_at REAL, exit_code INTEGER, signal TEXT, reason TEXT,
+            max_rss_bytes INTEGER, cpu_seconds REAL, dispatched_at REAL NOT NULL,
+            PRIMARY KEY (job, attempt));
+        CREATE INDEX IF NOT EXISTS attempts_host ON attempts(host, state);
+        CREATE TABLE IF NOT EXISTS hosts (
+            name TEXT PRIMARY KEY, state TEXT NOT NULL, last_seq INTEGER NOT NULL DEFAULT 0,
+            slots INTEGER, agent_version TEXT, agent_build TEXT, heartbeat_time REAL, heartbeat_seq INTEGER,
+            since REAL NOT NULL, error TEXT);
+        CREATE TABLE IF NOT EXISTS events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL,
+            job INTEGER, attempt INTEGER, host TEXT, state TEXT, message TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS events_job ON events(job);
+        """
+
+    /// Opens (creating when needed) the journal in `state`.
+    public init(_ state: StateLocation) throws {
+        self.state = state
+        try state.prepare()
+        let path = state.journalPath
+        let existed = FileManager.default.fileExists(atPath: path)
+        let old = umask(0o077)
+        defer { umask(old) }
+        db = try SQLiteDatabase(path: path)
+        if !existed { chmod(path, 0o600) }
+        try db.execute(Self.schema)
+        try db.transaction {
+            if try db.query("SELECT value FROM meta WHERE key='coordinator_id'").isEmpty {
+                let id = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+                try db.run("INSERT INTO meta(key, value) VALUES ('coordinator_id', ?), ('epoch', '0'), ('format', '1')", .text(id))
+            }
+        }
+    }
+
+    /// The id that names this journal's coordinator to agents (leases, specs, job names).
+    public func coordinatorID() throws -> String {
+        try meta("coordinator_id") ?? "unknown"
+    }
+
+    public func meta(_ key: String) throws -> String? {
+        try db.query("SELECT value FROM meta WHERE key=?", .text(key)).first?.string("value")
+    }
+
+    public func setMeta(_ key: String, _ value: String) throws {
+        try db.run("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", .text(key), .text(value))
+    }
+
+    /// Appends one line to the audit trail (inside the caller's transaction when there is one).
+    public func audit(_ kind: String, job: Int? = nil, attempt: Int? = nil, host: String? = nil, state: String? = nil, _ message: String, time: Double = Date().timeIntervalSince1970) throws {
+        try db.run("INSERT INTO events(time, kind, job, attempt, host, state, message) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   .double(time), .text(kind), .from(job), .from(attempt), .from(host), .from(state), .text(message))
+    }
+
+    // MARK: Requests from commands
+
+    /// Records a new queued job and returns its id.
+    public func submit(_ request: JobRequest) throws -> Int {
+        let data = try JSONEncoder().encode(request)
+        return try db.transaction {
+            try db.run("INSERT INTO jobs(name, request, state, priority, slots, submitted_at) VALUES (?, ?, 'queued', ?, ?, ?)",
+                       .from(request.name), .text(String(decoding: data, as: UTF8.self)), .int(Int64(request.priority)), .int(Int64(request.slots)),
+                       .double(Date().timeIntervalSince1970))
+            let id = Int(db.lastInsertRowID)
+            try audit("submitted", job: id, state: "queued", request.commandLine)
+            return id
+        }
+    }
+
+    /// Marks jobs for cancellation; returns the ids that were not already final.
+    public func requestCancel(_ ids: [Int]) throws -> [Int] {
+        try db.transaction {
+            var out: [Int] = []
+            for id in ids {
+                let n = try db.run("UPDATE jobs SET cancel_requested=1 WHERE id=? AND cancel_requested=0 AND state NOT IN ('succeeded','failed','cancelled')", .int(Int64(id)))
+                if n > 0 {
+                    out.append(id)
+                    try audit("cancel_requested", job: id, "cancel requested by user")
+                }
+            }
+            return out
+        }
+    }
+
+    // MARK: Reading
+
+    static let jobColumns = "id, name, request, state, attempt, host, failures, losses, exit_code, signal, reason, submitted_at, started_at, ended_at, cancel_requested"
+
+    func job(from row: SQLRow) -> JobRecord? {
+        guard let id = row.int("id"), let text = row.string("request"),
+              let request = try? JSONDecoder().decode(JobRequest.self, from: Data(text.utf8)),
+              let state = row.string("state").flatMap(JobState.init(rawValue:)) else { return nil }
+        return JobRecord(id: id, name: row.string("name"), request: request, state: state, attempt: row.int("attempt") ?? 0,
+                         host: row.string("host"), failures: row.int("failures") ?? 0, losses: row.int("losses") ?? 0,
+                         exitCode: row.int("exit_code"), signal: row.string("signal"), reason: row.string("reason"),
+                         submittedAt: row.double("submitted_at") ?? 0, startedAt: row.double("started_at"),
+                         endedAt: row.double("ended_at"), cancelRequested: row.int("cancel_requested") == 1)
+    }
+
+    /// One job, or nil.
+    public func job(_ id: Int) throws -> JobRecord? {
+        try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE id=?", .int(Int64(id))).first.flatMap(job(from:))
+    }
+
+    /// Jobs by id (all when `ids` is empty), oldest first.
+    public func jobs(_ ids: [Int] = []) throws -> [JobRecord] {
+        if ids.isEmpty { return try db.query("SELECT \(Self.jobColumns) FROM jobs ORDER BY id").compactMap(job(from:)) }
+        return try ids.compactMap { try job($0) }
+    }
+
+    /// Jobs in these states, in queue order (priority, then age).
+    public func jobs(in states: [JobState], limit: Int = -1) throws -> [JobRecord] {
+        let list = states.map { "'\($0.rawValue)'" }.joined(separator: ",")
+        return try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE state IN (\(list)) ORDER BY priority DESC, id LIMIT ?", .int(Int64(limit))).compactMap(job(from:))
+    }
+
+    /// Finds a job by id or by name (the newest job with that name).
+    public func resolve(_ reference: String) throws -> JobRecord? {
+        if let id = Int(reference), let j = try job(id) { return j }
+        return try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE name=? ORDER BY id DESC LIMIT 1", .text(reference)).first.flatMap(job(from:))
+    }
+
+    static let attemptColumns = "job, attempt, host, state, agent_state, stale, started_at, ended_at, exit_code, signal, reason, max_rss_bytes, cpu_seconds"
+
+    func attempt(from r: SQLRow) -> AttemptRecord {
+        AttemptRecord(job: r.int("job") ?? 0, attempt: r.int("attempt") ?? 0, host: r.string("host") ?? "", state: r.string("state") ?? "",
+                      agentState: r.string("agent_state"), stale: r.int("stale") == 1, startedAt: r.double("started_at"),
+                      endedAt: r.double("ended_at"), exitCode: r.int("exit_code"), signal: r.string("signal"), reason: r.string("reason"),
+                      maxRSSBytes: r.int("max_rss_bytes"), cpuSeconds: r.double("cpu_seconds"))
+    }
+
+    /// A job's attempts, in order.
+    public func attempts(of job: Int) throws -> [AttemptRecord] {
+        try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE job=? ORDER BY attempt", .int(Int64(job))).map(attempt(from:))
+    }
+
+    /// One attempt, or nil.
+    public func attempt(_ job: Int, _ n: Int) throws -> AttemptRecord? {
+        try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE job=? AND attempt=?", .int(Int64(job)), .int(Int64(n))).first.map(attempt(from:))
+    }
+
+    /// Attempts the agents may still be running (not known to have ended there).
+    public func liveAttempts(on host: String? = nil) throws -> [AttemptRecord] {
+        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
+        let condition = "(agent_state IS NULL OR agent_state NOT IN (\(finals))) AND state != 'never_sent'"
+        if let host {
+            return try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE host=? AND \(condition)", .text(host)).map(attempt(from:))
+        }
+        return try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE \(condition)").map(attempt(from:))
+    }
+
+    /// Audit events after `id`, oldest first (optionally for one job).
+    public func events(after id: Int = 0, job: Int? = nil, limit: Int = 10_000) throws -> [AuditEvent] {
+        let rows: [SQLRow]
+        if let job {
+            rows = try db.query("SELECT * FROM events WHERE id>? AND job=? ORDER BY id LIMIT ?", .int(Int64(id)), .int(Int64(job)), .int(Int64(limit)))
+        } else {
+            rows = try db.query("SELECT * FROM events WHERE id>? ORDER BY id LIMIT ?", .int(Int64(id)), .int(Int64(limit)))
+        }
+        return rows.map { r in
+            AuditEvent(id: r.int("id") ?? 0, time: r.double("time") ?? 0, kind: r.string("kind") ?? "", job: r.int("job"),
+                       attempt: r.int("attempt"), host: r.string("host"), state: r.string("state"), message: r.string("message") ?? "")
+        }
+    }
+
+    /// Every host the coordinator has seen, with the slots its live attempts use.
+    public func hosts() throws -> [HostRecord] {
+        let used = try db.query("""
+            SELECT a.host AS host, SUM(j.slots) AS used FROM attempts a JOIN jobs j ON j.id=a.job
+            WHERE a.state IN ('dispatched','accepted','starting','running') AND a.stale=0 GROUP BY a.host
+            """)
+        var usedBy: [String: Int] = [:]
+        for r in used { if let h = r.string("host") { usedBy[h] = r.int("used") ?? 0 } }
+        return try db.query("SELECT * FROM hosts ORDER BY name").map { r in
+            let name = r.string("name") ?? ""
+            return HostRecord(name: name, state: r.string("state") ?? "unknown", lastSeq: r.int("last_seq") ?? 0, slots: r.int("slots"),
+                              usedSlots: usedBy[name] ?? 0, agentVersion: r.string("agent_version"), agentBuild: r.string("agent_build"), heartbeatTime: r.double("heartbeat_time"),
+                              heartbeatSeq: r.int("heartbeat_seq"), since: r.double("since") ?? 0, error: r.string("error"))
+        }
+    }
+}

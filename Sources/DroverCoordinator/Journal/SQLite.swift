@@ -1,0 +1,237 @@
+import CSQLite
+import DroverCore
+
+/// A failed SQLite call: what was attempted, on which database file, and SQLite's message.
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    /// SQLite's primary result code (`SQLITE_BUSY`, `SQLITE_FULL`, …).
+    public var code: Int32
+    public var operation: String
+    public var path: String
+    public var message: String
+
+    public var description: String {
+        var text = "\(operation) in \(path): \(message)"
+        switch code {
+        case SQLITE_FULL: text += " — the disk is full; free space and run the command again (nothing was changed)"
+        case SQLITE_BUSY, SQLITE_LOCKED: text += " — another drover process held the database too long; try again"
+        case SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM: text += " — check that the state directory is yours and writable"
+        default: break
+        }
+        return text
+    }
+}
+
+/// A value bound to or read from a statement.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case int(Int64)
+    case double(Double)
+    case text(String)
+}
+
+/// One SQLite connection. Not thread-safe: its owner (an actor, or one command) uses it alone.
+public final class SQLiteDatabase {
+    private var handle: OpaquePointer?
+    private var cache: [String: OpaquePointer] = [:]
+    public let path: String
+
+    /// Opens (creating when `create`) the database at `path` in WAL mode.
+    public init(path: String, create: Bool = true, readOnly: Bool = false) throws(SQLiteError) {
+        self.path = path
+        var flags = readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE
+        if create && !readOnly { flags |= SQLITE_OPEN_CREATE }
+        flags |= SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        if rc != SQLITE_OK {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close_v2(handle)
+            handle = nil
+            throw SQLiteError(code: rc & 0xff, operation: "open the journal", path: path, message: message)
+        }
+        sqlite3_busy_timeout(handle, 10_000)
+        if !readOnly {
+            // WAL: readers never block the coordinator; NORMAL sync in WAL mode loses nothing
+            // when a process is killed (only a power loss can drop the last transactions).
+            try execute("PRAGMA journal_mode=WAL")
+            try execute("PRAGMA synchronous=NORMAL")
+        }
+        try execute("PRAGMA foreign_keys=ON")
+    }
+
+    deinit {
+        for (_, s) in cache { sqlite3_finalize(s) }
+        sqlite3_close_v2(handle)
+    }
+
+    private func error(_ rc: Int32, _ operation: String) -> SQLiteError {
+        SQLiteError(code: rc & 0xff, operation: operation, path: path, message: String(cString: sqlite3_errmsg(handle)))
+    }
+
+    /// Runs one or more statements that return no rows.
+    public func execute(_ sql: String) throws(SQLiteError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(message)
+            throw SQLiteError(code: rc & 0xff, operation: "run `\(sql.prefix(60))`", path: path, message: text)
+        }
+    }
+
+    private func statement(_ sql: String) throws(SQLiteError) -> OpaquePointer {
+        if let s = cache[sql] {
+            sqlite3_reset(s)
+            sqlite3_clear_bindings(s)
+            return s
+        }
+        var s: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil)
+        guard rc == SQLITE_OK, let s else { throw error(rc, "prepare `\(sql.prefix(60))`") }
+        cache[sql] = s
+        return s
+    }
+
+    private func bind(_ s: OpaquePointer, _ values: [SQLValue]) {
+        for (i, v) in values.enumerated() {
+            let index = Int32(i + 1)
+            switch v {
+            case .null: sqlite3_bind_null(s, index)
+            case .int(let n): sqlite3_bind_int64(s, index, n)
+            case .double(let d): sqlite3_bind_double(s, index, d)
+            case .text(let t): sqlite3_bind_text(s, index, t, -1, sqliteTransient)
+            }
+        }
+    }
+
+    /// Runs a statement with parameters; returns the number of rows changed.
+    @discardableResult
+    public func run(_ sql: String, _ values: SQLValue...) throws(SQLiteError) -> Int {
+        try run(sql, values)
+    }
+
+    /// Runs a statement with parameters; returns the number of rows changed.
+    @discardableResult
+    public func run(_ sql: String, _ values: [SQLValue]) throws(SQLiteError) -> Int {
+        let s = try statement(sql)
+        bind(s, values)
+        defer { sqlite3_reset(s) }
+        var rc = sqlite3_step(s)
+        while rc == SQLITE_ROW { rc = sqlite3_step(s) }
+        guard rc == SQLITE_DONE else { throw error(rc, "run `\(sql.prefix(60))`") }
+        return Int(sqlite3_changes(handle))
+    }
+
+    /// The rowid of the last insert on this connection.
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    /// Runs a query and returns its rows.
+    public func query(_ sql: String, _ values: SQLValue...) throws(SQLiteError) -> [SQLRow] {
+        try query(sql, values)
+    }
+
+    /// Runs a query and returns its rows.
+    public func query(_ sql: String, _ values: [SQLValue]) throws(SQLiteError) -> [SQLRow] {
+        let s = try statement(sql)
+        bind(s, values)
+        defer { sqlite3_reset(s) }
+        var rows: [SQLRow] = []
+        let count = sqlite3_column_count(s)
+        var names: [String] = []
+        for i in 0..<count { names.append(String(cString: sqlite3_column_name(s, i))) }
+        while true {
+            let rc = sqlite3_step(s)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw error(rc, "query `\(sql.prefix(60))`") }
+            var values: [SQLValue] = []
+            values.reserveCapacity(Int(count))
+            for i in 0..<count {
+                switch sqlite3_column_type(s, i) {
+                case SQLITE_INTEGER: values.append(.int(sqlite3_column_int64(s, i)))
+                case SQLITE_FLOAT: values.append(.double(sqlite3_column_double(s, i)))
+                case SQLITE_NULL: values.append(.null)
+                default:
+                    if let p = sqlite3_column_text(s, i) {
+                        values.append(.text(String(cString: p)))
+                    } else {
+                        values.append(.null)
+                    }
+                }
+            }
+            rows.append(SQLRow(names: names, values: values))
+        }
+        return rows
+    }
+
+    /// Runs `body` in one transaction (BEGIN IMMEDIATE): all of it is written, or none.
+    public func transaction<R>(_ body: () throws -> R) throws -> R {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let r = try body()
+            try execute("COMMIT")
+            return r
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Changes whenever another connection commits (cheap: no disk access).
+    public func dataVersion() throws(SQLiteError) -> Int64 {
+        try query("PRAGMA data_version").first?.int(0) ?? 0
+    }
+}
+
+/// `SQLITE_TRANSIENT`: SQLite copies the bound text.
+private let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// One result row, read by column name or index.
+public struct SQLRow: Sendable {
+    let names: [String]
+    public let values: [SQLValue]
+
+    private func value(_ column: String) -> SQLValue {
+        guard let i = names.firstIndex(of: column) else { return .null }
+        return values[i]
+    }
+
+    public func int(_ i: Int) -> Int64? {
+        if case .int(let n) = values[i] { return n }
+        return nil
+    }
+
+    public func string(_ column: String) -> String? {
+        switch value(column) {
+        case .text(let t): return t
+        case .int(let n): return String(n)
+        case .double(let d): return String(d)
+        case .null: return nil
+        }
+    }
+
+    public func int(_ column: String) -> Int? {
+        switch value(column) {
+        case .int(let n): return Int(n)
+        case .double(let d): return Int(d)
+        case .text(let t): return Int(t)
+        case .null: return nil
+        }
+    }
+
+    public func double(_ column: String) -> Double? {
+        switch value(column) {
+        case .int(let n): return Double(n)
+        case .double(let d): return d
+        case .text(let t): return Double(t)
+        case .null: return nil
+        }
+    }
+}
+
+extension SQLValue {
+    /// `.text` or `.null`.
+    public static func from(_ s: String?) -> SQLValue { s.map { .text($0) } ?? .null }
+    /// `.int` or `.null`.
+    public static func from(_ n: Int?) -> SQLValue { n.map { .int(Int64($0)) } ?? .null }
+    /// `.double` or `.null`.
+    public static func from(_ d: Double?) -> SQLValue { d.map { .double($0) } ?? .null }
+}

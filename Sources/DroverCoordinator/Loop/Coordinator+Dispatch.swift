@@ -1,0 +1,133 @@
+import DroverCore
+import DroverInventory
+import Foundation
+
+extension Coordinator {
+    /// The agent-side name of a job: `<coordinator id>-<job id>`.
+    func agentJob(_ id: Int) -> String { "\(cid)-\(id)" }
+
+    /// The job id in an agent-side name, when the job is ours.
+    func jobID(fromAgentJob name: String) -> Int? {
+        guard name.hasPrefix(cid + "-") else { return nil }
+        return Int(name.dropFirst(cid.count + 1))
+    }
+
+    func slots(of host: HostSpec) -> Int {
+        host.slots ?? cpus[host.name] ?? 1
+    }
+
+    /// Places queued jobs on hosts that are `up`, writing each decision before sending it.
+    func schedule() throws {
+        dirty = false
+        let usable = inventory.hosts.filter { hostState[$0.name] == "up" }
+        guard !usable.isEmpty else { return }
+        let used = try journal.hosts().reduce(into: [String: Int]()) { $0[$1.name] = $1.usedSlots }
+        let hosts = usable.map { SchedulerHost(name: $0.name, slots: slots(of: $0), used: used[$0.name] ?? 0, labels: $0.labels) }
+        let free = hosts.reduce(0) { $0 + $1.free }
+        guard free > 0 else { return }
+        let queued = try journal.jobs(in: [.queued], limit: max(free * 4, 256))
+        guard !queued.isEmpty else { return }
+        var byID: [Int: JobRecord] = [:]
+        for j in queued { byID[j.id] = j }
+        let placements = Scheduler.place(queued.map { SchedulerJob(id: $0.id, slots: $0.request.slots, host: $0.request.host, labels: $0.request.labels) }, on: hosts)
+        guard !placements.isEmpty else { return }
+        var outbox: [String: [String]] = [:]
+        try journal.db.transaction {
+            let t = wallNow
+            for p in placements {
+                guard let job = byID[p.job], let spec = inventory.host(named: p.host) else { continue }
+                let n = job.attempt + 1
+                try journal.db.run("INSERT INTO attempts(job, attempt, host, state, dispatched_at) VALUES (?, ?, ?, 'dispatched', ?)",
+                                   .int(Int64(job.id)), .int(Int64(n)), .text(p.host), .double(t))
+                try journal.db.run("UPDATE jobs SET state='dispatched', attempt=?, host=? WHERE id=?", .int(Int64(n)), .text(p.host), .int(Int64(job.id)))
+                try journal.audit("job", job: job.id, attempt: n, host: p.host, state: "dispatched", "job \(job.id) attempt \(n) dispatched to \(p.host)", time: t)
+                outbox[p.host, default: []].append(startCommand(job, attempt: n, host: spec))
+            }
+        }
+        flush(outbox)
+        // More may fit (the query was bounded).
+        if placements.count == queued.count { dirty = true }
+    }
+
+    /// The inbox command that starts an attempt (docs/state-format.md, "spec").
+    func startCommand(_ job: JobRecord, attempt: Int, host: HostSpec) -> String {
+        let r = job.request
+        var spec = JSONObject()
+        spec.set("job", agentJob(job.id))
+        spec.set("attempt", attempt)
+        if let shell = r.shell { spec.set("shell", shell) } else { spec.set("argv", r.argv ?? []) }
+        if let cwd = r.cwd { spec.set("cwd", cwd) }
+        let env = host.env.merging(r.env) { _, job in job }
+        if !env.isEmpty { spec.set("env", env) }
+        if let t = r.timeout { spec.set("timeout", t) }
+        if let m = r.memoryBytes {
+            var limits = JSONObject()
+            limits.set("memory_bytes", Int(m))
+            spec.set("limits", raw: limits.text)
+        }
+        spec.set("coordinator", cid)
+        var o = JSONObject()
+        o.set("type", "start")
+        o.set("spec", raw: spec.text)
+        return o.text
+    }
+
+    func cancelCommand(job: Int, attempt: Int, reason: String) -> String {
+        var o = JSONObject()
+        o.set("type", "cancel")
+        o.set("job", agentJob(job))
+        o.set("attempt", attempt)
+        o.set("reason", reason)
+        return o.text
+    }
+
+    /// After a host's event backlog is applied: adopt what still runs as planned, resend
+    /// starts the agent never saw, and stop attempts that were replaced or whose job is over
+    /// (or, with `keep-original`, keep an original whose replacement has not finished).
+    func reconcile(_ host: String) throws {
+        guard let spec = inventory.host(named: host) else { return }
+        var outbox: [String: [String]] = [:]
+        try journal.db.transaction {
+            for a in try journal.liveAttempts(on: host) {
+                guard let job = try journal.job(a.job) else { continue }
+                let current = !a.stale && job.attempt == a.attempt && !job.state.isFinal
+                if a.agentState == nil {
+                    if current && !job.cancelRequested {
+                        outbox[host, default: []].append(startCommand(job, attempt: a.attempt, host: spec))
+                    } else {
+                        // Never accepted and no longer wanted: make sure it never starts.
+                        outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: "stale"))
+                        try journal.db.run("UPDATE attempts SET agent_state='never_started' WHERE job=? AND attempt=?", .int(Int64(a.job)), .int(Int64(a.attempt)))
+                    }
+                    continue
+                }
+                if current {
+                    if job.cancelRequested { outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: "cancelled")) }
+                    continue
+                }
+                if settings.stalePolicy == .keepOriginal, !job.state.isFinal, !job.cancelRequested, try keepOriginal(a, of: job, outbox: &outbox) {
+                    continue
+                }
+                outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: "stale"))
+                try journal.audit("stale", job: a.job, attempt: a.attempt, host: host, "attempt \(a.attempt) of job \(a.job) still runs on \(host) but was replaced: killing it (stale policy \(settings.stalePolicy.rawValue))")
+            }
+        }
+        flush(outbox)
+    }
+
+    /// `keep-original`: the original attempt `a` becomes the job's attempt again; a replacement
+    /// that is queued is withdrawn and one that runs is cancelled.
+    func keepOriginal(_ a: AttemptRecord, of job: JobRecord, outbox: inout [String: [String]]) throws -> Bool {
+        if job.attempt != a.attempt {
+            guard let replacement = try journal.attempt(job.id, job.attempt) else { return false }
+            try journal.db.run("UPDATE attempts SET stale=1, reason='replaced by the original (keep-original)' WHERE job=? AND attempt=?", .int(Int64(job.id)), .int(Int64(replacement.attempt)))
+            outbox[replacement.host, default: []].append(cancelCommand(job: job.id, attempt: replacement.attempt, reason: "stale"))
+        }
+        let state = a.agentState == "running" ? "running" : "dispatched"
+        try journal.db.run("UPDATE attempts SET stale=0, state=?, reason=NULL WHERE job=? AND attempt=?", .text(a.agentState ?? "accepted"), .int(Int64(job.id)), .int(Int64(a.attempt)))
+        try journal.db.run("UPDATE jobs SET state=?, attempt=?, host=? WHERE id=?", .text(state), .int(Int64(a.attempt)), .text(a.host), .int(Int64(job.id)))
+        try journal.audit("stale", job: job.id, attempt: a.attempt, host: a.host, state: state,
+                          "attempt \(a.attempt) of job \(job.id) still runs on \(a.host): kept (keep-original)\(job.attempt != a.attempt ? "; attempt \(job.attempt) cancelled" : "")")
+        return true
+    }
+}

@@ -1,0 +1,155 @@
+import DroverCore
+import Foundation
+
+extension Coordinator {
+    /// Applies lines of an agent's stream: heartbeats feed liveness; events are applied in
+    /// one transaction together with the host's last applied sequence, so each is applied
+    /// exactly once, also across reconnects and coordinator restarts.
+    func receive(_ host: String, lines: [String]) {
+        var heartbeat: JSONNode?
+        var caught = false
+        var outbox: [String: [String]] = [:]
+        do {
+            try journal.db.transaction {
+                var seq = lastSeq[host] ?? 0
+                for line in lines {
+                    guard let node = try? JSONParser.parse(line) else {
+                        log("\(host): unreadable line from the agent: \(line.prefix(200))")
+                        continue
+                    }
+                    if let hb = node["heartbeat"] {
+                        heartbeat = hb
+                        continue
+                    }
+                    if node["caught_up"] != nil {
+                        caught = true
+                        continue
+                    }
+                    guard let s = node["seq"]?.intValue else { continue }
+                    if s <= seq { continue }  // already applied (a resumed stream)
+                    seq = s
+                    try apply(node, host: host, outbox: &outbox)
+                }
+                if seq != lastSeq[host] {
+                    try journal.db.run("UPDATE hosts SET last_seq=? WHERE name=?", .int(Int64(seq)), .text(host))
+                }
+                if let hb = heartbeat {
+                    try journal.db.run("UPDATE hosts SET heartbeat_time=?, heartbeat_seq=?, agent_version=coalesce(?, agent_version), agent_build=coalesce(?, agent_build), slots=? WHERE name=?",
+                                       .from(hb["time"]?.doubleValue), .from(hb["seq"]?.intValue), .from(hb["version"]?.stringValue),
+                                       .from(hb["build"]?.stringValue), .from(inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue), .text(host))
+                }
+                lastSeq[host] = seq
+            }
+        } catch {
+            // Nothing of the batch was applied; the stream is restarted from the last applied sequence.
+            log("\(host): could not apply agent events: \(error); reconnecting")
+            links[host]?.restart()
+            return
+        }
+        if let hb = heartbeat, let seq = hb["seq"]?.intValue {
+            if let c = hb["cpus"]?.intValue, cpus[host] != c {
+                cpus[host] = c
+                dirty = true
+            }
+            liveness[host]?.observe(seq: seq, pid: hb["pid"]?.intValue, interval: hb["interval"]?.doubleValue, at: now)
+        }
+        flush(outbox)
+        if caught {
+            caughtUp.insert(host)
+            do { try reconcile(host) } catch { log("\(host): reconcile: \(error)") }
+        }
+    }
+
+    /// Applies one agent event (inside the caller's transaction).
+    func apply(_ event: JSONNode, host: String, outbox: inout [String: [String]]) throws {
+        let type = event["type"]?.stringValue ?? "?"
+        let time = event["time"]?.doubleValue ?? wallNow
+        switch type {
+        case "transition":
+            guard let name = event["job"]?.stringValue, let id = jobID(fromAgentJob: name),
+                  let n = event["attempt"]?.intValue, let state = event["state"]?.stringValue else { return }
+            try applyTransition(event, job: id, attempt: n, state: state, host: host, time: time, outbox: &outbox)
+        case "rejected":
+            let file = event["file"]?.stringValue ?? "?"
+            let reason = event["reason"]?.stringValue ?? "?"
+            // Resent starts of attempts the agent already has are expected after a reconnect.
+            if !reason.contains("already exists") {
+                try journal.audit("rejected", host: host, "\(host) rejected \(file): \(reason)", time: time)
+                log("\(host): agent rejected \(file): \(reason)")
+            }
+        case "lease_expired":
+            try journal.audit("lease_expired", host: host, "the agent on \(host) lost its lease (\(event["orphaned"]?.intValue ?? 0) attempt(s) orphaned)", time: time)
+        case "agent_started", "agent_stopped":
+            try journal.audit("agent", host: host, "agent \(type == "agent_started" ? "started" : "stopped") on \(host) (pid \(event["pid"]?.intValue ?? 0))", time: time)
+        default:
+            break
+        }
+    }
+
+    func applyTransition(_ event: JSONNode, job id: Int, attempt n: Int, state: String, host: String, time: Double, outbox: inout [String: [String]]) throws {
+        guard let a = try journal.attempt(id, n), a.host == host, let job = try journal.job(id) else {
+            try journal.audit("unknown", job: id, attempt: n, host: host, state: state, "\(host) reports attempt \(n) of job \(id), which this journal never sent there", time: time)
+            return
+        }
+        let final = AgentStates.final.contains(state)
+        let current = !a.stale && job.attempt == n && !job.state.isFinal
+        var sets = ["agent_state=?"]
+        var values: [SQLValue] = [.text(state)]
+        if state == "running" { sets.append("started_at=?"); values.append(.double(time)) }
+        if final {
+            sets += ["ended_at=?", "exit_code=?", "signal=?", "max_rss_bytes=?", "cpu_seconds=?"]
+            let cpu = (event["user_cpu_seconds"]?.doubleValue ?? 0) + (event["system_cpu_seconds"]?.doubleValue ?? 0)
+            values += [.double(time), .from(event["exit_code"]?.intValue), .from(event["signal"]?.stringValue),
+                       .from(event["max_rss_bytes"]?.intValue), .double(cpu)]
+        }
+        if current || final {
+            sets.append("state=?")
+            values.append(.text(current || a.state != "lost" ? state : "lost"))
+        }
+        try journal.db.run("UPDATE attempts SET \(sets.joined(separator: ", ")) WHERE job=? AND attempt=?", values + [.int(Int64(id)), .int(Int64(n))])
+        let detail = describe(event, state: state)
+        guard current else {
+            try journal.audit(final ? "late_result" : "attempt", job: id, attempt: n, host: host, state: state,
+                              final ? "attempt \(n) of job \(id) on \(host) ended \(detail) after it was replaced; ignored (the job is \(job.state.rawValue))"
+                                    : "attempt \(n) of job \(id) on \(host): \(state) (replaced)", time: time)
+            return
+        }
+        try journal.audit("attempt", job: id, attempt: n, host: host, state: state, "attempt \(n) of job \(id) on \(host): \(detail.isEmpty ? state : detail)", time: time)
+        if state == "running" {
+            try journal.db.run("UPDATE jobs SET state='running', started_at=coalesce(started_at, ?) WHERE id=? AND state IN ('dispatched','queued')", .double(time), .int(Int64(id)))
+        }
+        guard final else { return }
+        dirty = true
+        let exitCode = event["exit_code"]?.intValue
+        let signal = event["signal"]?.stringValue
+        try journal.db.run("UPDATE jobs SET exit_code=?, signal=? WHERE id=?", .from(exitCode), .from(signal), .int(Int64(id)))
+        var updated = job
+        updated.exitCode = exitCode
+        updated.signal = signal
+        switch state {
+        case "exited" where exitCode == 0:
+            try finish(updated, .succeeded, reason: "exited 0", exitCode: 0)
+        case "cancelled":
+            try finish(updated, .cancelled, reason: job.cancelRequested ? "cancelled by user" : "cancelled on \(host)", exitCode: exitCode, signal: signal)
+        case "lost", "orphaned":
+            try requeue(updated, reason: "attempt \(n) \(state) on \(host)\(event["error"]?.stringValue.map { ": \($0)" } ?? "")", lost: true)
+        default:
+            if job.cancelRequested {
+                try finish(updated, .cancelled, reason: "cancelled by user (\(state))", exitCode: exitCode, signal: signal)
+            } else {
+                try requeue(updated, reason: "attempt \(n) \(detail)", lost: false)
+            }
+        }
+    }
+
+    /// "exited 3", "signaled KILL", "timed_out", "start_failed: no such file".
+    func describe(_ event: JSONNode, state: String) -> String {
+        guard AgentStates.final.contains(state) else { return "" }
+        var text = state
+        if let c = event["exit_code"]?.intValue { text += " \(c)" }
+        if let s = event["signal"]?.stringValue { text += " SIG\(s)" }
+        if let l = event["limit"]?.stringValue { text += " (\(l))" }
+        if let e = event["error"]?.stringValue { text += ": \(e)" }
+        return text
+    }
+}

@@ -1,0 +1,267 @@
+import DroverCore
+import DroverInventory
+import Foundation
+
+/// Settings of the coordinator loop (`drover coordinator --help` documents each).
+public struct CoordinatorSettings: Sendable {
+    /// Seconds without a heartbeat before a host is `down` and its jobs are re-run elsewhere.
+    public var deadAfter: Double = 10
+    /// Seconds an agent keeps its jobs without hearing from this coordinator.
+    public var leaseTTL: Double = 30
+    public var stalePolicy: StalePolicy = .killStale
+    /// Exit after this many seconds with no unfinished job (nil: run until stopped).
+    public var idleExit: Double?
+    /// How often the loop looks for new requests in the journal, seconds.
+    public var poll: Double = 0.005
+
+    public init() {}
+}
+
+/// The coordinator: one loop per state directory that places queued jobs on hosts, applies
+/// every agent event to the journal exactly once, watches heartbeats, re-runs the jobs of
+/// dead hosts, and reconciles with hosts that come back.
+///
+/// Every decision is committed to the journal before the command that acts on it is sent.
+public actor Coordinator: HostLinkDelegate {
+    let journal: Journal
+    let inventory: Inventory
+    let settings: CoordinatorSettings
+    let deployer: Deployer
+    let cid: String
+    var epoch = 0
+    var links: [String: HostLink] = [:]
+    var liveness: [String: HostLiveness] = [:]
+    var hostState: [String: String] = [:]
+    var lastSeq: [String: Int] = [:]
+    var cpus: [String: Int] = [:]
+    var caughtUp: Set<String> = []
+    var cancelSent: Set<String> = []
+    var dirty = true
+    var stopRequested = false
+    let started = ContinuousClock.now
+    let log: @Sendable (String) -> Void
+
+    /// Opens the journal in `state`; the caller holds the coordinator lock.
+    public init(state: StateLocation, inventory: Inventory, catalog: AgentCatalog, settings: CoordinatorSettings,
+                log: @escaping @Sendable (String) -> Void) throws {
+        journal = try Journal(state)
+        cid = try journal.coordinatorID()
+        self.inventory = inventory
+        self.settings = settings
+        self.deployer = Deployer(catalog: catalog)
+        self.log = log
+    }
+
+    var now: Double {
+        let d = ContinuousClock.now - started
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    var wallNow: Double { Date().timeIntervalSince1970 }
+
+    /// Asks the loop to stop (from a signal handler task).
+    public func stop() { stopRequested = true }
+
+    /// Runs until stopped (or idle for `idleExit`).
+    public func run() async throws {
+        try journal.db.transaction {
+            epoch = (Int(try journal.meta("epoch") ?? "0") ?? 0) + 1
+            try journal.setMeta("epoch", String(epoch))
+            try journal.setMeta("pid", String(getpid()))
+            try journal.setMeta("inventory", "\(inventory.source)")
+            try journal.audit("coordinator", "coordinator started (pid \(getpid()), epoch \(epoch), \(inventory.hosts.count) host(s))")
+            for host in inventory.hosts {
+                try journal.db.run("""
+                    INSERT INTO hosts(name, state, since) VALUES (?, 'connecting', ?)
+                    ON CONFLICT(name) DO UPDATE SET state='connecting', since=excluded.since, error=NULL
+                    """, .text(host.name), .double(wallNow))
+                lastSeq[host.name] = try journal.db.query("SELECT last_seq FROM hosts WHERE name=?", .text(host.name)).first?.int("last_seq") ?? 0
+                hostState[host.name] = "connecting"
+                liveness[host.name] = HostLiveness(deadAfter: settings.deadAfter, since: now)
+            }
+        }
+        log("coordinator \(cid) epoch \(epoch) started with \(inventory.hosts.count) host(s)")
+        for host in inventory.hosts {
+            let link = HostLink(spec: host, deployer: deployer, lease: .init(coordinator: cid, epoch: epoch, ttl: settings.leaseTTL), delegate: self, log: log)
+            links[host.name] = link
+            link.start()
+        }
+        var version: Int64 = -1
+        var lastCheck = -1.0
+        var idleSince = now
+        while !stopRequested && !Task.isCancelled {
+            do {
+                let v = try journal.db.dataVersion()
+                if v != version {
+                    version = v
+                    try handleRequests()
+                }
+                if now - lastCheck >= 0.1 {
+                    lastCheck = now
+                    try checkHosts()
+                }
+                if dirty { try schedule() }
+                if let idle = settings.idleExit {
+                    if try !journal.jobs(in: [.queued, .dispatched, .running], limit: 1).isEmpty { idleSince = now }
+                    if now - idleSince >= idle {
+                        log("no unfinished job for \(Int(idle)) s; exiting")
+                        break
+                    }
+                }
+            } catch {
+                // A failed write (full disk, …) changes nothing: the transaction rolled back and
+                // the same decision is retried on the next round.
+                log("journal: \(error)")
+                try? await Task.sleep(for: .seconds(1))
+            }
+            try? await Task.sleep(for: .seconds(settings.poll))
+        }
+        try? journal.audit("coordinator", "coordinator stopped (pid \(getpid()))")
+        for link in links.values { await link.stop() }
+    }
+
+    // MARK: Requests from commands
+
+    /// Cancels requested by `drover cancel`; new jobs make the queue dirty.
+    func handleRequests() throws {
+        dirty = true
+        let rows = try journal.db.query("SELECT id FROM jobs WHERE cancel_requested=1 AND state IN ('queued','dispatched','running')")
+        var outbox: [String: [String]] = [:]
+        try journal.db.transaction {
+            for id in rows.compactMap({ $0.int("id") }) {
+                guard let job = try journal.job(id) else { continue }
+                if job.state == .queued {
+                    try finish(job, .cancelled, reason: "cancelled before it started")
+                    continue
+                }
+                guard let host = job.host else { continue }
+                if hostState[host] == "down" {
+                    try finish(job, .cancelled, reason: "cancelled while \(host) is down: its attempt is killed when the host comes back (or by its agent when the lease expires)")
+                    continue
+                }
+                let key = "\(id)/\(job.attempt)"
+                if !cancelSent.contains(key) {
+                    cancelSent.insert(key)
+                    outbox[host, default: []].append(cancelCommand(job: id, attempt: job.attempt, reason: "cancelled"))
+                    try journal.audit("cancel_sent", job: id, attempt: job.attempt, host: host, "cancel sent to \(host)")
+                }
+            }
+        }
+        flush(outbox)
+    }
+
+    // MARK: Hosts
+
+    /// Updates every host's state from its heartbeats; a host that goes `down` loses its attempts.
+    func checkHosts() throws {
+        for host in inventory.hosts {
+            let name = host.name
+            guard let live = liveness[name] else { continue }
+            let beat = live.state(at: now)
+            let old = hostState[name] ?? "connecting"
+            var new: String
+            switch beat {
+            case .down: new = "down"
+            case .connecting: new = old == "down" ? "down" : "connecting"
+            case .up, .suspect:
+                if !caughtUp.contains(name) {
+                    new = old == "down" || old == "reconciling" ? "reconciling" : (old == "up" || old == "suspect" ? old : "connecting")
+                } else if try staleLiveCount(name) > 0 {
+                    new = "reconciling"
+                } else {
+                    new = beat == .up ? "up" : "suspect"
+                }
+            }
+            if new == old { continue }
+            hostState[name] = new
+            try journal.db.transaction {
+                try journal.db.run("UPDATE hosts SET state=?, since=? WHERE name=?", .text(new), .double(wallNow), .text(name))
+                try journal.audit("host", host: name, state: new, "\(name): \(old) → \(new)\(new == "down" ? " (no heartbeat for \(Int(settings.deadAfter)) s)" : "")")
+                if new == "down" { try loseAttempts(on: name) }
+            }
+            log("\(name): \(old) → \(new)")
+            if new == "up" { dirty = true }
+            if new == "down" {
+                caughtUp.remove(name)
+                links[name]?.restart()
+            }
+        }
+    }
+
+    /// Attempts on `host` that its agent still runs but that must not (replaced, or their job is over).
+    func staleLiveCount(_ host: String) throws -> Int {
+        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
+        return try journal.db.query("""
+            SELECT COUNT(*) AS n FROM attempts a JOIN jobs j ON j.id=a.job
+            WHERE a.host=? AND a.agent_state IS NOT NULL AND a.agent_state NOT IN (\(finals))
+              AND (a.stale=1 OR j.state IN ('succeeded','failed','cancelled') OR j.attempt != a.attempt)
+            """, .text(host)).first?.int("n") ?? 0
+    }
+
+    /// The host went down: its running attempts are lost and their jobs go back to the queue at once.
+    func loseAttempts(on host: String) throws {
+        for a in try journal.db.query("SELECT job, attempt FROM attempts WHERE host=? AND stale=0 AND state IN ('dispatched','accepted','starting','running')", .text(host)) {
+            guard let id = a.int("job"), let n = a.int("attempt"), let job = try journal.job(id) else { continue }
+            try journal.db.run("UPDATE attempts SET state='lost', stale=1, reason=? WHERE job=? AND attempt=?",
+                               .text("host \(host) down"), .int(Int64(id)), .int(Int64(n)))
+            try journal.audit("attempt", job: id, attempt: n, host: host, state: "lost", "attempt \(n) lost with host \(host)")
+            guard job.attempt == n, !job.state.isFinal else { continue }
+            if job.cancelRequested {
+                try finish(job, .cancelled, reason: "cancelled; host \(host) went down (its attempt is killed when it comes back)")
+            } else {
+                try requeue(job, reason: "host \(host) down", lost: true)
+            }
+        }
+    }
+
+    // MARK: Link callbacks
+
+    func lastAppliedSeq(_ host: String) -> Int { lastSeq[host] ?? 0 }
+
+    func linkUp(_ host: String, deploy: DeployReport) {
+        log("\(host): connected; agent \(deploy.outcome.rawValue) (build \(deploy.build ?? "?"), pid \(deploy.agentPID.map(String.init) ?? "?"))")
+        _ = try? journal.db.run("UPDATE hosts SET agent_build=?, error=NULL WHERE name=?", .from(deploy.build), .text(host))
+        if deploy.outcome != .upToDate {
+            try? journal.audit("host", host: host, "agent \(deploy.outcome.rawValue) on \(host) (build \(deploy.build ?? "?"))")
+        }
+    }
+
+    func linkDown(_ host: String, error: String) {
+        caughtUp.remove(host)
+        log("\(host): link down: \(error)")
+        _ = try? journal.db.run("UPDATE hosts SET error=? WHERE name=?", .text(error), .text(host))
+    }
+
+    // MARK: Journal helpers
+
+    /// Ends a job for good (never twice: a final job is never changed again).
+    func finish(_ job: JobRecord, _ state: JobState, reason: String, exitCode: Int? = nil, signal: String? = nil) throws {
+        let n = try journal.db.run("""
+            UPDATE jobs SET state=?, reason=?, exit_code=?, signal=?, ended_at=? WHERE id=? AND state NOT IN ('succeeded','failed','cancelled')
+            """, .text(state.rawValue), .text(reason), .from(exitCode), .from(signal), .double(wallNow), .int(Int64(job.id)))
+        if n > 0 {
+            try journal.audit("job", job: job.id, attempt: job.attempt, host: job.host, state: state.rawValue, "job \(job.id) \(state.rawValue): \(reason)")
+        }
+    }
+
+    /// Puts a job back in the queue, or fails it when its budget is spent.
+    func requeue(_ job: JobRecord, reason: String, lost: Bool) throws {
+        let used = (lost ? job.losses : job.failures) + 1
+        let budget = lost ? job.request.lostRetries : job.request.retries
+        let column = lost ? "losses" : "failures"
+        try journal.db.run("UPDATE jobs SET \(column)=? WHERE id=?", .int(Int64(used)), .int(Int64(job.id)))
+        if used > budget {
+            let what = lost ? "lost its host \(used) time(s) (--lost-retries \(budget))" : "failed \(used) time(s) (--retries \(budget))"
+            try finish(job, .failed, reason: "\(reason); \(what)", exitCode: job.exitCode, signal: job.signal)
+            return
+        }
+        try journal.db.run("UPDATE jobs SET state='queued', host=NULL WHERE id=?", .int(Int64(job.id)))
+        try journal.audit("job", job: job.id, attempt: job.attempt, state: "queued", "job \(job.id) queued again: \(reason) (\(lost ? "host-loss" : "failure") retry \(used) of \(budget))")
+        dirty = true
+    }
+
+    /// Hands queued commands to the host links (after the journal committed the decisions).
+    func flush(_ outbox: [String: [String]]) {
+        for (host, lines) in outbox { links[host]?.send(lines) }
+    }
+}

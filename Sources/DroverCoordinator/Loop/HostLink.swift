@@ -1,0 +1,223 @@
+import DroverCore
+import DroverInventory
+import DroverSSH
+import Foundation
+
+/// What a host link reports to the coordinator.
+protocol HostLinkDelegate: Actor {
+    /// The last agent event sequence applied for `host` (the stream resumes after it).
+    func lastAppliedSeq(_ host: String) -> Int
+    /// The link is connected and this build of the agent runs.
+    func linkUp(_ host: String, deploy: DeployReport)
+    /// Lines from the agent's `tail --follow --heartbeat`.
+    func receive(_ host: String, lines: [String])
+    /// The connection or the stream ended; the link will reconnect.
+    func linkDown(_ host: String, error: String)
+}
+
+/// One host's connection: keeps an SSH session, makes sure the agent runs, streams its
+/// events and heartbeats over one long-lived channel, sends commands through its inbox,
+/// and renews its lease. Reconnects on its own after any failure.
+final class HostLink: @unchecked Sendable {
+    struct Lease: Sendable {
+        var coordinator: String
+        var epoch: Int
+        var ttl: Double
+    }
+
+    private struct State {
+        var session: (any HostSession)?
+        var agentPath: String?
+        var pending: [String] = []
+        var stream: HostStream?
+        var stopping = false
+        var leaseDue = true
+    }
+
+    let spec: HostSpec
+    let deployer: Deployer
+    let lease: Lease
+    private let delegate: any HostLinkDelegate
+    private let state = Locked(State())
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakes: AsyncStream<Void>
+    private var tasks: [Task<Void, Never>] = []
+    private let log: @Sendable (String) -> Void
+
+    init(spec: HostSpec, deployer: Deployer, lease: Lease, delegate: any HostLinkDelegate, log: @escaping @Sendable (String) -> Void) {
+        self.spec = spec
+        self.deployer = deployer
+        self.lease = lease
+        self.delegate = delegate
+        self.log = log
+        (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func start() {
+        tasks.append(Task { await self.connectionLoop() })
+        tasks.append(Task { await self.senderLoop() })
+        tasks.append(Task { await self.leaseLoop() })
+    }
+
+    /// Stops the link and closes its session.
+    func stop() async {
+        let (session, stream) = state.withLock { s -> ((any HostSession)?, HostStream?) in
+            s.stopping = true
+            return (s.session, s.stream)
+        }
+        stream?.cancel()
+        wake.finish()
+        for t in tasks { t.cancel() }
+        if let session { await session.shutdown() }
+        for t in tasks { await t.value }
+    }
+
+    /// Drops the current connection (the loop reconnects and re-checks the agent).
+    func restart() {
+        let stream = state.withLock { $0.stream }
+        stream?.cancel()
+    }
+
+    /// Queues inbox commands (JSON lines) to send as soon as the host is connected.
+    func send(_ lines: [String]) {
+        guard !lines.isEmpty else { return }
+        state.withLock { $0.pending += lines }
+        wake.yield()
+    }
+
+    private var stopping: Bool { state.withLock { $0.stopping } }
+
+    // MARK: Connection and event stream
+
+    private func connectionLoop() async {
+        var backoff = 0.5
+        while !stopping {
+            do throws(SSHError) {
+                let session = try await spec.openSession(options: SSHOptions())
+                state.withLock { $0.session = session }
+                let report: DeployReport
+                do throws(SSHError) {
+                    report = try await deployer.ensure(spec, session: session)
+                } catch {
+                    state.withLock { $0.session = nil }
+                    await session.shutdown()
+                    throw error
+                }
+                let agent = Deployer.agentPath(root: spec.root, build: report.build ?? "")
+                state.withLock {
+                    $0.agentPath = agent
+                    $0.leaseDue = true
+                }
+                await delegate.linkUp(spec.name, deploy: report)
+                wake.yield()
+                backoff = 0.5
+                let from = await delegate.lastAppliedSeq(spec.name) + 1
+                let q = RemotePath.shell
+                let stream = try session.stream("\(q(agent)) tail --root \(q(spec.root)) --from \(from) --follow --heartbeat", stdin: nil)
+                state.withLock { $0.stream = stream }
+                let error = await pump(stream)
+                state.withLock {
+                    $0.session = nil
+                    $0.stream = nil
+                    $0.pending.removeAll()
+                }
+                await session.shutdown()
+                if !stopping { await delegate.linkDown(spec.name, error: error) }
+            } catch {
+                if stopping { break }
+                await delegate.linkDown(spec.name, error: error.description)
+            }
+            if stopping { break }
+            try? await Task.sleep(for: .seconds(backoff))
+            backoff = min(backoff * 2, 5)
+        }
+    }
+
+    /// Reads the stream line by line until it ends; returns why it ended.
+    private func pump(_ stream: HostStream) async -> String {
+        var partial: [UInt8] = []
+        var stderr = ""
+        do {
+            for try await event in stream {
+                switch event {
+                case .stdout(let bytes):
+                    partial += bytes
+                    guard let last = partial.lastIndex(of: UInt8(ascii: "\n")) else { continue }
+                    let text = String(decoding: partial[...last], as: UTF8.self)
+                    partial.removeSubrange(...last)
+                    await delegate.receive(spec.name, lines: text.split(separator: "\n").map(String.init))
+                case .stderr(let bytes):
+                    stderr += String(decoding: bytes, as: UTF8.self)
+                    if stderr.count > 4000 { stderr = String(stderr.suffix(2000)) }
+                case .exit(let status):
+                    let detail = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+                    return "the agent's event stream ended (\(status))\(detail.isEmpty ? "" : ": \(detail)")"
+                }
+            }
+            return "the agent's event stream closed"
+        } catch is CancellationError {
+            return "the event stream was restarted"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    // MARK: Commands and lease
+
+    private func senderLoop() async {
+        for await _ in wakes {
+            while true {
+                let (session, agent, lines, leaseDue) = state.withLock { s -> ((any HostSession)?, String?, [String], Bool) in
+                    guard s.session != nil, s.agentPath != nil else { return (nil, nil, [], false) }
+                    defer {
+                        s.pending.removeAll()
+                        s.leaseDue = false
+                    }
+                    return (s.session, s.agentPath, s.pending, s.leaseDue)
+                }
+                guard let session, let agent, !(lines.isEmpty && !leaseDue) else { break }
+                let q = RemotePath.shell
+                var script: [String] = []
+                var input: [UInt8] = []
+                if leaseDue {
+                    var o = JSONObject()
+                    o.set("coordinator", lease.coordinator)
+                    o.set("epoch", lease.epoch)
+                    o.set("time", Date().timeIntervalSince1970)
+                    o.set("ttl", lease.ttl)
+                    let text = o.text
+                    // The lease travels as an argument: it holds no user data, only our own fields.
+                    script.append("umask 077 && printf '%s\\n' \(q(text)) > \(q(spec.root + "/.lease.tmp")) && mv -f \(q(spec.root + "/.lease.tmp")) \(q(spec.root + "/lease"))")
+                }
+                if !lines.isEmpty {
+                    script.append("\(q(agent)) send --root \(q(spec.root))")
+                    input = Array((lines.joined(separator: "\n") + "\n").utf8)
+                }
+                do {
+                    let stream = try session.stream(script.joined(separator: " && "), stdin: input)
+                    var out = ""
+                    var status: ExitStatus?
+                    for try await event in stream {
+                        switch event {
+                        case .stdout(let b), .stderr(let b): out += String(decoding: b, as: UTF8.self)
+                        case .exit(let s): status = s
+                        }
+                    }
+                    if status != .exited(0) {
+                        log("\(spec.name): sending \(lines.count) command(s)\(leaseDue ? " and the lease" : "") failed (\(status.map { "\($0)" } ?? "no status")): \(out.trimmingCharacters(in: .whitespacesAndNewlines))")
+                    }
+                } catch {
+                    log("\(spec.name): sending \(lines.count) command(s)\(leaseDue ? " and the lease" : "") failed: \(error)")
+                }
+            }
+        }
+    }
+
+    private func leaseLoop() async {
+        while !stopping {
+            try? await Task.sleep(for: .seconds(max(lease.ttl / 3, 0.5)))
+            state.withLock { $0.leaseDue = true }
+            wake.yield()
+        }
+    }
+}
