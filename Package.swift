@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore"]),
         .testTarget(
             name: "DroverIntegrationTests",
-            dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore"]
+            dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore", "CDroverSys"]
         ),
     ],
     swiftLanguageModes: [.v6]

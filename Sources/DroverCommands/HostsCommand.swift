@@ -10,7 +10,7 @@ struct HostsCommand: AsyncParsableCommand {
         commandName: "hosts",
         abstract: "Check every host of the inventory and show its state.",
         discussion: """
-            Connects to all hosts in parallel (each bounded by its connect_timeout) and prints one row per host: name, address, state, OS, architecture, CPUs, memory, slots, the agent version (- until deployed), the age of the agent's last heartbeat (by the host's clock) and the round-trip latency of the SSH connection (one channel open and close, no remote process).
+            Connects to all hosts in parallel (each bounded by its connect_timeout) and prints one row per host: name, address, state, OS, architecture, CPUs, memory, slots (used/total while a coordinator runs), the coordinator's liveness verdict (up, suspect, down, connecting, reconciling; - when no coordinator runs), the agent version (- until deployed), the age of the agent's last heartbeat (by the host's clock) and the round-trip latency of the SSH connection (one channel open and close, no remote process).
 
             STATE is `up`, or why the host cannot be used: unreachable, refused, timed out, auth refused, host key mismatch, unknown host key, unsupported config. The full reason and what to do about it follow the table.
 
@@ -24,6 +24,7 @@ struct HostsCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var inventoryOptions: InventoryOptions
+    @OptionGroup var stateOptions: StateOptions
 
     @Flag(name: .long, help: "Print the same facts as a JSON array.")
     var json = false
@@ -37,7 +38,16 @@ struct HostsCommand: AsyncParsableCommand {
         for host in hosts {
             for note in host.ignoredConfig { Terminal.note("\(host.name): \(note)") }
         }
-        let reports = await HostProbe().probe(hosts)
+        var reports = await HostProbe().probe(hosts)
+        let location = stateOptions.location
+        if location.exists, location.runningCoordinator() != nil, let journal = try? Journal(location), let seen = try? journal.hosts() {
+            for i in reports.indices {
+                guard let h = seen.first(where: { $0.name == reports[i].name }) else { continue }
+                reports[i].liveness = h.state
+                reports[i].usedSlots = h.usedSlots
+                if reports[i].slots == nil { reports[i].slots = h.slots }
+            }
+        }
         if json {
             print(try Terminal.json(reports))
         } else {
@@ -47,11 +57,11 @@ struct HostsCommand: AsyncParsableCommand {
     }
 
     static func render(_ reports: [HostReport]) -> String {
-        var rows = [["NAME", "ADDRESS", "STATE", "OS", "ARCH", "CPUS", "MEMORY", "SLOTS", "AGENT", "HEARTBEAT", "LATENCY"]]
+        var rows = [["NAME", "ADDRESS", "STATE", "OS", "ARCH", "CPUS", "MEMORY", "SLOTS", "LIVENESS", "AGENT", "HEARTBEAT", "LATENCY"]]
         for r in reports {
             rows.append([
                 r.name, r.address, r.state, r.os ?? "-", r.arch ?? "-", r.cpus.map(String.init) ?? "-",
-                Terminal.bytes(r.memoryBytes), r.slots.map(String.init) ?? "-", r.agentVersion ?? "-",
+                Terminal.bytes(r.memoryBytes), r.slots.map { s in r.usedSlots.map { "\($0)/\(s)" } ?? String(s) } ?? "-", r.liveness ?? "-", r.agentVersion ?? "-",
                 r.heartbeatAgeSeconds.map { "\(Int($0)) s ago" } ?? "-",
                 r.latencyMs.map { String(format: "%.2f ms", $0) } ?? "-",
             ])

@@ -29,11 +29,16 @@ public struct HostReport: Sendable, Codable, Equatable {
     public var latencyMs: Double?
     /// Job slots (the inventory's `slots`, else the CPU count).
     public var slots: Int?
+    /// Slots taken by live attempts, by the running coordinator's journal; nil without one.
+    public var usedSlots: Int?
+    /// The running coordinator's view from heartbeats: up, suspect, down, connecting, reconciling.
+    public var liveness: String?
 
     public var isUp: Bool { state == "up" }
 
     enum CodingKeys: String, CodingKey {
-        case name, address, state, error, os, arch, cpus, slots
+        case name, address, state, error, os, arch, cpus, slots, liveness
+        case usedSlots = "used_slots"
         case memoryBytes = "memory_bytes"
         case agentVersion = "agent_version"
         case heartbeatAgeSeconds = "heartbeat_age_seconds"
@@ -52,6 +57,8 @@ public struct HostReport: Sendable, Codable, Equatable {
         try c.encode(cpus, forKey: .cpus)
         try c.encode(memoryBytes, forKey: .memoryBytes)
         try c.encode(slots, forKey: .slots)
+        try c.encode(usedSlots, forKey: .usedSlots)
+        try c.encode(liveness, forKey: .liveness)
         try c.encode(agentVersion, forKey: .agentVersion)
         try c.encode(heartbeatAgeSeconds, forKey: .heartbeatAgeSeconds)
         try c.encode(latencyMs, forKey: .latencyMs)

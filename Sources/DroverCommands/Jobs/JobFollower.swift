@@ -100,6 +100,8 @@ final class JobFollower {
     /// `follow`, choosing the streams.
     func followStreams(_ id: Int, stdout: Bool = true, stderr: Bool = true, interrupt: @escaping () -> (any Error)? = { nil }) async throws -> JobRecord {
         var streamed = 0
+        let waitingSince = Date()
+        var toldWaiting = false
         while true {
             if let e = interrupt() { throw e }
             guard let job = try journal.job(id) else { throw ExitCode(1) }
@@ -119,6 +121,11 @@ final class JobFollower {
             }
             if job.state.isFinal {
                 return try await waitFinal([id]).first ?? job
+            }
+            if !toldWaiting, streamed == 0, job.state == .queued, Date().timeIntervalSince(waitingSince) > 5 {
+                toldWaiting = true
+                let hosts = try journal.hosts().map { h in "\(h.name) \(h.state)\(h.slots.map { " \(h.usedSlots)/\($0) slots" } ?? "")\(h.state != "up" ? h.error.map { ": \($0)" } ?? "" : "")" }
+                Terminal.note("job \(id) is still waiting for a host (\(hosts.joined(separator: "; ")))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }

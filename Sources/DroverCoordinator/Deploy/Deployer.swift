@@ -92,7 +92,9 @@ public struct Deployer: Sendable {
         // One round trip tells the platform and whether this build already runs.
         let probe = try await session.run("""
             echo os=$(uname -s); echo arch=$(uname -m); echo glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //'); \
-            echo now=$(date +%s); printf 'heartbeat='; head -c 4096 \(q(root + "/heartbeat")) 2>/dev/null | tr -d '\\n'; echo
+            echo now=$(date +%s); p=$(head -c 32 \(q(root + "/agent.lock")) 2>/dev/null); \
+            if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then echo alive=1; else echo alive=0; fi; \
+            printf 'heartbeat='; head -c 4096 \(q(root + "/heartbeat")) 2>/dev/null | tr -d '\\n'; echo
             """, timeout: options.operationTimeout)
         let facts = HostProbe.parseFacts(probe.stdoutText)
         let platform = AgentBinary.platform(os: facts["os"] ?? "?", arch: facts["arch"] ?? "?")
@@ -104,8 +106,9 @@ public struct Deployer: Sendable {
         report.build = binary.build
         let heartbeat = facts["heartbeat"].flatMap { try? JSONParser.parse($0) }
         let now = facts["now"].flatMap(Double.init) ?? 0
+        // Running: its lock holder is alive and its heartbeat is fresh.
         let runningBuild = heartbeat.flatMap { hb -> String? in
-            guard let t = hb["time"]?.doubleValue, let interval = hb["interval"]?.doubleValue, now - t < max(3 * interval, 5) else { return nil }
+            guard facts["alive"] == "1", let t = hb["time"]?.doubleValue, let interval = hb["interval"]?.doubleValue, now - t < max(3 * interval, 5) else { return nil }
             return hb["build"]?.stringValue
         }
         if runningBuild == binary.build {

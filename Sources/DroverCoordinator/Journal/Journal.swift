@@ -42,11 +42,15 @@ public final class Journal {
         self.state = state
         try state.prepare()
         let path = state.journalPath
-        let existed = FileManager.default.fileExists(atPath: path)
-        let old = umask(0o077)
-        defer { umask(old) }
+        // Create the file 0600 before SQLite opens it (SQLite gives its -wal and -shm files the
+        // database file's mode). Not with umask: it is process-wide, and other threads may
+        // create files meanwhile.
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            fchmod(fd, 0o600)
+            close(fd)
+        }
         db = try SQLiteDatabase(path: path)
-        if !existed { chmod(path, 0o600) }
         try db.execute(Self.schema)
         try db.transaction {
             if try db.query("SELECT value FROM meta WHERE key='coordinator_id'").isEmpty {

@@ -18,14 +18,15 @@ extension Coordinator {
 
     /// Places queued jobs on hosts that are `up`, writing each decision before sending it.
     func schedule() throws {
-        dirty = false
         let usable = inventory.hosts.filter { hostState[$0.name] == "up" }
+        dirty = false
         guard !usable.isEmpty else { return }
         let used = try journal.hosts().reduce(into: [String: Int]()) { $0[$1.name] = $1.usedSlots }
         let hosts = usable.map { SchedulerHost(name: $0.name, slots: slots(of: $0), used: used[$0.name] ?? 0, labels: $0.labels) }
         let free = hosts.reduce(0) { $0 + $1.free }
         guard free > 0 else { return }
-        let queued = try journal.jobs(in: [.queued], limit: max(free * 4, 256))
+        // A job whose cancel is pending is cancelled by handleRequests, never started.
+        let queued = try journal.jobs(in: [.queued], limit: max(free * 4, 256)).filter { !$0.cancelRequested }
         guard !queued.isEmpty else { return }
         var byID: [Int: JobRecord] = [:]
         for j in queued { byID[j.id] = j }

@@ -9,9 +9,9 @@ extension Coordinator {
         var heartbeat: JSONNode?
         var caught = false
         var outbox: [String: [String]] = [:]
+        var seq = lastSeq[host] ?? 0
         do {
             try journal.db.transaction {
-                var seq = lastSeq[host] ?? 0
                 for line in lines {
                     guard let node = try? JSONParser.parse(line) else {
                         log("\(host): unreadable line from the agent: \(line.prefix(200))")
@@ -38,8 +38,8 @@ extension Coordinator {
                                        .from(hb["time"]?.doubleValue), .from(hb["seq"]?.intValue), .from(hb["version"]?.stringValue),
                                        .from(hb["build"]?.stringValue), .from(inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue), .text(host))
                 }
-                lastSeq[host] = seq
             }
+            lastSeq[host] = seq
         } catch {
             // Nothing of the batch was applied; the stream is restarted from the last applied sequence.
             log("\(host): could not apply agent events: \(error); reconnecting")
@@ -131,6 +131,8 @@ extension Coordinator {
             try finish(updated, .succeeded, reason: "exited 0", exitCode: 0)
         case "cancelled":
             try finish(updated, .cancelled, reason: job.cancelRequested ? "cancelled by user" : "cancelled on \(host)", exitCode: exitCode, signal: signal)
+        case "lost" where job.cancelRequested, "orphaned" where job.cancelRequested:
+            try finish(updated, .cancelled, reason: "cancelled by user (attempt \(state))", exitCode: exitCode, signal: signal)
         case "lost", "orphaned":
             try requeue(updated, reason: "attempt \(n) \(state) on \(host)\(event["error"]?.stringValue.map { ": \($0)" } ?? "")", lost: true)
         default:

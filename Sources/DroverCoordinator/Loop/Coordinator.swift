@@ -93,14 +93,19 @@ public actor Coordinator: HostLinkDelegate {
             do {
                 let v = try journal.db.dataVersion()
                 if v != version {
-                    version = v
                     try handleRequests()
+                    version = v
                 }
                 if now - lastCheck >= 0.1 {
                     lastCheck = now
                     try checkHosts()
                 }
-                if dirty { try schedule() }
+                if dirty {
+                    do { try schedule() } catch {
+                        dirty = true
+                        throw error
+                    }
+                }
                 if let idle = settings.idleExit {
                     if try !journal.jobs(in: [.queued, .dispatched, .running], limit: 1).isEmpty { idleSince = now }
                     if now - idleSince >= idle {
@@ -127,6 +132,7 @@ public actor Coordinator: HostLinkDelegate {
         dirty = true
         let rows = try journal.db.query("SELECT id FROM jobs WHERE cancel_requested=1 AND state IN ('queued','dispatched','running')")
         var outbox: [String: [String]] = [:]
+        var sent: Set<String> = []
         try journal.db.transaction {
             for id in rows.compactMap({ $0.int("id") }) {
                 guard let job = try journal.job(id) else { continue }
@@ -141,12 +147,13 @@ public actor Coordinator: HostLinkDelegate {
                 }
                 let key = "\(id)/\(job.attempt)"
                 if !cancelSent.contains(key) {
-                    cancelSent.insert(key)
+                    sent.insert(key)
                     outbox[host, default: []].append(cancelCommand(job: id, attempt: job.attempt, reason: "cancelled"))
                     try journal.audit("cancel_sent", job: id, attempt: job.attempt, host: host, "cancel sent to \(host)")
                 }
             }
         }
+        cancelSent.formUnion(sent)
         flush(outbox)
     }
 
@@ -173,14 +180,17 @@ public actor Coordinator: HostLinkDelegate {
                 }
             }
             if new == old { continue }
-            hostState[name] = new
             try journal.db.transaction {
                 try journal.db.run("UPDATE hosts SET state=?, since=? WHERE name=?", .text(new), .double(wallNow), .text(name))
                 try journal.audit("host", host: name, state: new, "\(name): \(old) → \(new)\(new == "down" ? " (no heartbeat for \(Int(settings.deadAfter)) s)" : "")")
                 if new == "down" { try loseAttempts(on: name) }
             }
+            hostState[name] = new
             log("\(name): \(old) → \(new)")
             if new == "up" { dirty = true }
+            // Silence: reconnect, which also restarts an agent that died (its shims keep the
+            // jobs, and the new agent re-adopts them before the host is declared down).
+            if new == "suspect" { links[name]?.restart() }
             if new == "down" {
                 caughtUp.remove(name)
                 links[name]?.restart()

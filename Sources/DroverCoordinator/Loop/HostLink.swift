@@ -204,11 +204,30 @@ final class HostLink: @unchecked Sendable {
                         }
                     }
                     if status != .exited(0) {
+                        requeue(lines, for: session)
                         log("\(spec.name): sending \(lines.count) command(s)\(leaseDue ? " and the lease" : "") failed (\(status.map { "\($0)" } ?? "no status")): \(out.trimmingCharacters(in: .whitespacesAndNewlines))")
                     }
                 } catch {
+                    requeue(lines, for: session)
                     log("\(spec.name): sending \(lines.count) command(s)\(leaseDue ? " and the lease" : "") failed: \(error)")
                 }
+            }
+        }
+    }
+
+    /// Puts unsent commands back (first in line) while the same session is still in use, and
+    /// retries a second later; after a reconnect, reconciliation resends what is still needed.
+    private func requeue(_ lines: [String], for session: any HostSession) {
+        guard !lines.isEmpty else { return }
+        let same = state.withLock { s -> Bool in
+            guard let current = s.session, current as AnyObject === session as AnyObject else { return false }
+            s.pending = lines + s.pending
+            return true
+        }
+        if same {
+            Task {
+                try? await Task.sleep(for: .seconds(1))
+                self.wake.yield()
             }
         }
     }

@@ -1,0 +1,107 @@
+import CDroverSys
+import DroverCoordinator
+import DroverCore
+import Foundation
+import Testing
+
+/// A coordinator on the testbed with its own state directory, started and killed by the test.
+final class CoordinatorFixture {
+    let state: String
+    let inventory: String
+    var pid: pid_t = 0
+    let arguments: [String]
+
+    init(deadAfter: Double = 5, leaseTTL: Double = 30, extra: [String] = []) throws {
+        state = try Testbed.tempDirectory() + "/state"
+        inventory = Testbed.directory! + "/hosts.json"
+        arguments = ["--dead-after", String(deadAfter), "--lease-ttl", String(leaseTTL)] + extra
+    }
+
+    /// Starts `drover coordinator` (detached, logging to <state>/coordinator.log) and waits until it holds its lock.
+    func start() throws {
+        let location = StateLocation(explicit: state)
+        try location.prepare()
+        let fd = open(location.logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        defer { close(fd) }
+        let argv = [Testbed.droverBinary, "coordinator", "--state", state, "--inventory", inventory] + arguments
+        let c = argv.map { strdup($0) } + [nil]
+        defer { c.forEach { free($0) } }
+        var err: Int32 = 0
+        pid = drover_spawn_session(argv[0], c, environ, fd, &err)
+        guard pid > 0 else { throw TestbedError("cannot start the coordinator: errno \(err)") }
+        try waitFor("the coordinator to take its lock", timeout: 10) { location.runningCoordinator() == pid }
+    }
+
+    /// Starts the coordinator and waits until it sees every testbed host `up` (so placement is predictable).
+    func startAndWaitForHosts() throws {
+        try start()
+        let j = try journal()
+        try waitFor("h1, h2 and h3 up", timeout: 30) { try j.hosts().filter { $0.state == "up" }.count == 3 }
+    }
+
+    /// `kill -9` of the coordinator.
+    func kill9() {
+        guard pid > 0 else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        pid = 0
+    }
+
+    /// Stops the coordinator and every agent's jobs; removes the state directory.
+    func tearDown() async {
+        if pid > 0 {
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            for _ in 0..<300 {
+                if waitpid(pid, &status, WNOHANG) == pid { pid = 0; break }
+                usleep(20_000)
+            }
+            if pid > 0 { kill9() }
+        }
+        try? await Testbed.resetAgents()
+        try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: state).deletingLastPathComponent().path)
+    }
+
+    /// Runs `drover ARGS… --state S --inventory I`.
+    @discardableResult
+    func drover(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try Testbed.run(Testbed.droverBinary, [args[0], "--state", state, "--inventory", inventory] + args.dropFirst())
+    }
+
+    /// Submits a job; returns its id.
+    func submit(_ argv: [String], options: [String] = []) throws -> Int {
+        let r = try drover(["submit"] + options + ["--"] + argv)
+        guard r.status == 0, let id = Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw TestbedError("submit failed (\(r.status)): \(r.stdout) \(r.stderr)")
+        }
+        return id
+    }
+
+    /// A read connection to the journal.
+    func journal() throws -> Journal { try Journal(StateLocation(explicit: state)) }
+
+    var log: String { (try? String(contentsOfFile: state + "/coordinator.log", encoding: .utf8)) ?? "" }
+
+    /// Waits until `condition` holds, polling every 50 ms; throws after `timeout` seconds.
+    func waitFor(_ what: String, timeout: Double, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if try condition() { return }
+            if Date() >= deadline { throw TestbedError("timed out after \(Int(timeout)) s waiting for \(what)\n--- coordinator log ---\n\(log.suffix(3000))") }
+            usleep(50_000)
+        }
+    }
+
+    /// Waits until every job is final and returns them.
+    func waitFinal(_ ids: [Int], timeout: Double) throws -> [JobRecord] {
+        let j = try journal()
+        try waitFor("jobs \(ids) to end", timeout: timeout) { try j.jobs(ids).allSatisfy(\.state.isFinal) }
+        return try j.jobs(ids)
+    }
+
+    /// The state of a host in the journal.
+    func hostState(_ name: String) throws -> String? {
+        try journal().hosts().first { $0.name == name }?.state
+    }
+}

@@ -1,0 +1,190 @@
+import DroverCoordinator
+import DroverCore
+import Foundation
+import Testing
+
+extension TestbedSuite {
+    @Suite("Coordinator")
+    struct CoordinatorTests {
+        @Test func runStreamsOutputAndExitsWithTheJobsCode() async throws {
+            let f = try CoordinatorFixture()
+            try f.startAndWaitForHosts()
+            do {
+                let r = try f.drover(["run", "--", "sh", "-c", "echo out-line; echo err-line >&2; exit 7"])
+                #expect(r.status == 7, "\(r.stderr)")
+                #expect(r.stdout == "out-line\n")
+                #expect(r.stderr.contains("err-line"))
+                let ok = try f.drover(["run", "--", "true"])
+                #expect(ok.status == 0, "\(ok.stderr)")
+            } catch {
+                await f.tearDown()
+                throw error
+            }
+            await f.tearDown()
+        }
+
+        @Test func argvWithShellMetacharactersRunsByteForByte() async throws {
+            let f = try CoordinatorFixture()
+            try f.startAndWaitForHosts()
+            do {
+                let args = ["a b", "$HOME", "`id`", "$(id)", "'single'", "\"double\"", ";|&><*?[]{}~#!", "\\back\\slash", "ünïcødé ✓", "", "-n", "line\nbreak"]
+                let r = try f.drover(["run", "--", "printf", "<%s>\\n"] + args)
+                #expect(r.status == 0, "\(r.stderr)")
+                #expect(r.stdout == args.map { "<\($0)>\n" }.joined())
+            } catch {
+                await f.tearDown()
+                throw error
+            }
+            await f.tearDown()
+        }
+
+        @Test func jobsSpreadOverTheHosts() async throws {
+            let f = try CoordinatorFixture()
+            try f.startAndWaitForHosts()
+            do {
+                let ids = try (0..<6).map { _ in try f.submit(["sh", "-c", "sleep 2; hostname"]) }
+                let jobs = try f.waitFinal(ids, timeout: 60)
+                #expect(jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.map(\.reason))")
+                #expect(Set(jobs.compactMap(\.host)) == ["h1", "h2", "h3"])
+                // Two slots per host (2 CPUs): two jobs on each.
+                for h in ["h1", "h2", "h3"] { #expect(jobs.filter { $0.host == h }.count == 2) }
+            } catch {
+                await f.tearDown()
+                throw error
+            }
+            await f.tearDown()
+        }
+
+        @Test func aHostPoweredOffHasItsJobsFinishElsewhere() async throws {
+            let f = try CoordinatorFixture(deadAfter: 4)
+            try f.startAndWaitForHosts()
+            do {
+                // One job per host, so the others have free slots for the re-runs.
+                let ids = try (0..<3).map { _ in try f.submit(["sh", "-c", "sleep 6; hostname"]) }
+                let j = try f.journal()
+                try f.waitFor("a job running on h3", timeout: 30) { try j.jobs(ids).contains { $0.host == "h3" && $0.state == .running } }
+                let onH3 = try j.jobs(ids).first { $0.host == "h3" }!.id
+                try await Testbed.withHostKilled("h3") {
+                    try f.waitFor("h3 down", timeout: 20) { try f.hostState("h3") == "down" }
+                    let jobs = try f.waitFinal(ids, timeout: 60)
+                    #expect(jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.map(\.reason))")
+                    let moved = try j.job(onH3)!
+                    #expect(moved.host != "h3" && moved.attempt == 2 && moved.losses == 1)
+                    let attempts = try j.attempts(of: onH3)
+                    #expect(attempts.first?.state == "lost")
+                }
+            } catch {
+                await f.tearDown()
+                throw error
+            }
+            await f.tearDown()
+        }
+
+        @Test func aPartitionedHostIsFencedWhenItComesBackAndEveryJobCompletesOnce() async throws {
+            let f = try CoordinatorFixture(deadAfter: 4, leaseTTL: 60)
+            try f.startAndWaitForHosts()
+            do {
+                let ids = try (0..<3).map { _ in try f.submit(["sh", "-c", "echo $DROVER_COOKIE; sleep 12"]) }
+                let j = try f.journal()
+                try f.waitFor("a job running on h3", timeout: 30) { try j.jobs(ids).contains { $0.host == "h3" && $0.state == .running } }
+                let victim = try j.jobs(ids).first { $0.host == "h3" }!.id
+                try await Testbed.withHostPartitioned("h3") { heal in
+                    try f.waitFor("the job of h3 to run elsewhere", timeout: 30) {
+                        let job = try j.job(victim)!
+                        return job.attempt == 2 && job.host != "h3" && job.state == .running
+                    }
+                    // The original still runs on h3 (its agent keeps its lease for 60 s).
+                    let before = try Testbed.script("exec", "h3", "sh", "-c", "ps -eo args | grep -cx 'sleep 12' || true")
+                    #expect(Int(before.trimmingCharacters(in: .whitespacesAndNewlines)) == 1)
+                    try heal()
+                    try f.waitFor("the stale attempt to end on h3", timeout: 30) {
+                        try j.attempt(victim, 1)?.agentState == "cancelled"
+                    }
+                    let after = try Testbed.script("exec", "h3", "sh", "-c", "ps -eo args | grep -cx 'sleep 12' || true")
+                    #expect(Int(after.trimmingCharacters(in: .whitespacesAndNewlines)) == 0, "the replaced attempt's processes are gone from h3")
+                }
+                let jobs = try f.waitFinal(ids, timeout: 60)
+                #expect(jobs.allSatisfy { $0.state == .succeeded })
+                for id in ids {
+                    let completions = try j.events(job: id).filter { $0.kind == "job" && $0.state == "succeeded" }
+                    #expect(completions.count == 1, "job \(id) completed \(completions.count) times")
+                }
+                #expect(try j.events(job: victim).contains { $0.kind == "late_result" })
+                #expect(try f.hostState("h3") == "up")
+            } catch {
+                await f.tearDown()
+                throw error
+            }
+            await f.tearDown()
+        }
+
+        @Test func kill9OfTheCoordinatorLosesNothing() async throws {
+            let f = try CoordinatorFixture()
+            try f.startAndWaitForHosts()
+            do {
+                let ids = try (0..<9).map { i in try f.submit(["sh", "-c", "sleep \(1 + i % 3); echo done-\(i)"]) }
+                let j = try f.journal()
+                try f.waitFor("some jobs running", timeout: 30) { try j.jobs(ids).filter { $0.state == .running }.count >= 3 }
+                f.kill9()
+                // Jobs keep running on the hosts while no coordinator runs.
+                usleep(2_500_000)
+                try f.startAndWaitForHosts()
+                let jobs = try f.waitFinal(ids, timeout: 90)
+                #expect(jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.map { "\($0.id) \($0.state) \($0.reason ?? "")" })")
+                for id in ids {
+                    let completions = try j.events(job: id).filter { $0.kind == "job" && $0.state == "succeeded" }
+                    #expect(completions.count == 1)
+                    // Attempts that kept running were adopted, not re-run.
+                    #expect(try j.attempts(of: id).count == 1)
+                }
+                #expect(try j.meta("epoch") == "2")
+            } catch {
+                await f.tearDown()
+                throw error
+            }
+            await f.tearDown()
+        }
+
+        @Test func cancelKillsADoubleForkedChildOnTheHost() async throws {
+            let f = try CoordinatorFixture()
+            try f.startAndWaitForHosts()
+            do {
+                let marker = "drover-escape-\(UInt32.random(in: 0...UInt32.max))"
+                // The child double-forks into its own session, under a name of its own.
+                let id = try f.submit(["sh", "-c", "ln -sf /bin/sleep /tmp/\(marker) && (setsid /tmp/\(marker) 300 &) ; sleep 300"], options: ["--host", "h2"])
+                let j = try f.journal()
+                try f.waitFor("the job to run", timeout: 30) { try j.job(id)?.state == .running }
+                try f.waitFor("the escaped child to exist", timeout: 10) {
+                    (try? Testbed.script("exec", "h2", "sh", "-c", "ps -eo args | grep -c '^/tmp/\(marker)' || true"))?.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+                }
+                let r = try f.drover(["cancel", String(id)])
+                #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+                #expect(try j.job(id)?.state == .cancelled)
+                let left = try Testbed.script("exec", "h2", "sh", "-c", "ps -eo args | grep -c '^/tmp/\(marker)' || true")
+                #expect(left.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "the double-forked child is gone when cancel returns")
+            } catch {
+                await f.tearDown()
+                throw error
+            }
+            await f.tearDown()
+        }
+
+        @Test(.timeLimit(.minutes(2))) func aHostSaturatedByCPUBoundJobsStaysUp() async throws {
+            let f = try CoordinatorFixture(deadAfter: 10)
+            try f.startAndWaitForHosts()
+            do {
+                let burn = ["sh", "-c", "end=$(($(date +%s) + 30)); while [ $(date +%s) -lt $end ]; do :; done"]
+                let ids = try (0..<2).map { _ in try f.submit(burn, options: ["--host", "h1"]) }
+                let jobs = try f.waitFinal(ids, timeout: 90)
+                #expect(jobs.allSatisfy { $0.state == .succeeded })
+                let j = try f.journal()
+                let h1 = try j.events().filter { $0.kind == "host" && $0.host == "h1" && $0.state != nil }
+                #expect(!h1.contains { $0.state == "suspect" || $0.state == "down" }, "\(h1.map(\.message))")
+            } catch {
+                await f.tearDown()
+                throw error
+            }
+            await f.tearDown()
+        }
+    }
+}
