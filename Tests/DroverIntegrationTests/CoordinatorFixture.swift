@@ -39,6 +39,19 @@ final class CoordinatorFixture {
         try waitFor("h1, h2 and h3 up", timeout: 30) { try j.hosts().filter { $0.state == "up" }.count == 3 }
     }
 
+    /// Starts `drover ARGS… --state S --inventory I` without waiting (output to the coordinator log).
+    func spawnDrover(_ args: [String]) throws -> pid_t {
+        let fd = open(state + "/client.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        defer { close(fd) }
+        let argv = [Testbed.droverBinary, args[0], "--state", state, "--inventory", inventory] + args.dropFirst()
+        let c = argv.map { strdup($0) } + [nil]
+        defer { c.forEach { free($0) } }
+        var err: Int32 = 0
+        let pid = drover_spawn_session(argv[0], c, environ, fd, &err)
+        guard pid > 0 else { throw TestbedError("cannot start drover: errno \(err)") }
+        return pid
+    }
+
     /// `kill -9` of the coordinator.
     func kill9() {
         guard pid > 0 else { return }

@@ -186,5 +186,45 @@ extension TestbedSuite {
             }
             await f.tearDown()
         }
+        @Test func aKilledAgentIsRestartedAndItsJobsAreNotRunAgain() async throws {
+            let f = try CoordinatorFixture(deadAfter: 10)
+            try f.startAndWaitForHosts()
+            do {
+                let id = try f.submit(["sh", "-c", "sleep 8; echo finished"], options: ["--host", "h2"])
+                let j = try f.journal()
+                try f.waitFor("the job to run", timeout: 30) { try j.job(id)?.state == .running }
+                try Testbed.script("exec", "h2", "sh", "-c", "kill -9 $(head -c 32 /home/dtest/.drover/agent.lock)")
+                let jobs = try f.waitFinal([id], timeout: 60)
+                #expect(jobs.first?.state == .succeeded, "\(jobs.first?.reason ?? "")")
+                #expect(try j.attempts(of: id).count == 1, "the job kept its first attempt")
+                let h2 = try j.events().filter { $0.kind == "host" && $0.host == "h2" && $0.state == "down" }
+                #expect(h2.isEmpty, "h2 never went down: \(h2.map(\.message))")
+                #expect(try j.events().contains { $0.kind == "agent" && $0.host == "h2" && $0.message.contains("started") })
+            } catch {
+                await f.tearDown()
+                throw error
+            }
+            await f.tearDown()
+        }
+
+        @Test func ctrlCOnRunCancelsTheJobWhenAskedTo() async throws {
+            let f = try CoordinatorFixture()
+            try f.startAndWaitForHosts()
+            do {
+                let marker = "drover-ctrlc-\(UInt32.random(in: 0...UInt32.max))"
+                let run = try f.spawnDrover(["run", "--on-interrupt", "cancel", "--name", marker, "--", "sh", "-c", "echo started; sleep 300"])
+                let j = try f.journal()
+                try f.waitFor("the job to run", timeout: 30) { try j.resolve(marker)?.state == .running }
+                kill(run, SIGINT)
+                var status: Int32 = 0
+                try f.waitFor("drover run to exit", timeout: 60) { waitpid(run, &status, WNOHANG) == run }
+                #expect((status >> 8) & 0xff == 130)
+                #expect(try j.resolve(marker)?.state == .cancelled)
+            } catch {
+                await f.tearDown()
+                throw error
+            }
+            await f.tearDown()
+        }
     }
 }
