@@ -52,7 +52,9 @@ extension SSHConnection: HostSession {
 }
 
 /// This machine, without SSH (`transport: local`): shell lines run with /bin/sh.
-public struct LocalSession: HostSession {
+///
+/// A class, so that a session keeps its identity when compared as `AnyObject` (HostLink does).
+public final class LocalSession: HostSession {
     public let name: String
 
     public init(name: String) { self.name = name }
@@ -60,7 +62,7 @@ public struct LocalSession: HostSession {
     public func run(_ command: String, timeout: Double) async throws(SSHError) -> ExecResult {
         do {
             let r = try ChildProcess.run(["/bin/sh", "-c", command], timeout: timeout)
-            let status: ExitStatus = r.signaled ? .signaled(String(r.status - 128)) : .exited(r.status)
+            let status: ExitStatus = r.signaled ? .signaled(signalName(r.status - 128)) : .exited(r.status)
             return ExecResult(stdout: r.stdout, stderr: r.stderr, status: status)
         } catch {
             throw SSHError(.localIO, host: name, operation: "run `\(command.prefix(60))`", message: "\(error)")
@@ -76,9 +78,9 @@ public struct LocalSession: HostSession {
         }
     }
 
+    /// Runs the line with /bin/sh on this machine (see `LocalStream`).
     public func stream(_ command: String, stdin: [UInt8]?) throws(SSHError) -> HostStream {
-        throw SSHError(.localIO, host: name, operation: "stream `\(command.prefix(40))`",
-                       message: "running jobs on a `transport: local` host is not supported yet; run an sshd on this machine and list it as an ssh host (see docs/inventory.md)")
+        try LocalStream(command, stdin: stdin, host: name).stream
     }
 
     public func shutdown() async {}
