@@ -48,7 +48,7 @@ let package = Package(
         .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
         .executableTarget(name: "drover-agent", dependencies: ["DroverAgent"]),
         // Benchmarks (bench/): print figures, never part of the pass/fail of tests.
-        .executableTarget(name: "drover-bench", dependencies: ["DroverAgent", "DroverCore"], path: "bench/Sources/drover-bench"),
+        .executableTarget(name: "drover-bench", dependencies: ["DroverAgent", "DroverCore", "DroverCoordinator", "CDroverSys"], path: "bench/Sources/drover-bench"),
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),
         .testTarget(name: "DroverInventoryTests", dependencies: ["DroverInventory", "DroverCore"]),
         .testTarget(name: "DroverSSHTests", dependencies: ["DroverSSH", "DroverCore"]),

@@ -52,7 +52,7 @@ enum TailCommand {
                 }
             }
             if !text.isEmpty, !StreamIO.writeAll(1, Array(text.utf8)) { return 0 }
-            if !progressed { sleepSeconds(0.02) }
+            if !progressed { sleepSeconds(0.004) }
         }
     }
 

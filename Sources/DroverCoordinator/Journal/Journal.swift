@@ -83,15 +83,22 @@ public final class Journal {
 
     /// Records a new queued job and returns its id.
     public func submit(_ request: JobRequest) throws -> Int {
+        try db.transaction { try insert(request) }
+    }
+
+    /// Records many queued jobs in one transaction (all or none) and returns their ids.
+    public func submit(_ requests: [JobRequest]) throws -> [Int] {
+        try db.transaction { try requests.map { try insert($0) } }
+    }
+
+    private func insert(_ request: JobRequest) throws -> Int {
         let data = try JSONEncoder().encode(request)
-        return try db.transaction {
-            try db.run("INSERT INTO jobs(name, request, state, priority, slots, submitted_at) VALUES (?, ?, 'queued', ?, ?, ?)",
-                       .from(request.name), .text(String(decoding: data, as: UTF8.self)), .int(Int64(request.priority)), .int(Int64(request.slots)),
-                       .double(Date().timeIntervalSince1970))
-            let id = Int(db.lastInsertRowID)
-            try audit("submitted", job: id, state: "queued", request.commandLine)
-            return id
-        }
+        try db.run("INSERT INTO jobs(name, request, state, priority, slots, submitted_at) VALUES (?, ?, 'queued', ?, ?, ?)",
+                   .from(request.name), .text(String(decoding: data, as: UTF8.self)), .int(Int64(request.priority)), .int(Int64(request.slots)),
+                   .double(Date().timeIntervalSince1970))
+        let id = Int(db.lastInsertRowID)
+        try audit("submitted", job: id, state: "queued", request.commandLine)
+        return id
     }
 
     /// Marks jobs for cancellation; returns the ids that were not already final.

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// Measures one real agent on a temporary root.
-struct AgentBench {
+struct AgentBench: BenchFigures {
     let agent: String
     let quick: Bool
 
@@ -99,42 +99,4 @@ struct AgentBench {
         rename(dir.inbox + "/." + base, dir.inbox + "/" + base)
         return at
     }
-
-    func row(_ what: String, _ value: String, aim: String) -> String {
-        what.padding(36) + value.padding(14) + aim
-    }
-
-    func ms(_ s: Double) -> String { "\((s * 10_000).rounded() / 10) ms" }
-
-    func percentile(_ sorted: [Double], _ p: Double) -> Double {
-        guard !sorted.isEmpty else { return 0 }
-        return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p + 0.5))]
-    }
-
-    func rss(_ pid: Int) -> Int {
-        guard let b = try? LocalFile.read("/proc/\(pid)/status") else { return 0 }
-        for line in String(decoding: b, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 } ?? 0
-        }
-        return 0
-    }
-
-    func fileSize(_ path: String) -> Int {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int(st.st_size) : 0
-    }
-
-    func readNode(_ path: String) -> JSONNode? {
-        guard let b = try? LocalFile.read(path) else { return nil }
-        return try? JSONParser.parse(b)
-    }
-
-    /// Runs a program and waits for it; returns its exit status.
-    func shell(_ argv: [String]) -> Int32 {
-        (try? ChildProcess.run(argv))?.status ?? -1
-    }
-}
-
-extension String {
-    func padding(_ n: Int) -> String { count >= n ? self + " " : self + String(repeating: " ", count: n - count) }
 }

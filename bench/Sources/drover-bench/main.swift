@@ -5,11 +5,21 @@ import Glibc
 #endif
 
 // drover-bench agent --agent PATH [--quick]
-// Prints the agent's figures: start latency, throughput, RSS, heartbeat jitter, binary size.
+// drover-bench coordinator --drover PATH --testbed DIR [--quick]
 let args = Array(CommandLine.arguments.dropFirst())
-guard args.first == "agent", let i = args.firstIndex(of: "--agent"), i + 1 < args.count else {
-    print("usage: drover-bench agent --agent PATH [--quick]")
-    exit(2)
+func value(_ name: String) -> String? {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    return args[i + 1]
 }
-let bench = AgentBench(agent: args[i + 1], quick: args.contains("--quick"))
-exit(bench.run())
+switch args.first {
+case "agent":
+    guard let agent = value("--agent") else { break }
+    exit(AgentBench(agent: agent, quick: args.contains("--quick")).run())
+case "coordinator":
+    guard let drover = value("--drover"), let testbed = value("--testbed") else { break }
+    exit(CoordinatorBench(drover: drover, testbed: testbed, quick: args.contains("--quick")).run())
+default:
+    break
+}
+print("usage: drover-bench agent --agent PATH [--quick]\n       drover-bench coordinator --drover PATH --testbed DIR [--quick]")
+exit(2)
