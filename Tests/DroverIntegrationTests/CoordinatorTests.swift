@@ -226,5 +226,32 @@ extension TestbedSuite {
             }
             await f.tearDown()
         }
+        @Test func keepOriginalKeepsTheReturningAttemptAndCancelsTheReplacement() async throws {
+            let f = try CoordinatorFixture(deadAfter: 4, leaseTTL: 60, extra: ["--stale-policy", "keep-original"])
+            try f.startAndWaitForHosts()
+            do {
+                let ids = try (0..<3).map { _ in try f.submit(["sh", "-c", "sleep 14"]) }
+                let j = try f.journal()
+                try f.waitFor("a job running on h3", timeout: 30) { try j.jobs(ids).contains { $0.host == "h3" && $0.state == .running } }
+                let victim = try j.jobs(ids).first { $0.host == "h3" }!.id
+                try await Testbed.withHostPartitioned("h3") { heal in
+                    try f.waitFor("the job of h3 to run elsewhere", timeout: 30) {
+                        let job = try j.job(victim)!
+                        return job.attempt == 2 && job.state == .running
+                    }
+                    try heal()
+                    try f.waitFor("the replacement to be cancelled", timeout: 30) { try j.attempt(victim, 2)?.agentState == "cancelled" }
+                }
+                let jobs = try f.waitFinal(ids, timeout: 60)
+                #expect(jobs.allSatisfy { $0.state == .succeeded })
+                let kept = try j.job(victim)!
+                #expect(kept.attempt == 1 && kept.host == "h3", "the original attempt completed the job")
+                #expect(try j.events(job: victim).filter { $0.kind == "job" && $0.state == "succeeded" }.count == 1)
+            } catch {
+                await f.tearDown()
+                throw error
+            }
+            await f.tearDown()
+        }
     }
 }
