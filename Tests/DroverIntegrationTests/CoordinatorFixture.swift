@@ -17,6 +17,20 @@ final class CoordinatorFixture {
         arguments = ["--dead-after", String(deadAfter), "--lease-ttl", String(leaseTTL)] + extra
     }
 
+    /// Runs `body` with a coordinator that sees every host up, and tears everything down
+    /// afterwards, also when `body` fails.
+    static func with(deadAfter: Double = 5, leaseTTL: Double = 30, extra: [String] = [], _ body: (CoordinatorFixture) async throws -> Void) async throws {
+        let f = try CoordinatorFixture(deadAfter: deadAfter, leaseTTL: leaseTTL, extra: extra)
+        do {
+            try f.startAndWaitForHosts()
+            try await body(f)
+        } catch {
+            await f.tearDown()
+            throw error
+        }
+        await f.tearDown()
+    }
+
     /// Starts `drover coordinator` (detached, logging to <state>/coordinator.log) and waits until it holds its lock.
     func start() throws {
         let location = StateLocation(explicit: state)

@@ -7,58 +7,38 @@ extension TestbedSuite {
     @Suite("Coordinator")
     struct CoordinatorTests {
         @Test func runStreamsOutputAndExitsWithTheJobsCode() async throws {
-            let f = try CoordinatorFixture()
-            try f.startAndWaitForHosts()
-            do {
+            try await CoordinatorFixture.with { f in
                 let r = try f.drover(["run", "--", "sh", "-c", "echo out-line; echo err-line >&2; exit 7"])
                 #expect(r.status == 7, "\(r.stderr)")
                 #expect(r.stdout == "out-line\n")
                 #expect(r.stderr.contains("err-line"))
                 let ok = try f.drover(["run", "--", "true"])
                 #expect(ok.status == 0, "\(ok.stderr)")
-            } catch {
-                await f.tearDown()
-                throw error
             }
-            await f.tearDown()
         }
 
         @Test func argvWithShellMetacharactersRunsByteForByte() async throws {
-            let f = try CoordinatorFixture()
-            try f.startAndWaitForHosts()
-            do {
+            try await CoordinatorFixture.with { f in
                 let args = ["a b", "$HOME", "`id`", "$(id)", "'single'", "\"double\"", ";|&><*?[]{}~#!", "\\back\\slash", "ünïcødé ✓", "", "-n", "line\nbreak"]
                 let r = try f.drover(["run", "--", "printf", "<%s>\\n"] + args)
                 #expect(r.status == 0, "\(r.stderr)")
                 #expect(r.stdout == args.map { "<\($0)>\n" }.joined())
-            } catch {
-                await f.tearDown()
-                throw error
             }
-            await f.tearDown()
         }
 
         @Test func jobsSpreadOverTheHosts() async throws {
-            let f = try CoordinatorFixture()
-            try f.startAndWaitForHosts()
-            do {
+            try await CoordinatorFixture.with { f in
                 let ids = try (0..<6).map { _ in try f.submit(["sh", "-c", "sleep 2; hostname"]) }
                 let jobs = try f.waitFinal(ids, timeout: 60)
                 #expect(jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.map(\.reason))")
                 #expect(Set(jobs.compactMap(\.host)) == ["h1", "h2", "h3"])
                 // Two slots per host (2 CPUs): two jobs on each.
                 for h in ["h1", "h2", "h3"] { #expect(jobs.filter { $0.host == h }.count == 2) }
-            } catch {
-                await f.tearDown()
-                throw error
             }
-            await f.tearDown()
         }
 
         @Test func aHostPoweredOffHasItsJobsFinishElsewhere() async throws {
-            let f = try CoordinatorFixture(deadAfter: 4)
-            try f.startAndWaitForHosts()
-            do {
+            try await CoordinatorFixture.with(deadAfter: 4) { f in
                 // One job per host, so the others have free slots for the re-runs.
                 let ids = try (0..<3).map { _ in try f.submit(["sh", "-c", "sleep 6; hostname"]) }
                 let j = try f.journal()
@@ -73,17 +53,11 @@ extension TestbedSuite {
                     let attempts = try j.attempts(of: onH3)
                     #expect(attempts.first?.state == "lost")
                 }
-            } catch {
-                await f.tearDown()
-                throw error
             }
-            await f.tearDown()
         }
 
         @Test func aPartitionedHostIsFencedWhenItComesBackAndEveryJobCompletesOnce() async throws {
-            let f = try CoordinatorFixture(deadAfter: 4, leaseTTL: 60)
-            try f.startAndWaitForHosts()
-            do {
+            try await CoordinatorFixture.with(deadAfter: 4, leaseTTL: 60) { f in
                 let ids = try (0..<3).map { _ in try f.submit(["sh", "-c", "echo $DROVER_COOKIE; sleep 12"]) }
                 let j = try f.journal()
                 try f.waitFor("a job running on h3", timeout: 30) { try j.jobs(ids).contains { $0.host == "h3" && $0.state == .running } }
@@ -111,17 +85,11 @@ extension TestbedSuite {
                 }
                 #expect(try j.events(job: victim).contains { $0.kind == "late_result" })
                 #expect(try f.hostState("h3") == "up")
-            } catch {
-                await f.tearDown()
-                throw error
             }
-            await f.tearDown()
         }
 
         @Test func kill9OfTheCoordinatorLosesNothing() async throws {
-            let f = try CoordinatorFixture()
-            try f.startAndWaitForHosts()
-            do {
+            try await CoordinatorFixture.with { f in
                 let ids = try (0..<9).map { i in try f.submit(["sh", "-c", "sleep \(1 + i % 3); echo done-\(i)"]) }
                 let j = try f.journal()
                 try f.waitFor("some jobs running", timeout: 30) { try j.jobs(ids).filter { $0.state == .running }.count >= 3 }
@@ -138,17 +106,11 @@ extension TestbedSuite {
                     #expect(try j.attempts(of: id).count == 1)
                 }
                 #expect(try j.meta("epoch") == "2")
-            } catch {
-                await f.tearDown()
-                throw error
             }
-            await f.tearDown()
         }
 
         @Test func cancelKillsADoubleForkedChildOnTheHost() async throws {
-            let f = try CoordinatorFixture()
-            try f.startAndWaitForHosts()
-            do {
+            try await CoordinatorFixture.with { f in
                 let marker = "drover-escape-\(UInt32.random(in: 0...UInt32.max))"
                 // The child double-forks into its own session, under a name of its own.
                 let id = try f.submit(["sh", "-c", "ln -sf /bin/sleep /tmp/\(marker) && (setsid /tmp/\(marker) 300 &) ; sleep 300"], options: ["--host", "h2"])
@@ -162,17 +124,11 @@ extension TestbedSuite {
                 #expect(try j.job(id)?.state == .cancelled)
                 let left = try Testbed.script("exec", "h2", "sh", "-c", "ps -eo args | grep -c '^/tmp/\(marker)' || true")
                 #expect(left.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "the double-forked child is gone when cancel returns")
-            } catch {
-                await f.tearDown()
-                throw error
             }
-            await f.tearDown()
         }
 
         @Test(.timeLimit(.minutes(2))) func aHostSaturatedByCPUBoundJobsStaysUp() async throws {
-            let f = try CoordinatorFixture(deadAfter: 10)
-            try f.startAndWaitForHosts()
-            do {
+            try await CoordinatorFixture.with(deadAfter: 10) { f in
                 let burn = ["sh", "-c", "end=$(($(date +%s) + 30)); while [ $(date +%s) -lt $end ]; do :; done"]
                 let ids = try (0..<2).map { _ in try f.submit(burn, options: ["--host", "h1"]) }
                 let jobs = try f.waitFinal(ids, timeout: 90)
@@ -180,16 +136,10 @@ extension TestbedSuite {
                 let j = try f.journal()
                 let h1 = try j.events().filter { $0.kind == "host" && $0.host == "h1" && $0.state != nil }
                 #expect(!h1.contains { $0.state == "suspect" || $0.state == "down" }, "\(h1.map(\.message))")
-            } catch {
-                await f.tearDown()
-                throw error
             }
-            await f.tearDown()
         }
         @Test func aKilledAgentIsRestartedAndItsJobsAreNotRunAgain() async throws {
-            let f = try CoordinatorFixture(deadAfter: 10)
-            try f.startAndWaitForHosts()
-            do {
+            try await CoordinatorFixture.with(deadAfter: 10) { f in
                 let id = try f.submit(["sh", "-c", "sleep 8; echo finished"], options: ["--host", "h2"])
                 let j = try f.journal()
                 try f.waitFor("the job to run", timeout: 30) { try j.job(id)?.state == .running }
@@ -200,17 +150,11 @@ extension TestbedSuite {
                 let h2 = try j.events().filter { $0.kind == "host" && $0.host == "h2" && $0.state == "down" }
                 #expect(h2.isEmpty, "h2 never went down: \(h2.map(\.message))")
                 #expect(try j.events().contains { $0.kind == "agent" && $0.host == "h2" && $0.message.contains("started") })
-            } catch {
-                await f.tearDown()
-                throw error
             }
-            await f.tearDown()
         }
 
         @Test func ctrlCOnRunCancelsTheJobWhenAskedTo() async throws {
-            let f = try CoordinatorFixture()
-            try f.startAndWaitForHosts()
-            do {
+            try await CoordinatorFixture.with { f in
                 let marker = "drover-ctrlc-\(UInt32.random(in: 0...UInt32.max))"
                 let run = try f.spawnDrover(["run", "--on-interrupt", "cancel", "--name", marker, "--", "sh", "-c", "echo started; sleep 300"])
                 let j = try f.journal()
@@ -220,16 +164,10 @@ extension TestbedSuite {
                 try f.waitFor("drover run to exit", timeout: 60) { waitpid(run, &status, WNOHANG) == run }
                 #expect((status >> 8) & 0xff == 130)
                 #expect(try j.resolve(marker)?.state == .cancelled)
-            } catch {
-                await f.tearDown()
-                throw error
             }
-            await f.tearDown()
         }
         @Test func keepOriginalKeepsTheReturningAttemptAndCancelsTheReplacement() async throws {
-            let f = try CoordinatorFixture(deadAfter: 4, leaseTTL: 60, extra: ["--stale-policy", "keep-original"])
-            try f.startAndWaitForHosts()
-            do {
+            try await CoordinatorFixture.with(deadAfter: 4, leaseTTL: 60, extra: ["--stale-policy", "keep-original"]) { f in
                 let ids = try (0..<3).map { _ in try f.submit(["sh", "-c", "sleep 14"]) }
                 let j = try f.journal()
                 try f.waitFor("a job running on h3", timeout: 30) { try j.jobs(ids).contains { $0.host == "h3" && $0.state == .running } }
@@ -247,11 +185,7 @@ extension TestbedSuite {
                 let kept = try j.job(victim)!
                 #expect(kept.attempt == 1 && kept.host == "h3", "the original attempt completed the job")
                 #expect(try j.events(job: victim).filter { $0.kind == "job" && $0.state == "succeeded" }.count == 1)
-            } catch {
-                await f.tearDown()
-                throw error
             }
-            await f.tearDown()
         }
     }
 }

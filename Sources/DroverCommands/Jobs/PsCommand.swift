@@ -21,16 +21,7 @@ struct PsCommand: AsyncParsableCommand {
 
 
 
-    @OptionGroup var stateOptions: StateOptions
-
-    @Flag(name: .long, help: "Every job, not only unfinished and recent ones.")
-    var all = false
-
-    @Flag(name: .long, help: "Print JSON: the jobs, each with its attempts.")
-    var json = false
-
-    @Argument(help: ArgumentHelp("Job ids or names.", valueName: "job"))
-    var jobs: [String] = []
+    @OptionGroup var options: JobListOptions
 
     struct JobView: Encodable {
         var job: JobRecord
@@ -44,10 +35,25 @@ struct PsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await run(detailed: false)
+        try await options.list(detailed: false)
     }
+}
 
-    func run(detailed: Bool) async throws {
+/// What `ps` and `status` take.
+struct JobListOptions: ParsableArguments {
+    @OptionGroup var stateOptions: StateOptions
+
+    @Flag(name: .long, help: "Every job, not only unfinished and recent ones.")
+    var all = false
+
+    @Flag(name: .long, help: "Print JSON: the jobs, each with its attempts.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("Job ids or names.", valueName: "job"))
+    var jobs: [String] = []
+
+    /// Prints the jobs; `detailed` adds every attempt of each.
+    func list(detailed: Bool) async throws {
         let location = stateOptions.location
         guard location.exists else {
             if json { print("[]") } else { print("no jobs yet (state directory \(location.path))") }
@@ -65,7 +71,7 @@ struct PsCommand: AsyncParsableCommand {
             }
         }
         if json {
-            print(try Terminal.json(try list.map { JobView(job: $0, attempts: try journal.attempts(of: $0.id)) }))
+            print(try Terminal.json(try list.map { PsCommand.JobView(job: $0, attempts: try journal.attempts(of: $0.id)) }))
             return
         }
         let now = Date().timeIntervalSince1970
@@ -116,20 +122,9 @@ struct StatusCommand: AsyncParsableCommand {
             """
     )
 
-    @OptionGroup var stateOptions: StateOptions
-    @Flag(name: .long, help: "Every job, not only unfinished and recent ones.")
-    var all = false
-    @Flag(name: .long, help: "Print JSON: the jobs, each with its attempts.")
-    var json = false
-    @Argument(help: ArgumentHelp("Job ids or names.", valueName: "job"))
-    var jobs: [String] = []
+    @OptionGroup var options: JobListOptions
 
     func run() async throws {
-        var ps = try PsCommand.parse([])
-        ps.stateOptions = stateOptions
-        ps.all = all
-        ps.json = json
-        ps.jobs = jobs
-        try await ps.run(detailed: true)
+        try await options.list(detailed: true)
     }
 }
