@@ -20,7 +20,11 @@ struct AgentTests {
         #expect(rb["reason"]?.stringValue == "signaled" && rb["signal"]?.stringValue == "USR1")
         #expect(rc["reason"]?.stringValue == "start_failed")
         #expect(rc["error"]?.stringValue?.contains("No such file or directory") == true)
-        // Every transition is in the event log once, in order.
+        // Every transition is in the event log once, in order (the agent logs the final one
+        // after the shim has written result.json).
+        try h.waitFor("the final transitions in the event log") {
+            h.events().filter { $0["state"]?.stringValue == "exited" || $0["state"]?.stringValue == "signaled" || $0["state"]?.stringValue == "start_failed" }.count == 3
+        }
         let states = h.events().filter { $0["job"]?.stringValue == "exit3" }.compactMap { $0["state"]?.stringValue }
         #expect(states == ["accepted", "starting", "running", "exited"])
         let seqs = h.events().compactMap { $0["seq"]?.intValue }
