@@ -49,32 +49,15 @@ enum RunCommand {
     }
 }
 
-/// One agent per root: an flock on `agent.lock`, which holds the owner's pid.
+/// One agent per root: a `PIDLock` on `agent.lock`.
 enum AgentLock {
     /// Takes the lock; nil when another process holds it. The descriptor must stay open.
     static func acquire(_ dir: StateDirectory) throws(AgentError) -> Int32? {
-        let fd = open(dir.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        if fd < 0 { throw .system(.current("open", path: dir.lockFile)) }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            close(fd)
-            return nil
-        }
-        ftruncate(fd, 0)
-        let text = Array("\(getpid())\n".utf8)
-        _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        return fd
+        do { return try PIDLock.acquire(dir.lockFile) } catch { throw .system(error) }
     }
 
     /// The pid of the running agent, or nil when none holds the lock.
     static func holder(_ dir: StateDirectory) -> pid_t? {
-        let fd = open(dir.lockFile, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
-            flock(fd, LOCK_UN)
-            return nil
-        }
-        guard let bytes = try? LocalFile.read(dir.lockFile) else { return -1 }
-        return pid_t(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")) ?? -1
+        PIDLock.holder(dir.lockFile)
     }
 }

@@ -54,15 +54,9 @@ public struct StateDirectory: Sendable {
         }
     }
 
-    /// mkdir with mode 0700, creating missing parents; an existing directory is fine.
-    /// Tries the full path first: on a hot path (a new attempt) that is one system call.
+    /// mkdir with mode 0700, creating missing parents (`LocalFile.makeDirectories`).
     public static func makeDirectory(_ path: String) throws(AgentError) {
-        if mkdir(path, 0o700) == 0 || errno == EEXIST { return }
-        guard errno == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else {
-            throw AgentError.system(.current("mkdir", path: path))
-        }
-        try makeDirectory(String(path[..<slash]))
-        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw AgentError.system(.current("mkdir", path: path)) }
+        do { try LocalFile.makeDirectories(path) } catch { throw .system(error) }
     }
 }
 

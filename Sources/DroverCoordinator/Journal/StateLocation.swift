@@ -33,41 +33,17 @@ public struct StateLocation: Sendable, Equatable {
 
     /// Creates the directory (0700) when missing.
     public func prepare() throws {
-        var built = ""
-        for part in path.split(separator: "/") {
-            built += "/" + part
-            if mkdir(built, 0o700) != 0 && currentErrno() != EEXIST {
-                throw SystemError.current("create the state directory", path: built)
-            }
-        }
+        try LocalFile.makeDirectories(path)
     }
 
     /// The pid of the coordinator holding the lock, or nil when none runs.
     public func runningCoordinator() -> Int32? {
-        let fd = open(lockPath, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
-            flock(fd, LOCK_UN)
-            return nil
-        }
-        var buffer = [UInt8](repeating: 0, count: 32)
-        let n = read(fd, &buffer, 32)
-        return n > 0 ? Int32(String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 : -1
+        PIDLock.holder(lockPath)
     }
 
     /// Takes the coordinator lock for the life of the process; nil when another holds it.
     public func lockForCoordinator() throws -> Int32? {
         try prepare()
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SystemError.current("open the coordinator lock", path: lockPath) }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            close(fd)
-            return nil
-        }
-        ftruncate(fd, 0)
-        let text = Array("\(getpid())\n".utf8)
-        _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        return fd
+        return try PIDLock.acquire(lockPath)
     }
 }

@@ -72,6 +72,17 @@ public enum LocalFile {
         return out
     }
 
+    /// mkdir with mode 0700, creating missing parents; an existing directory is fine.
+    /// Tries the full path first: on a hot path (a new attempt) that is one system call.
+    public static func makeDirectories(_ path: String) throws(SystemError) {
+        if mkdir(path, 0o700) == 0 || currentErrno() == EEXIST { return }
+        guard currentErrno() == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else {
+            throw SystemError.current("mkdir", path: path)
+        }
+        try makeDirectories(String(path[..<slash]))
+        if mkdir(path, 0o700) != 0 && currentErrno() != EEXIST { throw SystemError.current("mkdir", path: path) }
+    }
+
     /// The SHA-256 of a file, streamed in 64 KiB blocks.
     public static func sha256(_ path: String) throws(SystemError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
