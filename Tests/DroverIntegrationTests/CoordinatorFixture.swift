@@ -35,15 +35,21 @@ final class CoordinatorFixture {
     func start() throws {
         let location = StateLocation(explicit: state)
         try location.prepare()
-        let fd = open(location.logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        pid = try spawn(["coordinator", "--state", state, "--inventory", inventory] + arguments, log: location.logPath)
+        try waitFor("the coordinator to take its lock", timeout: 10) { location.runningCoordinator() == pid }
+    }
+
+    /// Starts `drover ARGV…` in a session of its own, its output appended to `log`.
+    private func spawn(_ arguments: [String], log: String) throws -> pid_t {
+        let fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         defer { close(fd) }
-        let argv = [Testbed.droverBinary, "coordinator", "--state", state, "--inventory", inventory] + arguments
+        let argv = [Testbed.droverBinary] + arguments
         let c = argv.map { strdup($0) } + [nil]
         defer { c.forEach { free($0) } }
         var err: Int32 = 0
-        pid = drover_spawn_session(argv[0], c, environ, fd, &err)
-        guard pid > 0 else { throw TestbedError("cannot start the coordinator: errno \(err)") }
-        try waitFor("the coordinator to take its lock", timeout: 10) { location.runningCoordinator() == pid }
+        let pid = drover_spawn_session(argv[0], c, environ, fd, &err)
+        guard pid > 0 else { throw TestbedError("cannot start drover \(arguments.first ?? ""): errno \(err)") }
+        return pid
     }
 
     /// Starts the coordinator and waits until it sees every testbed host `up` (so placement is predictable).
@@ -55,15 +61,7 @@ final class CoordinatorFixture {
 
     /// Starts `drover ARGS… --state S --inventory I` without waiting (output to the coordinator log).
     func spawnDrover(_ args: [String]) throws -> pid_t {
-        let fd = open(state + "/client.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        defer { close(fd) }
-        let argv = [Testbed.droverBinary, args[0], "--state", state, "--inventory", inventory] + args.dropFirst()
-        let c = argv.map { strdup($0) } + [nil]
-        defer { c.forEach { free($0) } }
-        var err: Int32 = 0
-        let pid = drover_spawn_session(argv[0], c, environ, fd, &err)
-        guard pid > 0 else { throw TestbedError("cannot start drover: errno \(err)") }
-        return pid
+        try spawn([args[0], "--state", state, "--inventory", inventory] + args.dropFirst(), log: state + "/client.log")
     }
 
     /// `kill -9` of the coordinator.
@@ -125,6 +123,17 @@ final class CoordinatorFixture {
         let j = try journal()
         try waitFor("jobs \(ids) to end", timeout: timeout) { try j.jobs(ids).allSatisfy(\.state.isFinal) }
         return try j.jobs(ids)
+    }
+
+    /// Waits until one of `ids` runs on `host`, and returns it.
+    func runningJob(on host: String, among ids: [Int]) throws -> Int {
+        let j = try journal()
+        var found: Int?
+        try waitFor("a job running on \(host)", timeout: 30) {
+            found = try j.jobs(ids).first { $0.host == host && $0.state == .running }?.id
+            return found != nil
+        }
+        return found!
     }
 
     /// The state of a host in the journal.

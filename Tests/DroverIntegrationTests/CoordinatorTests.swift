@@ -42,8 +42,7 @@ extension TestbedSuite {
                 // One job per host, so the others have free slots for the re-runs.
                 let ids = try (0..<3).map { _ in try f.submit(["sh", "-c", "sleep 6; hostname"]) }
                 let j = try f.journal()
-                try f.waitFor("a job running on h3", timeout: 30) { try j.jobs(ids).contains { $0.host == "h3" && $0.state == .running } }
-                let onH3 = try j.jobs(ids).first { $0.host == "h3" }!.id
+                let onH3 = try f.runningJob(on: "h3", among: ids)
                 try await Testbed.withHostKilled("h3") {
                     try f.waitFor("h3 down", timeout: 20) { try f.hostState("h3") == "down" }
                     let jobs = try f.waitFinal(ids, timeout: 60)
@@ -60,8 +59,7 @@ extension TestbedSuite {
             try await CoordinatorFixture.with(deadAfter: 4, leaseTTL: 60) { f in
                 let ids = try (0..<3).map { _ in try f.submit(["sh", "-c", "echo $DROVER_COOKIE; sleep 12"]) }
                 let j = try f.journal()
-                try f.waitFor("a job running on h3", timeout: 30) { try j.jobs(ids).contains { $0.host == "h3" && $0.state == .running } }
-                let victim = try j.jobs(ids).first { $0.host == "h3" }!.id
+                let victim = try f.runningJob(on: "h3", among: ids)
                 try await Testbed.withHostPartitioned("h3") { heal in
                     try f.waitFor("the job of h3 to run elsewhere", timeout: 30) {
                         let job = try j.job(victim)!
@@ -170,8 +168,7 @@ extension TestbedSuite {
             try await CoordinatorFixture.with(deadAfter: 4, leaseTTL: 60, extra: ["--stale-policy", "keep-original"]) { f in
                 let ids = try (0..<3).map { _ in try f.submit(["sh", "-c", "sleep 14"]) }
                 let j = try f.journal()
-                try f.waitFor("a job running on h3", timeout: 30) { try j.jobs(ids).contains { $0.host == "h3" && $0.state == .running } }
-                let victim = try j.jobs(ids).first { $0.host == "h3" }!.id
+                let victim = try f.runningJob(on: "h3", among: ids)
                 try await Testbed.withHostPartitioned("h3") { heal in
                     try f.waitFor("the job of h3 to run elsewhere", timeout: 30) {
                         let job = try j.job(victim)!

@@ -38,10 +38,8 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var job: JobOptions
 
     func run() async throws {
-        let inventory = try inventoryOptions.load()
-        let request = try job.request(inventory: inventory)
-        let journal = try stateOptions.openJournal()
-        let id = try Submission.submit(request, journal: journal, inventory: inventory)
+        let submission = try Submission(job, state: stateOptions, inventory: inventoryOptions)
+        let (id, journal, inventory) = (submission.id, submission.journal, submission.inventory)
         if detach {
             print(id)
             return
@@ -60,7 +58,7 @@ struct RunCommand: AsyncParsableCommand {
             outcome = try await follower.follow(id) { interrupted.withLock { $0 } ? InterruptedRun(id: id) : nil }
         } catch let e as InterruptedRun {
             await follower.close()
-            try await handleInterrupt(e.id, choice: choice, journal: journal)
+            try await handleInterrupt(e.id, choice: choice, follower: follower)
             return
         }
         await follower.close()
@@ -74,7 +72,7 @@ struct RunCommand: AsyncParsableCommand {
 
     struct InterruptedRun: Error { var id: Int }
 
-    private func handleInterrupt(_ id: Int, choice: InterruptChoice, journal: Journal) async throws {
+    private func handleInterrupt(_ id: Int, choice: InterruptChoice, follower: JobFollower) async throws {
         var decision = choice
         if decision == .ask {
             FileHandle.standardError.write(Data("\ndrover: cancel job \(id)? [y = cancel it / N = leave it running] ".utf8))
@@ -85,9 +83,8 @@ struct RunCommand: AsyncParsableCommand {
             Terminal.note("job \(id) keeps running; follow it with `drover logs \(id) --follow`, stop it with `drover cancel \(id)`")
             throw ExitCode(130)
         }
-        _ = try journal.requestCancel([id])
+        _ = try follower.journal.requestCancel([id])
         Terminal.note("cancelling job \(id)…")
-        let follower = JobFollower(journal: journal, inventory: try inventoryOptions.load())
         let job = try await follower.waitFinal([id], timeout: 120).first
         Terminal.note("job \(id) \(job?.state.rawValue ?? "?")\(job?.reason.map { ": \($0)" } ?? "")")
         throw ExitCode(130)

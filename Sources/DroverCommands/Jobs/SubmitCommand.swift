@@ -25,23 +25,27 @@ struct SubmitCommand: AsyncParsableCommand {
     @OptionGroup var job: JobOptions
 
     func run() async throws {
-        let inventory = try inventoryOptions.load()
-        let request = try job.request(inventory: inventory)
-        let journal = try stateOptions.openJournal()
-        let id = try Submission.submit(request, journal: journal, inventory: inventory)
+        let id = try Submission(job, state: stateOptions, inventory: inventoryOptions).id
         print(json ? "{\"job\":\(id)}" : "\(id)")
     }
 }
 
-enum Submission {
-    /// Writes the job to the journal and makes sure a coordinator will pick it up.
-    static func submit(_ request: JobRequest, journal: Journal, inventory: Inventory) throws -> Int {
-        let id: Int
+/// A job written to the journal, with a coordinator running to pick it up.
+struct Submission {
+    let id: Int
+    let journal: Journal
+    let inventory: Inventory
+
+    /// Loads the inventory, checks the job against it, records it and starts the
+    /// coordinator when none runs; exits with a clear message on any failure.
+    init(_ job: JobOptions, state: StateOptions, inventory options: InventoryOptions) throws {
+        inventory = try options.load()
+        let request = try job.request(inventory: inventory)
+        journal = try state.openJournal()
         do { id = try journal.submit(request) } catch {
             Terminal.error("cannot record the job: \(error)")
             throw ExitCode(1)
         }
         try CoordinatorLauncher.ensureRunning(state: journal.state, inventory: inventory)
-        return id
     }
 }

@@ -176,7 +176,7 @@ public final class Journal {
     /// Attempts the agents may still be running (not known to have ended there).
     public func liveAttempts(on host: String? = nil) throws -> [AttemptRecord] {
         let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
-        let condition = "(agent_state IS NULL OR agent_state NOT IN (\(finals))) AND state != 'never_sent'"
+        let condition = "(agent_state IS NULL OR agent_state NOT IN (\(finals)))"
         if let host {
             return try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE host=? AND \(condition)", .text(host)).map(attempt(from:))
         }

@@ -99,18 +99,18 @@ public actor Coordinator: HostLinkDelegate {
                 if now - lastCheck >= 0.1 {
                     lastCheck = now
                     try checkHosts()
+                    if let idle = settings.idleExit {
+                        if try !journal.db.query("SELECT 1 FROM jobs WHERE state IN ('queued','dispatched','running') LIMIT 1").isEmpty { idleSince = now }
+                        if now - idleSince >= idle {
+                            log("no unfinished job for \(Int(idle)) s; exiting")
+                            break
+                        }
+                    }
                 }
                 if dirty {
                     do { try schedule() } catch {
                         dirty = true
                         throw error
-                    }
-                }
-                if let idle = settings.idleExit {
-                    if try !journal.jobs(in: [.queued, .dispatched, .running], limit: 1).isEmpty { idleSince = now }
-                    if now - idleSince >= idle {
-                        log("no unfinished job for \(Int(idle)) s; exiting")
-                        break
                     }
                 }
             } catch {
