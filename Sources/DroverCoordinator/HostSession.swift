@@ -9,6 +9,8 @@ public protocol HostSession: Sendable {
     func run(_ command: String, timeout: Double) async throws(SSHError) -> ExecResult
     /// Copies a local file to the host, creating it with `mode`.
     func upload(file localPath: String, to remotePath: String, mode: Int) async throws(SSHError)
+    /// Copies a file of the host to a local path.
+    func download(_ remotePath: String, to localPath: String) async throws(SSHError)
     /// Starts a shell line and streams its output as it comes (the connection's flow control
     /// holds the remote side back while the consumer is slow).
     func stream(_ command: String, stdin: [UInt8]?) throws(SSHError) -> HostStream
@@ -66,6 +68,15 @@ public final class LocalSession: HostSession {
             return ExecResult(stdout: r.stdout, stderr: r.stderr, status: status)
         } catch {
             throw SSHError(.localIO, host: name, operation: "run `\(command.prefix(60))`", message: "\(error)")
+        }
+    }
+
+    public func download(_ remotePath: String, to localPath: String) async throws(SSHError) {
+        let source = LocalUser.expand(remotePath)
+        do {
+            try AtomicFile.write(try LocalFile.read(source), to: localPath, mode: 0o644, durable: false)
+        } catch {
+            throw SSHError(.localIO, host: name, operation: "copy \(source) to \(localPath)", message: error.description)
         }
     }
 

@@ -8,6 +8,10 @@ public struct AttemptSpec: Sendable, Equatable {
     /// A shell line, run with `/bin/sh -c`, when the spec asks for a shell instead of an argv.
     public var shell: String?
     public var cwd: String?
+    /// Run in a fresh folder of the attempt (`attempts/JOB/N/work`) when no `cwd` is given.
+    public var workdir: Bool
+    /// Files of the agent's store (`files/<sha256>`) placed in the working directory before the job starts.
+    public var inputs: [InputLink]
     public var env: [String: String]
     /// Wall-clock limit in seconds.
     public var timeout: Double?
@@ -29,6 +33,8 @@ public struct AttemptSpec: Sendable, Equatable {
         self.argv = argv
         self.shell = shell
         cwd = nil
+        workdir = false
+        inputs = []
         env = [:]
         timeout = nil
         grace = 10
@@ -54,6 +60,15 @@ public struct AttemptSpec: Sendable, Equatable {
         o.set("argv", argv)
         o.set("shell", shell)
         o.set("cwd", cwd)
+        if workdir { o.set("workdir", true) }
+        if !inputs.isEmpty {
+            o.set("inputs", raw: "[" + inputs.map { i in
+                var e = JSONObject()
+                e.set("path", i.path)
+                e.set("sha256", i.sha256)
+                return e.text
+            }.joined(separator: ",") + "]")
+        }
         o.set("env", env)
         o.set("timeout", timeout)
         o.set("grace", grace)
@@ -92,6 +107,19 @@ public struct AttemptSpec: Sendable, Equatable {
         }
         var spec = AttemptSpec(id: AttemptID(job: job ?? "x", attempt: attempt ?? 1), argv: argv, shell: shell)
         spec.cwd = r.string("cwd")
+        spec.workdir = r.bool("workdir") ?? false
+        if let n = r.node("inputs") {
+            for (i, item) in (n.arrayValue ?? []).enumerated() {
+                let path = item["path"]?.stringValue ?? ""
+                let sha = item["sha256"]?.stringValue ?? ""
+                guard InputLink.isSafe(path), sha.count == 64, sha.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+                    d.report("needs a relative `path` inside the working directory (no .., not absolute) and a lower-case hex `sha256`", path: "inputs[\(i)]", at: item.position)
+                    continue
+                }
+                spec.inputs.append(InputLink(path: path, sha256: sha))
+            }
+            if n.arrayValue == nil { d.report("must be an array", path: "inputs", at: n.position) }
+        }
         spec.env = r.stringMap("env") ?? [:]
         for key in spec.env.keys where key.isEmpty || key.contains("=") {
             d.report("\"\(key)\" is not a valid environment variable name", path: "env", at: r.node("env")?.position)
@@ -123,6 +151,18 @@ public struct AttemptSpec: Sendable, Equatable {
         r.finish()
         if !d.issues.isEmpty { return .failure(SpecError(d.issues)) }
         return .success(spec)
+    }
+}
+
+/// An input file: `files/<sha256>` of the agent's store, linked to `path` in the working directory.
+public struct InputLink: Sendable, Equatable {
+    public var path: String
+    public var sha256: String
+
+    /// A relative path that stays inside its folder.
+    static func isSafe(_ path: String) -> Bool {
+        guard !path.isEmpty, !path.hasPrefix("/"), !path.utf8.contains(0) else { return false }
+        return !path.split(separator: "/").contains("..")
     }
 }
 

@@ -25,6 +25,8 @@ public struct StateDirectory: Sendable {
     public var attempts: String { root + "/attempts" }
     public var agentLog: String { root + "/agent.log" }
     public var stopRequest: String { root + "/stop" }
+    /// Input files by content: `files/<sha256>`, uploaded once per host by the coordinator.
+    public var files: String { root + "/files" }
 
     public func attemptDirectory(_ id: AttemptID) -> String { "\(attempts)/\(id.job)/\(id.attempt)" }
     public func specFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/spec.json" }
@@ -33,6 +35,8 @@ public struct StateDirectory: Sendable {
     public func stdoutFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/stdout" }
     public func stderrFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/stderr" }
     public func cancelFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/cancel" }
+    /// The attempt's own working directory, for specs with `workdir`.
+    public func workDirectory(_ id: AttemptID) -> String { attemptDirectory(id) + "/work" }
 
     /// The cookie every process of an attempt carries in its environment, as
     /// `DROVER_COOKIE=<root id>/<job>/<attempt>`; the root id keeps agents of different roots apart.

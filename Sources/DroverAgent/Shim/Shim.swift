@@ -46,6 +46,11 @@ struct Shim {
         guard stdinFD >= 0, outFD >= 0, errFD >= 0 else {
             return finishWithoutJob(.startFailed, error: SystemError.current("open output files in", path: dir.attemptDirectory(id)).description)
         }
+        let cwd: String?
+        do { cwd = try WorkingDirectory.prepare(spec, dir: dir) } catch {
+            close(stdinFD); close(outFD); close(errFD)
+            return finishWithoutJob(.startFailed, error: error.description)
+        }
         let argv = spec.commandLine
         let env = environment(for: spec)
         var limits = drover_limits(
@@ -57,7 +62,7 @@ struct Shim {
             env.withCStrings { e in
                 a.withUnsafeBufferPointer { ap in
                     e.withUnsafeBufferPointer { ep in
-                        drover_spawn_job(argv[0], ap.baseAddress, ep.baseAddress, spec.cwd, stdinFD, outFD, errFD, &limits, Int32(spec.nice), cgroup?.procsFile, &childErrno)
+                        drover_spawn_job(argv[0], ap.baseAddress, ep.baseAddress, cwd, stdinFD, outFD, errFD, &limits, Int32(spec.nice), cgroup?.procsFile, &childErrno)
                     }
                 }
             }
@@ -65,7 +70,7 @@ struct Shim {
         close(stdinFD); close(outFD); close(errFD)
         if pid < 0 {
             cgroup?.remove()
-            let why = SystemError("exec \(argv[0])", path: spec.cwd.map { "(cwd \($0))" }, errno: childErrno).description
+            let why = SystemError("exec \(argv[0])", path: cwd.map { "(cwd \($0))" }, errno: childErrno).description
             return finishWithoutJob(.startFailed, error: why)
         }
         var running = JSONObject()

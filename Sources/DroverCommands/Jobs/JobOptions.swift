@@ -19,7 +19,7 @@ struct JobOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Wall-clock limit: 90, 90s, 15m, 2h, 1d. The job gets SIGTERM, then SIGKILL 10 s later.", valueName: "duration"))
     var timeout: String?
 
-    @Option(name: .long, help: ArgumentHelp("Re-runs after a failure (non-zero exit, signal, timeout, limit).", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Re-runs after a failure (non-zero exit, signal, timeout), 1 s apart, then 2 s, 4 s… (batch files set the full policy).", valueName: "n"))
     var retries: Int = 0
 
     @Option(name: .long, help: ArgumentHelp("Re-runs after its host died or was cut off (a separate budget).", valueName: "n"))
@@ -95,24 +95,5 @@ struct JobOptions: ParsableArguments {
             throw ExitCode(2)
         }
         return r
-    }
-}
-
-/// Parsing of durations and sizes on the command line.
-enum Durations {
-    /// "90" or "90s" → 90; "15m", "2h", "1d", "1.5h".
-    static func parse(_ text: String) -> Double? {
-        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-        if let last = text.last, let unit = units[last] { return Double(text.dropLast()).map { $0 * unit } }
-        return Double(text)
-    }
-
-    /// "512M", "8G", "8GiB", "1T", "1000" → bytes (binary units).
-    static func parseSize(_ text: String) -> UInt64? {
-        var t = text.uppercased()
-        for suffix in ["IB", "B"] where t.hasSuffix(suffix) && t.count > suffix.count { t.removeLast(suffix.count); break }
-        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
-        if let last = t.last, let unit = units[last] { return Double(t.dropLast()).map { UInt64($0 * unit) } }
-        return UInt64(t)
     }
 }

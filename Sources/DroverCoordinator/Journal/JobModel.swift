@@ -22,12 +22,35 @@ public struct JobRequest: Codable, Sendable, Equatable {
     public var memoryBytes: UInt64?
     public var cwd: String?
     public var env: [String: String] = [:]
+    /// Back-off and conditions for re-runs after a failure; nil: `retries` re-runs with the default back-off.
+    public var retry: RetryPolicy?
+    /// Jobs of the same batch this one waits for.
+    public var after: [Dependency]?
+    /// Files placed in the working directory before the job starts.
+    public var inputs: [InputFile]?
+    /// Paths or globs (relative to the working directory) fetched after success.
+    public var outputs: [String]?
+    /// A gate: runs nothing, completes when approved (`drover approve`), fails after `timeout`.
+    public var approval: Bool?
+    /// `{%}` in the command is replaced at dispatch by the slot number on the host (drover map).
+    public var fillsSlot: Bool?
 
     public init(argv: [String]) { self.argv = argv }
     public init(shell: String) { self.shell = shell }
 
+    /// The retry policy in force: `retry`, or `retries` re-runs with the default back-off.
+    public var retryPolicy: RetryPolicy {
+        retry ?? RetryPolicy(maxAttempts: retries + 1)
+    }
+
+    /// Whether the job needs its own working directory on the host (inputs or outputs, no cwd).
+    public var needsWorkdir: Bool {
+        cwd == nil && (!(inputs ?? []).isEmpty || !(outputs ?? []).isEmpty)
+    }
+
     /// The command as one line for tables.
     public var commandLine: String {
+        if approval == true { return "(approval gate)" }
         if let shell { return shell }
         return (argv ?? []).map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " ")
     }
@@ -35,7 +58,11 @@ public struct JobRequest: Codable, Sendable, Equatable {
 
 /// A job's state in the journal.
 public enum JobState: String, Codable, Sendable, CaseIterable {
-    /// Waiting for a slot (also after a lost host or a failure with retries left).
+    /// A batch job waiting for the jobs it depends on.
+    case waiting
+    /// An approval gate whose dependencies are done: waiting for `drover approve`.
+    case approval
+    /// Waiting for a slot (also after a lost host, or a failure with retries left and its back-off).
     case queued
     /// An attempt was sent to a host; its agent has not reported it running yet.
     case dispatched
@@ -43,8 +70,16 @@ public enum JobState: String, Codable, Sendable, CaseIterable {
     case succeeded
     case failed
     case cancelled
+    /// A batch job that never ran because a job it depends on ended the wrong way.
+    case skipped
 
-    public var isFinal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+    public var isFinal: Bool { Self.finals.contains(self) }
+
+    public static let finals: Set<JobState> = [.succeeded, .failed, .cancelled, .skipped]
+    /// `('succeeded','failed','cancelled','skipped')` for SQL.
+    public static let finalSQL = "('succeeded','failed','cancelled','skipped')"
+    /// States of a job that is not over: `('waiting','approval','queued','dispatched','running')`.
+    public static let openSQL = "('waiting','approval','queued','dispatched','running')"
 }
 
 /// A job as recorded in the journal.
@@ -66,6 +101,17 @@ public struct JobRecord: Codable, Sendable {
     public var startedAt: Double?
     public var endedAt: Double?
     public var cancelRequested: Bool
+    /// The batch it belongs to, and its id there.
+    public var batch: String?
+    public var batchJob: String?
+    /// A retry waits in the queue until this time (Unix seconds).
+    public var notBefore: Double?
+
+    /// `BATCH/JOB` for batch jobs, else the numeric id.
+    public var label: String {
+        if let batch, let batchJob { return "\(batch)/\(batchJob)" }
+        return String(id)
+    }
 
     /// Seconds since it started (to its end, or now).
     public func elapsed(now: Double) -> Double? {

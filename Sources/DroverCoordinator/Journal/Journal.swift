@@ -35,7 +35,16 @@ public final class Journal {
             id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL,
             job INTEGER, attempt INTEGER, host TEXT, state TEXT, message TEXT NOT NULL);
         CREATE INDEX IF NOT EXISTS events_job ON events(job);
+        CREATE TABLE IF NOT EXISTS batches (
+            name TEXT PRIMARY KEY, fail_fast INTEGER NOT NULL DEFAULT 0, results TEXT NOT NULL, file TEXT,
+            submitted_at REAL NOT NULL, finished_at REAL, generation INTEGER NOT NULL DEFAULT 1);
         """
+
+    /// Columns added after format 1 (journals from older builds gain them when opened).
+    static let addedColumns: [(table: String, column: String, definition: String)] = [
+        ("jobs", "batch", "TEXT"), ("jobs", "batch_job", "TEXT"), ("jobs", "superseded", "INTEGER NOT NULL DEFAULT 0"),
+        ("jobs", "not_before", "REAL"), ("jobs", "spec_hash", "TEXT"), ("attempts", "slot", "INTEGER"),
+    ]
 
     /// Opens (creating when needed) the journal in `state`.
     public init(_ state: StateLocation) throws {
@@ -52,12 +61,21 @@ public final class Journal {
         }
         db = try SQLiteDatabase(path: path)
         try db.execute(Self.schema)
+        try migrate()
         try db.transaction {
             if try db.query("SELECT value FROM meta WHERE key='coordinator_id'").isEmpty {
                 let id = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
                 try db.run("INSERT INTO meta(key, value) VALUES ('coordinator_id', ?), ('epoch', '0'), ('format', '1')", .text(id))
             }
         }
+    }
+
+    private func migrate() throws {
+        for (table, column, definition) in Self.addedColumns {
+            let have = try db.query("PRAGMA table_info(\(table))").contains { $0.string("name") == column }
+            if !have { try db.execute("ALTER TABLE \(table) ADD COLUMN \(column) \(definition)") }
+        }
+        try db.execute("CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch, batch_job)")
     }
 
     /// The id that names this journal's coordinator to agents (leases, specs, job names).
@@ -91,13 +109,17 @@ public final class Journal {
         try db.transaction { try requests.map { try insert($0) } }
     }
 
-    private func insert(_ request: JobRequest) throws -> Int {
+    func insert(_ request: JobRequest, state: JobState = .queued, batch: String? = nil, batchJob: String? = nil, specHash: String? = nil) throws -> Int {
         let data = try JSONEncoder().encode(request)
-        try db.run("INSERT INTO jobs(name, request, state, priority, slots, submitted_at) VALUES (?, ?, 'queued', ?, ?, ?)",
-                   .from(request.name), .text(String(decoding: data, as: UTF8.self)), .int(Int64(request.priority)), .int(Int64(request.slots)),
-                   .double(Date().timeIntervalSince1970))
+        let now = Date().timeIntervalSince1970
+        try db.run("""
+            INSERT INTO jobs(name, request, state, priority, slots, submitted_at, batch, batch_job, spec_hash, started_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+                   .from(request.name), .text(String(decoding: data, as: UTF8.self)), .text(state.rawValue), .int(Int64(request.priority)),
+                   .int(Int64(request.slots)), .double(now), .from(batch), .from(batchJob), .from(specHash), state == .approval ? .double(now) : .null)
         let id = Int(db.lastInsertRowID)
-        try audit("submitted", job: id, state: "queued", request.commandLine)
+        try audit("submitted", job: id, state: state.rawValue, batch.map { "\($0)/\(batchJob ?? "?"): \(request.commandLine)" } ?? request.commandLine)
         return id
     }
 
@@ -106,7 +128,7 @@ public final class Journal {
         try db.transaction {
             var out: [Int] = []
             for id in ids {
-                let n = try db.run("UPDATE jobs SET cancel_requested=1 WHERE id=? AND cancel_requested=0 AND state NOT IN ('succeeded','failed','cancelled')", .int(Int64(id)))
+                let n = try db.run("UPDATE jobs SET cancel_requested=1 WHERE id=? AND cancel_requested=0 AND state NOT IN \(JobState.finalSQL)", .int(Int64(id)))
                 if n > 0 {
                     out.append(id)
                     try audit("cancel_requested", job: id, "cancel requested by user")
@@ -118,7 +140,7 @@ public final class Journal {
 
     // MARK: Reading
 
-    static let jobColumns = "id, name, request, state, attempt, host, failures, losses, exit_code, signal, reason, submitted_at, started_at, ended_at, cancel_requested"
+    static let jobColumns = "id, name, request, state, attempt, host, failures, losses, exit_code, signal, reason, submitted_at, started_at, ended_at, cancel_requested, batch, batch_job, not_before"
 
     func job(from row: SQLRow) -> JobRecord? {
         guard let id = row.int("id"), let text = row.string("request"),
@@ -128,7 +150,8 @@ public final class Journal {
                          host: row.string("host"), failures: row.int("failures") ?? 0, losses: row.int("losses") ?? 0,
                          exitCode: row.int("exit_code"), signal: row.string("signal"), reason: row.string("reason"),
                          submittedAt: row.double("submitted_at") ?? 0, startedAt: row.double("started_at"),
-                         endedAt: row.double("ended_at"), cancelRequested: row.int("cancel_requested") == 1)
+                         endedAt: row.double("ended_at"), cancelRequested: row.int("cancel_requested") == 1,
+                         batch: row.string("batch"), batchJob: row.string("batch_job"), notBefore: row.double("not_before"))
     }
 
     /// One job, or nil.
@@ -142,10 +165,11 @@ public final class Journal {
         return try ids.compactMap { try job($0) }
     }
 
-    /// Jobs in these states, in queue order (priority, then age).
-    public func jobs(in states: [JobState], limit: Int = -1) throws -> [JobRecord] {
+    /// Jobs in these states, in queue order (priority, then age); with `readyAt`, only jobs whose retry back-off is over.
+    public func jobs(in states: [JobState], readyAt: Double? = nil, limit: Int = -1) throws -> [JobRecord] {
         let list = states.map { "'\($0.rawValue)'" }.joined(separator: ",")
-        return try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE state IN (\(list)) ORDER BY priority DESC, id LIMIT ?", .int(Int64(limit))).compactMap(job(from:))
+        let ready = readyAt.map { "AND (not_before IS NULL OR not_before <= \($0))" } ?? ""
+        return try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE state IN (\(list)) \(ready) ORDER BY priority DESC, id LIMIT ?", .int(Int64(limit))).compactMap(job(from:))
     }
 
     /// Finds a job by id or by name (the newest job with that name).

@@ -26,37 +26,69 @@ extension Coordinator {
         let free = hosts.reduce(0) { $0 + $1.free }
         guard free > 0 else { return }
         // A job whose cancel is pending is cancelled by handleRequests, never started.
-        let queued = try journal.jobs(in: [.queued], limit: max(free * 4, 256)).filter { !$0.cancelRequested }
+        let queued = try journal.jobs(in: [.queued], readyAt: wallNow, limit: max(free * 4, 256)).filter { !$0.cancelRequested }
         guard !queued.isEmpty else { return }
         var byID: [Int: JobRecord] = [:]
         for j in queued { byID[j.id] = j }
         let placements = Scheduler.place(queued.map { SchedulerJob(id: $0.id, slots: $0.request.slots, host: $0.request.host, labels: $0.request.labels) }, on: hosts)
         guard !placements.isEmpty else { return }
         var outbox: [String: [String]] = [:]
+        var staged: [String: [(line: String, files: [StagedFile], job: Int, attempt: Int)]] = [:]
         try journal.db.transaction {
             let t = wallNow
+            var slotsTaken: [String: Set<Int>] = [:]
             for p in placements {
                 guard let job = byID[p.job], let spec = inventory.host(named: p.host) else { continue }
+                let files: [StagedFile]
+                do { files = try stagedInputs(job) } catch {
+                    try finish(job, .failed, reason: "inputs: \(error)")
+                    continue
+                }
                 let n = job.attempt + 1
-                try journal.db.run("INSERT INTO attempts(job, attempt, host, state, dispatched_at) VALUES (?, ?, ?, 'dispatched', ?)",
-                                   .int(Int64(job.id)), .int(Int64(n)), .text(p.host), .double(t))
+                var slot: Int?
+                if job.request.fillsSlot == true {
+                    if slotsTaken[p.host] == nil { slotsTaken[p.host] = try slotsInUse(on: p.host) }
+                    let s = (1...).first { !slotsTaken[p.host]!.contains($0) }!
+                    slotsTaken[p.host]!.insert(s)
+                    slot = s
+                }
+                try journal.db.run("INSERT INTO attempts(job, attempt, host, state, dispatched_at, slot) VALUES (?, ?, ?, 'dispatched', ?, ?)",
+                                   .int(Int64(job.id)), .int(Int64(n)), .text(p.host), .double(t), .from(slot))
                 try journal.db.run("UPDATE jobs SET state='dispatched', attempt=?, host=? WHERE id=?", .int(Int64(n)), .text(p.host), .int(Int64(job.id)))
-                try journal.audit("job", job: job.id, attempt: n, host: p.host, state: "dispatched", "job \(job.id) attempt \(n) dispatched to \(p.host)", time: t)
-                outbox[p.host, default: []].append(startCommand(job, attempt: n, host: spec))
+                try journal.audit("job", job: job.id, attempt: n, host: p.host, state: "dispatched", "job \(job.label) attempt \(n) dispatched to \(p.host)", time: t)
+                let line = startCommand(job, attempt: n, host: spec, slot: slot)
+                if files.isEmpty {
+                    outbox[p.host, default: []].append(line)
+                } else {
+                    staged[p.host, default: []].append((line, files, job.id, n))
+                }
             }
         }
         flush(outbox)
+        for (host, items) in staged {
+            for item in items { links[host]?.send(item.line, staging: item.files, job: item.job, attempt: item.attempt) }
+        }
         // More may fit (the query was bounded).
         if placements.count == queued.count { dirty = true }
     }
 
     /// The inbox command that starts an attempt (docs/state-format.md, "spec").
-    func startCommand(_ job: JobRecord, attempt: Int, host: HostSpec) -> String {
+    func startCommand(_ job: JobRecord, attempt: Int, host: HostSpec, slot: Int? = nil) -> String {
         let r = job.request
         var spec = JSONObject()
         spec.set("job", agentJob(job.id))
         spec.set("attempt", attempt)
-        if let shell = r.shell { spec.set("shell", shell) } else { spec.set("argv", r.argv ?? []) }
+        let fill = { (words: [String]) in slot.map { s in words.map { $0.replacing("{%}", with: String(s)) } } ?? words }
+        if let shell = r.shell { spec.set("shell", fill([shell])[0]) } else { spec.set("argv", fill(r.argv ?? [])) }
+        if r.needsWorkdir { spec.set("workdir", true) }
+        if let inputs = r.inputs, !inputs.isEmpty, let files = try? stagedInputs(job) {
+            spec.set("inputs", raw: "[" + files.map { f in
+                var o = JSONObject()
+                o.set("path", f.path)
+                o.set("sha256", f.sha256)
+                return o.text
+            }.joined(separator: ",") + "]")
+        }
         if let cwd = r.cwd { spec.set("cwd", cwd) }
         let env = host.env.merging(r.env) { _, job in job }
         if !env.isEmpty { spec.set("env", env) }
@@ -94,7 +126,13 @@ extension Coordinator {
                 let current = !a.stale && job.attempt == a.attempt && !job.state.isFinal
                 if a.agentState == nil {
                     if current && !job.cancelRequested {
-                        outbox[host, default: []].append(startCommand(job, attempt: a.attempt, host: spec))
+                        let slot = try journal.db.query("SELECT slot FROM attempts WHERE job=? AND attempt=?", .int(Int64(a.job)), .int(Int64(a.attempt))).first?.int("slot")
+                        let files = (try? stagedInputs(job)) ?? []
+                        if files.isEmpty {
+                            outbox[host, default: []].append(startCommand(job, attempt: a.attempt, host: spec, slot: slot))
+                        } else {
+                            links[host]?.send(startCommand(job, attempt: a.attempt, host: spec, slot: slot), staging: files, job: job.id, attempt: a.attempt)
+                        }
                     } else {
                         // Never accepted and no longer wanted: make sure it never starts.
                         outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: "stale"))

@@ -42,6 +42,8 @@ extension Coordinator {
             lastSeq[host] = seq
         } catch {
             // Nothing of the batch was applied; the stream is restarted from the last applied sequence.
+            for (_, c) in pendingCollections { collecting.remove("\(c.job)/\(c.attempt)") }
+            pendingCollections.removeAll()
             log("\(host): could not apply agent events: \(error); reconnecting")
             links[host]?.restart()
             return
@@ -54,9 +56,13 @@ extension Coordinator {
             liveness[host]?.observe(seq: seq, pid: hb["pid"]?.intValue, interval: hb["interval"]?.doubleValue, at: now)
         }
         flush(outbox)
+        flushCollections()
         if caught {
             caughtUp.insert(host)
-            do { try reconcile(host) } catch { log("\(host): reconcile: \(error)") }
+            do {
+                try reconcile(host)
+                try recollect(host)
+            } catch { log("\(host): reconcile: \(error)") }
         }
     }
 
@@ -106,40 +112,58 @@ extension Coordinator {
             sets.append("state=?")
             values.append(.text(current || a.state != "lost" ? state : "lost"))
         }
-        try journal.db.run("UPDATE attempts SET \(sets.joined(separator: ", ")) WHERE job=? AND attempt=?", values + [.int(Int64(id)), .int(Int64(n))])
         let detail = describe(event, state: state)
+        if final && current {
+            sets.append("reason=?")
+            values.append(.text(detail))
+        }
+        try journal.db.run("UPDATE attempts SET \(sets.joined(separator: ", ")) WHERE job=? AND attempt=?", values + [.int(Int64(id)), .int(Int64(n))])
         guard current else {
             try journal.audit(final ? "late_result" : "attempt", job: id, attempt: n, host: host, state: state,
                               final ? "attempt \(n) of job \(id) on \(host) ended \(detail) after it was replaced; ignored (the job is \(job.state.rawValue))"
                                     : "attempt \(n) of job \(id) on \(host): \(state) (replaced)", time: time)
             return
         }
-        try journal.audit("attempt", job: id, attempt: n, host: host, state: state, "attempt \(n) of job \(id) on \(host): \(detail.isEmpty ? state : detail)", time: time)
+        try journal.audit("attempt", job: id, attempt: n, host: host, state: state, "attempt \(n) of job \(job.label) on \(host): \(detail.isEmpty ? state : detail)", time: time)
         if state == "running" {
             try journal.db.run("UPDATE jobs SET state='running', started_at=coalesce(started_at, ?) WHERE id=? AND state IN ('dispatched','queued')", .double(time), .int(Int64(id)))
         }
         guard final else { return }
         dirty = true
-        let exitCode = event["exit_code"]?.intValue
-        let signal = event["signal"]?.stringValue
-        try journal.db.run("UPDATE jobs SET exit_code=?, signal=? WHERE id=?", .from(exitCode), .from(signal), .int(Int64(id)))
-        var updated = job
-        updated.exitCode = exitCode
-        updated.signal = signal
+        if let collection = collection(for: job, attempt: n, state: state, host: host) {
+            pendingCollections.append((host, collection))
+            return
+        }
+        try conclude(id, attempt: n)
+    }
+
+    /// Decides what a finished attempt means for its job (succeeded, retried, failed,
+    /// cancelled), from the attempt as recorded; `outputsProblem` fails a successful exit.
+    func conclude(_ id: Int, attempt n: Int, outputsProblem: String? = nil) throws {
+        guard var job = try journal.job(id), let a = try journal.attempt(id, n), job.attempt == n, !job.state.isFinal, !a.stale,
+              let state = a.agentState, AgentStates.final.contains(state) else { return }
+        let host = a.host
+        let detail = a.reason ?? state
+        try journal.db.run("UPDATE jobs SET exit_code=?, signal=? WHERE id=?", .from(a.exitCode), .from(a.signal), .int(Int64(id)))
+        job.exitCode = a.exitCode
+        job.signal = a.signal
         switch state {
-        case "exited" where exitCode == 0:
-            try finish(updated, .succeeded, reason: "exited 0", exitCode: 0)
+        case "exited" where a.exitCode == 0 && outputsProblem == nil:
+            try finish(job, .succeeded, reason: "exited 0", exitCode: 0)
         case "cancelled":
-            try finish(updated, .cancelled, reason: job.cancelRequested ? "cancelled by user" : "cancelled on \(host)", exitCode: exitCode, signal: signal)
+            try finish(job, .cancelled, reason: job.cancelRequested ? (job.reason?.hasPrefix("fail-fast") == true ? job.reason! : "cancelled by user") : "cancelled on \(host)",
+                       exitCode: a.exitCode, signal: a.signal)
         case "lost" where job.cancelRequested, "orphaned" where job.cancelRequested:
-            try finish(updated, .cancelled, reason: "cancelled by user (attempt \(state))", exitCode: exitCode, signal: signal)
+            try finish(job, .cancelled, reason: "cancelled by user (attempt \(state))", exitCode: a.exitCode, signal: a.signal)
         case "lost", "orphaned":
-            try requeue(updated, reason: "attempt \(n) \(state) on \(host)\(event["error"]?.stringValue.map { ": \($0)" } ?? "")", lost: true)
+            try requeue(job, reason: "attempt \(n) \(detail) on \(host)", lost: true)
         default:
             if job.cancelRequested {
-                try finish(updated, .cancelled, reason: "cancelled by user (\(state))", exitCode: exitCode, signal: signal)
+                try finish(job, .cancelled, reason: "cancelled by user (\(state))", exitCode: a.exitCode, signal: a.signal)
+            } else if let problem = outputsProblem, state == "exited", a.exitCode == 0 {
+                try requeue(job, reason: "attempt \(n) exited 0 but \(problem)", lost: false, failure: .missingOutputs)
             } else {
-                try requeue(updated, reason: "attempt \(n) \(detail)", lost: false)
+                try requeue(job, reason: "attempt \(n) \(detail)", lost: false, failure: FailureKind(agentState: state, exitCode: a.exitCode))
             }
         }
     }

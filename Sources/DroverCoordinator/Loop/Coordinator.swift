@@ -37,6 +37,18 @@ public actor Coordinator: HostLinkDelegate {
     var caughtUp: Set<String> = []
     var cancelSent: Set<String> = []
     var dirty = true
+    /// A job ended: waiting dependents may be released or skipped.
+    var dependentsDirty = true
+    /// This process wrote cancel requests (its own writes do not change the data version).
+    var requestsPending = false
+    /// The earliest end of a retry back-off (Unix seconds), when one is pending.
+    var wakeAt: Double?
+    /// Attempts whose results are being fetched ("job/attempt").
+    var collecting: Set<String> = []
+    /// Collections decided in the current transaction, handed to the links after it commits.
+    var pendingCollections: [(String, HostLink.Collection)] = []
+    /// Hashes of local files staged as inputs, by path (reused while size and mtime are the same).
+    var hashCache: [String: HashedFile] = [:]
     var stopRequested = false
     let started = ContinuousClock.now
     let log: @Sendable (String) -> Void
@@ -80,6 +92,7 @@ public actor Coordinator: HostLinkDelegate {
                 liveness[host.name] = HostLiveness(deadAfter: settings.deadAfter, since: now)
             }
         }
+        wakeAt = try? nextWake()
         log("coordinator \(cid) epoch \(epoch) started with \(inventory.hosts.count) host(s)")
         for host in inventory.hosts {
             let link = HostLink(spec: host, deployer: deployer, lease: .init(coordinator: cid, epoch: epoch, ttl: settings.leaseTTL), delegate: self, log: log)
@@ -92,15 +105,29 @@ public actor Coordinator: HostLinkDelegate {
         while !stopRequested && !Task.isCancelled {
             do {
                 let v = try journal.db.dataVersion()
-                if v != version {
+                if v != version || requestsPending {
+                    requestsPending = false
                     try handleRequests()
                     version = v
+                }
+                if dependentsDirty {
+                    dependentsDirty = false
+                    do { try releaseWaiting() } catch {
+                        dependentsDirty = true
+                        throw error
+                    }
+                }
+                if let w = wakeAt, wallNow >= w {
+                    wakeAt = try nextWake()
+                    dirty = true
                 }
                 if now - lastCheck >= 0.1 {
                     lastCheck = now
                     try checkHosts()
+                    try checkApprovals()
+                    try checkFinishedBatches()
                     if let idle = settings.idleExit {
-                        if try !journal.db.query("SELECT 1 FROM jobs WHERE state IN ('queued','dispatched','running') LIMIT 1").isEmpty { idleSince = now }
+                        if try !journal.db.query("SELECT 1 FROM jobs WHERE state IN \(JobState.openSQL) LIMIT 1").isEmpty { idleSince = now }
                         if now - idleSince >= idle {
                             log("no unfinished job for \(Int(idle)) s; exiting")
                             break
@@ -127,17 +154,19 @@ public actor Coordinator: HostLinkDelegate {
 
     // MARK: Requests from commands
 
-    /// Cancels requested by `drover cancel`; new jobs make the queue dirty.
+    /// Cancels requested by `drover cancel`; new jobs make the queue dirty (and may be released
+    /// from their dependencies, or be approvals done by `drover approve`).
     func handleRequests() throws {
         dirty = true
-        let rows = try journal.db.query("SELECT id FROM jobs WHERE cancel_requested=1 AND state IN ('queued','dispatched','running')")
+        dependentsDirty = true
+        let rows = try journal.db.query("SELECT id FROM jobs WHERE cancel_requested=1 AND state IN \(JobState.openSQL)")
         var outbox: [String: [String]] = [:]
         var sent: Set<String> = []
         try journal.db.transaction {
             for id in rows.compactMap({ $0.int("id") }) {
                 guard let job = try journal.job(id) else { continue }
-                if job.state == .queued {
-                    try finish(job, .cancelled, reason: "cancelled before it started")
+                if job.state == .queued || job.state == .waiting || job.state == .approval {
+                    try finish(job, .cancelled, reason: job.reason?.hasPrefix("fail-fast") == true ? job.reason! : "cancelled before it started")
                     continue
                 }
                 guard let host = job.host else { continue }
@@ -204,7 +233,7 @@ public actor Coordinator: HostLinkDelegate {
         return try journal.db.query("""
             SELECT COUNT(*) AS n FROM attempts a JOIN jobs j ON j.id=a.job
             WHERE a.host=? AND a.agent_state IS NOT NULL AND a.agent_state NOT IN (\(finals))
-              AND (a.stale=1 OR j.state IN ('succeeded','failed','cancelled') OR j.attempt != a.attempt)
+              AND (a.stale=1 OR j.state IN \(JobState.finalSQL) OR j.attempt != a.attempt)
             """, .text(host)).first?.int("n") ?? 0
     }
 
@@ -221,6 +250,12 @@ public actor Coordinator: HostLinkDelegate {
             } else {
                 try requeue(job, reason: "host \(host) down", lost: true)
             }
+        }
+        // Attempts that ended but whose results were not fetched yet: they are lost with the host.
+        for r in try journal.db.query("SELECT id FROM jobs WHERE host=? AND state IN ('dispatched','running')", .text(host)) {
+            guard let id = r.int("id"), let job = try journal.job(id) else { continue }
+            collecting.remove("\(id)/\(job.attempt)")
+            try requeue(job, reason: "host \(host) down before the results of attempt \(job.attempt) were fetched", lost: true)
         }
     }
 
@@ -247,26 +282,42 @@ public actor Coordinator: HostLinkDelegate {
     /// Ends a job for good (never twice: a final job is never changed again).
     func finish(_ job: JobRecord, _ state: JobState, reason: String, exitCode: Int? = nil, signal: String? = nil) throws {
         let n = try journal.db.run("""
-            UPDATE jobs SET state=?, reason=?, exit_code=?, signal=?, ended_at=? WHERE id=? AND state NOT IN ('succeeded','failed','cancelled')
+            UPDATE jobs SET state=?, reason=?, exit_code=?, signal=?, ended_at=? WHERE id=? AND state NOT IN \(JobState.finalSQL)
             """, .text(state.rawValue), .text(reason), .from(exitCode), .from(signal), .double(wallNow), .int(Int64(job.id)))
-        if n > 0 {
-            try journal.audit("job", job: job.id, attempt: job.attempt, host: job.host, state: state.rawValue, "job \(job.id) \(state.rawValue): \(reason)")
+        guard n > 0 else { return }
+        try journal.audit("job", job: job.id, attempt: job.attempt, host: job.host, state: state.rawValue, "job \(job.label) \(state.rawValue): \(reason)")
+        guard let batch = job.batch else { return }
+        dependentsDirty = true
+        if state == .failed, try journal.batch(named: batch)?.failFast == true {
+            try failFast(batch, failed: job)
         }
     }
 
-    /// Puts a job back in the queue, or fails it when its budget is spent.
-    func requeue(_ job: JobRecord, reason: String, lost: Bool) throws {
+    /// Puts a job back in the queue (after its back-off, for a failure), or fails it when its
+    /// budget is spent or its retry policy does not retry this kind of failure.
+    func requeue(_ job: JobRecord, reason: String, lost: Bool, failure: FailureKind? = nil) throws {
         let used = (lost ? job.losses : job.failures) + 1
-        let budget = lost ? job.request.lostRetries : job.request.retries
+        let policy = job.request.retryPolicy
+        let budget = lost ? job.request.lostRetries : policy.maxAttempts - 1
         let column = lost ? "losses" : "failures"
         try journal.db.run("UPDATE jobs SET \(column)=? WHERE id=?", .int(Int64(used)), .int(Int64(job.id)))
+        if !lost, let failure, !policy.retries(failure) {
+            let on = policy.on.map(\.description).joined(separator: ", ")
+            try finish(job, .failed, reason: "\(reason) (not retried: retry.on is [\(on)])", exitCode: job.exitCode, signal: job.signal)
+            return
+        }
         if used > budget {
-            let what = lost ? "lost its host \(used) time(s) (--lost-retries \(budget))" : "failed \(used) time(s) (--retries \(budget))"
+            let what = lost ? "lost its host \(used) time(s) (--lost-retries \(budget))" : "failed \(used) time(s) (\(policy.maxAttempts) attempt(s) allowed)"
             try finish(job, .failed, reason: "\(reason); \(what)", exitCode: job.exitCode, signal: job.signal)
             return
         }
-        try journal.db.run("UPDATE jobs SET state='queued', host=NULL WHERE id=?", .int(Int64(job.id)))
-        try journal.audit("job", job: job.id, attempt: job.attempt, state: "queued", "job \(job.id) queued again: \(reason) (\(lost ? "host-loss" : "failure") retry \(used) of \(budget))")
+        let delay = lost ? 0 : policy.delay(retry: used, random: Double.random(in: 0..<1))
+        let notBefore = delay > 0 ? wallNow + delay : nil
+        try journal.db.run("UPDATE jobs SET state='queued', host=NULL, not_before=? WHERE id=?", .from(notBefore), .int(Int64(job.id)))
+        let when = delay > 0 ? " in \(String(format: "%.1f", delay)) s" : ""
+        try journal.audit("job", job: job.id, attempt: job.attempt, state: "queued",
+                          "job \(job.label) queued again\(when): \(reason) (\(lost ? "host-loss" : "failure") retry \(used) of \(budget))")
+        if let notBefore { wakeAt = min(wakeAt ?? notBefore, notBefore) }
         dirty = true
     }
 

@@ -13,6 +13,12 @@ protocol HostLinkDelegate: Actor {
     func receive(_ host: String, lines: [String])
     /// The connection or the stream ended; the link will reconnect.
     func linkDown(_ host: String, error: String)
+    /// Inputs of an attempt could not be placed on the host; its start was not sent.
+    func stagingFailed(_ host: String, job: Int, attempt: Int, error: String)
+    /// Input files were uploaded to the host's store.
+    func staged(_ host: String, files: [StagedFile], bytes: Int)
+    /// An attempt's results were fetched (or not).
+    func collected(_ host: String, job: Int, attempt: Int, outcome: HostLink.CollectOutcome)
 }
 
 /// One host's connection: keeps an SSH session, makes sure the agent runs, streams its
@@ -25,10 +31,38 @@ final class HostLink: @unchecked Sendable {
         var ttl: Double
     }
 
-    private struct State {
+    /// An attempt's results to fetch: stdout, stderr and, after success, its outputs.
+    struct Collection: Sendable {
+        var job: Int
+        var attempt: Int
+        var attemptDirectory: String
+        var workdir: String
+        var outputs: [String]
+        /// The local folder (`results/<batch>/<job>`).
+        var destination: String
+    }
+
+    enum CollectOutcome: Sendable {
+        case done(files: Int, bytes: Int)
+        case missingOutputs(String)
+        case failed(String)
+    }
+
+    /// A command waiting to be sent, with the files that must be on the host first.
+    struct Outgoing: Sendable {
+        var line: String
+        var files: [StagedFile] = []
+        var job: Int = 0
+        var attempt: Int = 0
+    }
+
+    struct State {
         var session: (any HostSession)?
         var agentPath: String?
-        var pending: [String] = []
+        var pending: [Outgoing] = []
+        var collections: [Collection] = []
+        /// Hashes known to be in the host's store (this session).
+        var stored: Set<String> = []
         var stream: HostStream?
         var stopping = false
         var leaseDue = true
@@ -37,12 +71,14 @@ final class HostLink: @unchecked Sendable {
     let spec: HostSpec
     let deployer: Deployer
     let lease: Lease
-    private let delegate: any HostLinkDelegate
-    private let state = Locked(State())
-    private let wake: AsyncStream<Void>.Continuation
+    let delegate: any HostLinkDelegate
+    let state = Locked(State())
+    let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
+    private let collectWake: AsyncStream<Void>.Continuation
+    let collectWakes: AsyncStream<Void>
     private var tasks: [Task<Void, Never>] = []
-    private let log: @Sendable (String) -> Void
+    let log: @Sendable (String) -> Void
 
     init(spec: HostSpec, deployer: Deployer, lease: Lease, delegate: any HostLinkDelegate, log: @escaping @Sendable (String) -> Void) {
         self.spec = spec
@@ -51,12 +87,14 @@ final class HostLink: @unchecked Sendable {
         self.delegate = delegate
         self.log = log
         (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        (collectWakes, collectWake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     func start() {
         tasks.append(Task { await self.connectionLoop() })
         tasks.append(Task { await self.senderLoop() })
         tasks.append(Task { await self.leaseLoop() })
+        tasks.append(Task { await self.collectLoop() })
     }
 
     /// Stops the link and closes its session.
@@ -67,6 +105,7 @@ final class HostLink: @unchecked Sendable {
         }
         stream?.cancel()
         wake.finish()
+        collectWake.finish()
         for t in tasks { t.cancel() }
         if let session { await session.shutdown() }
         for t in tasks { await t.value }
@@ -81,11 +120,23 @@ final class HostLink: @unchecked Sendable {
     /// Queues inbox commands (JSON lines) to send as soon as the host is connected.
     func send(_ lines: [String]) {
         guard !lines.isEmpty else { return }
-        state.withLock { $0.pending += lines }
+        state.withLock { $0.pending += lines.map { Outgoing(line: $0) } }
         wake.yield()
     }
 
-    private var stopping: Bool { state.withLock { $0.stopping } }
+    /// Queues a start command whose input files must be in the host's store before it is sent.
+    func send(_ line: String, staging files: [StagedFile], job: Int, attempt: Int) {
+        state.withLock { $0.pending.append(Outgoing(line: line, files: files, job: job, attempt: attempt)) }
+        wake.yield()
+    }
+
+    /// Queues the fetching of an attempt's results (done while the host is connected).
+    func collect(_ c: Collection) {
+        state.withLock { $0.collections.append(c) }
+        collectWake.yield()
+    }
+
+    var stopping: Bool { state.withLock { $0.stopping } }
 
     // MARK: Connection and event stream
 
@@ -107,9 +158,11 @@ final class HostLink: @unchecked Sendable {
                 state.withLock {
                     $0.agentPath = agent
                     $0.leaseDue = true
+                    $0.stored = []
                 }
                 await delegate.linkUp(spec.name, deploy: report)
                 wake.yield()
+                collectWake.yield()
                 backoff = 0.5
                 let from = await delegate.lastAppliedSeq(spec.name) + 1
                 let q = RemotePath.shell
@@ -120,6 +173,7 @@ final class HostLink: @unchecked Sendable {
                     $0.session = nil
                     $0.stream = nil
                     $0.pending.removeAll()
+                    $0.collections.removeAll()
                 }
                 await session.shutdown()
                 if !stopping { await delegate.linkDown(spec.name, error: error) }
@@ -167,7 +221,7 @@ final class HostLink: @unchecked Sendable {
     private func senderLoop() async {
         for await _ in wakes {
             while true {
-                let (session, agent, lines, leaseDue) = state.withLock { s -> ((any HostSession)?, String?, [String], Bool) in
+                let (session, agent, batch, leaseDue) = state.withLock { s -> ((any HostSession)?, String?, [Outgoing], Bool) in
                     guard s.session != nil, s.agentPath != nil else { return (nil, nil, [], false) }
                     defer {
                         s.pending.removeAll()
@@ -175,7 +229,8 @@ final class HostLink: @unchecked Sendable {
                     }
                     return (s.session, s.agentPath, s.pending, s.leaseDue)
                 }
-                guard let session, let agent, !(lines.isEmpty && !leaseDue) else { break }
+                guard let session, let agent, !(batch.isEmpty && !leaseDue) else { break }
+                let lines = await stage(batch, session: session)
                 let q = RemotePath.shell
                 var script: [String] = []
                 var input: [UInt8] = []
@@ -221,7 +276,7 @@ final class HostLink: @unchecked Sendable {
         guard !lines.isEmpty else { return }
         let same = state.withLock { s -> Bool in
             guard let current = s.session, current as AnyObject === session as AnyObject else { return false }
-            s.pending = lines + s.pending
+            s.pending = lines.map { Outgoing(line: $0) } + s.pending
             return true
         }
         if same {

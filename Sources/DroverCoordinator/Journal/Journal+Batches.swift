@@ -1,0 +1,116 @@
+import DroverCore
+import Foundation
+
+/// A batch as recorded in the journal.
+public struct BatchRecord: Sendable {
+    public var name: String
+    public var failFast: Bool
+    /// The results root (`results/<batch>/` lives under it).
+    public var results: String
+    public var file: String?
+    public var submittedAt: Double
+    public var finishedAt: Double?
+    /// How many times it was submitted.
+    public var generation: Int
+
+    /// `<results>/<batch>`.
+    public var folder: String { results + "/" + name }
+}
+
+/// What `submitBatch` did.
+public struct BatchSubmitResult: Sendable {
+    public var plan: BatchPlan
+    /// Journal ids of the jobs recorded, by batch job id.
+    public var ids: [String: Int]
+    public var generation: Int
+}
+
+extension Journal {
+    /// Records a batch (or a resubmission of it) in one transaction and returns the plan it applied.
+    public func submitBatch(_ spec: BatchSpec, results: String, restart: Bool = false, limit: Int? = nil) throws -> BatchSubmitResult {
+        try db.transaction {
+            var existing: [String: BatchPlan.Existing] = [:]
+            for r in try db.query("SELECT id, batch_job, state, spec_hash FROM jobs WHERE batch=? AND superseded=0", .text(spec.name)) {
+                guard let id = r.int("id"), let job = r.string("batch_job"), let state = r.string("state").flatMap(JobState.init(rawValue:)) else { continue }
+                existing[job] = .init(row: id, state: state, specHash: r.string("spec_hash"))
+            }
+            let plan: BatchPlan
+            do { plan = try BatchPlan.make(spec, existing: existing, restart: restart, limit: limit) } catch { throw error }
+            let now = Date().timeIntervalSince1970
+            let previous = try batch(named: spec.name)
+            let generation = (previous?.generation ?? 0) + 1
+            try db.run("""
+                INSERT INTO batches(name, fail_fast, results, file, submitted_at, generation) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET fail_fast=excluded.fail_fast, results=excluded.results, file=excluded.file,
+                  submitted_at=excluded.submitted_at, finished_at=NULL, generation=excluded.generation
+                """, .text(spec.name), .int(spec.failFast ? 1 : 0), .text(results), .text(spec.file), .double(now), .int(Int64(generation)))
+            for row in plan.cancel {
+                try db.run("UPDATE jobs SET cancel_requested=1 WHERE id=?", .int(Int64(row)))
+                try audit("cancel_requested", job: row, "cancelled: batch \(spec.name) restarted")
+            }
+            for row in plan.retire { try db.run("UPDATE jobs SET superseded=1 WHERE id=?", .int(Int64(row))) }
+            var ids: [String: Int] = [:]
+            for (job, _) in plan.run {
+                var request = job.request
+                let hash = BatchPlan.specHash(request)
+                request.name = "\(spec.name)/\(job.id)"
+                let state: JobState = !job.dependencies.isEmpty ? .waiting : (request.approval == true ? .approval : .queued)
+                ids[job.id] = try insert(request, state: state, batch: spec.name, batchJob: job.id, specHash: hash)
+            }
+            try audit("batch", "batch \(spec.name) submitted (generation \(generation)): \(plan.run.count) job(s) to run, \(plan.kept.count) kept from before\(plan.limitedOut.isEmpty ? "" : ", \(plan.limitedOut.count) left out by --limit")")
+            return BatchSubmitResult(plan: plan, ids: ids, generation: generation)
+        }
+    }
+
+    /// Current jobs of a batch (each batch job's latest row), in dependency order of submission.
+    public func batchJobs(_ name: String) throws -> [JobRecord] {
+        try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE batch=? AND superseded=0 ORDER BY id", .text(name)).compactMap(job(from:))
+    }
+
+    /// One batch, or nil.
+    public func batch(named name: String) throws -> BatchRecord? {
+        try db.query("SELECT * FROM batches WHERE name=?", .text(name)).first.map(batch(from:))
+    }
+
+    /// Every batch, newest first.
+    public func batches() throws -> [BatchRecord] {
+        try db.query("SELECT * FROM batches ORDER BY submitted_at DESC").map(batch(from:))
+    }
+
+    func batch(from r: SQLRow) -> BatchRecord {
+        BatchRecord(name: r.string("name") ?? "", failFast: r.int("fail_fast") == 1, results: r.string("results") ?? "",
+                    file: r.string("file"), submittedAt: r.double("submitted_at") ?? 0, finishedAt: r.double("finished_at"),
+                    generation: r.int("generation") ?? 1)
+    }
+
+    /// The current job `BATCH/JOB`, or nil.
+    public func batchJob(_ batch: String, _ job: String) throws -> JobRecord? {
+        try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE batch=? AND batch_job=? AND superseded=0 ORDER BY id DESC LIMIT 1",
+                     .text(batch), .text(job)).first.flatMap(job(from:))
+    }
+
+    /// Completes an approval gate; returns the job, or throws with why it cannot be approved.
+    public func approve(_ batch: String, _ jobID: String, by who: String) throws -> JobRecord {
+        try db.transaction {
+            guard let job = try batchJob(batch, jobID) else { throw ApprovalError(message: "no job \(batch)/\(jobID) (see `drover status \(batch)`)") }
+            guard job.request.approval == true else { throw ApprovalError(message: "\(batch)/\(jobID) is not an approval gate") }
+            switch job.state {
+            case .approval: break
+            case .waiting: throw ApprovalError(message: "\(batch)/\(jobID) still waits for \(job.request.after?.map(\.job).joined(separator: ", ") ?? "its dependencies"); approve it once they are done")
+            default: throw ApprovalError(message: "\(batch)/\(jobID) is already \(job.state.rawValue)\(job.reason.map { " (\($0))" } ?? "")")
+            }
+            let now = Date().timeIntervalSince1970
+            try db.run("UPDATE jobs SET state='succeeded', reason=?, ended_at=?, exit_code=0 WHERE id=? AND state='approval'",
+                       .text("approved by \(who)"), .double(now), .int(Int64(job.id)))
+            try audit("job", job: job.id, state: "succeeded", "job \(job.id) (\(batch)/\(jobID)) approved by \(who)")
+            var done = job
+            done.state = .succeeded
+            return done
+        }
+    }
+}
+
+public struct ApprovalError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

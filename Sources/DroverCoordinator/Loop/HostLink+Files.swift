@@ -1,0 +1,163 @@
+import DroverCore
+import DroverSSH
+import Foundation
+
+extension HostLink {
+    // MARK: Inputs
+
+    /// Makes sure every input file of `batch` is in the host's store (`ROOT/files/<sha256>`,
+    /// uploaded once per host, checked by hash), and returns the lines that may now be sent.
+    /// Starts whose files cannot be staged are reported to the coordinator and dropped.
+    func stage(_ batch: [Outgoing], session: any HostSession) async -> [String] {
+        let known = state.withLock { $0.stored }
+        var needed: [String: StagedFile] = [:]
+        for item in batch { for f in item.files where !known.contains(f.sha256) { needed[f.sha256] = f } }
+        var failed: [String: String] = [:]
+        if !needed.isEmpty {
+            do throws(SSHError) {
+                failed = try await upload(Array(needed.values), session: session)
+            } catch {
+                log("\(spec.name): staging \(needed.count) input file(s) failed: \(error); retrying")
+                requeue(batch, for: session)
+                return []
+            }
+        }
+        var lines: [String] = []
+        for item in batch {
+            if let f = item.files.first(where: { failed[$0.sha256] != nil }) {
+                await delegate.stagingFailed(spec.name, job: item.job, attempt: item.attempt, error: "\(f.path): \(failed[f.sha256]!)")
+            } else {
+                lines.append(item.line)
+            }
+        }
+        return lines
+    }
+
+    /// Uploads the files the store lacks; returns the hashes that could not be staged, with why.
+    private func upload(_ files: [StagedFile], session: any HostSession) async throws(SSHError) -> [String: String] {
+        let q = RemotePath.shell
+        let store = spec.root + "/files"
+        var failed: [String: String] = [:]
+        let valid = files.filter { f in
+            let ok = f.sha256.count == 64 && f.sha256.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+            if !ok { failed[f.sha256] = "no content hash recorded for \(f.localPath)" }
+            return ok
+        }
+        let hashes = valid.map(\.sha256)
+        let probe = try await session.run("umask 077 && mkdir -p \(q(store)) && cd \(q(store)) && for h in \(hashes.joined(separator: " ")); do [ -e \"$h\" ] || echo \"$h\"; done", timeout: 30)
+        guard probe.status == .exited(0) else {
+            throw SSHError(.channelFailed, host: spec.name, operation: "look into \(store)", message: probe.stderrText)
+        }
+        let missing = Set(probe.stdoutText.split(separator: "\n").map(String.init))
+        var uploaded: [StagedFile] = []
+        var bytes = 0
+        for f in valid where missing.contains(f.sha256) {
+            guard LocalFile.isReadableFile(f.localPath) else {
+                failed[f.sha256] = "\(f.localPath) is gone or unreadable"
+                continue
+            }
+            try await session.upload(file: f.localPath, to: "\(store)/.upload-\(f.sha256)", mode: 0o400)
+            uploaded.append(f)
+            var st = stat()
+            if stat(f.localPath, &st) == 0 { bytes += Int(st.st_size) }
+        }
+        if !uploaded.isEmpty {
+            // Keep only what hashes right: a file changed since submission is refused, never run.
+            let script = uploaded.map { f in
+                let tmp = q("\(store)/.upload-\(f.sha256)")
+                return "s=$( (sha256sum \(tmp) 2>/dev/null || shasum -a 256 \(tmp)) | cut -d' ' -f1); if [ \"$s\" = \(f.sha256) ]; then mv -f -- \(tmp) \(q("\(store)/\(f.sha256)")); else rm -f -- \(tmp); echo \(f.sha256); fi"
+            }.joined(separator: "; ")
+            let check = try await session.run(script, timeout: 300)
+            let bad = Set(check.stdoutText.split(separator: "\n").map(String.init))
+            for f in uploaded where bad.contains(f.sha256) { failed[f.sha256] = "\(f.localPath) changed since the batch was submitted (its SHA-256 differs); submit the batch again" }
+            await delegate.staged(spec.name, files: uploaded.filter { !bad.contains($0.sha256) }, bytes: bytes)
+        }
+        let good = Set(valid.map(\.sha256)).subtracting(failed.keys)
+        state.withLock { $0.stored.formUnion(good) }
+        return failed
+    }
+
+    private func requeue(_ batch: [Outgoing], for session: any HostSession) {
+        let same = state.withLock { s -> Bool in
+            guard let current = s.session, current as AnyObject === session as AnyObject else { return false }
+            s.pending = batch + s.pending
+            return true
+        }
+        if same {
+            Task {
+                try? await Task.sleep(for: .seconds(1))
+                self.wake.yield()
+            }
+        }
+    }
+
+    // MARK: Results
+
+    func collectLoop() async {
+        for await _ in collectWakes {
+            while true {
+                let (session, next) = state.withLock { s -> ((any HostSession)?, Collection?) in
+                    guard let session = s.session, s.agentPath != nil, !s.collections.isEmpty else { return (nil, nil) }
+                    return (session, s.collections.removeFirst())
+                }
+                guard let session, let next else { break }
+                let outcome = await fetch(next, session: session)
+                await delegate.collected(spec.name, job: next.job, attempt: next.attempt, outcome: outcome)
+            }
+        }
+    }
+
+    /// Downloads an attempt's stdout, stderr and outputs into its results folder (emptied first,
+    /// so the folder always holds one attempt's results).
+    private func fetch(_ c: Collection, session: any HostSession) async -> CollectOutcome {
+        let q = RemotePath.shell
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: c.destination)
+        do {
+            try fm.createDirectory(atPath: c.destination, withIntermediateDirectories: true)
+        } catch {
+            return .missingOutputs("cannot create \(c.destination): \(error.localizedDescription)")
+        }
+        var files = 0, bytes = 0
+        do throws(SSHError) {
+            let present = try await session.run("cd \(q(c.attemptDirectory)) && for f in stdout stderr; do [ -f \"$f\" ] && echo \"$f\"; done; true", timeout: 30)
+            for name in present.stdoutText.split(separator: "\n").map(String.init) where name == "stdout" || name == "stderr" {
+                try await session.download(c.attemptDirectory + "/" + name, to: c.destination + "/" + name)
+                files += 1
+                bytes += Self.size(c.destination + "/" + name)
+            }
+            guard !c.outputs.isEmpty else { return .done(files: files, bytes: bytes) }
+            let listing = try await session.run("cd \(q(c.workdir)) && find . -type f -print0", timeout: 60)
+            guard listing.status == .exited(0) else {
+                return .missingOutputs("its working directory \(c.workdir) cannot be read: \(listing.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+            let all = listing.stdout.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+                .map { $0.hasPrefix("./") ? String($0.dropFirst(2)) : $0 }
+            var unmatched: [String] = []
+            var wanted: Set<String> = []
+            for pattern in c.outputs {
+                let hits = all.filter { Wildcard.matches(pattern, $0) }
+                if hits.isEmpty { unmatched.append(pattern) }
+                wanted.formUnion(hits)
+            }
+            for rel in wanted.sorted() where BatchNames.isSafeRelativePath(rel) && rel != "stdout" && rel != "stderr" {
+                let local = c.destination + "/" + rel
+                try? fm.createDirectory(atPath: (local as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try await session.download(c.workdir + "/" + rel, to: local)
+                files += 1
+                bytes += Self.size(local)
+            }
+            if !unmatched.isEmpty {
+                return .missingOutputs("declared output(s) \(unmatched.joined(separator: ", ")) matched no file in \(c.workdir)")
+            }
+            return .done(files: files, bytes: bytes)
+        } catch {
+            return .failed(error.description)
+        }
+    }
+
+    static func size(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
+    }
+}
