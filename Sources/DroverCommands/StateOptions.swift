@@ -32,17 +32,25 @@ public struct StateOptions: ParsableArguments {
 }
 
 extension Journal {
-    /// The jobs named on a command line (ids or names); exits 2 naming the unknown ones.
+    /// The jobs named on a command line: ids, names, `BATCH/JOB`, or a batch name (all its
+    /// current jobs); exits 2 naming the unknown ones.
     func resolveAll(_ references: [String]) throws -> [JobRecord] {
         var found: [JobRecord] = []
         var unknown: [String] = []
         for r in references {
-            if let j = try resolve(r) { found.append(j) } else { unknown.append(r) }
+            if Int(r) == nil, try batch(named: r) != nil {
+                found += try batchJobs(r)
+            } else if let j = try resolve(r) {
+                found.append(j)
+            } else {
+                unknown.append(r)
+            }
         }
         if !unknown.isEmpty {
-            Terminal.error("no job \(unknown.joined(separator: ", ")) in \(state.journalPath) (see `drover ps`)")
+            Terminal.error("no job or batch \(unknown.joined(separator: ", ")) in \(state.journalPath) (see `drover ps`)")
             throw ExitCode(2)
         }
-        return found
+        var seen: Set<Int> = []
+        return found.filter { seen.insert($0.id).inserted }
     }
 }

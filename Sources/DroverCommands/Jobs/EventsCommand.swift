@@ -24,7 +24,7 @@ struct EventsCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "One JSON object per line.")
     var json = false
 
-    @Option(name: .long, help: ArgumentHelp("Only events of this job (id or name).", valueName: "job"))
+    @Option(name: .long, help: ArgumentHelp("Only events of this job (id, name, BATCH/JOB) or of every job of a batch.", valueName: "job"))
     var job: String?
 
     @Option(name: .long, help: ArgumentHelp("Only events after this event id.", valueName: "id"))
@@ -37,14 +37,14 @@ struct EventsCommand: AsyncParsableCommand {
             return
         }
         let journal = try stateOptions.openJournal()
-        let jobID = try job.map { try journal.resolveAll([$0]).first!.id }
+        let jobIDs = try job.map { try journal.resolveAll([$0]).map(\.id) }
         var last = after
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let f = DateFormatter()
         f.dateFormat = "yyyy-MM-dd HH:mm:ss.SSS"
         while true {
-            let batch = try journal.events(after: last, job: jobID)
+            let batch = try journal.events(after: last, jobs: jobIDs)
             for e in batch {
                 if json {
                     print(String(decoding: try encoder.encode(e), as: UTF8.self))

@@ -40,11 +40,29 @@ struct JobOptions: ParsableArguments {
     @Flag(name: .long, help: "Run COMMAND as one /bin/sh line on the host instead of exec'ing it.")
     var shell = false
 
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments (after --), passed byte for byte without a shell.", valueName: "command"))
-    var command: [String] = []
+    /// Exits 2 when single-job options are given with a batch file (its `defaults` set them).
+    func refuseWithBatch() throws {
+        var given: [String] = []
+        if host != nil { given.append("--host") }
+        if !labels.isEmpty { given.append("--on") }
+        if slots != 1 { given.append("--slots") }
+        if priority != 0 { given.append("--priority") }
+        if timeout != nil { given.append("--timeout") }
+        if retries != 0 { given.append("--retries") }
+        if lostRetries != 3 { given.append("--lost-retries") }
+        if mem != nil { given.append("--mem") }
+        if name != nil { given.append("--name") }
+        if cwd != nil { given.append("--cwd") }
+        if !env.isEmpty { given.append("--env") }
+        if shell { given.append("--shell") }
+        if !given.isEmpty {
+            Terminal.error("\(given.joined(separator: ", ")) apply to a single job; for a batch, set them in the file's `defaults` (docs/batches.md)")
+            throw ExitCode(2)
+        }
+    }
 
     /// The request, checked against the inventory; exits 2 with a clear message when it cannot run anywhere.
-    func request(inventory: Inventory) throws -> JobRequest {
+    func request(inventory: Inventory, command: [String]) throws -> JobRequest {
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
         guard !argv.isEmpty else { throw ValidationError("no command: put it after --, e.g. drover run -- sage compute.sage 17") }
@@ -79,19 +97,8 @@ struct JobOptions: ParsableArguments {
             guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { throw ValidationError("--env \(pair): expected KEY=value") }
             r.env[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
         }
-        if let host, inventory.host(named: host) == nil {
-            Terminal.error("--host \(host): no such host in \(inventory.source); hosts: \(inventory.hosts.map(\.name).joined(separator: ", "))")
-            throw ExitCode(2)
-        }
-        let probe = SchedulerJob(id: 0, slots: 1, host: r.host, labels: r.labels)
-        let candidates = inventory.hosts.filter { probe.fits(SchedulerHost(name: $0.name, slots: Int.max, used: 0, labels: $0.labels)) }
-        if candidates.isEmpty {
-            let known = inventory.hosts.map { h in "\(h.name)" + (h.labels.isEmpty ? "" : " (" + h.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + ")") }
-            Terminal.error("no host in \(inventory.source) matches \(labels.map { "--on \($0)" }.joined(separator: " "))\(host.map { " --host \($0)" } ?? ""); hosts: \(known.joined(separator: "; "))")
-            throw ExitCode(2)
-        }
-        if let largest = candidates.compactMap(\.slots).max(), candidates.allSatisfy({ $0.slots != nil }), slots > largest {
-            Terminal.error("--slots \(slots): the largest matching host has \(largest) slot(s) (hosts.json `slots`)")
+        if let problem = Placement.problem(r, inventory: inventory) {
+            Terminal.error(problem)
             throw ExitCode(2)
         }
         return r

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DroverCoordinator
+import DroverCore
 import DroverInventory
 import Foundation
 
@@ -30,11 +31,15 @@ struct LogsCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("This attempt instead of the latest.", valueName: "n"))
     var attempt: Int?
 
-    @Argument(help: ArgumentHelp("A job id or name.", valueName: "job"))
+    @Argument(help: ArgumentHelp("A job id or name, BATCH/JOB, or a batch (the output of each of its jobs, from results/ when fetched).", valueName: "job"))
     var job: String
 
     func run() async throws {
         let journal = try stateOptions.openJournal(create: false)
+        if Int(job) == nil, let batch = try journal.batch(named: job) {
+            try printBatch(batch, journal: journal)
+            return
+        }
         guard let record = try journal.resolveAll([job]).first else { throw ExitCode(2) }
         let follower = JobFollower(journal: journal, inventory: try inventoryOptions.load())
         if follow && attempt == nil {
@@ -62,5 +67,24 @@ struct LogsCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         await follower.close()
+    }
+
+    /// Every job of a batch, one after the other under a `==> BATCH/JOB <==` header, from the
+    /// results folder (the output of each job's final attempt).
+    private func printBatch(_ batch: BatchRecord, journal: Journal) throws {
+        if follow || attempt != nil {
+            Terminal.error("--follow and --attempt take one job: `drover logs \(batch.name)/JOB`")
+            throw ExitCode(2)
+        }
+        for j in try journal.batchJobs(batch.name) {
+            let path = batch.folder + "/" + (j.batchJob ?? "") + "/" + (stderr ? "stderr" : "stdout")
+            print("==> \(j.label) (\(j.state.rawValue)) <==")
+            if let bytes = try? LocalFile.read(path) {
+                FileHandle.standardOutput.write(Data(bytes))
+                if bytes.last != UInt8(ascii: "\n"), !bytes.isEmpty { print("") }
+            } else {
+                print(j.state.isFinal ? "(no output fetched)" : "(not finished: drover logs \(j.label) --follow)")
+            }
+        }
     }
 }

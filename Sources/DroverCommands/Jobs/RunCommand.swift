@@ -13,7 +13,7 @@ enum InterruptChoice: String, ExpressibleByArgument, CaseIterable {
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a job on a host, stream its output live and exit with its exit code.",
+        abstract: "Run a job (or a batch file) and follow it: live output and the job's exit code, or the batch's progress and report.",
         discussion: """
             The job is queued like `drover submit` does, then its stdout and stderr are copied here as the job writes them. If its host dies, the job runs again on another host (see --lost-retries) and the output continues from the new attempt. The exit status is the job's: its exit code, 128+N when killed by signal N, 124 after --timeout, 130 when cancelled.
 
@@ -23,6 +23,10 @@ struct RunCommand: AsyncParsableCommand {
               drover run -- sage compute.sage 17
               drover run --host studio --mem 8G -- python3 simulate.py --steps 1e9
               drover run --detach --name sweep-3 -- ./sweep 3
+
+            With a batch file (docs/batches.md) instead of a command, the batch is submitted and followed: a live progress display on a terminal (one line per change otherwise, --progress json for programs), then a summary; the report is written to results/<batch>/report.json. Exit status 0 when every job succeeded, 1 otherwise.
+              drover run primes.json
+              drover run primes.json --fail-fast --joblog primes.joblog
             """
     )
 
@@ -35,10 +39,30 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("What Ctrl-C does: ask, cancel (the job, and wait until its processes are gone) or leave (it running).", valueName: "choice"))
     var onInterrupt: InterruptChoice?
 
+    @OptionGroup(title: "Batch options") var batch: BatchOptions
     @OptionGroup var job: JobOptions
 
+    @Argument(help: ArgumentHelp("A batch file (*.json) to run instead of a command.", valueName: "batch.json"))
+    var batchFile: String?
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after --, passed byte for byte without a shell.", valueName: "command"))
+    var command: [String] = []
+
     func run() async throws {
-        let submission = try Submission(job, state: stateOptions, inventory: inventoryOptions)
+        if let file = try BatchSubmission.batchFile(batchFile, command: command) {
+            try job.refuseWithBatch()
+            let inventory = try inventoryOptions.load()
+            let submission = try BatchSubmission.read(file, options: batch, inventory: inventory)
+            if batch.dryRun { return try submission.dryRun(state: stateOptions) }
+            let (journal, _) = try submission.submit(state: stateOptions)
+            if detach {
+                print(submission.spec.name)
+                return
+            }
+            try await BatchRun.follow(journal, batch: submission.spec.name, options: batch, onInterrupt: onInterrupt)
+            return
+        }
+        let submission = try Submission(job, command: command, state: stateOptions, inventory: inventoryOptions)
         let (id, journal, inventory) = (submission.id, submission.journal, submission.inventory)
         if detach {
             print(id)

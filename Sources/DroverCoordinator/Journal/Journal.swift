@@ -207,11 +207,14 @@ public final class Journal {
         return try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE \(condition)").map(attempt(from:))
     }
 
-    /// Audit events after `id`, oldest first (optionally for one job).
-    public func events(after id: Int = 0, job: Int? = nil, limit: Int = 10_000) throws -> [AuditEvent] {
+    /// Audit events after `id`, oldest first (optionally of some jobs only).
+    public func events(after id: Int = 0, job: Int? = nil, jobs: [Int]? = nil, limit: Int = 10_000) throws -> [AuditEvent] {
         let rows: [SQLRow]
         if let job {
             rows = try db.query("SELECT * FROM events WHERE id>? AND job=? ORDER BY id LIMIT ?", .int(Int64(id)), .int(Int64(job)), .int(Int64(limit)))
+        } else if let jobs {
+            let list = jobs.map(String.init).joined(separator: ",")
+            rows = try db.query("SELECT * FROM events WHERE id>? AND job IN (\(list)) ORDER BY id LIMIT ?", .int(Int64(id)), .int(Int64(limit)))
         } else {
             rows = try db.query("SELECT * FROM events WHERE id>? ORDER BY id LIMIT ?", .int(Int64(id)), .int(Int64(limit)))
         }
@@ -223,6 +226,11 @@ public final class Journal {
 
     /// Every host the coordinator has seen, with the slots its live attempts use.
     public func hosts() throws -> [HostRecord] {
+        try Self.readHosts(db)
+    }
+
+    /// The hosts table of a journal database (also for readers that must not write, like --dry-run).
+    public static func readHosts(_ db: SQLiteDatabase) throws -> [HostRecord] {
         let used = try db.query("""
             SELECT a.host AS host, SUM(j.slots) AS used FROM attempts a JOIN jobs j ON j.id=a.job
             WHERE a.state IN ('dispatched','accepted','starting','running') AND a.stale=0 GROUP BY a.host

@@ -78,7 +78,7 @@ extension Coordinator {
         var spec = JSONObject()
         spec.set("job", agentJob(job.id))
         spec.set("attempt", attempt)
-        let fill = { (words: [String]) in slot.map { s in words.map { $0.replacing("{%}", with: String(s)) } } ?? words }
+        let fill = { (words: [String]) in slot.map { MapTemplate.fillSlot(words, slot: $0) } ?? words }
         if let shell = r.shell { spec.set("shell", fill([shell])[0]) } else { spec.set("argv", fill(r.argv ?? [])) }
         if r.needsWorkdir { spec.set("workdir", true) }
         if let inputs = r.inputs, !inputs.isEmpty, let files = try? stagedInputs(job) {

@@ -1,0 +1,62 @@
+import ArgumentParser
+import DroverCoordinator
+import DroverCore
+import Foundation
+
+/// The end of `drover run batch.json` and `drover map`: follow the batch with its progress
+/// display, then print the summary and write report.json (and the joblog when asked).
+enum BatchRun {
+    static func follow(_ journal: Journal, batch: String, options: BatchOptions, onInterrupt: InterruptChoice?) async throws {
+        let interrupted = Locked(false)
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT)
+        source.setEventHandler { interrupted.withLock { $0 = true } }
+        source.resume()
+        defer { source.cancel() }
+        let follower = BatchFollower(journal: journal, batch: batch, progress: options.progress)
+        var jobs = try await follower.follow { interrupted.withLock { $0 } }
+        if interrupted.withLock({ $0 }) {
+            try await handleInterrupt(journal, batch: batch, jobs: jobs, choice: onInterrupt ?? (isatty(0) == 1 ? .ask : .cancel))
+            jobs = try journal.batchJobs(batch)
+        }
+        try report(journal, batch: batch, joblog: options.joblog)
+        if interrupted.withLock({ $0 }) { throw ExitCode(130) }
+        if !jobs.allSatisfy({ $0.state == .succeeded }) { throw ExitCode(1) }
+    }
+
+    /// Prints the summary and writes report.json (and the joblog).
+    static func report(_ journal: Journal, batch name: String, joblog: String?, print summary: Bool = true) throws {
+        guard let batch = try journal.batch(named: name) else { return }
+        let report = try BatchReport.build(journal, batch: batch)
+        do { try report.write(to: batch.folder + "/report.json") } catch {
+            Terminal.error("cannot write \(batch.folder)/report.json: \(error)")
+        }
+        if let joblog {
+            do { try AtomicFile.write(Array(report.joblog.utf8), to: joblog, mode: 0o644) } catch {
+                Terminal.error("cannot write the joblog \(joblog): \(error)")
+            }
+        }
+        if summary { print(report.summary()) }
+    }
+
+    private static func handleInterrupt(_ journal: Journal, batch: String, jobs: [JobRecord], choice: InterruptChoice) async throws {
+        var decision = choice
+        let open = jobs.filter { !$0.state.isFinal }.map(\.id)
+        if open.isEmpty { return }
+        if decision == .ask {
+            FileHandle.standardError.write(Data("\ndrover: cancel the \(open.count) unfinished job(s) of batch \(batch)? [y = cancel them / N = leave them running] ".utf8))
+            let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+            decision = answer.hasPrefix("y") ? .cancel : .leave
+        }
+        if decision == .leave {
+            Terminal.note("batch \(batch) keeps running: `drover wait \(batch)`, then `drover report \(batch)`; stop it with `drover cancel \(batch)`")
+            return
+        }
+        _ = try journal.requestCancel(open)
+        Terminal.note("cancelling \(open.count) job(s) of batch \(batch)…")
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, try !journal.jobs(open).allSatisfy(\.state.isFinal) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import ArgumentParser
+import DroverCoordinator
+import DroverCore
+import DroverInventory
+import Foundation
+
+/// A batch on its way into the journal: checked against the inventory, planned, recorded.
+struct BatchSubmission {
+    var spec: BatchSpec
+    let options: BatchOptions
+    let inventory: Inventory
+
+    /// The batch file named on the command line (`drover submit batch.json`), nil for a command
+    /// after `--`; exits 2 when both or a stray word are given.
+    static func batchFile(_ file: String?, command: [String]) throws -> String? {
+        guard let file else { return nil }
+        if !command.isEmpty {
+            Terminal.error("give a batch file or a command after --, not both (\(file) and \(command.joined(separator: " ")))")
+            throw ExitCode(2)
+        }
+        if !file.hasSuffix(".json") {
+            Terminal.error("\(file): put a command after -- (drover run -- \(file) …); a batch file name ends in .json")
+            throw ExitCode(2)
+        }
+        return file
+    }
+
+    /// Reads a batch file; prints every problem (with its path in the file) and exits 2 on any.
+    static func read(_ path: String, options: BatchOptions, inventory: Inventory) throws -> BatchSubmission {
+        guard LocalFile.exists(path) else {
+            Terminal.error("\(path): no such batch file")
+            throw ExitCode(2)
+        }
+        let spec: BatchSpec
+        do { spec = try BatchReader.read(path) } catch {
+            Terminal.error("\(path): the batch cannot be used:\n" + error.issues.map { "  " + $0.description }.joined(separator: "\n"))
+            throw ExitCode(2)
+        }
+        return try BatchSubmission(spec, options: options, inventory: inventory)
+    }
+
+    /// Checks every job's placement against the inventory (exits 2 naming each job that cannot run anywhere).
+    init(_ spec: BatchSpec, options: BatchOptions, inventory: Inventory) throws {
+        self.spec = spec
+        self.spec.failFast = options.failFast(file: spec.failFast)
+        self.options = options
+        self.inventory = inventory
+        let problems = spec.jobs.compactMap { j in Placement.problem(j.request, inventory: inventory).map { "  \(spec.file): \(j.path) (\(j.id)): \($0)" } }
+        if !problems.isEmpty {
+            Terminal.error("some jobs can run on no host:\n" + problems.joined(separator: "\n"))
+            throw ExitCode(2)
+        }
+    }
+
+    /// The results root as an absolute path.
+    var resultsRoot: String {
+        let r = LocalUser.expand(options.results)
+        return r.hasPrefix("/") ? r : FileManager.default.currentDirectoryPath + "/" + r
+    }
+
+    /// Records the batch and makes sure a coordinator runs; exits 2 when the batch is still running.
+    func submit(state: StateOptions) throws -> (Journal, BatchSubmitResult) {
+        let journal = try state.openJournal()
+        let result: BatchSubmitResult
+        do {
+            result = try journal.submitBatch(spec, results: resultsRoot, restart: options.restart, limit: options.limit)
+        } catch let e as BatchPlanError {
+            Terminal.error(e.message)
+            throw ExitCode(2)
+        } catch {
+            Terminal.error("cannot record the batch: \(error)")
+            throw ExitCode(1)
+        }
+        try CoordinatorLauncher.ensureRunning(state: journal.state, inventory: inventory)
+        let plan = result.plan
+        var note = "batch \(spec.name): \(plan.run.count) job(s) submitted"
+        if !plan.kept.isEmpty { note += ", \(plan.kept.count) kept (succeeded before with the same spec)" }
+        if !plan.limitedOut.isEmpty { note += ", \(plan.limitedOut.count) left for later (--limit)" }
+        Terminal.note(note + "; results in \(resultsRoot)/\(spec.name)/")
+        return (journal, result)
+    }
+
+    // MARK: Dry run
+
+    /// Prints what submitting would do, without writing anything.
+    func dryRun(state: StateOptions) throws {
+        var existing: [String: BatchPlan.Existing] = [:]
+        var hostRecords: [HostRecord] = []
+        var coordinator = false
+        if state.location.exists, LocalFile.exists(state.location.journalPath) {
+            let db = try SQLiteDatabase(path: state.location.journalPath)
+            for r in (try? db.query("SELECT id, batch_job, state, spec_hash FROM jobs WHERE batch=? AND superseded=0", .text(spec.name))) ?? [] {
+                if let id = r.int("id"), let j = r.string("batch_job"), let s = r.string("state").flatMap(JobState.init(rawValue:)) {
+                    existing[j] = .init(row: id, state: s, specHash: r.string("spec_hash"))
+                }
+            }
+            hostRecords = (try? Journal.readHosts(db)) ?? []
+            coordinator = state.location.runningCoordinator() != nil
+        }
+        let plan: BatchPlan
+        do { plan = try BatchPlan.make(spec, existing: existing, restart: options.restart, limit: options.limit) } catch {
+            Terminal.error(error.message)
+            throw ExitCode(2)
+        }
+        let up = Set(hostRecords.filter { $0.state == "up" }.map(\.name))
+        let usable = coordinator && !up.isEmpty ? inventory.hosts.filter { up.contains($0.name) } : inventory.hosts
+        let slotsKnown = Dictionary(hostRecords.compactMap { h in h.slots.map { (h.name, $0) } }) { a, _ in a }
+        let hosts = usable.map { SchedulerHost(name: $0.name, slots: $0.slots ?? slotsKnown[$0.name] ?? 1, used: 0, labels: $0.labels) }
+        print("batch \(spec.name) (\(spec.file)), \(spec.failFast ? "fail-fast" : "keep-going"): \(spec.jobs.count) job(s) — \(plan.run.count) to run, \(plan.kept.count) kept from before\(plan.limitedOut.isEmpty ? "" : ", \(plan.limitedOut.count) left out by --limit")")
+        print(coordinator && !up.isEmpty
+              ? "hosts up now: \(hosts.map { "\($0.name) (\($0.slots) slots)" }.joined(separator: ", "))"
+              : "host states unknown (no coordinator running): placing on every host of \(inventory.source): \(hosts.map { "\($0.name) (\($0.slots) slots)" }.joined(separator: ", "))")
+        var rows = [["#", "JOB", "AFTER", "WHERE", "WHY", "COMMAND"]]
+        let placed = Self.simulate(plan.run.map(\.job), on: hosts)
+        for (i, item) in plan.run.enumerated() {
+            let after = item.job.dependencies.map { $0.condition == .ok ? $0.job : "\($0.job):\($0.condition.rawValue)" }.joined(separator: ",")
+            rows.append([String(i + 1), item.job.id, after.isEmpty ? "-" : after, placed[item.job.id] ?? "no host up fits",
+                         item.why, String(item.job.request.commandLine.prefix(50))])
+        }
+        for id in plan.kept { rows.append(["-", id, "-", "kept", "succeeded before, same spec", ""]) }
+        for id in plan.limitedOut { rows.append(["-", id, "-", "later", "--limit", ""]) }
+        print(TextTable.render(rows))
+        printUploads(plan)
+        if !plan.retire.isEmpty || !plan.cancel.isEmpty {
+            print("replaces \(plan.retire.count) earlier job record(s)\(plan.cancel.isEmpty ? "" : ", cancelling \(plan.cancel.count) unfinished")")
+        }
+        print("results would go to \(resultsRoot)/\(spec.name)/")
+        print("nothing was submitted (--dry-run)")
+    }
+
+    private func printUploads(_ plan: BatchPlan) {
+        var files: [String: (path: String, size: Int, jobs: Int)] = [:]
+        var fromInputs: [String] = []
+        for (job, _) in plan.run {
+            for input in job.request.inputs ?? [] {
+                if let from = input.from {
+                    fromInputs.append("\(job.id) ← \(input.source) of \(from)")
+                } else if let sha = input.sha256 {
+                    var st = stat()
+                    let size = stat(input.source, &st) == 0 ? Int(st.st_size) : 0
+                    files[sha, default: (input.source, size, 0)].jobs += 1
+                }
+            }
+        }
+        guard !files.isEmpty || !fromInputs.isEmpty else { return }
+        let total = files.values.reduce(0) { $0 + $1.size }
+        print("uploads (each file at most once per host, by content):")
+        for (sha, f) in files.sorted(by: { $0.value.path < $1.value.path }) {
+            print("  \(f.path)  \(Terminal.bytes(UInt64(f.size)))  sha256 \(sha.prefix(12))…  used by \(f.jobs) job(s)")
+        }
+        if !files.isEmpty { print("  \(files.count) file(s), \(Terminal.bytes(UInt64(total))) in all") }
+        for line in fromInputs.prefix(10) { print("  \(line) (fetched results, uploaded when the job starts)") }
+        if fromInputs.count > 10 { print("  … \(fromInputs.count - 10) more") }
+    }
+
+    /// Where each job would start if all ran in waves on the hosts given (dependencies aside).
+    static func simulate(_ jobs: [BatchJob], on hosts: [SchedulerHost]) -> [String: String] {
+        var out: [String: String] = [:]
+        var used = [String: Int]()
+        var wave = 1
+        for job in jobs {
+            let probe = SchedulerJob(id: 0, slots: job.request.slots, host: job.request.host, labels: job.request.labels)
+            let fitting = hosts.filter { probe.fits(SchedulerHost(name: $0.name, slots: Int.max, used: 0, labels: $0.labels)) && $0.slots >= job.request.slots }
+            guard !fitting.isEmpty else { continue }
+            func free(_ h: SchedulerHost) -> Int { h.slots - used[h.name, default: 0] }
+            if fitting.allSatisfy({ free($0) < job.request.slots }) {
+                wave += 1
+                used.removeAll()
+            }
+            let best = fitting.max { Double(free($0)) / Double($0.slots) < Double(free($1)) / Double($1.slots) }!
+            used[best.name, default: 0] += job.request.slots
+            out[job.id] = "\(best.name) (wave \(wave))"
+        }
+        return out
+    }
+}
