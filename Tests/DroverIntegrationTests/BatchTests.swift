@@ -55,6 +55,38 @@ extension TestbedSuite {
                 }
                 #expect(staged.filter { $0.message.contains(sha) }.count >= 1)
                 try validateReport(files.results + "/deps/report.json")
+                // Commands that take jobs take the batch too.
+                let logs = try f.drover(["logs", "deps"])
+                #expect(logs.stdout.contains("==> deps/use-1 (succeeded) <==\n21\n"), "\(logs.stdout)")
+                #expect(try f.droverState(["wait", "deps"]).status == 1, "a failed job makes `wait BATCH` exit 1")
+                #expect(try f.droverState(["status", "deps", "--json"]).stdout.components(separatedBy: "\"attempts\"").count == 13)
+                let events = try f.droverState(["events", "--job", "deps/bad"]).stdout
+                #expect(events.contains("deps/bad") && events.contains("failed") && !events.contains("deps/use-1"), "\(events)")
+            }
+        }
+
+        @Test func aHostPoweredOffMidBatchHasItsJobsRunElsewhereAndTheBatchCompletes() async throws {
+            let files = try BatchFiles()
+            defer { files.remove() }
+            let jobs = (1...6).map { #"{"id": "slow-\#($0)", "shell": "sleep 5; hostname > where.txt", "outputs": ["where.txt"]}"# }
+            let file = try files.write("loss.json", #"{"batch": "loss", "jobs": [\#(jobs.joined(separator: ","))]}"#)
+            try await CoordinatorFixture.with(deadAfter: 4) { f in
+                let s = try f.drover(["submit", file, "--results", files.results])
+                #expect(s.status == 0, "\(s.stderr)")
+                let ids = try f.journal().batchJobs("loss").map(\.id)
+                _ = try f.runningJob(on: "h3", among: ids)
+                try await Testbed.withHostKilled("h3") {
+                    let done = try f.waitFinal(ids, timeout: 90)
+                    #expect(done.allSatisfy { $0.state == .succeeded }, "\(done.map(\.reason))")
+                    #expect(done.allSatisfy { $0.host != "h3" })
+                    for j in done {
+                        let at = files.result("loss", j.batchJob!, "where.txt")?.trimmingCharacters(in: .whitespacesAndNewlines)
+                        #expect(at == j.host, "the fetched output comes from the attempt that counted")
+                    }
+                    let report = try f.droverState(["report", "loss", "--json"])
+                    #expect(report.stdout.contains("\"lost_attempts\":") && !report.stdout.contains("\"lost_attempts\":0"), "\(report.stdout.prefix(600))")
+                    try validateReport(files.results + "/loss/report.json")
+                }
             }
         }
 

@@ -94,6 +94,12 @@ final class CoordinatorFixture {
         try Testbed.run(Testbed.droverBinary, [args[0], "--state", state, "--inventory", inventory] + args.dropFirst())
     }
 
+    /// Runs `drover ARGS… --state S` (for commands that read the journal only).
+    @discardableResult
+    func droverState(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try Testbed.run(Testbed.droverBinary, [args[0], "--state", state] + args.dropFirst())
+    }
+
     /// Submits a job; returns its id.
     func submit(_ argv: [String], options: [String] = []) throws -> Int {
         let r = try drover(["submit"] + options + ["--"] + argv)

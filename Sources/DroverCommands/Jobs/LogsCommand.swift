@@ -80,6 +80,7 @@ struct LogsCommand: AsyncParsableCommand {
             let path = batch.folder + "/" + (j.batchJob ?? "") + "/" + (stderr ? "stderr" : "stdout")
             print("==> \(j.label) (\(j.state.rawValue)) <==")
             if let bytes = try? LocalFile.read(path) {
+                fflush(nil)
                 FileHandle.standardOutput.write(Data(bytes))
                 if bytes.last != UInt8(ascii: "\n"), !bytes.isEmpty { print("") }
             } else {
