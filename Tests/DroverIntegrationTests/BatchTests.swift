@@ -192,6 +192,15 @@ extension TestbedSuite {
                 #expect(s.status == 0, "\(s.stderr)")
                 let slots = (1...4).compactMap { files.result("slots", String($0), "stdout")?.trimmingCharacters(in: .whitespacesAndNewlines) }
                 #expect(slots.count == 4 && slots.allSatisfy { $0 == "1" || $0 == "2" }, "\(slots)")
+                // Inputs from stdin, progress as JSON lines for programs.
+                let piped = try Testbed.run("/bin/sh", ["-c", "printf 'x y\\nz\\n' | \"$0\" map --state \"$1\" --inventory \"$2\" --name piped --results \"$3\" --progress json echo {}",
+                                                        Testbed.droverBinary, f.state, f.inventory, files.results])
+                #expect(piped.status == 0, "\(piped.stderr)")
+                #expect(files.result("piped", "1", "stdout") == "x y\n" && files.result("piped", "2", "stdout") == "z\n")
+                let objects = piped.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                #expect(!objects.isEmpty && objects.allSatisfy { $0 != nil }, "every progress line is a JSON object:\n\(piped.stdout)")
+                #expect(objects.contains { $0?["type"] as? String == "job" && $0?["job"] as? String == "2" && $0?["state"] as? String == "succeeded" })
+                #expect(objects.last??["type"] as? String == "progress" && objects.last??["succeeded"] as? Int == 2, "\(piped.stdout)")
             }
         }
 

@@ -19,13 +19,14 @@ enum BatchRun {
             try await handleInterrupt(journal, batch: batch, jobs: jobs, choice: onInterrupt ?? (isatty(0) == 1 ? .ask : .cancel))
             jobs = try journal.batchJobs(batch)
         }
-        try report(journal, batch: batch, joblog: options.joblog)
+        // With JSON progress, stdout stays JSON lines only: the summary goes to stderr.
+        try report(journal, batch: batch, joblog: options.joblog, to: options.progress == .json ? .standardError : .standardOutput)
         if interrupted.withLock({ $0 }) { throw ExitCode(130) }
         if !jobs.allSatisfy({ $0.state == .succeeded }) { throw ExitCode(1) }
     }
 
     /// Prints the summary and writes report.json (and the joblog).
-    static func report(_ journal: Journal, batch name: String, joblog: String?, print summary: Bool = true) throws {
+    static func report(_ journal: Journal, batch name: String, joblog: String?, print summary: Bool = true, to output: FileHandle = .standardOutput) throws {
         guard let batch = try journal.batch(named: name) else { return }
         let report = try BatchReport.build(journal, batch: batch)
         do { try report.write(to: batch.folder + "/report.json") } catch {
@@ -36,7 +37,7 @@ enum BatchRun {
                 Terminal.error("cannot write the joblog \(joblog): \(error)")
             }
         }
-        if summary { print(report.summary()) }
+        if summary { output.write(Data((report.summary() + "\n").utf8)) }
     }
 
     private static func handleInterrupt(_ journal: Journal, batch: String, jobs: [JobRecord], choice: InterruptChoice) async throws {
