@@ -49,11 +49,13 @@ let package = Package(
         .executableTarget(name: "drover-agent", dependencies: ["DroverAgent"]),
         // Benchmarks (bench/): print figures, never part of the pass/fail of tests.
         .executableTarget(name: "drover-bench", dependencies: ["DroverAgent", "DroverCore", "DroverCoordinator", "CDroverSys"], path: "bench/Sources/drover-bench"),
+        // Seeded input mutation for the robustness tests (not part of any product).
+        .target(name: "DroverTestSupport", path: "Tests/DroverTestSupport"),
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),
-        .testTarget(name: "DroverInventoryTests", dependencies: ["DroverInventory", "DroverCore"]),
+        .testTarget(name: "DroverInventoryTests", dependencies: ["DroverInventory", "DroverCore", "DroverTestSupport"]),
         .testTarget(name: "DroverSSHTests", dependencies: ["DroverSSH", "DroverCore"]),
-        .testTarget(name: "DroverCoordinatorTests", dependencies: ["DroverCoordinator"]),
-        .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore"]),
+        .testTarget(name: "DroverCoordinatorTests", dependencies: ["DroverCoordinator", "DroverTestSupport"]),
+        .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore", "DroverTestSupport"]),
         .testTarget(
             name: "DroverIntegrationTests",
             dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore", "CDroverSys"]
