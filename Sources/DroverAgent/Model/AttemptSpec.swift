@@ -62,12 +62,12 @@ public struct AttemptSpec: Sendable, Equatable {
         o.set("cwd", cwd)
         if workdir { o.set("workdir", true) }
         if !inputs.isEmpty {
-            o.set("inputs", raw: "[" + inputs.map { i in
+            o.set("inputs", objects: inputs.map { i in
                 var e = JSONObject()
                 e.set("path", i.path)
                 e.set("sha256", i.sha256)
-                return e.text
-            }.joined(separator: ",") + "]")
+                return e
+            })
         }
         o.set("env", env)
         o.set("timeout", timeout)

@@ -80,7 +80,7 @@ public struct BatchReport: Sendable {
         totals.set("span_seconds", Self.round(span))
         totals.set("cpu_seconds", Self.round(attempts.reduce(0) { $0 + ($1.cpuSeconds ?? 0) }))
         o.set("totals", object: totals)
-        o.set("hosts", raw: "[" + hosts.map { h in
+        o.set("hosts", objects: hosts.map { h in
             var e = JSONObject()
             e.set("name", h.name)
             e.set("slots", h.slots)
@@ -90,13 +90,13 @@ public struct BatchReport: Sendable {
             e.set("cpu_seconds", Self.round(h.cpuSeconds))
             e.set("utilisation", utilisation(h).map(Self.round))
             e.set("jobs_per_minute", span > 0 ? Self.round(Double(h.succeeded) / span * 60) : nil)
-            return e.text
-        }.joined(separator: ",") + "]")
-        o.set("jobs", raw: "[" + jobs.map(jobJSON).joined(separator: ",") + "]")
+            return e
+        })
+        o.set("jobs", objects: jobs.map(jobJSON))
         return o.text
     }
 
-    private func jobJSON(_ j: Job) -> String {
+    private func jobJSON(_ j: Job) -> JSONObject {
         let r = j.record
         var e = JSONObject()
         e.set("id", r.batchJob)
@@ -112,7 +112,7 @@ public struct BatchReport: Sendable {
         e.set("started_at", r.startedAt)
         e.set("ended_at", r.endedAt)
         e.set("results", batch.folder + "/" + (r.batchJob ?? String(r.id)))
-        e.set("attempts", raw: "[" + j.attempts.map { a in
+        e.set("attempts", objects: j.attempts.map { a in
             var x = JSONObject()
             x.set("attempt", a.attempt)
             x.set("host", a.host)
@@ -125,9 +125,9 @@ public struct BatchReport: Sendable {
             x.set("reason", a.reason)
             x.set("max_rss_bytes", a.maxRSSBytes)
             x.set("cpu_seconds", a.cpuSeconds.map(Self.round))
-            return x.text
-        }.joined(separator: ",") + "]")
-        return e.text
+            return x
+        })
+        return e
     }
 
     func utilisation(_ h: Host) -> Double? {

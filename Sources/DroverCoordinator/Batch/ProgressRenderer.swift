@@ -1,3 +1,4 @@
+import DroverCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -371,27 +372,11 @@ private enum JSON {
 
     var text: String {
         switch self {
-        case .string(let s): s.map(Self.quoted) ?? "null"
+        case .string(let s): s.map(JSONText.quote) ?? "null"
         case .int(let n): n.map(String.init) ?? "null"
         case .number(let x): x.flatMap { $0.isFinite ? Format.decimal($0, places: 3) : nil } ?? "null"
         case .array(let items): "[" + items.map(\.text).joined(separator: ",") + "]"
-        case .object(let members): "{" + members.map { Self.quoted($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
+        case .object(let members): "{" + members.map { JSONText.quote($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
         }
-    }
-
-    private static func quoted(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += "\\u00" + (u.value < 0x10 ? "0" : "") + String(u.value, radix: 16)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
     }
 }

@@ -82,12 +82,12 @@ extension Coordinator {
         if let shell = r.shell { spec.set("shell", fill([shell])[0]) } else { spec.set("argv", fill(r.argv ?? [])) }
         if r.needsWorkdir { spec.set("workdir", true) }
         if let inputs = r.inputs, !inputs.isEmpty, let files = try? stagedInputs(job) {
-            spec.set("inputs", raw: "[" + files.map { f in
+            spec.set("inputs", objects: files.map { f in
                 var o = JSONObject()
                 o.set("path", f.path)
                 o.set("sha256", f.sha256)
-                return o.text
-            }.joined(separator: ",") + "]")
+                return o
+            })
         }
         if let cwd = r.cwd { spec.set("cwd", cwd) }
         let env = host.env.merging(r.env) { _, job in job }

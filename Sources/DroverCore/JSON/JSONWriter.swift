@@ -23,6 +23,10 @@ public struct JSONObject: Sendable {
         members.append((key, o.text))
     }
     public mutating func set(_ key: String, object: JSONObject?) { members.append((key, object?.text ?? "null")) }
+    /// An array of objects.
+    public mutating func set(_ key: String, objects: [JSONObject]) {
+        members.append((key, "[" + objects.map(\.text).joined(separator: ",") + "]"))
+    }
     /// Inserts already-encoded JSON.
     public mutating func set(_ key: String, raw: String) { members.append((key, raw)) }
 
