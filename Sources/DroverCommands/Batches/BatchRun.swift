@@ -7,21 +7,17 @@ import Foundation
 /// display, then print the summary and write report.json (and the joblog when asked).
 enum BatchRun {
     static func follow(_ journal: Journal, batch: String, options: BatchOptions, onInterrupt: InterruptChoice?) async throws {
-        let interrupted = Locked(false)
-        signal(SIGINT, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGINT)
-        source.setEventHandler { interrupted.withLock { $0 = true } }
-        source.resume()
-        defer { source.cancel() }
+        let interrupt = InterruptWatch()
+        defer { interrupt.stop() }
         let follower = BatchFollower(journal: journal, batch: batch, progress: options.progress)
-        var jobs = try await follower.follow { interrupted.withLock { $0 } }
-        if interrupted.withLock({ $0 }) {
-            try await handleInterrupt(journal, batch: batch, jobs: jobs, choice: onInterrupt ?? (isatty(0) == 1 ? .ask : .cancel))
+        var jobs = try await follower.follow { interrupt.fired }
+        if interrupt.fired {
+            try await handleInterrupt(journal, batch: batch, jobs: jobs, choice: InterruptChoice.resolve(onInterrupt))
             jobs = try journal.batchJobs(batch)
         }
         // With JSON progress, stdout stays JSON lines only: the summary goes to stderr.
         try report(journal, batch: batch, joblog: options.joblog, to: options.progress == .json ? .standardError : .standardOutput)
-        if interrupted.withLock({ $0 }) { throw ExitCode(130) }
+        if interrupt.fired { throw ExitCode(130) }
         if !jobs.allSatisfy({ $0.state == .succeeded }) { throw ExitCode(1) }
     }
 
@@ -41,15 +37,9 @@ enum BatchRun {
     }
 
     private static func handleInterrupt(_ journal: Journal, batch: String, jobs: [JobRecord], choice: InterruptChoice) async throws {
-        var decision = choice
         let open = jobs.filter { !$0.state.isFinal }.map(\.id)
         if open.isEmpty { return }
-        if decision == .ask {
-            FileHandle.standardError.write(Data("\ndrover: cancel the \(open.count) unfinished job(s) of batch \(batch)? [y = cancel them / N = leave them running] ".utf8))
-            let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
-            decision = answer.hasPrefix("y") ? .cancel : .leave
-        }
-        if decision == .leave {
+        if choice.answered("cancel the \(open.count) unfinished job(s) of batch \(batch)", cancel: "cancel them", leave: "leave them running") == .leave {
             Terminal.note("batch \(batch) keeps running: `drover wait \(batch)`, then `drover report \(batch)`; stop it with `drover cancel \(batch)`")
             return
         }

@@ -10,9 +10,9 @@ struct BatchSubmission {
     let options: BatchOptions
     let inventory: Inventory
 
-    /// The batch file named on the command line (`drover submit batch.json`), nil for a command
-    /// after `--`; exits 2 when both or a stray word are given.
-    static func batchFile(_ file: String?, command: [String]) throws -> String? {
+    /// For `run` and `submit`: the batch file named on the command line, read and checked; nil
+    /// for a command after `--`. Exits 2 when both are given, or single-job options with a file.
+    static func named(_ file: String?, command: [String], job: JobOptions, options: BatchOptions, inventory: InventoryOptions) throws -> BatchSubmission? {
         guard let file else { return nil }
         if !command.isEmpty {
             Terminal.error("give a batch file or a command after --, not both (\(file) and \(command.joined(separator: " ")))")
@@ -22,7 +22,8 @@ struct BatchSubmission {
             Terminal.error("\(file): put a command after -- (drover run -- \(file) …); a batch file name ends in .json")
             throw ExitCode(2)
         }
-        return file
+        try job.refuseWithBatch()
+        return try read(file, options: options, inventory: try inventory.load())
     }
 
     /// Reads a batch file; prints every problem (with its path in the file) and exits 2 on any.
@@ -80,6 +81,18 @@ struct BatchSubmission {
         return (journal, result)
     }
 
+    /// `run` and `map`: the dry run, or submit and follow the batch to its end (with
+    /// `detach`, print its name and return).
+    func run(state: StateOptions, detach: Bool, onInterrupt: InterruptChoice?) async throws {
+        if options.dryRun { return try dryRun(state: state) }
+        let (journal, _) = try submit(state: state)
+        if detach {
+            print(spec.name)
+            return
+        }
+        try await BatchRun.follow(journal, batch: spec.name, options: options, onInterrupt: onInterrupt)
+    }
+
     // MARK: Dry run
 
     /// Prints what submitting would do, without writing anything.
@@ -89,11 +102,7 @@ struct BatchSubmission {
         var coordinator = false
         if state.location.exists, LocalFile.exists(state.location.journalPath) {
             let db = try SQLiteDatabase(path: state.location.journalPath)
-            for r in (try? db.query("SELECT id, batch_job, state, spec_hash FROM jobs WHERE batch=? AND superseded=0", .text(spec.name))) ?? [] {
-                if let id = r.int("id"), let j = r.string("batch_job"), let s = r.string("state").flatMap(JobState.init(rawValue:)) {
-                    existing[j] = .init(row: id, state: s, specHash: r.string("spec_hash"))
-                }
-            }
+            existing = (try? Journal.existingJobs(db, batch: spec.name)) ?? [:]
             hostRecords = (try? Journal.readHosts(db)) ?? []
             coordinator = state.location.runningCoordinator() != nil
         }
@@ -136,9 +145,7 @@ struct BatchSubmission {
                 if let from = input.from {
                     fromInputs.append("\(job.id) ← \(input.source) of \(from)")
                 } else if let sha = input.sha256 {
-                    var st = stat()
-                    let size = stat(input.source, &st) == 0 ? Int(st.st_size) : 0
-                    files[sha, default: (input.source, size, 0)].jobs += 1
+                    files[sha, default: (input.source, LocalFile.size(input.source) ?? 0, 0)].jobs += 1
                 }
             }
         }

@@ -44,14 +44,7 @@ struct MapCommand: AsyncParsableCommand {
     func run() async throws {
         let inventory = try inventoryOptions.load()
         let spec = try build(inventory: inventory)
-        let submission = try BatchSubmission(spec, options: batch, inventory: inventory)
-        if batch.dryRun { return try submission.dryRun(state: stateOptions) }
-        let (journal, _) = try submission.submit(state: stateOptions)
-        if detach {
-            print(spec.name)
-            return
-        }
-        try await BatchRun.follow(journal, batch: spec.name, options: batch, onInterrupt: onInterrupt)
+        try await BatchSubmission(spec, options: batch, inventory: inventory).run(state: stateOptions, detach: detach, onInterrupt: onInterrupt)
     }
 
     /// The batch: one job per combination of inputs.

@@ -4,11 +4,6 @@ import DroverInventory
 import DroverCore
 import Foundation
 
-/// What Ctrl-C on `drover run` does.
-enum InterruptChoice: String, ExpressibleByArgument, CaseIterable {
-    case ask, cancel, leave
-}
-
 /// `drover run`: run one job and follow it to the end.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,18 +44,8 @@ struct RunCommand: AsyncParsableCommand {
     var command: [String] = []
 
     func run() async throws {
-        if let file = try BatchSubmission.batchFile(batchFile, command: command) {
-            try job.refuseWithBatch()
-            let inventory = try inventoryOptions.load()
-            let submission = try BatchSubmission.read(file, options: batch, inventory: inventory)
-            if batch.dryRun { return try submission.dryRun(state: stateOptions) }
-            let (journal, _) = try submission.submit(state: stateOptions)
-            if detach {
-                print(submission.spec.name)
-                return
-            }
-            try await BatchRun.follow(journal, batch: submission.spec.name, options: batch, onInterrupt: onInterrupt)
-            return
+        if let submission = try BatchSubmission.named(batchFile, command: command, job: job, options: batch, inventory: inventoryOptions) {
+            return try await submission.run(state: stateOptions, detach: detach, onInterrupt: onInterrupt)
         }
         let submission = try Submission(job, command: command, state: stateOptions, inventory: inventoryOptions)
         let (id, journal, inventory) = (submission.id, submission.journal, submission.inventory)
@@ -68,18 +53,14 @@ struct RunCommand: AsyncParsableCommand {
             print(id)
             return
         }
-        let choice = onInterrupt ?? (isatty(0) == 1 ? .ask : .cancel)
-        let interrupted = Locked(false)
-        signal(SIGINT, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGINT)
-        source.setEventHandler { interrupted.withLock { $0 = true } }
-        source.resume()
-        defer { source.cancel() }
+        let choice = InterruptChoice.resolve(onInterrupt)
+        let interrupt = InterruptWatch()
+        defer { interrupt.stop() }
 
         let follower = JobFollower(journal: journal, inventory: inventory)
         let outcome: JobRecord
         do {
-            outcome = try await follower.follow(id) { interrupted.withLock { $0 } ? InterruptedRun(id: id) : nil }
+            outcome = try await follower.follow(id) { interrupt.fired ? InterruptedRun(id: id) : nil }
         } catch let e as InterruptedRun {
             await follower.close()
             try await handleInterrupt(e.id, choice: choice, follower: follower)
@@ -97,13 +78,7 @@ struct RunCommand: AsyncParsableCommand {
     struct InterruptedRun: Error { var id: Int }
 
     private func handleInterrupt(_ id: Int, choice: InterruptChoice, follower: JobFollower) async throws {
-        var decision = choice
-        if decision == .ask {
-            FileHandle.standardError.write(Data("\ndrover: cancel job \(id)? [y = cancel it / N = leave it running] ".utf8))
-            let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
-            decision = answer.hasPrefix("y") ? .cancel : .leave
-        }
-        if decision == .leave {
+        if choice.answered("cancel job \(id)", cancel: "cancel it", leave: "leave it running") == .leave {
             Terminal.note("job \(id) keeps running; follow it with `drover logs \(id) --follow`, stop it with `drover cancel \(id)`")
             throw ExitCode(130)
         }

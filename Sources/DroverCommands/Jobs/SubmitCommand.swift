@@ -38,10 +38,7 @@ struct SubmitCommand: AsyncParsableCommand {
     var command: [String] = []
 
     func run() async throws {
-        if let file = try BatchSubmission.batchFile(batchFile, command: command) {
-            try job.refuseWithBatch()
-            let inventory = try inventoryOptions.load()
-            let submission = try BatchSubmission.read(file, options: batch, inventory: inventory)
+        if let submission = try BatchSubmission.named(batchFile, command: command, job: job, options: batch, inventory: inventoryOptions) {
             if batch.dryRun { return try submission.dryRun(state: stateOptions) }
             let (_, result) = try submission.submit(state: stateOptions)
             if json {

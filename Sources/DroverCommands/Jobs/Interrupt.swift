@@ -1,0 +1,40 @@
+import ArgumentParser
+import DroverCore
+import Foundation
+
+/// What Ctrl-C on `drover run` (or `map`) does.
+enum InterruptChoice: String, ExpressibleByArgument, CaseIterable {
+    case ask, cancel, leave
+
+    /// `--on-interrupt`, else: ask on a terminal, cancel without one.
+    static func resolve(_ given: InterruptChoice?) -> InterruptChoice {
+        given ?? (isatty(0) == 1 ? .ask : .cancel)
+    }
+
+    /// `.ask` answered at the terminal (`y` cancels, anything else leaves); the others as they are.
+    func answered(_ question: String, cancel: String, leave: String) -> InterruptChoice {
+        guard self == .ask else { return self }
+        FileHandle.standardError.write(Data("\ndrover: \(question)? [y = \(cancel) / N = \(leave)] ".utf8))
+        let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        return answer.hasPrefix("y") ? .cancel : .leave
+    }
+}
+
+/// Turns Ctrl-C into a flag that the follow loops poll, so they can restore the terminal
+/// and ask what to do with the remote work instead of dying with it unexplained.
+final class InterruptWatch: @unchecked Sendable {
+    private let flag = Locked(false)
+    private let source: any DispatchSourceSignal
+
+    init() {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT)
+        let flag = self.flag
+        source.setEventHandler { flag.withLock { $0 = true } }
+        source.resume()
+    }
+
+    var fired: Bool { flag.withLock { $0 } }
+
+    func stop() { source.cancel() }
+}
