@@ -33,7 +33,7 @@ struct SpecInputTests {
             guard let node = try? JSONParser.parse(m.mutate(base)) else { continue }
             switch AttemptSpec.parse(node, file: "spec.json") {
             case .success(let spec):
-                #expect(AttemptID.isValidJob(spec.id.job) && spec.inputs.allSatisfy { InputLink.isSafe($0.path) }, "seed \(seed) input \(i)")
+                #expect(AttemptID.isValidJob(spec.id.job) && spec.inputs.allSatisfy { LocalFile.staysInside($0.path) }, "seed \(seed) input \(i)")
             case .failure(let e):
                 #expect(!e.issues.isEmpty, "seed \(seed) input \(i)")
             }

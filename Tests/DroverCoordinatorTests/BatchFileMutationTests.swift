@@ -30,7 +30,7 @@ struct BatchFileMutationTests {
                 #expect(BatchNames.isValid(spec.name), "seed \(seed) input \(i)")
                 for j in spec.jobs {
                     #expect(BatchNames.isValid(j.id), "seed \(seed) input \(i): job id \(j.id)")
-                    #expect((j.request.outputs ?? []).allSatisfy(BatchNames.isSafeRelativePath), "seed \(seed) input \(i)")
+                    #expect((j.request.outputs ?? []).allSatisfy(LocalFile.staysInside), "seed \(seed) input \(i)")
                 }
                 #expect((try? BatchGraph.order(spec.jobs)) != nil, "seed \(seed) input \(i): an accepted batch has no cycle")
             } catch {

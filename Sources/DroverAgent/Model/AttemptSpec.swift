@@ -112,7 +112,7 @@ public struct AttemptSpec: Sendable, Equatable {
             for (i, item) in (n.arrayValue ?? []).enumerated() {
                 let path = item["path"]?.stringValue ?? ""
                 let sha = item["sha256"]?.stringValue ?? ""
-                guard InputLink.isSafe(path), sha.count == 64, sha.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+                guard LocalFile.staysInside(path), SHA256.isHexDigest(sha) else {
                     d.report("needs a relative `path` inside the working directory (no .., not absolute) and a lower-case hex `sha256`", path: "inputs[\(i)]", at: item.position)
                     continue
                 }
@@ -158,12 +158,6 @@ public struct AttemptSpec: Sendable, Equatable {
 public struct InputLink: Sendable, Equatable {
     public var path: String
     public var sha256: String
-
-    /// A relative path that stays inside its folder.
-    static func isSafe(_ path: String) -> Bool {
-        guard !path.isEmpty, !path.hasPrefix("/"), !path.utf8.contains(0) else { return false }
-        return !path.split(separator: "/").contains("..")
-    }
 }
 
 /// A rejected spec or command, with every problem found.

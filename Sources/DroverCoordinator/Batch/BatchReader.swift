@@ -277,7 +277,7 @@ public struct BatchReader {
         }
         var out: [String] = []
         for (i, item) in items.enumerated() {
-            guard let s = item.stringValue, BatchNames.isSafeRelativePath(s) else {
+            guard let s = item.stringValue, LocalFile.staysInside(s) else {
                 diagnostics.report("must be a relative path or glob inside the working directory (no leading /, no ..)", path: "\(path)[\(i)]", at: item.position)
                 continue
             }
@@ -303,7 +303,7 @@ public struct BatchReader {
                 let dest = r.string("as")
                 let job = r.string("from")
                 r.finish()
-                if let dest, !BatchNames.isSafeRelativePath(dest) {
+                if let dest, !LocalFile.staysInside(dest) {
                     diagnostics.report("must be a relative path inside the working directory", path: "\(p).as", at: item.position)
                     continue
                 }
@@ -312,7 +312,7 @@ public struct BatchReader {
                     continue
                 }
                 if let job {
-                    guard BatchNames.isSafeRelativePath(source) else {
+                    guard LocalFile.staysInside(source) else {
                         diagnostics.report("must be a relative path or glob inside the upstream job's results", path: "\(p).path", at: item.position)
                         continue
                     }
@@ -330,7 +330,7 @@ public struct BatchReader {
         let expanded = LocalUser.expand(given)
         let absolute = expanded.hasPrefix("/") ? expanded : baseDirectory + "/" + expanded
         let trimmed = given.hasSuffix("/") ? String(given.dropLast()) : given
-        let target = dest ?? (BatchNames.isSafeRelativePath(trimmed) && !given.hasPrefix("~") ? trimmed : (absolute as NSString).lastPathComponent)
+        let target = dest ?? (LocalFile.staysInside(trimmed) && !given.hasPrefix("~") ? trimmed : (absolute as NSString).lastPathComponent)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: absolute, isDirectory: &isDir) else {
             diagnostics.report("no such file or folder: \(absolute)\(given.hasPrefix("/") ? "" : " (relative paths start at the batch file's folder)")", path: path, at: position)
@@ -338,13 +338,8 @@ public struct BatchReader {
         }
         if !isDir.boolValue { return file(absolute, dest: target, path: path, at: position).map { [$0] } ?? [] }
         var out: [InputFile] = []
-        let names = (FileManager.default.enumerator(atPath: absolute)?.allObjects as? [String] ?? []).sorted()
-        for name in names {
-            var sub: ObjCBool = false
-            let full = absolute + "/" + name
-            if FileManager.default.fileExists(atPath: full, isDirectory: &sub), !sub.boolValue, let f = file(full, dest: target + "/" + name, path: path, at: position) {
-                out.append(f)
-            }
+        for name in LocalFolder.files(under: absolute) {
+            if let f = file(absolute + "/" + name, dest: target + "/" + name, path: path, at: position) { out.append(f) }
         }
         if out.isEmpty { diagnostics.report("the folder \(absolute) holds no file", path: path, at: position) }
         return out

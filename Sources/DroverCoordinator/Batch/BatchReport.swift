@@ -153,16 +153,11 @@ public struct BatchReport: Sendable {
             guard let a = j.attempts.last(where: { !$0.stale }) ?? j.attempts.last, let start = a.startedAt else { continue }
             let runtime = (a.endedAt ?? generatedAt) - start
             let signal = a.signal.flatMap(Signals.number).map(String.init) ?? "0"
-            let received = BatchReport.fileSize(batch.folder + "/" + (j.record.batchJob ?? "") + "/stdout")
+            let received = LocalFile.size(batch.folder + "/" + (j.record.batchJob ?? "") + "/stdout") ?? 0
             lines.append([String(i + 1), a.host, String(format: "%.3f", start), String(format: "%.3f", runtime), "0", String(received),
                           String(a.exitCode ?? -1), signal, j.record.request.commandLine.replacingOccurrences(of: "\n", with: " ")].joined(separator: "\t"))
         }
         return lines.joined(separator: "\n") + "\n"
-    }
-
-    static func fileSize(_ path: String) -> Int {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int(st.st_size) : 0
     }
 
     // MARK: Terminal summary

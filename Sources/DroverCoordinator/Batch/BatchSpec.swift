@@ -14,11 +14,6 @@ public struct BatchSpec: Sendable {
         self.jobs = jobs
         self.file = file
     }
-
-    /// The jobs in an order where each comes after the jobs it depends on (file order otherwise).
-    public var ordered: [BatchJob] {
-        (try? BatchGraph.order(jobs)) ?? jobs
-    }
 }
 
 /// One job of a batch: its id in the batch and the request.
@@ -101,10 +96,4 @@ public enum BatchNames {
     }
 
     public static let rule = "letters, digits, '.', '_' and '-' (not first), at most 100 characters"
-
-    /// Whether a relative path stays inside its folder: not absolute, no `..`, no NUL, not empty.
-    public static func isSafeRelativePath(_ path: String) -> Bool {
-        guard !path.isEmpty, !path.hasPrefix("/"), !path.utf8.contains(0) else { return false }
-        return !path.split(separator: "/").contains("..")
-    }
 }

@@ -29,13 +29,7 @@ extension Journal {
     /// Records a batch (or a resubmission of it) in one transaction and returns the plan it applied.
     public func submitBatch(_ spec: BatchSpec, results: String, restart: Bool = false, limit: Int? = nil) throws -> BatchSubmitResult {
         try db.transaction {
-            var existing: [String: BatchPlan.Existing] = [:]
-            for r in try db.query("SELECT id, batch_job, state, spec_hash FROM jobs WHERE batch=? AND superseded=0", .text(spec.name)) {
-                guard let id = r.int("id"), let job = r.string("batch_job"), let state = r.string("state").flatMap(JobState.init(rawValue:)) else { continue }
-                existing[job] = .init(row: id, state: state, specHash: r.string("spec_hash"))
-            }
-            let plan: BatchPlan
-            do { plan = try BatchPlan.make(spec, existing: existing, restart: restart, limit: limit) } catch { throw error }
+            let plan = try BatchPlan.make(spec, existing: try Self.existingJobs(db, batch: spec.name), restart: restart, limit: limit)
             let now = Date().timeIntervalSince1970
             let previous = try batch(named: spec.name)
             let generation = (previous?.generation ?? 0) + 1
@@ -60,6 +54,17 @@ extension Journal {
             try audit("batch", "batch \(spec.name) submitted (generation \(generation)): \(plan.run.count) job(s) to run, \(plan.kept.count) kept from before\(plan.limitedOut.isEmpty ? "" : ", \(plan.limitedOut.count) left out by --limit")")
             return BatchSubmitResult(plan: plan, ids: ids, generation: generation)
         }
+    }
+
+    /// What an earlier submission of a batch left, by job id (also for readers that must not
+    /// write, like --dry-run).
+    public static func existingJobs(_ db: SQLiteDatabase, batch: String) throws -> [String: BatchPlan.Existing] {
+        var existing: [String: BatchPlan.Existing] = [:]
+        for r in try db.query("SELECT id, batch_job, state, spec_hash FROM jobs WHERE batch=? AND superseded=0", .text(batch)) {
+            guard let id = r.int("id"), let job = r.string("batch_job"), let state = r.string("state").flatMap(JobState.init(rawValue:)) else { continue }
+            existing[job] = .init(row: id, state: state, specHash: r.string("spec_hash"))
+        }
+        return existing
     }
 
     /// Current jobs of a batch (each batch job's latest row), in dependency order of submission.

@@ -32,8 +32,7 @@ extension Coordinator {
         for j in queued { byID[j.id] = j }
         let placements = Scheduler.place(queued.map { SchedulerJob(id: $0.id, slots: $0.request.slots, host: $0.request.host, labels: $0.request.labels) }, on: hosts)
         guard !placements.isEmpty else { return }
-        var outbox: [String: [String]] = [:]
-        var staged: [String: [(line: String, files: [StagedFile], job: Int, attempt: Int)]] = [:]
+        var starts: [(host: String, start: HostLink.Outgoing)] = []
         try journal.db.transaction {
             let t = wallNow
             var slotsTaken: [String: Set<Int>] = [:]
@@ -56,24 +55,23 @@ extension Coordinator {
                                    .int(Int64(job.id)), .int(Int64(n)), .text(p.host), .double(t), .from(slot))
                 try journal.db.run("UPDATE jobs SET state='dispatched', attempt=?, host=? WHERE id=?", .int(Int64(n)), .text(p.host), .int(Int64(job.id)))
                 try journal.audit("job", job: job.id, attempt: n, host: p.host, state: "dispatched", "job \(job.label) attempt \(n) dispatched to \(p.host)", time: t)
-                let line = startCommand(job, attempt: n, host: spec, slot: slot)
-                if files.isEmpty {
-                    outbox[p.host, default: []].append(line)
-                } else {
-                    staged[p.host, default: []].append((line, files, job.id, n))
-                }
+                starts.append((p.host, startCommand(job, attempt: n, host: spec, slot: slot, files: files)))
             }
         }
-        flush(outbox)
-        for (host, items) in staged {
-            for item in items { links[host]?.send(item.line, staging: item.files, job: item.job, attempt: item.attempt) }
-        }
+        send(starts)
         // More may fit (the query was bounded).
         if placements.count == queued.count { dirty = true }
     }
 
-    /// The inbox command that starts an attempt (docs/state-format.md, "spec").
-    func startCommand(_ job: JobRecord, attempt: Int, host: HostSpec, slot: Int? = nil) -> String {
+    /// Hands start commands to their links (after the journal committed them); a link first
+    /// stages the start's input files on its host.
+    func send(_ starts: [(host: String, start: HostLink.Outgoing)]) {
+        for (host, start) in starts { links[host]?.send(start) }
+    }
+
+    /// The inbox command that starts an attempt (docs/state-format.md, "spec"), with the input
+    /// files (`stagedInputs`) that must be on the host first.
+    func startCommand(_ job: JobRecord, attempt: Int, host: HostSpec, slot: Int?, files: [StagedFile]) -> HostLink.Outgoing {
         let r = job.request
         var spec = JSONObject()
         spec.set("job", agentJob(job.id))
@@ -81,7 +79,7 @@ extension Coordinator {
         let fill = { (words: [String]) in slot.map { MapTemplate.fillSlot(words, slot: $0) } ?? words }
         if let shell = r.shell { spec.set("shell", fill([shell])[0]) } else { spec.set("argv", fill(r.argv ?? [])) }
         if r.needsWorkdir { spec.set("workdir", true) }
-        if let inputs = r.inputs, !inputs.isEmpty, let files = try? stagedInputs(job) {
+        if !files.isEmpty {
             spec.set("inputs", objects: files.map { f in
                 var o = JSONObject()
                 o.set("path", f.path)
@@ -102,7 +100,7 @@ extension Coordinator {
         var o = JSONObject()
         o.set("type", "start")
         o.set("spec", raw: spec.text)
-        return o.text
+        return HostLink.Outgoing(line: o.text, files: files, job: job.id, attempt: attempt)
     }
 
     func cancelCommand(job: Int, attempt: Int, reason: String) -> String {
@@ -120,6 +118,7 @@ extension Coordinator {
     func reconcile(_ host: String) throws {
         guard let spec = inventory.host(named: host) else { return }
         var outbox: [String: [String]] = [:]
+        var starts: [(host: String, start: HostLink.Outgoing)] = []
         try journal.db.transaction {
             for a in try journal.liveAttempts(on: host) {
                 guard let job = try journal.job(a.job) else { continue }
@@ -127,12 +126,7 @@ extension Coordinator {
                 if a.agentState == nil {
                     if current && !job.cancelRequested {
                         let slot = try journal.db.query("SELECT slot FROM attempts WHERE job=? AND attempt=?", .int(Int64(a.job)), .int(Int64(a.attempt))).first?.int("slot")
-                        let files = (try? stagedInputs(job)) ?? []
-                        if files.isEmpty {
-                            outbox[host, default: []].append(startCommand(job, attempt: a.attempt, host: spec, slot: slot))
-                        } else {
-                            links[host]?.send(startCommand(job, attempt: a.attempt, host: spec, slot: slot), staging: files, job: job.id, attempt: a.attempt)
-                        }
+                        starts.append((host, startCommand(job, attempt: a.attempt, host: spec, slot: slot, files: (try? stagedInputs(job)) ?? [])))
                     } else {
                         // Never accepted and no longer wanted: make sure it never starts.
                         outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: "stale"))
@@ -152,6 +146,7 @@ extension Coordinator {
             }
         }
         flush(outbox)
+        send(starts)
     }
 
     /// `keep-original`: the original attempt `a` becomes the job's attempt again; a replacement

@@ -151,7 +151,7 @@ extension Coordinator {
         case "exited" where a.exitCode == 0 && outputsProblem == nil:
             try finish(job, .succeeded, reason: "exited 0", exitCode: 0)
         case "cancelled":
-            try finish(job, .cancelled, reason: job.cancelRequested ? (job.reason?.hasPrefix("fail-fast") == true ? job.reason! : "cancelled by user") : "cancelled on \(host)",
+            try finish(job, .cancelled, reason: job.cancelRequested ? cancelReason(job, otherwise: "cancelled by user") : "cancelled on \(host)",
                        exitCode: a.exitCode, signal: a.signal)
         case "lost" where job.cancelRequested, "orphaned" where job.cancelRequested:
             try finish(job, .cancelled, reason: "cancelled by user (attempt \(state))", exitCode: a.exitCode, signal: a.signal)

@@ -34,7 +34,7 @@ extension Coordinator {
             let upstream = (job.request.after ?? []).map(\.job).filter { Wildcard.matches(pattern, $0) }
             for dep in upstream {
                 let folder = batch.folder + "/" + dep
-                let files = Self.files(under: folder).filter { Wildcard.matches(input.source, $0) }
+                let files = LocalFolder.files(under: folder).filter { Wildcard.matches(input.source, $0) }
                 guard !files.isEmpty else {
                     throw StagingError("\(input.source) from \(dep): no such file in \(folder) (is it in \(dep)'s `outputs`?)")
                 }
@@ -56,15 +56,6 @@ extension Coordinator {
         let sha = try LocalFile.sha256(path)
         hashCache[path] = HashedFile(size: Int64(st.st_size), mtime: mtime, sha256: sha)
         return sha
-    }
-
-    /// Regular files under a folder, as sorted relative paths (nothing when it does not exist).
-    static func files(under folder: String) -> [String] {
-        let names = (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String]) ?? []
-        return names.filter { name in
-            var isDir: ObjCBool = false
-            return FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isDir) && !isDir.boolValue
-        }.sorted()
     }
 
     /// Slot numbers (`{%}`) held by live attempts on a host.

@@ -166,7 +166,7 @@ public actor Coordinator: HostLinkDelegate {
             for id in rows.compactMap({ $0.int("id") }) {
                 guard let job = try journal.job(id) else { continue }
                 if job.state == .queued || job.state == .waiting || job.state == .approval {
-                    try finish(job, .cancelled, reason: job.reason?.hasPrefix("fail-fast") == true ? job.reason! : "cancelled before it started")
+                    try finish(job, .cancelled, reason: cancelReason(job, otherwise: "cancelled before it started"))
                     continue
                 }
                 guard let host = job.host else { continue }
@@ -291,6 +291,13 @@ public actor Coordinator: HostLinkDelegate {
         if state == .failed, try journal.batch(named: batch)?.failFast == true {
             try failFast(batch, failed: job)
         }
+    }
+
+    /// Why a job asked to stop ends cancelled: the reason recorded with the request (fail-fast
+    /// records one in the job's reason), else `otherwise`.
+    func cancelReason(_ job: JobRecord, otherwise: String) -> String {
+        if let r = job.reason, r.hasPrefix("fail-fast") { return r }
+        return otherwise
     }
 
     /// Puts a job back in the queue (after its back-off, for a failure), or fails it when its

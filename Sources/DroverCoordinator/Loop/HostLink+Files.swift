@@ -39,7 +39,7 @@ extension HostLink {
         let store = spec.root + "/files"
         var failed: [String: String] = [:]
         let valid = files.filter { f in
-            let ok = f.sha256.count == 64 && f.sha256.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+            let ok = SHA256.isHexDigest(f.sha256)
             if !ok { failed[f.sha256] = "no content hash recorded for \(f.localPath)" }
             return ok
         }
@@ -58,8 +58,7 @@ extension HostLink {
             }
             try await session.upload(file: f.localPath, to: "\(store)/.upload-\(f.sha256)", mode: 0o400)
             uploaded.append(f)
-            var st = stat()
-            if stat(f.localPath, &st) == 0 { bytes += Int(st.st_size) }
+            bytes += LocalFile.size(f.localPath) ?? 0
         }
         if !uploaded.isEmpty {
             // Keep only what hashes right: a file changed since submission is refused, never run.
@@ -75,20 +74,6 @@ extension HostLink {
         let good = Set(valid.map(\.sha256)).subtracting(failed.keys)
         state.withLock { $0.stored.formUnion(good) }
         return failed
-    }
-
-    private func requeue(_ batch: [Outgoing], for session: any HostSession) {
-        let same = state.withLock { s -> Bool in
-            guard let current = s.session, current as AnyObject === session as AnyObject else { return false }
-            s.pending = batch + s.pending
-            return true
-        }
-        if same {
-            Task {
-                try? await Task.sleep(for: .seconds(1))
-                self.wake.yield()
-            }
-        }
     }
 
     // MARK: Results
@@ -124,7 +109,7 @@ extension HostLink {
             for name in present.stdoutText.split(separator: "\n").map(String.init) where name == "stdout" || name == "stderr" {
                 try await session.download(c.attemptDirectory + "/" + name, to: c.destination + "/" + name)
                 files += 1
-                bytes += Self.size(c.destination + "/" + name)
+                bytes += LocalFile.size(c.destination + "/" + name) ?? 0
             }
             guard !c.outputs.isEmpty else { return .done(files: files, bytes: bytes) }
             let listing = try await session.run("cd \(q(c.workdir)) && find . -type f -print0", timeout: 60)
@@ -140,12 +125,12 @@ extension HostLink {
                 if hits.isEmpty { unmatched.append(pattern) }
                 wanted.formUnion(hits)
             }
-            for rel in wanted.sorted() where BatchNames.isSafeRelativePath(rel) && rel != "stdout" && rel != "stderr" {
+            for rel in wanted.sorted() where LocalFile.staysInside(rel) && rel != "stdout" && rel != "stderr" {
                 let local = c.destination + "/" + rel
                 try? fm.createDirectory(atPath: (local as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try await session.download(c.workdir + "/" + rel, to: local)
                 files += 1
-                bytes += Self.size(local)
+                bytes += LocalFile.size(local) ?? 0
             }
             if !unmatched.isEmpty {
                 return .missingOutputs("declared output(s) \(unmatched.joined(separator: ", ")) matched no file in \(c.workdir)")
@@ -154,10 +139,5 @@ extension HostLink {
         } catch {
             return .failed(error.description)
         }
-    }
-
-    static func size(_ path: String) -> Int {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int(st.st_size) : 0
     }
 }

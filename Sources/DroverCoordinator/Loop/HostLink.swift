@@ -124,9 +124,9 @@ final class HostLink: @unchecked Sendable {
         wake.yield()
     }
 
-    /// Queues a start command whose input files must be in the host's store before it is sent.
-    func send(_ line: String, staging files: [StagedFile], job: Int, attempt: Int) {
-        state.withLock { $0.pending.append(Outgoing(line: line, files: files, job: job, attempt: attempt)) }
+    /// Queues a start command; its input files are put in the host's store before it is sent.
+    func send(_ start: Outgoing) {
+        state.withLock { $0.pending.append(start) }
         wake.yield()
     }
 
@@ -259,11 +259,11 @@ final class HostLink: @unchecked Sendable {
                         }
                     }
                     if status != .exited(0) {
-                        requeue(lines, for: session)
+                        requeue(lines.map { Outgoing(line: $0) }, for: session)
                         log("\(spec.name): sending \(lines.count) command(s)\(leaseDue ? " and the lease" : "") failed (\(status.map { "\($0)" } ?? "no status")): \(out.trimmingCharacters(in: .whitespacesAndNewlines))")
                     }
                 } catch {
-                    requeue(lines, for: session)
+                    requeue(lines.map { Outgoing(line: $0) }, for: session)
                     log("\(spec.name): sending \(lines.count) command(s)\(leaseDue ? " and the lease" : "") failed: \(error)")
                 }
             }
@@ -272,11 +272,11 @@ final class HostLink: @unchecked Sendable {
 
     /// Puts unsent commands back (first in line) while the same session is still in use, and
     /// retries a second later; after a reconnect, reconciliation resends what is still needed.
-    private func requeue(_ lines: [String], for session: any HostSession) {
-        guard !lines.isEmpty else { return }
+    func requeue(_ items: [Outgoing], for session: any HostSession) {
+        guard !items.isEmpty else { return }
         let same = state.withLock { s -> Bool in
             guard let current = s.session, current as AnyObject === session as AnyObject else { return false }
-            s.pending = lines.map { Outgoing(line: $0) } + s.pending
+            s.pending = items + s.pending
             return true
         }
         if same {

@@ -57,6 +57,11 @@ public struct SHA256: Sendable {
         return out
     }
 
+    /// Whether `text` is a digest as `hexString` writes it: 64 lower-case hex digits (and so a safe file name).
+    public static func isHexDigest(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
     /// The digest of `data` in one call.
     public static func hash<C: Collection>(_ data: C) -> [UInt8] where C.Element == UInt8 {
         var s = SHA256()

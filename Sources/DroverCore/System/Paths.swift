@@ -46,6 +46,19 @@ public enum LocalFile {
         return stat(path, &st) == 0
     }
 
+    /// The size of a file in bytes (following symlinks), or nil when it cannot be read.
+    public static func size(_ path: String) -> Int? {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : nil
+    }
+
+    /// Whether a relative path stays inside the folder it is taken from: not empty, not
+    /// absolute, no `..` component, no NUL.
+    public static func staysInside(_ relativePath: String) -> Bool {
+        guard !relativePath.isEmpty, !relativePath.hasPrefix("/"), !relativePath.utf8.contains(0) else { return false }
+        return !relativePath.split(separator: "/").contains("..")
+    }
+
     /// Whether a path is a regular file that this process may read.
     public static func isReadableFile(_ path: String) -> Bool {
         var st = stat()
