@@ -49,6 +49,8 @@ let package = Package(
         .executableTarget(name: "drover-agent", dependencies: ["DroverAgent"]),
         // Benchmarks (bench/): print figures, never part of the pass/fail of tests.
         .executableTarget(name: "drover-bench", dependencies: ["DroverAgent", "DroverCore", "DroverCoordinator", "CDroverSys"], path: "bench/Sources/drover-bench"),
+        // Fault-injection soak (soak/): a mixed job stream under seeded faults, invariants checked.
+        .executableTarget(name: "drover-soak", dependencies: ["DroverCoordinator", "DroverCore", "CDroverSys"], path: "soak/Sources/drover-soak"),
         // Seeded input mutation for the robustness tests (not part of any product).
         .target(name: "DroverTestSupport", path: "Tests/DroverTestSupport"),
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),
