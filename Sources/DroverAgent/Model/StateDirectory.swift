@@ -43,19 +43,33 @@ public struct StateDirectory: Sendable {
     public var cookiePrefix: String { "DROVER_COOKIE=" + String(hexString(SHA256.hash(Array(root.utf8))).prefix(12)) + "/" }
     public func cookie(_ id: AttemptID) -> String { cookiePrefix + id.description }
 
-    /// Creates the root, inbox and attempts folders 0700, and refuses a root that others may write.
+    /// The folders the agent keeps (created 0700 by `prepare`).
+    public var folders: [String] { [root, inbox, rejected, attempts, files] }
+    /// The agent's own top-level files (checked by `prepare` when present).
+    public var stateFiles: [String] { [lockFile, heartbeatFile, leaseFile, eventLog, agentLog, stopRequest] }
+    /// Where `drover deploy` puts agent binaries (checked when present).
+    public var binaries: String { root + "/bin" }
+
+    /// Creates the root and its folders 0700, and refuses a root, folder or state file that
+    /// another user owns or may write (or a folder or file that is a symbolic link; the root
+    /// itself may be one), as sshd's StrictModes would: another user could otherwise place
+    /// commands in the inbox or change what the agent reads.
     public func prepare() throws(AgentError) {
-        for dir in [root, inbox, rejected, attempts] {
+        // The root first: nothing is created inside a root that is refused.
+        try Self.makeDirectory(root)
+        if let problem = PrivatePath.checkDirectory(root, followLink: true) { throw refusal(problem, more: []) }
+        for dir in folders.dropFirst() {
             try Self.makeDirectory(dir)
         }
-        var st = stat()
-        guard stat(root, &st) == 0 else { throw AgentError.system(.current("stat", path: root)) }
-        if st.st_mode & 0o022 != 0 {
-            throw AgentError.unsafe("\(root) is writable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run `chmod 700 \(root)`: the agent refuses to run from it, as sshd's StrictModes would")
-        }
-        if st.st_uid != getuid() {
-            throw AgentError.unsafe("\(root) belongs to uid \(st.st_uid), not to this user (uid \(getuid())); use a root you own")
-        }
+        var problems = folders.dropFirst().compactMap { PrivatePath.checkDirectory($0) }
+        if LocalFile.exists(binaries), let p = PrivatePath.checkDirectory(binaries) { problems.append(p) }
+        problems += stateFiles.compactMap { PrivatePath.checkFileIfPresent($0) }
+        if let first = problems.first { throw refusal(first, more: Array(problems.dropFirst())) }
+    }
+
+    private func refusal(_ problem: PrivatePath.Problem, more: [PrivatePath.Problem]) -> AgentError {
+        let others = more.isEmpty ? "" : " (also: \(more.compactMap(\.path).joined(separator: ", ")))"
+        return .unsafe("refusing the state directory \(root): \(problem)\(others); the agent runs only from a root that no other user can write, as sshd's StrictModes does")
     }
 
     /// mkdir with mode 0700, creating missing parents (`LocalFile.makeDirectories`).

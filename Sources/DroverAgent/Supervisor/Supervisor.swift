@@ -33,6 +33,8 @@ final class Supervisor {
     private var toStart: [AttemptID] = []
     /// Inbox files handled in this tick, removed once their effects are durable.
     private var handledInbox: [String] = []
+    /// Refused inbox files that could be neither moved aside nor removed (skipped from then on).
+    private var unmovable: Set<String> = []
     private let executable = currentExecutable()
 
     init(dir: StateDirectory, heartbeatInterval: Double) throws(AgentError) {
@@ -126,12 +128,21 @@ final class Supervisor {
     /// batch durable before the inbox files are removed and the shims start: a crash at any
     /// point leaves either the command in the inbox or the accepted attempt on disk.
     private func processInbox() -> Bool {
-        let names = listDirectory(dir.inbox).filter { !$0.hasPrefix(".") && $0.hasSuffix(".json") }.sorted()
+        let names = listDirectory(dir.inbox).filter { !$0.hasPrefix(".") && $0.hasSuffix(".json") && !unmovable.contains($0) }.sorted()
         guard !names.isEmpty else { return false }
         var handled: [String] = []
         for name in names {
             let path = dir.inbox + "/" + name
-            guard let bytes = try? LocalFile.read(path) else { continue }
+            // Only this user's own regular files are commands: a file another user owns or may
+            // write, or a symbolic link, is moved aside unread (never followed).
+            let bytes: [UInt8]
+            do throws(PrivatePath.Problem) {
+                bytes = try PrivatePath.readOwnFile(path)
+            } catch {
+                if case .system = error { continue }
+                reject(name, reason: "not executed: \(error)")
+                continue
+            }
             do throws(AgentError) {
                 let node: JSONNode
                 do { node = try JSONParser.parse(bytes) } catch { throw AgentError.invalid("malformed JSON at line \(error.position.line), column \(error.position.column): \(error.message)") }
@@ -218,7 +229,14 @@ final class Supervisor {
     private func reject(_ name: String, reason: String) {
         let from = dir.inbox + "/" + name
         let to = dir.rejected + "/" + name
-        rename(from, to)
+        if rename(from, to) != 0 {
+            // Never handle the same file again: remove it (this user owns the inbox folder).
+            let e = SystemError.current("move to \(to)", path: from)
+            if unlink(from) != 0 && rmdir(from) != 0 {
+                unmovable.insert(name)
+                AgentLog.write("cannot move aside or remove inbox/\(name) (\(e)); ignoring it from now on")
+            }
+        }
         try? AtomicFile.write(Array((reason + "\n").utf8), to: to + ".reason")
         emit(["type": "rejected", "file": name, "reason": reason])
         AgentLog.write("rejected inbox/\(name): \(reason)")
