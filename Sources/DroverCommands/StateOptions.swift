@@ -24,6 +24,9 @@ public struct StateOptions: ParsableArguments {
         }
         do {
             return try Journal(location)
+        } catch let error as UnsafeStateError {
+            Terminal.error(error.description)
+            throw ExitCode(1)
         } catch {
             Terminal.error("cannot open the journal in \(location.path): \(error)")
             throw ExitCode(1)

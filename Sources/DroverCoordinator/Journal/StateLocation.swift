@@ -31,9 +31,20 @@ public struct StateLocation: Sendable, Equatable {
     /// Whether a journal exists here.
     public var exists: Bool { FileManager.default.fileExists(atPath: journalPath) }
 
-    /// Creates the directory (0700) when missing.
+    /// The files the coordinator keeps here (checked by `prepare` when present).
+    public var stateFiles: [String] { [journalPath, journalPath + "-wal", journalPath + "-shm", lockPath, logPath] }
+
+    /// Creates the directory (0700) when missing, and refuses (`UnsafeStateError`) a directory
+    /// or state file that another user owns or may write, or a state file that is a symbolic
+    /// link: the journal decides what runs on every host.
     public func prepare() throws {
         try LocalFile.makeDirectories(path)
+        if let problem = PrivatePath.checkDirectory(path, followLink: true) {
+            throw UnsafeStateError(directory: path, problem: problem)
+        }
+        if let problem = stateFiles.lazy.compactMap({ PrivatePath.checkFileIfPresent($0) }).first {
+            throw UnsafeStateError(directory: path, problem: problem)
+        }
     }
 
     /// The pid of the coordinator holding the lock, or nil when none runs.
@@ -45,5 +56,15 @@ public struct StateLocation: Sendable, Equatable {
     public func lockForCoordinator() throws -> Int32? {
         try prepare()
         return try PIDLock.acquire(lockPath)
+    }
+}
+
+/// The coordinator's state directory or one of its files is not this user's alone.
+public struct UnsafeStateError: Error, Sendable, CustomStringConvertible {
+    public var directory: String
+    public var problem: PrivatePath.Problem
+
+    public var description: String {
+        "refusing the state directory \(directory): \(problem); the journal there decides what runs on your hosts, so no other user may own or write it"
     }
 }
