@@ -44,10 +44,24 @@ enum Testbed {
         try await SSHConnection.connect(to: target(name), options: options)
     }
 
+    /// The environment for `scripts/testbed`: it acts on the testbed in `$DROVER_TESTBED`, so
+    /// `DROVER_TESTBED_DIR` is that directory and `DROVER_TESTBED_NET` the N of its 10.N.0.x
+    /// addresses (from hosts.json) unless they are set already.
+    static var scriptEnvironment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        guard let dir = directory else { return env }
+        if env["DROVER_TESTBED_DIR"] == nil { env["DROVER_TESTBED_DIR"] = dir }
+        if env["DROVER_TESTBED_NET"] == nil, let address = try? inventory().hosts.first?.address {
+            let parts = address.split(separator: ".")
+            if parts.count == 4, parts[0] == "10", let n = Int(parts[1]) { env["DROVER_TESTBED_NET"] = String(n) }
+        }
+        return env
+    }
+
     /// Runs `scripts/testbed ARGS…` and returns its output; throws on a non-zero exit.
     @discardableResult
     static func script(_ arguments: String...) throws -> String {
-        let r = try run(repoRoot + "/scripts/testbed", arguments)
+        let r = try run(repoRoot + "/scripts/testbed", arguments, environment: scriptEnvironment)
         guard r.status == 0 else { throw TestbedError("scripts/testbed \(arguments.joined(separator: " ")) failed: \(r.stderr)") }
         return r.stdout
     }

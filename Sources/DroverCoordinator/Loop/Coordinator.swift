@@ -1,5 +1,6 @@
 import DroverCore
 import DroverInventory
+import DroverSSH
 import Foundation
 
 /// Settings of the coordinator loop (`drover coordinator --help` documents each).
@@ -35,6 +36,9 @@ public actor Coordinator: HostLinkDelegate {
     var lastSeq: [String: Int] = [:]
     var cpus: [String: Int] = [:]
     var caughtUp: Set<String> = []
+    /// Hosts whose key is not trusted (changed, unknown or revoked), with why; nothing is sent
+    /// to them and their state stays `untrusted` until a connection succeeds.
+    var untrusted: [String: String] = [:]
     var cancelSent: Set<String> = []
     var dirty = true
     /// A job ended: waiting dependents may be released or skipped.
@@ -170,7 +174,7 @@ public actor Coordinator: HostLinkDelegate {
                     continue
                 }
                 guard let host = job.host else { continue }
-                if hostState[host] == "down" {
+                if hostState[host] == "down" || hostState[host] == "untrusted" {
                     try finish(job, .cancelled, reason: "cancelled while \(host) is down: its attempt is killed when the host comes back (or by its agent when the lease expires)")
                     continue
                 }
@@ -192,16 +196,16 @@ public actor Coordinator: HostLinkDelegate {
     func checkHosts() throws {
         for host in inventory.hosts {
             let name = host.name
-            guard let live = liveness[name] else { continue }
+            guard let live = liveness[name], untrusted[name] == nil else { continue }
             let beat = live.state(at: now)
             let old = hostState[name] ?? "connecting"
             var new: String
             switch beat {
             case .down: new = "down"
-            case .connecting: new = old == "down" ? "down" : "connecting"
+            case .connecting: new = old == "down" || old == "untrusted" ? "down" : "connecting"
             case .up, .suspect:
                 if !caughtUp.contains(name) {
-                    new = old == "down" || old == "reconciling" ? "reconciling" : (old == "up" || old == "suspect" ? old : "connecting")
+                    new = old == "down" || old == "untrusted" || old == "reconciling" ? "reconciling" : (old == "up" || old == "suspect" ? old : "connecting")
                 } else if try staleLiveCount(name) > 0 {
                     new = "reconciling"
                 } else {
@@ -212,7 +216,7 @@ public actor Coordinator: HostLinkDelegate {
             try journal.db.transaction {
                 try journal.db.run("UPDATE hosts SET state=?, since=? WHERE name=?", .text(new), .double(wallNow), .text(name))
                 try journal.audit("host", host: name, state: new, "\(name): \(old) → \(new)\(new == "down" ? " (no heartbeat for \(Int(settings.deadAfter)) s)" : "")")
-                if new == "down" { try loseAttempts(on: name) }
+                if new == "down" && old != "untrusted" { try loseAttempts(on: name) }
             }
             hostState[name] = new
             log("\(name): \(old) → \(new)")
@@ -264,6 +268,10 @@ public actor Coordinator: HostLinkDelegate {
     func lastAppliedSeq(_ host: String) -> Int { lastSeq[host] ?? 0 }
 
     func linkUp(_ host: String, deploy: DeployReport) {
+        if let was = untrusted.removeValue(forKey: host) {
+            log("\(host): its host key is trusted again (was: \(was.prefix(80))…)")
+            try? journal.audit("host", host: host, "\(host): host key trusted again; connected")
+        }
         log("\(host): connected; agent \(deploy.outcome.rawValue) (build \(deploy.build ?? "?"), pid \(deploy.agentPID.map(String.init) ?? "?"))")
         _ = try? journal.db.run("UPDATE hosts SET agent_build=?, error=NULL WHERE name=?", .from(deploy.build), .text(host))
         if deploy.outcome != .upToDate {
@@ -275,6 +283,32 @@ public actor Coordinator: HostLinkDelegate {
         caughtUp.remove(host)
         log("\(host): link down: \(error)")
         _ = try? journal.db.run("UPDATE hosts SET error=? WHERE name=?", .text(error), .text(host))
+    }
+
+    /// The host offered a key known_hosts does not trust: it becomes `untrusted` (recorded with
+    /// the message, which names the host, its address, both fingerprints and the
+    /// `ssh-keygen -R` to run), its attempts are lost and re-run elsewhere, and nothing is sent
+    /// to it. Repeated refusals with the same message are recorded once.
+    func linkUntrusted(_ host: String, error: SSHError) {
+        caughtUp.remove(host)
+        let message = error.description
+        guard untrusted[host] != message else { return }
+        untrusted[host] = message
+        let old = hostState[host] ?? "connecting"
+        let oneLine = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        do {
+            try journal.db.transaction {
+                try journal.db.run("UPDATE hosts SET state='untrusted', since=?, error=? WHERE name=?", .double(wallNow), .text(message), .text(host))
+                try journal.audit("host", host: host, state: "untrusted",
+                                  "\(host): \(old) → untrusted: refusing to connect, no job goes there until its key is trusted again: \(oneLine)")
+                if old != "down" && old != "untrusted" { try loseAttempts(on: host) }
+            }
+        } catch {
+            log("\(host): could not record the untrusted host key: \(error)")
+        }
+        hostState[host] = "untrusted"
+        dirty = true
+        log("\(host): \(old) → untrusted: \(message)")
     }
 
     // MARK: Journal helpers

@@ -13,6 +13,9 @@ protocol HostLinkDelegate: Actor {
     func receive(_ host: String, lines: [String])
     /// The connection or the stream ended; the link will reconnect.
     func linkDown(_ host: String, error: String)
+    /// The host's key is not the one known_hosts records (changed, unknown or revoked): the link
+    /// does not connect, and only tries again (reading known_hosts anew) every `HostLink.untrustedRetry` seconds.
+    func linkUntrusted(_ host: String, error: SSHError)
     /// Inputs of an attempt could not be placed on the host; its start was not sent.
     func stagingFailed(_ host: String, job: Int, attempt: Int, error: String)
     /// Input files were uploaded to the host's store.
@@ -179,12 +182,27 @@ final class HostLink: @unchecked Sendable {
                 if !stopping { await delegate.linkDown(spec.name, error: error) }
             } catch {
                 if stopping { break }
+                if Self.isTrustFailure(error) {
+                    // Never connect on another key: wait for the user to fix known_hosts.
+                    await delegate.linkUntrusted(spec.name, error: error)
+                    try? await Task.sleep(for: .seconds(Self.untrustedRetry))
+                    continue
+                }
                 await delegate.linkDown(spec.name, error: error.description)
             }
             if stopping { break }
             try? await Task.sleep(for: .seconds(backoff))
             backoff = min(backoff * 2, 5)
         }
+    }
+
+    /// Seconds between connection attempts to a host whose key is not trusted.
+    static let untrustedRetry = 10.0
+
+    /// Whether a connect failed because the host's key is not trusted (as opposed to a host
+    /// that is down or unreachable).
+    static func isTrustFailure(_ error: SSHError) -> Bool {
+        [.hostKeyMismatch, .unknownHostKey, .revokedHostKey].contains(error.kind)
     }
 
     /// Reads the stream line by line until it ends; returns why it ended.
