@@ -182,8 +182,12 @@ public struct InventoryLoader {
             d.report("port \(p.value) is out of range; use 1–65535 (22 is the default)", path: p.path, at: p.position)
         }
         raw.user = located("user", r.string("user"))
-        if let u = raw.user, u.value.isEmpty || u.value.hasPrefix("-") || u.value.contains(where: { $0.isWhitespace || $0 == "@" }) {
-            d.report("\"\(u.value)\" is not a valid user name", path: u.path, at: u.position)
+        if let u = raw.user {
+            if let bad = Self.unsafeCharacter(in: u.value) {
+                d.report("user \(JSONText.quote(u.value)) contains \(bad); a user name may not contain shell metacharacters (\(Self.shellMetacharacters)), spaces or control characters, as OpenSSH also refuses: use the login name on the host", path: u.path, at: u.position)
+            } else if u.value.isEmpty || u.value.hasPrefix("-") || u.value.contains("@") {
+                d.report("\"\(u.value)\" is not a valid user name", path: u.path, at: u.position)
+            }
         }
         raw.identity = located("identity", r.string("identity"))
         raw.knownHosts = located("known_hosts", r.string("known_hosts"))
@@ -205,6 +209,9 @@ public struct InventoryLoader {
         raw.root = located("root", r.string("root"))
         if let root = raw.root, !(root.value.hasPrefix("/") || root.value.hasPrefix("~/") || root.value.hasPrefix("$HOME/")) {
             d.report("root must be an absolute path or start with ~/ (e.g. \"~/.drover\")", path: root.path, at: root.position)
+        } else if let root = raw.root, let bad = root.value.unicodeScalars.first(where: Self.isControl) {
+            // Other characters are quoted wherever the root goes into a remote shell line.
+            d.report("root \(JSONText.quote(root.value)) contains a control character (\(Self.codePoint(bad))); use a plain path", path: root.path, at: root.position)
         }
         raw.env = r.stringMap("env")
         if let env = raw.env {
@@ -308,9 +315,33 @@ public struct InventoryLoader {
         return nil
     }
 
+    /// The characters refused in user names and addresses: those OpenSSH 9.6 and later refuse in
+    /// user and host names given on its command line (they may reach a shell through `%u`/`%h`
+    /// expansions), and the globs `*` and `?`.
+    static let shellMetacharacters = #"' " ` $ \ ; & < > | ( ) { } * ?"#
+
+    /// `U+000A` for a newline.
+    static func codePoint(_ c: Unicode.Scalar) -> String {
+        let hex = String(c.value, radix: 16, uppercase: true)
+        return "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+    }
+
+    static func isControl(_ c: Unicode.Scalar) -> Bool { c.value < 0x20 || c.value == 0x7F || (0x80..<0xA0).contains(c.value) }
+
+    /// The first shell metacharacter, space or control character in `s`, described for a message.
+    static func unsafeCharacter(in s: String) -> String? {
+        let meta = Set(shellMetacharacters.unicodeScalars.filter { $0 != " " })
+        guard let c = s.unicodeScalars.first(where: { meta.contains($0) || isControl($0) || $0.properties.isWhitespace }) else { return nil }
+        if isControl(c) || c.properties.isWhitespace { return "a space or control character (\(codePoint(c)))" }
+        return "\"\(c)\""
+    }
+
     static func addressProblem(_ address: String) -> String? {
         if address.isEmpty { return "address must not be empty" }
         if address.hasPrefix("-") { return "address must not start with '-'" }
+        if let bad = unsafeCharacter(in: address), !address.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "@" }) {
+            return "address \(JSONText.quote(address)) contains \(bad); a host name, IP address or ssh_config alias may not contain shell metacharacters (\(shellMetacharacters)), spaces or control characters"
+        }
         if address.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "@" }) {
             return "address \"\(address)\" must be a host name, an IP address or an ssh_config alias (put the user in `user`)"
         }
