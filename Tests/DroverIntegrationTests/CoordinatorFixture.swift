@@ -11,16 +11,17 @@ final class CoordinatorFixture {
     var pid: pid_t = 0
     let arguments: [String]
 
-    init(deadAfter: Double = 5, leaseTTL: Double = 30, extra: [String] = []) throws {
+    /// `inventory`: another inventory file than the testbed's hosts.json (for its hosts).
+    init(deadAfter: Double = 5, leaseTTL: Double = 30, extra: [String] = [], inventory: String? = nil) throws {
         state = try Testbed.tempDirectory() + "/state"
-        inventory = Testbed.directory! + "/hosts.json"
+        self.inventory = inventory ?? Testbed.directory! + "/hosts.json"
         arguments = ["--dead-after", String(deadAfter), "--lease-ttl", String(leaseTTL)] + extra
     }
 
     /// Runs `body` with a coordinator that sees every host up, and tears everything down
     /// afterwards, also when `body` fails.
-    static func with(deadAfter: Double = 5, leaseTTL: Double = 30, extra: [String] = [], _ body: (CoordinatorFixture) async throws -> Void) async throws {
-        let f = try CoordinatorFixture(deadAfter: deadAfter, leaseTTL: leaseTTL, extra: extra)
+    static func with(deadAfter: Double = 5, leaseTTL: Double = 30, extra: [String] = [], inventory: String? = nil, _ body: (CoordinatorFixture) async throws -> Void) async throws {
+        let f = try CoordinatorFixture(deadAfter: deadAfter, leaseTTL: leaseTTL, extra: extra, inventory: inventory)
         do {
             try f.startAndWaitForHosts()
             try await body(f)
