@@ -1,0 +1,58 @@
+import DroverCore
+
+/// What the soak reads back from one host: the agent's event log and the evidence lines
+/// that successful attempts appended.
+struct AgentRecords {
+    /// One `transition` line of `events.log` about a job of the soak's coordinator.
+    struct Transition {
+        var seq: Int
+        var job: Int
+        var attempt: Int
+        var state: String
+        var exitCode: Int?
+    }
+
+    var host: String
+    var transitions: [Transition] = []
+    /// The highest `seq` in the log (0 when it is empty or missing).
+    var lastSeq = 0
+    /// Lines that were not JSON, or whose `seq` did not follow the previous one.
+    var malformed = 0
+    /// (job, attempt) of every evidence line.
+    var evidence: [(job: Int, attempt: Int)] = []
+    /// The log as read (kept with the journal when a run fails).
+    var text = ""
+    /// Where the first out-of-order `seq` was (for the report).
+    var firstDisorder: String?
+
+    /// Reads `ROOT/events.log` and `~/EVIDENCE` on the host (as root, inside it).
+    static func read(_ testbed: Testbed, host: String, root: String, evidenceFile: String, coordinator cid: String) throws -> AgentRecords {
+        var out = AgentRecords(host: host)
+        let log = try testbed.shell(host, #"cat "$1/events.log" 2>/dev/null || true"#, root, timeout: 120)
+        out.text = log
+        var previous = 0
+        for line in log.split(separator: "\n") {
+            guard let node = try? JSONParser.parse(String(line)), let seq = node["seq"]?.intValue else {
+                out.malformed += 1
+                continue
+            }
+            if seq != previous + 1 {
+                out.malformed += 1
+                if out.firstDisorder == nil { out.firstDisorder = "seq \(seq) after \(previous)" }
+            }
+            previous = seq
+            out.lastSeq = max(out.lastSeq, seq)
+            guard node["type"]?.stringValue == "transition", let name = node["job"]?.stringValue, name.hasPrefix(cid + "-"),
+                  let job = Int(name.dropFirst(cid.count + 1)), let attempt = node["attempt"]?.intValue,
+                  let state = node["state"]?.stringValue else { continue }
+            out.transitions.append(Transition(seq: seq, job: job, attempt: attempt, state: state, exitCode: node["exit_code"]?.intValue))
+        }
+        let marks = try testbed.shell(host, #"cat "/home/dtest/$1" 2>/dev/null || true"#, evidenceFile)
+        for line in marks.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            guard words.count >= 2, words[0].hasPrefix(cid + "-"), let job = Int(words[0].dropFirst(cid.count + 1)), let n = Int(words[1]) else { continue }
+            out.evidence.append((job, n))
+        }
+        return out
+    }
+}

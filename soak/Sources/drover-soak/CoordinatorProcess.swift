@@ -1,0 +1,105 @@
+import CDroverSys
+import DroverCoordinator
+import DroverCore
+import Foundation
+
+/// The coordinator under test: `drover coordinator` started detached on the soak's state
+/// directory, killed with SIGKILL by the fault injector and started again on the same state.
+final class CoordinatorProcess {
+    let drover: String
+    let state: String
+    let inventory: String
+    private(set) var pid: pid_t = 0
+    /// How many times it was started.
+    private(set) var starts = 0
+
+    init(drover: String, state: String, inventory: String) {
+        self.drover = drover
+        self.state = state
+        self.inventory = inventory
+    }
+
+    var running: Bool { pid > 0 }
+
+    /// Starts it in a new session, its output appended to `coordinator.log`, and waits until it holds its lock.
+    func start() throws {
+        let location = StateLocation(explicit: state)
+        try location.prepare()
+        let fd = open(location.logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        guard fd >= 0 else { throw SoakFailure("cannot open \(location.logPath): errno \(errno)") }
+        defer { close(fd) }
+        let argv = [drover, "coordinator", "--state", state, "--inventory", inventory]
+        let c = argv.map { strdup($0) } + [nil]
+        defer { c.forEach { free($0) } }
+        var err: Int32 = 0
+        let child = drover_spawn_session(drover, c, environ, fd, &err)
+        guard child > 0 else { throw SoakFailure("cannot start \(drover) coordinator (errno \(err))") }
+        pid = child
+        starts += 1
+        let deadline = Date().addingTimeInterval(20)
+        while location.runningCoordinator() != child {
+            if reapIfExited() { throw SoakFailure("the coordinator exited at once; see \(location.logPath)") }
+            if Date() > deadline { throw SoakFailure("the coordinator (pid \(child)) did not take its lock within 20 s") }
+            usleep(20_000)
+        }
+    }
+
+    /// `kill -9`, and waits for it.
+    func kill9() {
+        guard pid > 0 else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        pid = 0
+    }
+
+    /// Whether it has exited on its own (a crash); reaps it.
+    func reapIfExited() -> Bool {
+        guard pid > 0 else { return false }
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid {
+            pid = 0
+            return true
+        }
+        return false
+    }
+
+    /// `drover down --kill-jobs`: cancels what is left, stops the coordinator and the agents.
+    func down() -> String {
+        let r = try? ChildProcess.run([drover, "down", "--kill-jobs", "--state", state, "--inventory", inventory], timeout: 120)
+        if pid > 0 {
+            var status: Int32 = 0
+            let deadline = Date().addingTimeInterval(20)
+            while waitpid(pid, &status, WNOHANG) != pid {
+                if Date() > deadline {
+                    kill(pid, SIGKILL)
+                    waitpid(pid, &status, 0)
+                    break
+                }
+                usleep(20_000)
+            }
+            pid = 0
+        }
+        return (r?.stdoutText ?? "") + (r?.stderrText ?? "")
+    }
+
+    /// Resident set size in bytes (0 when it does not run).
+    var rss: Int { pid > 0 ? Memory.rss(pid: Int(pid)) : 0 }
+}
+
+/// Reading resident set sizes from /proc.
+enum Memory {
+    /// VmRSS of a local process, bytes.
+    static func rss(pid: Int) -> Int {
+        guard let b = try? LocalFile.read("/proc/\(pid)/status") else { return 0 }
+        return vmRSS(String(decoding: b, as: UTF8.self))
+    }
+
+    /// The VmRSS line of a /proc/PID/status text, bytes.
+    static func vmRSS(_ status: String) -> Int {
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 } ?? 0
+        }
+        return 0
+    }
+}

@@ -1,0 +1,129 @@
+import DroverCore
+import Foundation
+
+/// Carries out the seeded fault plan, one fault at a time, and logs each step with its
+/// time since the start of the run (on stdout and in the fault log file).
+final class FaultInjector {
+    let testbed: Testbed
+    let coordinator: CoordinatorProcess
+    let scratch: ScratchDisk?
+    let logPath: String
+    let started: Date
+    private var rng: SplitMix64
+    private(set) var active: Fault?
+    private var activeUntil = Date.distantPast
+    private var upcoming: Fault?
+    private var upcomingAt = Date.distantPast
+    private(set) var injected: [String: Int] = [:]
+    /// When the scratch host was powered off (Unix seconds): its tmpfs agent root, events.log included, went with it.
+    private(set) var scratchWipes: [Double] = []
+    private var logFile: UnsafeMutablePointer<FILE>?
+
+    init(seed: UInt64, testbed: Testbed, coordinator: CoordinatorProcess, scratch: ScratchDisk?, logPath: String, started: Date) {
+        // Its own stream, so the fault plan does not depend on how many jobs were submitted.
+        rng = SplitMix64(seed: seed ^ 0xFA17_FA17_FA17_FA17)
+        self.testbed = testbed
+        self.coordinator = coordinator
+        self.scratch = scratch
+        self.logPath = logPath
+        self.started = started
+        logFile = fopen(logPath, "w")
+    }
+
+    deinit { if let logFile { fclose(logFile) } }
+
+    var total: Int { injected.values.reduce(0, +) }
+
+    func log(_ message: String) {
+        let line = String(format: "T+%7.1fs  ", Date().timeIntervalSince(started)) + message
+        say("soak: " + line)
+        if let logFile {
+            fputs(line + "\n", logFile)
+            fflush(logFile)
+        }
+    }
+
+    /// Begins the next fault when its calm gap is over, or ends the active one when its time is up.
+    func tick() throws {
+        let now = Date()
+        if let fault = active {
+            guard now >= activeUntil else { return }
+            active = nil
+            try end(fault)
+            return
+        }
+        if upcoming == nil {
+            let fault = Fault.next(&rng, hosts: testbed.hosts, scratchHost: scratch?.host)
+            upcoming = fault
+            upcomingAt = now.addingTimeInterval(fault.gap)
+        }
+        guard let fault = upcoming, now >= upcomingAt else { return }
+        upcoming = nil
+        injected[fault.kind.rawValue, default: 0] += 1
+        if fault.duration > 0 {
+            active = fault
+            activeUntil = now.addingTimeInterval(fault.duration)
+        }
+        try begin(fault)
+    }
+
+    private func begin(_ fault: Fault) throws {
+        let host = fault.host ?? ""
+        switch fault.kind {
+        case .powerCycle:
+            try testbed.kill(host)
+            if scratch?.host == host { scratchWipes.append(Date().timeIntervalSince1970) }
+            log("power off \(host) (back on in \(String(format: "%.1f", fault.duration)) s)")
+        case .partition:
+            try testbed.partition(host)
+            log("partition \(host) (heal in \(String(format: "%.1f", fault.duration)) s)")
+        case .agentKill:
+            let pid = try testbed.shell(host, #"p=$(cat "$1/agent.lock" 2>/dev/null) && [ -n "$p" ] && kill -9 "$p" && echo "$p" || echo none"#, root(of: host))
+            log("kill -9 the agent on \(host) (pid \(pid.trimmingCharacters(in: .whitespacesAndNewlines)))")
+        case .agentCrash:
+            let n = try testbed.shell(host, #"n=$(pgrep -c -f '[d]rover-agent' || true); pkill -9 -f '[d]rover-agent' || true; echo "$n""#)
+            log("kill -9 every drover-agent process on \(host) (\(n.trimmingCharacters(in: .whitespacesAndNewlines)) processes: agent, shims, tail)")
+        case .coordinatorKill:
+            let pid = coordinator.pid
+            coordinator.kill9()
+            log("kill -9 the coordinator (pid \(pid)) (restart in \(String(format: "%.1f", fault.duration)) s)")
+        case .diskFill:
+            try scratch?.fill()
+            log("fill the agent root on \(host) (tmpfs \(scratch?.megabytes ?? 0) MiB; free again in \(String(format: "%.1f", fault.duration)) s)")
+        }
+    }
+
+    private func end(_ fault: Fault) throws {
+        let host = fault.host ?? ""
+        switch fault.kind {
+        case .powerCycle:
+            try testbed.start(host)
+            if scratch?.host == host { try scratch?.mount() }
+            log("power on \(host)\(scratch?.host == host ? " (tmpfs agent root mounted again, empty)" : "")")
+        case .partition:
+            try testbed.heal(host)
+            log("heal \(host)")
+        case .coordinatorKill:
+            try coordinator.start()
+            log("coordinator started again (pid \(coordinator.pid))")
+        case .diskFill:
+            try scratch?.drain()
+            log("free the agent root on \(host)")
+        case .agentKill, .agentCrash:
+            break
+        }
+    }
+
+    /// Ends the active fault (at the end of the fault phase, or on an interrupt).
+    func finish() throws {
+        if let fault = active {
+            try end(fault)
+            active = nil
+        }
+    }
+
+    /// The root of the agent on `host` as the host sees it.
+    func root(of host: String) -> String {
+        scratch?.host == host ? scratch!.path : "/home/dtest/.drover"
+    }
+}

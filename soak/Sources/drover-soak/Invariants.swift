@@ -1,0 +1,211 @@
+import DroverCoordinator
+import DroverCore
+import Foundation
+
+/// The invariants checked at the end of a run, each giving one row of the result table.
+/// docs/reliability.md states each one precisely.
+struct Invariants {
+    struct Row {
+        var name: String
+        var ok: Bool
+        var detail: String
+    }
+
+    let journal: Journal
+    let cid: String
+    /// Every job the soak submitted, with its kind.
+    let kinds: [Int: JobKind]
+    /// What was read back from each host.
+    let records: [String: AgentRecords]
+    /// The host whose agent root is a tmpfs, and when it was powered off (its agent state is then gone).
+    let scratchHost: String?
+    let scratchWipes: [Double]
+
+    var rows: [Row] = []
+
+    init(journal: Journal, kinds: [Int: JobKind], records: [String: AgentRecords], scratchHost: String?, scratchWipes: [Double]) throws {
+        self.journal = journal
+        self.cid = try journal.coordinatorID()
+        self.kinds = kinds
+        self.records = records
+        self.scratchHost = scratchHost
+        self.scratchWipes = scratchWipes
+    }
+
+    mutating func add(_ name: String, _ problems: [String], ok detail: String) {
+        let shown = problems.prefix(4).joined(separator: "; ") + (problems.count > 4 ? "; … \(problems.count - 4) more" : "")
+        rows.append(Row(name: name, ok: problems.isEmpty, detail: problems.isEmpty ? detail : shown))
+    }
+
+    /// Every job reached exactly one final state: the jobs table says final, and the audit
+    /// trail holds exactly one `job` event with a final state for it.
+    mutating func checkOneFinalState(_ jobs: [JobRecord], events: [AuditEvent]) {
+        var finals: [Int: Int] = [:]
+        for e in events where e.kind == "job" {
+            if let j = e.job, let s = e.state.flatMap(JobState.init(rawValue:)), s.isFinal { finals[j, default: 0] += 1 }
+        }
+        var problems: [String] = []
+        for job in jobs where kinds[job.id] != nil {
+            if !job.state.isFinal { problems.append("job \(job.id) (\(kinds[job.id]!.rawValue)) still \(job.state.rawValue)") }
+            let n = finals[job.id] ?? 0
+            if n != 1 { problems.append("job \(job.id) has \(n) final audit events") }
+        }
+        let missing = Set(kinds.keys).subtracting(jobs.map(\.id))
+        problems += missing.sorted().map { "job \($0) is missing from the journal" }
+        add("every job ends exactly once", problems, ok: "\(kinds.count) jobs, \(kinds.count) final transitions")
+    }
+
+    /// At most one attempt per job is accepted as a success (not replaced, exited 0), and for a
+    /// succeeded job it is its current attempt; on the hosts, each attempt left at most one
+    /// evidence line, and the accepted attempt left one.
+    mutating func checkNoDoubleCompletion(_ jobs: [JobRecord], attempts: [Int: [AttemptRecord]]) {
+        var problems: [String] = []
+        var evidence: [String: Int] = [:]
+        var where_: [String: String] = [:]
+        for (host, r) in records {
+            for e in r.evidence {
+                evidence["\(e.job)/\(e.attempt)", default: 0] += 1
+                where_["\(e.job)/\(e.attempt)"] = host
+            }
+        }
+        var extra = 0
+        for job in jobs where kinds[job.id] != nil {
+            let list = attempts[job.id] ?? []
+            let accepted = list.filter { !$0.stale && $0.agentState == "exited" && $0.exitCode == 0 }
+            if accepted.count > 1 { problems.append("job \(job.id): attempts \(accepted.map { String($0.attempt) }.joined(separator: ",")) all accepted as succeeded") }
+            if job.state == .succeeded {
+                if accepted.map(\.attempt) != [job.attempt] { problems.append("job \(job.id) succeeded with attempt \(job.attempt), accepted: \(accepted.map(\.attempt))") }
+                let key = "\(job.id)/\(job.attempt)"
+                if evidence[key] == nil { problems.append("job \(job.id) succeeded but attempt \(job.attempt) left no evidence") }
+                else if let a = list.first(where: { $0.attempt == job.attempt }), where_[key] != a.host {
+                    problems.append("job \(job.id) attempt \(job.attempt) ran on \(a.host) but its evidence is on \(where_[key]!)")
+                }
+            }
+            for a in list where a.attempt != job.attempt || job.state != .succeeded {
+                if evidence["\(job.id)/\(a.attempt)"] != nil {
+                    if a.stale || job.state != .succeeded { extra += 1 } else { problems.append("job \(job.id) attempt \(a.attempt) completed but is neither accepted nor replaced") }
+                }
+            }
+        }
+        for (key, n) in evidence where n > 1 { problems.append("attempt \(key) completed \(n) times") }
+        let succeeded = jobs.filter { kinds[$0.id] != nil && $0.state == .succeeded }.count
+        add("no job completes twice", problems, ok: "\(succeeded) successes, each accepted once with evidence; \(extra) replaced attempt(s) also ran to the end (ignored)")
+    }
+
+    /// Each kind ended as designed: succeeding kinds `succeeded`; `failing` jobs `failed` with
+    /// exit 3; `timeout` jobs `failed` with their last attempt `timed_out`.
+    mutating func checkExpectedOutcomes(_ jobs: [JobRecord], attempts: [Int: [AttemptRecord]]) {
+        var problems: [String] = []
+        var counts: [String: Int] = [:]
+        for job in jobs {
+            guard let kind = kinds[job.id] else { continue }
+            counts["\(kind.rawValue) \(job.state.rawValue)", default: 0] += 1
+            let last = attempts[job.id]?.first { $0.attempt == job.attempt }
+            let why = "job \(job.id) (\(kind.rawValue)) ended \(job.state.rawValue): \(job.reason ?? "")"
+            switch kind {
+            case .short, .long, .forking, .large:
+                if job.state != .succeeded { problems.append(why) }
+            case .failing:
+                if job.state != .failed || job.exitCode != 3 { problems.append(why) }
+            case .timeout:
+                if job.state != .failed || last?.agentState != "timed_out" { problems.append(why) }
+            }
+        }
+        add("every job ends as designed", problems, ok: counts.keys.sorted().map { "\(counts[$0]!) \($0)" }.joined(separator: ", "))
+    }
+
+    /// No process on any host carries a Drover cookie once every job is over.
+    mutating func checkNoOrphans(_ leftovers: [String: [String]]) {
+        let problems = leftovers.keys.sorted().flatMap { host in leftovers[host]!.map { "\(host): \($0)" } }
+        add("no process left behind", problems, ok: "no DROVER_COOKIE process on \(records.count) hosts")
+    }
+
+    /// The journal and the agents' event logs agree (docs/reliability.md, "Audit trail").
+    mutating func checkAuditMatchesAgents(_ hosts: [HostRecord], attempts: [Int: [AttemptRecord]], events: [AuditEvent], dispatchTimes: [String: Double]) {
+        var problems: [String] = []
+        var unverifiable = 0
+        var finalsChecked = 0
+        // C1: every event of every log applied, none beyond it.
+        for h in hosts {
+            guard let r = records[h.name] else { continue }
+            if h.lastSeq != r.lastSeq { problems.append("\(h.name): journal applied up to seq \(h.lastSeq), the agent's log ends at \(r.lastSeq)") }
+            if r.malformed > 0 { problems.append("\(h.name): \(r.malformed) malformed or out-of-order line(s) in events.log (first: \(r.firstDisorder ?? "not JSON"))") }
+        }
+        var byAttempt: [String: AttemptRecord] = [:]
+        for list in attempts.values { for a in list { byAttempt["\(a.job)/\(a.attempt)"] = a } }
+        // Audit events per (job, attempt, host, state) that came from an agent's final transition.
+        var audited: [String: Int] = [:]
+        for e in events where (e.kind == "attempt" || e.kind == "late_result") && !e.message.contains(" lost with host ") {
+            guard let j = e.job, let n = e.attempt, let h = e.host, let s = e.state, AgentStates.final.contains(s) else { continue }
+            audited["\(j)/\(n)/\(h)/\(s)", default: 0] += 1
+        }
+        // C2 and C4: each final transition in a log is the journal's record of that attempt, audited once.
+        var finalsInLogs: [String: Int] = [:]
+        for (host, r) in records {
+            for t in r.transitions where AgentStates.final.contains(t.state) {
+                finalsChecked += 1
+                finalsInLogs["\(t.job)/\(t.attempt)", default: 0] += 1
+                guard let a = byAttempt["\(t.job)/\(t.attempt)"] else {
+                    problems.append("\(host) logged attempt \(t.job)/\(t.attempt) \(t.state), unknown to the journal")
+                    continue
+                }
+                if a.host != host { problems.append("attempt \(t.job)/\(t.attempt) ran on \(host), the journal says \(a.host)") }
+                if a.agentState != t.state || a.exitCode != t.exitCode {
+                    problems.append("attempt \(t.job)/\(t.attempt) on \(host): log \(t.state) \(t.exitCode.map(String.init) ?? ""), journal \(a.agentState ?? "nil") \(a.exitCode.map(String.init) ?? "")")
+                }
+                let n = audited["\(t.job)/\(t.attempt)/\(host)/\(t.state)"] ?? 0
+                if n != 1 { problems.append("attempt \(t.job)/\(t.attempt) \(t.state) on \(host) has \(n) audit events") }
+            }
+        }
+        // C3: each attempt the journal has as ended by its agent has exactly one final line in that host's log.
+        for a in byAttempt.values where kinds[a.job] != nil {
+            let state = a.agentState ?? "nil"
+            if !AgentStates.final.contains(state) {
+                problems.append("attempt \(a.job)/\(a.attempt) on \(a.host) never ended (agent state \(state))")
+                continue
+            }
+            if state == "never_started" { continue }
+            let n = finalsInLogs["\(a.job)/\(a.attempt)"] ?? 0
+            if n == 1 { continue }
+            if n == 0, a.host == scratchHost, let t = dispatchTimes["\(a.job)/\(a.attempt)"], scratchWipes.contains(where: { $0 > t }) {
+                unverifiable += 1
+                continue
+            }
+            problems.append("attempt \(a.job)/\(a.attempt) (\(state) on \(a.host)) has \(n) final line(s) in the agent's log")
+        }
+        let unknown = events.filter { $0.kind == "unknown" }
+        if !unknown.isEmpty { problems.append("\(unknown.count) `unknown` audit event(s), e.g. \(unknown[0].message)") }
+        add("audit trail matches agent logs", problems,
+            ok: "\(finalsChecked) final transitions in \(records.count) logs, each applied and audited once; all logs fully applied" + (unverifiable > 0 ? "; \(unverifiable) attempt(s) on \(scratchHost ?? "?") unverifiable (its tmpfs root was lost with a power-off)" : ""))
+    }
+
+    /// Resident size late in the run stays within 1.5 × the early size + 16 MiB, per process.
+    mutating func checkMemory(_ figures: [(process: String, early: Int, late: Int, count: Int)]) {
+        var problems: [String] = []
+        var shown: [String] = []
+        for f in figures {
+            let mib = { (b: Int) in String(format: "%.1f", Double(b) / 1_048_576) }
+            shown.append("\(f.process) \(mib(f.early))→\(mib(f.late)) MiB")
+            if f.early > 0, f.late > f.early * 3 / 2 + 16 << 20 { problems.append("\(f.process) grew from \(mib(f.early)) to \(mib(f.late)) MiB (\(f.count) samples)") }
+        }
+        if figures.isEmpty { problems.append("too few memory samples") }
+        add("memory stays bounded", problems, ok: shown.joined(separator: ", "))
+    }
+
+    /// The coordinator never exited unless the soak killed it.
+    mutating func checkNoCrash(_ crashes: [String]) {
+        add("coordinator never crashed", crashes, ok: "only the injected kill -9s")
+    }
+
+    /// The table, one row per invariant.
+    func table() -> String {
+        let width = max(30, (rows.map(\.name.count).max() ?? 0) + 2)
+        var out = "invariant".padding(toLength: width, withPad: " ", startingAt: 0) + "result  detail\n"
+        for r in rows {
+            out += r.name.padding(toLength: width, withPad: " ", startingAt: 0) + (r.ok ? "PASS    " : "FAIL    ") + r.detail + "\n"
+        }
+        return out
+    }
+
+    var passed: Bool { rows.allSatisfy(\.ok) }
+}

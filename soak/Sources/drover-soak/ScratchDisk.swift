@@ -1,0 +1,52 @@
+import DroverCore
+import Foundation
+
+/// A small tmpfs inside one host's mount namespace that serves as that host's agent root,
+/// so the soak can fill "the disk" without touching this machine's real disk (the hosts'
+/// homes are bind mounts of folders on it).
+///
+/// The mount point is a folder owned by root (0755) in the host's home: while the tmpfs is
+/// not mounted (after a power-off, which drops the host's mount namespace and the tmpfs
+/// with it), the agent cannot use it, so no agent state ever lands on the real disk.
+struct ScratchDisk {
+    let testbed: Testbed
+    let host: String
+    /// The agent root as the host sees it.
+    let path = "/home/dtest/soak-root"
+    let megabytes = 128
+    let owner: (uid: String, gid: String)
+
+    init(testbed: Testbed, host: String) throws {
+        self.testbed = testbed
+        self.host = host
+        let r = try ChildProcess.run(["/usr/bin/id", "-u", "dtest"])
+        let g = try ChildProcess.run(["/usr/bin/id", "-g", "dtest"])
+        guard r.status == 0, g.status == 0 else { throw SoakFailure("the testbed user dtest does not exist") }
+        owner = (r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), g.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Mounts the tmpfs (after each power-on too); a no-op when it is mounted.
+    func mount() throws {
+        try testbed.shell(host, """
+            set -e
+            mountpoint -q "$1" && exit 0
+            mkdir -p "$1"; chown root:root "$1"; chmod 0755 "$1"
+            mount -t tmpfs -o "size=$2m,mode=0700,uid=$3,gid=$4" drover-soak "$1"
+            """, path, String(megabytes), owner.uid, owner.gid)
+    }
+
+    /// Writes a filler file until the tmpfs is full.
+    func fill() throws {
+        try testbed.shell(host, #"dd if=/dev/zero of="$1/.soak-filler" bs=1M status=none 2>/dev/null || true; df -k "$1" | tail -1"#, path)
+    }
+
+    /// Deletes the filler.
+    func drain() throws {
+        try testbed.shell(host, #"rm -f "$1/.soak-filler""#, path)
+    }
+
+    /// Unmounts the tmpfs (lazily, if something still holds it) and removes the mount point.
+    func unmount() {
+        _ = try? testbed.shell(host, #"if mountpoint -q "$1"; then umount -l "$1"; fi; rmdir "$1" 2>/dev/null || true"#, path)
+    }
+}

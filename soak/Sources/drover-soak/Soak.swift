@@ -1,0 +1,248 @@
+import DroverCoordinator
+import DroverCore
+import Foundation
+
+/// One soak run: a mixed job stream across the testbed while the seeded fault plan runs,
+/// then heal everything, let every job finish, check the invariants, and clean up.
+final class Soak {
+    let options: SoakOptions
+    let testbed: Testbed
+    let scratch: ScratchDisk
+    let state: String
+    let inventoryPath: String
+    let evidenceFile: String
+    let faultLog: String
+    let coordinator: CoordinatorProcess
+    let started = Date()
+    var kinds: [Int: JobKind] = [:]
+    var crashes: [String] = []
+    var rng: SplitMix64
+    /// Agent root of the hosts that do not use the scratch tmpfs (apart from other users' `~/.drover`).
+    static let defaultRoot = "/home/dtest/.drover-soak"
+    /// At most this many unfinished jobs at a time.
+    static let openCap = 30
+    /// How long the jobs have to finish after the fault phase.
+    static let drainLimit = 180.0
+
+    init(_ options: SoakOptions) throws {
+        self.options = options
+        rng = SplitMix64(seed: options.seed)
+        let hostsJSON = options.testbedDir + "/hosts.json"
+        guard let node = try? JSONParser.parse(LocalFile.read(hostsJSON)), let hosts = node["hosts"]?.arrayValue else {
+            throw SoakFailure("cannot read the testbed inventory \(hostsJSON); is the testbed up?")
+        }
+        let names = hosts.compactMap { $0["name"]?.stringValue }
+        guard names.count >= 3 else { throw SoakFailure("the soak needs 3 testbed hosts, \(hostsJSON) has \(names.count)") }
+        testbed = Testbed(script: options.testbedScript, directory: options.testbedDir, hosts: names)
+        scratch = try ScratchDisk(testbed: testbed, host: names[1])
+        var template = Array("/tmp/drover-soak-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw SoakFailure("cannot create a folder in /tmp (errno \(errno))") }
+        state = String(cString: made)
+        inventoryPath = state + "/soak-hosts.json"
+        evidenceFile = "soak-evidence-\(options.seed)-\(getpid()).log"
+        faultLog = "/tmp/drover-soak-seed\(options.seed).faults.log"
+        coordinator = CoordinatorProcess(drover: options.drover, state: state, inventory: inventoryPath)
+        try writeInventory(defaults: node["defaults"]?.jsonText ?? "{}", hosts: hosts)
+    }
+
+    /// The soak's inventory: the testbed's hosts with 6 slots each, its own agent roots (the
+    /// scratch host's on the tmpfs), and a `disk` label that keeps some kinds off the scratch host.
+    func writeInventory(defaults: String, hosts: [JSONNode]) throws {
+        var list: [String] = []
+        for h in hosts {
+            guard let name = h["name"]?.stringValue else { continue }
+            var o = JSONObject()
+            o.set("name", name)
+            o.set("address", h["address"]?.stringValue ?? name)
+            o.set("slots", 6)
+            o.set("root", name == scratch.host ? scratch.path : Self.defaultRoot)
+            o.set("labels", ["testbed": "yes", "disk": name == scratch.host ? "fills" : "steady"])
+            list.append(o.text)
+        }
+        try AtomicFile.write(Array("{\"defaults\":\(defaults),\"hosts\":[\(list.joined(separator: ","))]}\n".utf8), to: inventoryPath)
+    }
+
+    func root(of host: String) -> String { host == scratch.host ? scratch.path : Self.defaultRoot }
+
+    var elapsed: Double { Date().timeIntervalSince(started) }
+
+    /// Runs the soak; returns the exit status (0: every invariant holds).
+    func run() -> Int32 {
+        say("soak: seed \(options.seed), \(options.minutes) min of faults, testbed \(testbed.directory), state \(state)")
+        say("soak: fault log \(faultLog)")
+        let faults = FaultInjector(seed: options.seed, testbed: testbed, coordinator: coordinator, scratch: scratch, logPath: faultLog, started: started)
+        let memory = MemorySampler(testbed: testbed, started: started)
+        var status: Int32 = 1
+        do {
+            status = try soak(faults, memory)
+        } catch {
+            say("soak: error: \(error)")
+        }
+        cleanUp(faults)
+        if Interrupt.pending && status == 0 { status = 130 }
+        say("soak: \(status == 0 ? "PASSED" : "FAILED") — seed \(options.seed), \(options.minutes) min, \(kinds.count) jobs, \(faults.total) faults (\(faults.injected.keys.sorted().map { "\(faults.injected[$0]!) \($0)" }.joined(separator: ", ")))")
+        say("soak: replay with: soak/run --minutes \(Self.number(options.minutes)) --seed \(options.seed)")
+        say("soak: fault log: \(faultLog)")
+        return status
+    }
+
+    static func number(_ d: Double) -> String { d == d.rounded() ? String(Int(d)) : String(d) }
+
+    private func soak(_ faults: FaultInjector, _ memory: MemorySampler) throws -> Int32 {
+        try healAll()
+        try scratch.mount()
+        try coordinator.start()
+        let journal = try Journal(StateLocation(explicit: state))
+        try waitFor("every host up", timeout: 90) { try journal.hosts().filter { $0.state == "up" }.count == testbed.hosts.count }
+        faults.log("\(testbed.hosts.count) hosts up; jobs and faults start (\(scratch.host)'s agent root is a \(scratch.megabytes) MiB tmpfs)")
+
+        // Fault phase: submit and inject until the time is up.
+        let end = started.addingTimeInterval(options.minutes * 60)
+        var nextSubmit = Date()
+        while Date() < end && !Interrupt.pending {
+            if faults.active?.kind != .coordinatorKill, coordinator.reapIfExited() {
+                crashes.append("the coordinator exited by itself at T+\(Int(elapsed)) s")
+                faults.log("the coordinator exited by itself; starting it again")
+                try coordinator.start()
+            }
+            if Date() >= nextSubmit {
+                let open = try journal.db.query("SELECT COUNT(*) AS n FROM jobs WHERE state IN \(JobState.openSQL)").first?.int("n") ?? 0
+                if open < Self.openCap {
+                    let kind = rng.weighted(JobKind.weights)
+                    let id = try journal.submit(kind.request(&rng, evidence: evidenceFile))
+                    kinds[id] = kind
+                }
+                nextSubmit = Date().addingTimeInterval(rng.uniform(0.2...1.0))
+            }
+            try faults.tick()
+            memory.tick(coordinator: coordinator, roots: reachableRoots(faults))
+            usleep(50_000)
+        }
+        try faults.finish()
+        if Interrupt.pending { return 130 }
+        faults.log("fault phase over: \(kinds.count) jobs submitted; healing every host and waiting for every job to end")
+        try healAll()
+        try scratch.mount()
+        if !coordinator.running { try coordinator.start() }
+
+        // Drain: every job final, no attempt left on a host, every host up.
+        let drainEnd = Date().addingTimeInterval(Self.drainLimit)
+        while Date() < drainEnd && !Interrupt.pending {
+            if coordinator.reapIfExited() {
+                crashes.append("the coordinator exited by itself at T+\(Int(elapsed)) s")
+                try coordinator.start()
+            }
+            memory.tick(coordinator: coordinator, roots: reachableRoots(faults))
+            let open = try journal.db.query("SELECT COUNT(*) AS n FROM jobs WHERE state IN \(JobState.openSQL)").first?.int("n") ?? 0
+            let live = try journal.liveAttempts().count
+            let up = try journal.hosts().filter { $0.state == "up" }.count
+            if open == 0 && live == 0 && up == testbed.hosts.count { break }
+            usleep(250_000)
+        }
+        if Interrupt.pending { return 130 }
+        faults.log("drain over (open jobs: \(try journal.db.query("SELECT COUNT(*) AS n FROM jobs WHERE state IN \(JobState.openSQL)").first?.int("n") ?? -1)); checking invariants")
+        return try check(journal, faults: faults, memory: memory)
+    }
+
+    /// Hosts whose agent can be sampled now (on, connected, not the target of the active fault).
+    private func reachableRoots(_ faults: FaultInjector) -> [String: String] {
+        var out: [String: String] = [:]
+        for h in testbed.hosts where faults.active?.host != h { out[h] = root(of: h) }
+        return out
+    }
+
+    private func check(_ journal: Journal, faults: FaultInjector, memory: MemorySampler) throws -> Int32 {
+        let cid = try journal.coordinatorID()
+        // The logs are read once the journal has applied all of them (or after 20 s).
+        var records: [String: AgentRecords] = [:]
+        var hosts: [HostRecord] = []
+        let readEnd = Date().addingTimeInterval(20)
+        repeat {
+            records = [:]
+            for h in testbed.hosts {
+                records[h] = try AgentRecords.read(testbed, host: h, root: root(of: h), evidenceFile: evidenceFile, coordinator: cid)
+            }
+            hosts = try journal.hosts()
+            if hosts.allSatisfy({ records[$0.name]?.lastSeq == $0.lastSeq }) { break }
+            usleep(500_000)
+        } while Date() < readEnd
+        // Processes with a cookie: given the same time to disappear.
+        var leftovers: [String: [String]] = [:]
+        let orphanEnd = Date().addingTimeInterval(30)
+        repeat {
+            leftovers = [:]
+            for h in testbed.hosts {
+                let text = try testbed.shell(h, #"for f in /proc/[0-9]*/environ; do if grep -qa DROVER_COOKIE= "$f" 2>/dev/null; then p=${f#/proc/}; p=${p%/environ}; printf '%s %s\n' "$p" "$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)"; fi; done"#)
+                let lines = text.split(separator: "\n").map(String.init)
+                if !lines.isEmpty { leftovers[h] = lines }
+            }
+            if leftovers.isEmpty { break }
+            usleep(1_000_000)
+        } while Date() < orphanEnd
+
+        let jobs = try journal.jobs()
+        var attempts: [Int: [AttemptRecord]] = [:]
+        for job in jobs { attempts[job.id] = try journal.attempts(of: job.id) }
+        var dispatchTimes: [String: Double] = [:]
+        for r in try journal.db.query("SELECT job, attempt, dispatched_at FROM attempts") {
+            if let j = r.int("job"), let n = r.int("attempt") { dispatchTimes["\(j)/\(n)"] = r.double("dispatched_at") }
+        }
+        let events = try journal.events(limit: 10_000_000)
+        var inv = try Invariants(journal: journal, kinds: kinds, records: records, scratchHost: scratch.host, scratchWipes: faults.scratchWipes)
+        inv.checkOneFinalState(jobs, events: events)
+        inv.checkNoDoubleCompletion(jobs, attempts: attempts)
+        inv.checkExpectedOutcomes(jobs, attempts: attempts)
+        inv.checkNoOrphans(leftovers)
+        inv.checkAuditMatchesAgents(hosts, attempts: attempts, events: events, dispatchTimes: dispatchTimes)
+        inv.checkMemory(memory.earlyAndLate())
+        inv.checkNoCrash(crashes)
+        say("")
+        say(inv.table())
+        if !inv.passed {
+            for (h, r) in records { try? AtomicFile.write(Array(r.text.utf8), to: "\(state)/\(h)-events.log") }
+            say("soak: the journal, the coordinator log and the agents' event logs are kept in \(state) (--keep-state is implied on failure)")
+            keep = true
+        }
+        return inv.passed ? 0 : 1
+    }
+
+    private var keep = false
+
+    /// Every host on and connected.
+    func healAll() throws {
+        let status = try testbed.status()
+        for h in testbed.hosts {
+            if status[h]?.power != "on" { try testbed.start(h) }
+            else if status[h]?.network != "up" { try testbed.heal(h) }
+        }
+    }
+
+    func waitFor(_ what: String, timeout: Double, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while try !condition() {
+            if Interrupt.pending { throw SoakFailure("interrupted while waiting for \(what)") }
+            if Date() > deadline { throw SoakFailure("timed out after \(Int(timeout)) s waiting for \(what)") }
+            usleep(100_000)
+        }
+    }
+
+    /// Leaves the testbed as it was: faults undone, coordinator down with --kill-jobs, the
+    /// tmpfs unmounted, the soak's agent roots, evidence files and state removed.
+    func cleanUp(_ faults: FaultInjector) {
+        say("soak: cleaning up")
+        do { try faults.finish() } catch { say("soak: cleanup: \(error)") }
+        do { try healAll() } catch { say("soak: cleanup: \(error)") }
+        try? scratch.mount()
+        let down = coordinator.down()
+        if !down.isEmpty { say(down.split(separator: "\n").map { "soak: drover down: \($0)" }.joined(separator: "\n")) }
+        scratch.unmount()
+        for h in testbed.hosts {
+            _ = try? testbed.shell(h, #"rm -rf "$1" "/home/dtest/$2""#, Self.defaultRoot, evidenceFile)
+        }
+        if keep || options.keepState {
+            say("soak: state kept in \(state)")
+        } else {
+            _ = try? ChildProcess.run(["/bin/rm", "-rf", state])
+        }
+    }
+}
