@@ -89,7 +89,12 @@ struct StateLocationSecurityTests {
         let state = folder + "/state"
         defer {
             _ = try? ChildProcess.run([Self.drover, "down", "--kill-jobs", "--state", state, "--inventory", inventory], timeout: 30)
-            if let pid = StateLocation(explicit: state).runningCoordinator(), pid > 0 { kill(pid, SIGKILL) }
+            // Remove the folder only once no coordinator can write in it any more.
+            let deadline = Date().addingTimeInterval(10)
+            while let pid = StateLocation(explicit: state).runningCoordinator(), Date() < deadline {
+                if pid > 0 { kill(pid, SIGKILL) }
+                usleep(20_000)
+            }
             try? FileManager.default.removeItem(atPath: folder)
         }
         let r = try ChildProcess.run([Self.drover, "run", "--state", state, "--inventory", inventory, "--", "echo", "private"], timeout: 60)
