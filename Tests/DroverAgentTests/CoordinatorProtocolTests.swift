@@ -65,11 +65,24 @@ struct CoordinatorProtocolTests {
         #expect(try tail.waitExit(timeout: 3) == 0)
     }
 
-    @Test func tailFollowPastTheEndReportsSEQMinusOne() throws {
+    @Test func tailFollowFromJustPastTheEndReportsSEQMinusOne() throws {
         let h = try AgentHarness()
         try h.start()
+        try h.waitFor("agent_started in the log") { !h.events().isEmpty }
+        let last = try #require(h.events().last?["seq"]?.intValue)
+        let tail = try StreamingChild([h.binary, "tail", "--from", String(last + 1), "--follow", "--root", h.root], environment: h.environment)
+        #expect(try tail.readLine(timeout: 10) == "{\"caught_up\":\(last)}")
+    }
+
+    /// A reader that applied more than the log holds (the state directory was replaced, e.g. a
+    /// tmpfs root after a reboot) learns where the log really ends, so it can start over.
+    @Test func tailFollowPastTheEndOfAReplacedLogReportsWhereItEnds() throws {
+        let h = try AgentHarness()
+        try h.start()
+        try h.waitFor("agent_started in the log") { !h.events().isEmpty }
+        let last = try #require(h.events().last?["seq"]?.intValue)
         let tail = try StreamingChild([h.binary, "tail", "--from", "1000", "--follow", "--root", h.root], environment: h.environment)
-        #expect(try tail.readLine(timeout: 10) == "{\"caught_up\":999}")
+        #expect(try tail.readLine(timeout: 10) == "{\"caught_up\":\(last)}")
         let usage = try h.agent(["tail", "--heartbeat"])
         #expect(usage.status == 2 && usage.stderr.contains("--follow"))
     }

@@ -151,6 +151,32 @@ extension TestbedSuite {
             }
         }
 
+        /// Found by the soak (docs/reliability.md): an agent whose state directory did not survive
+        /// a power-off (a tmpfs root, a wiped disk) starts a new event log; the coordinator used
+        /// to skip its events (their seq were already "applied") and wait forever for the lost
+        /// attempts, so the host stayed `reconciling` and never ran a job again.
+        @Test func aHostWhoseAgentStateWasWipedRunsJobsAgain() async throws {
+            try await CoordinatorFixture.with { f in
+                let j = try f.journal()
+                let first = try f.submit(["true"], options: ["--host", "h2"])
+                _ = try f.waitFinal([first], timeout: 30)
+                let id = try f.submit(["sh", "-c", "sleep 600"], options: ["--host", "h2"])
+                try f.waitFor("the job to run", timeout: 30) { try j.job(id)?.state == .running }
+                try await Testbed.withHostKilled("h2") {
+                    try f.waitFor("h2 down", timeout: 30) { try f.hostState("h2") == "down" }
+                    _ = try Testbed.run("/bin/rm", ["-rf", Testbed.directory! + "/hosts/h2/home/.drover"])
+                }
+                try f.waitFor("the job to run again on h2", timeout: 60) {
+                    let job = try j.job(id)
+                    return job?.attempt == 2 && job?.state == .running
+                }
+                #expect(try j.events().contains { $0.kind == "host" && $0.host == "h2" && $0.message.contains("new event log") })
+                #expect(try j.attempt(id, 1)?.agentState == "lost")
+                let after = try f.submit(["echo", "h2 works"], options: ["--host", "h2"])
+                #expect(try f.waitFinal([after], timeout: 30).first?.state == .succeeded)
+            }
+        }
+
         @Test func ctrlCOnRunCancelsTheJobWhenAskedTo() async throws {
             try await CoordinatorFixture.with { f in
                 let marker = "drover-ctrlc-\(UInt32.random(in: 0...UInt32.max))"

@@ -3,7 +3,8 @@ import DroverCore
 /// `drover-agent tail [--from SEQ] [--follow [--heartbeat]]`: the event log from a sequence number.
 ///
 /// With `--follow` it prints `{"caught_up":N}` once everything that already existed is out
-/// (N: the last `seq` printed, or SEQ-1), then keeps printing new lines as they are appended,
+/// (N: the last `seq` printed, or SEQ-1; or the log's last `seq` when the log ends before
+/// SEQ-1, i.e. it was replaced), then keeps printing new lines as they are appended,
 /// until its output is closed: the coordinator streams a host's events over one SSH channel
 /// this way. `--heartbeat` adds a line `{"heartbeat":{…}}` whenever the heartbeat file
 /// changes, which also makes a closed output noticed within a heartbeat interval.
@@ -34,6 +35,9 @@ enum TailCommand {
             if !StreamIO.writeAll(1, Array((lines.joined(separator: "\n") + "\n").utf8)) { return 0 }  // the reader went away
         }
         guard follow else { return 0 }
+        // A log that ends before SEQ-1 is not the one the reader knew (the state directory was
+        // replaced): caught_up then says where it really ends, so the reader can start over.
+        if lastSeq == from - 1, from > 1, let end = EventLog.lastSeq(path: dir.eventLog), end < lastSeq { lastSeq = end }
         if !StreamIO.writeAll(1, Array("{\"caught_up\":\(lastSeq)}\n".utf8)) { return 0 }
 
         var lastBeat: [UInt8] = []

@@ -86,6 +86,22 @@ final class EventLog {
         return (out, offset + last + 1)
     }
 
+    /// The `seq` of the last complete line: 0 for a missing or empty log, nil when it cannot be told
+    /// (unreadable, or a last line longer than the 64 KiB read from the end).
+    static func lastSeq(path: String) -> Int? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return currentErrno() == ENOENT ? 0 : nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        let size = Int(st.st_size)
+        let window = min(size, 1 << 16)
+        let bytes = readAt(fd, offset: size - window, count: window)
+        guard let end = bytes.lastIndex(of: 0x0A) else { return window == size ? 0 : nil }
+        guard let start = bytes[..<end].lastIndex(of: 0x0A).map({ $0 + 1 }) ?? (window == size ? 0 : nil) else { return nil }
+        return (try? JSONParser.parse(Array(bytes[start..<end])))?["seq"]?.intValue
+    }
+
     /// Up to `count` bytes from `offset` (fewer at the end of the file).
     private static func readAt(_ fd: Int32, offset: Int, count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)

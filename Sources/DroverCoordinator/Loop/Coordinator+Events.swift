@@ -7,7 +7,7 @@ extension Coordinator {
     /// exactly once, also across reconnects and coordinator restarts.
     func receive(_ host: String, lines: [String]) {
         var heartbeat: JSONNode?
-        var caught = false
+        var caughtUpTo: Int?
         var outbox: [String: [String]] = [:]
         var seq = lastSeq[host] ?? 0
         do {
@@ -21,8 +21,8 @@ extension Coordinator {
                         heartbeat = hb
                         continue
                     }
-                    if node["caught_up"] != nil {
-                        caught = true
+                    if let c = node["caught_up"] {
+                        caughtUpTo = c.intValue ?? Int.max
                         continue
                     }
                     guard let s = node["seq"]?.intValue else { continue }
@@ -57,13 +57,43 @@ extension Coordinator {
         }
         flush(outbox)
         flushCollections()
-        if caught {
+        if let end = caughtUpTo, end < seq {
+            replacedEventLog(host, endsAt: end)
+            return
+        }
+        if caughtUpTo != nil {
             caughtUp.insert(host)
             do {
                 try reconcile(host)
                 try recollect(host)
             } catch { log("\(host): reconcile: \(error)") }
         }
+    }
+
+    /// The agent's event log ends before the last sequence applied: it is a new log (the state
+    /// directory was wiped, or a tmpfs root did not survive a reboot), so nothing the host ran
+    /// before will ever be reported. Its unfinished attempts are lost (their jobs re-run), and
+    /// the stream starts again from the new log's first event.
+    func replacedEventLog(_ host: String, endsAt end: Int) {
+        let applied = lastSeq[host] ?? 0
+        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
+        do {
+            try journal.db.transaction {
+                try journal.audit("host", host: host, "the agent on \(host) has a new event log (it ends at seq \(end), seq \(applied) was applied): its state directory was replaced; its unfinished attempts are lost")
+                try loseAttempts(on: host, reason: "the agent's state on \(host) was lost")
+                // The agent will never report them: they count as ended, so the host does not wait for them.
+                try journal.db.run("UPDATE attempts SET agent_state='lost' WHERE host=? AND (agent_state IS NULL OR agent_state NOT IN (\(finals)))", .text(host))
+                try journal.db.run("UPDATE hosts SET last_seq=0 WHERE name=?", .text(host))
+            }
+        } catch {
+            log("\(host): could not record the replaced event log: \(error); reconnecting")
+            links[host]?.restart()
+            return
+        }
+        lastSeq[host] = 0
+        dirty = true
+        log("\(host): new event log (ends at seq \(end), seq \(applied) was applied); its unfinished attempts are lost; reading it from the start")
+        links[host]?.restart()
     }
 
     /// Applies one agent event (inside the caller's transaction).

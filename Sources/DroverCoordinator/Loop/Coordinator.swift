@@ -241,25 +241,27 @@ public actor Coordinator: HostLinkDelegate {
             """, .text(host)).first?.int("n") ?? 0
     }
 
-    /// The host went down: its running attempts are lost and their jobs go back to the queue at once.
-    func loseAttempts(on host: String) throws {
+    /// The host went down (or lost its state, `reason`): its running attempts are lost and their
+    /// jobs go back to the queue at once.
+    func loseAttempts(on host: String, reason: String? = nil) throws {
+        let why = reason ?? "host \(host) down"
         for a in try journal.db.query("SELECT job, attempt FROM attempts WHERE host=? AND stale=0 AND state IN ('dispatched','accepted','starting','running')", .text(host)) {
             guard let id = a.int("job"), let n = a.int("attempt"), let job = try journal.job(id) else { continue }
             try journal.db.run("UPDATE attempts SET state='lost', stale=1, reason=? WHERE job=? AND attempt=?",
-                               .text("host \(host) down"), .int(Int64(id)), .int(Int64(n)))
+                               .text(why), .int(Int64(id)), .int(Int64(n)))
             try journal.audit("attempt", job: id, attempt: n, host: host, state: "lost", "attempt \(n) lost with host \(host)")
             guard job.attempt == n, !job.state.isFinal else { continue }
             if job.cancelRequested {
                 try finish(job, .cancelled, reason: "cancelled; host \(host) went down (its attempt is killed when it comes back)")
             } else {
-                try requeue(job, reason: "host \(host) down", lost: true)
+                try requeue(job, reason: why, lost: true)
             }
         }
         // Attempts that ended but whose results were not fetched yet: they are lost with the host.
         for r in try journal.db.query("SELECT id FROM jobs WHERE host=? AND state IN ('dispatched','running')", .text(host)) {
             guard let id = r.int("id"), let job = try journal.job(id) else { continue }
             collecting.remove("\(id)/\(job.attempt)")
-            try requeue(job, reason: "host \(host) down before the results of attempt \(job.attempt) were fetched", lost: true)
+            try requeue(job, reason: "\(why) before the results of attempt \(job.attempt) were fetched", lost: true)
         }
     }
 

@@ -45,8 +45,11 @@ struct ScratchDisk {
         try testbed.shell(host, #"rm -f "$1/.soak-filler""#, path)
     }
 
-    /// Unmounts the tmpfs (lazily, if something still holds it) and removes the mount point.
+    /// Kills any agent process still using the tmpfs (a previous run that did not stop it),
+    /// unmounts it and removes the mount point. A lazily unmounted tmpfs with an agent still
+    /// running from it would be wrong twice: the agent's path-based writes would land in the
+    /// next run's tmpfs, next to another agent.
     func unmount() {
-        _ = try? testbed.shell(host, #"if mountpoint -q "$1"; then umount -l "$1"; fi; rmdir "$1" 2>/dev/null || true"#, path)
+        _ = try? testbed.shell(host, #"pkill -9 -f "[d]rover-agent.*$1" || true; if mountpoint -q "$1"; then umount "$1" || umount -l "$1"; fi; rmdir "$1" 2>/dev/null || true"#, path)
     }
 }

@@ -22,7 +22,7 @@ final class Soak {
     /// At most this many unfinished jobs at a time.
     static let openCap = 30
     /// How long the jobs have to finish after the fault phase.
-    static let drainLimit = 180.0
+    static let drainLimit = 120.0
 
     init(_ options: SoakOptions) throws {
         self.options = options
@@ -90,6 +90,7 @@ final class Soak {
 
     private func soak(_ faults: FaultInjector, _ memory: MemorySampler) throws -> Int32 {
         try healAll()
+        scratch.unmount()  // whatever an interrupted earlier run left
         try scratch.mount()
         try coordinator.start()
         let journal = try Journal(StateLocation(explicit: state))
@@ -199,7 +200,11 @@ final class Soak {
         say("")
         say(inv.table())
         if !inv.passed {
-            for (h, r) in records { try? AtomicFile.write(Array(r.text.utf8), to: "\(state)/\(h)-events.log") }
+            for (h, r) in records {
+                try? AtomicFile.write(Array(r.text.utf8), to: "\(state)/\(h)-events.log")
+                let agentLog = (try? testbed.shell(h, #"cat "$1/agent.log" 2>/dev/null || true"#, root(of: h))) ?? ""
+                try? AtomicFile.write(Array(agentLog.utf8), to: "\(state)/\(h)-agent.log")
+            }
             say("soak: the journal, the coordinator log and the agents' event logs are kept in \(state) (--keep-state is implied on failure)")
             keep = true
         }
