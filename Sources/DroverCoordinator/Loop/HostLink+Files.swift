@@ -81,20 +81,51 @@ extension HostLink {
     func collectLoop() async {
         for await _ in collectWakes {
             while true {
-                let (session, next) = state.withLock { s -> ((any HostSession)?, Collection?) in
-                    guard let session = s.session, s.agentPath != nil, !s.collections.isEmpty else { return (nil, nil) }
-                    return (session, s.collections.removeFirst())
+                let (session, group) = state.withLock { s -> ((any HostSession)?, [Collection]) in
+                    guard let session = s.session, s.agentPath != nil, !s.collections.isEmpty else { return (nil, []) }
+                    let group = Array(s.collections.prefix(Self.collectGroup))
+                    s.collections.removeFirst(group.count)
+                    return (session, group)
                 }
-                guard let session, let next else { break }
-                let outcome = await fetch(next, session: session)
-                await delegate.collected(spec.name, job: next.job, attempt: next.attempt, outcome: outcome)
+                guard let session, !group.isEmpty else { break }
+                let outcomes = await fetch(group, session: session)
+                for (c, outcome) in zip(group, outcomes) {
+                    await delegate.collected(spec.name, job: c.job, attempt: c.attempt, outcome: outcome)
+                }
             }
         }
     }
 
+    /// Ended attempts whose results are fetched together: one listing for the group, then
+    /// downloads of what is not empty (trivial jobs cost one round trip per group, not three each).
+    static let collectGroup = 64
+
+    /// Fetches a group of ended attempts' results; one outcome per collection, in order.
+    private func fetch(_ group: [Collection], session: any HostSession) async -> [CollectOutcome] {
+        let q = RemotePath.shell
+        let dirs = group.map { q($0.attemptDirectory) }.joined(separator: " ")
+        let listing: ExecResult
+        do throws(SSHError) {
+            listing = try await session.run("i=0; for d in \(dirs); do for f in stdout stderr; do [ -f \"$d/$f\" ] && echo \"$i $f $(wc -c <\"$d/$f\")\"; done; i=$((i+1)); done; true", timeout: 60)
+        } catch {
+            return group.map { _ in .failed(error.description) }
+        }
+        var sizes: [Int: [(String, Int)]] = [:]
+        for line in listing.stdoutText.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            guard f.count == 3, let i = Int(f[0]), let size = Int(f[2]), f[1] == "stdout" || f[1] == "stderr" else { continue }
+            sizes[i, default: []].append((String(f[1]), size))
+        }
+        var outcomes: [CollectOutcome] = []
+        for (i, c) in group.enumerated() {
+            outcomes.append(await fetch(c, streams: sizes[i] ?? [], session: session))
+        }
+        return outcomes
+    }
+
     /// Downloads an attempt's stdout, stderr and outputs into its results folder (emptied first,
     /// so the folder always holds one attempt's results).
-    private func fetch(_ c: Collection, session: any HostSession) async -> CollectOutcome {
+    private func fetch(_ c: Collection, streams: [(name: String, size: Int)], session: any HostSession) async -> CollectOutcome {
         let q = RemotePath.shell
         let fm = FileManager.default
         try? fm.removeItem(atPath: c.destination)
@@ -105,9 +136,14 @@ extension HostLink {
         }
         var files = 0, bytes = 0
         do throws(SSHError) {
-            let present = try await session.run("cd \(q(c.attemptDirectory)) && for f in stdout stderr; do [ -f \"$f\" ] && echo \"$f\"; done; true", timeout: 30)
-            for name in present.stdoutText.split(separator: "\n").map(String.init) where name == "stdout" || name == "stderr" {
-                try await session.download(c.attemptDirectory + "/" + name, to: c.destination + "/" + name)
+            for (name, size) in streams {
+                if size == 0 {
+                    guard fm.createFile(atPath: c.destination + "/" + name, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                        return .missingOutputs("cannot create \(c.destination)/\(name)")
+                    }
+                } else {
+                    try await session.download(c.attemptDirectory + "/" + name, to: c.destination + "/" + name)
+                }
                 files += 1
                 bytes += LocalFile.size(c.destination + "/" + name) ?? 0
             }
