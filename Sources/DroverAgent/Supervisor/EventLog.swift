@@ -41,18 +41,29 @@ final class EventLog {
     func append(_ events: [String], durable: Bool = true) throws(SystemError) {
         guard !events.isEmpty else { return }
         var text = ""
+        var seq = nextSeq
         for e in events {
             var line = JSONObject()
-            line.set("seq", nextSeq)
+            line.set("seq", seq)
             line.set("time", wallTime())
             text += line.text.dropLast() + (e == "{}" ? "}" : "," + e.dropFirst()) + "\n"
-            nextSeq += 1
+            seq += 1
         }
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         if fd < 0 { throw SystemError.current("open", path: path) }
         defer { close(fd) }
-        try AtomicFile.writeAll(fd, Array(text.utf8), path: path)
-        if durable && fsync(fd) != 0 { throw SystemError.current("fsync", path: path) }
+        var st = stat()
+        let before = fstat(fd, &st) == 0 ? st.st_size : -1
+        do throws(SystemError) {
+            try AtomicFile.writeAll(fd, Array(text.utf8), path: path)
+            if durable && fsync(fd) != 0 { throw SystemError.current("fsync", path: path) }
+        } catch {
+            // A full disk can take part of the text: cut it off, or the retry would glue its
+            // first line to a torn one. The retry reuses the same sequence numbers.
+            if before >= 0 { _ = ftruncate(fd, before) }
+            throw error
+        }
+        nextSeq = seq
     }
 
     func noteLogged(_ id: AttemptID, n: Int) {

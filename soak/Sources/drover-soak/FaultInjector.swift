@@ -43,8 +43,9 @@ final class FaultInjector {
         }
     }
 
-    /// Begins the next fault when its calm gap is over, or ends the active one when its time is up.
-    func tick() throws {
+    /// Begins the next fault when its calm gap is over (unless `startNew` is false, near the end
+    /// of the fault phase), or ends the active one when its time is up.
+    func tick(startNew: Bool = true) throws {
         let now = Date()
         if let fault = active {
             guard now >= activeUntil else { return }
@@ -57,7 +58,7 @@ final class FaultInjector {
             upcoming = fault
             upcomingAt = now.addingTimeInterval(fault.gap)
         }
-        guard let fault = upcoming, now >= upcomingAt else { return }
+        guard startNew, let fault = upcoming, now >= upcomingAt else { return }
         upcoming = nil
         injected[fault.kind.rawValue, default: 0] += 1
         if fault.duration > 0 {

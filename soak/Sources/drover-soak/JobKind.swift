@@ -23,7 +23,8 @@ enum JobKind: String, CaseIterable {
     var succeeds: Bool { self != .failing && self != .timeout }
 
     /// The label that keeps a kind off the host whose disk is filled: a full disk makes a job
-    /// fail to start, which would change how `failing` and `timeout` jobs end.
+    /// fail to start, which would change how `failing` and `timeout` jobs end (and `large`
+    /// outputs would fill it for good).
     static let steadyDisk = ["disk": "steady"]
 
     /// The request for one job of this kind. `evidence` is the per-run file name (under the
@@ -48,6 +49,11 @@ enum JobKind: String, CaseIterable {
             r = JobRequest(shell: "yes \"soak large output line of $DROVER_JOB\" | head -c 6000000 && \(mark)")
         }
         r.name = "soak-\(rawValue)"
+        if self == .large {
+            // The agent keeps every attempt's output (nothing removes old attempts yet): 6 MB
+            // outputs would fill the scratch host's 128 MiB tmpfs for good within minutes.
+            r.labels = Self.steadyDisk
+        }
         if succeeds {
             // Enough budget that no fault can make it fail for good: retries for what a full
             // disk or a killed shell does, and host-loss re-runs for power-offs and partitions.

@@ -115,7 +115,7 @@ final class Soak {
                 }
                 nextSubmit = Date().addingTimeInterval(rng.uniform(0.2...1.0))
             }
-            try faults.tick()
+            try faults.tick(startNew: end.timeIntervalSinceNow > 5)
             memory.tick(coordinator: coordinator, roots: reachableRoots(faults))
             usleep(50_000)
         }
