@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 // drover-bench agent --agent PATH [--quick]
-// drover-bench coordinator --drover PATH --testbed DIR [--quick]
+// drover-bench run --drover PATH --agent PATH --testbed DIR --python PATH --results DIR [--quick]
 let args = Array(CommandLine.arguments.dropFirst())
 func value(_ name: String) -> String? {
     guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
@@ -15,11 +15,20 @@ switch args.first {
 case "agent":
     guard let agent = value("--agent") else { break }
     exit(AgentBench(agent: agent, quick: args.contains("--quick")).run())
-case "coordinator":
-    guard let drover = value("--drover"), let testbed = value("--testbed") else { break }
-    exit(CoordinatorBench(drover: drover, testbed: testbed, quick: args.contains("--quick")).run())
+case "run":
+    guard let drover = value("--drover"), let agent = value("--agent"), let testbed = value("--testbed"),
+          let python = value("--python"), let results = value("--results") else { break }
+    do {
+        let bed = try Testbed(dir: testbed)
+        let dask = DaskPeer(bed: bed, python: python, script: testbed + "/../bench/peers/dask_peer.py")
+        let bench = SideBySide(drover: drover, agent: agent, bed: bed, dask: dask, quick: args.contains("--quick"), results: results)
+        exit(bench.run())
+    } catch {
+        print("bench: \(error)")
+        exit(1)
+    }
 default:
     break
 }
-print("usage: drover-bench agent --agent PATH [--quick]\n       drover-bench coordinator --drover PATH --testbed DIR [--quick]")
+print("usage: drover-bench agent --agent PATH [--quick]\n       drover-bench run --drover PATH --agent PATH --testbed DIR --python PATH --results DIR [--quick]")
 exit(2)

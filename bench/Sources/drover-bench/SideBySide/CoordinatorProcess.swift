@@ -1,0 +1,47 @@
+import CDroverSys
+import DroverCoordinator
+import DroverCore
+import Foundation
+
+/// A real `drover coordinator` on a fresh state directory, started detached as users start it.
+final class CoordinatorProcess {
+    let drover: String
+    let inventory: String
+    let state: String
+    let pid: pid_t
+
+    init(drover: String, inventory: String, agent: String) throws {
+        self.drover = drover
+        self.inventory = inventory
+        state = NSTemporaryDirectory() + "drover-bench-state-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try StateLocation(explicit: state).prepare()
+        let fd = open(state + "/coordinator.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        defer { close(fd) }
+        let argv = [drover, "coordinator", "--state", state, "--inventory", inventory, "--agent", agent]
+        let c = argv.map { strdup($0) } + [nil]
+        defer { c.forEach { free($0) } }
+        var err: Int32 = 0
+        pid = drover_spawn_session(drover, c, environ, fd, &err)
+        guard pid > 0 else { throw BenchFailure("cannot start the coordinator (errno \(err))") }
+    }
+
+    func journal() throws -> Journal { try Journal(StateLocation(explicit: state)) }
+
+    /// Waits until `count` hosts are up.
+    func waitUp(_ count: Int, timeout: Double = 120) throws {
+        let j = try journal()
+        try waitFor("\(count) hosts up", timeout: timeout) { try j.hosts().filter { $0.state == "up" }.count >= count }
+    }
+
+    /// Runs a drover subcommand (first element) against this coordinator's state and inventory.
+    func command(_ args: [String], timeout: Double = 1800) throws -> ChildProcess.Outcome {
+        try ChildProcess.run([drover, args[0], "--state", state, "--inventory", inventory] + args.dropFirst(), timeout: timeout)
+    }
+
+    /// Stops the coordinator and every job it runs, and deletes its state.
+    func stop() {
+        _ = try? command(["down", "--kill-jobs"], timeout: 120)
+        _ = reap(pid, timeout: 30)
+        _ = try? ChildProcess.run(["/bin/rm", "-rf", state])
+    }
+}
