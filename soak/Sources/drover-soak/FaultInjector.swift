@@ -125,6 +125,6 @@ final class FaultInjector {
 
     /// The root of the agent on `host` as the host sees it.
     func root(of host: String) -> String {
-        scratch?.host == host ? scratch!.path : "/home/dtest/.drover"
+        scratch?.host == host ? scratch!.path : Soak.defaultRoot
     }
 }

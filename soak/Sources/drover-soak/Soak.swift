@@ -80,7 +80,7 @@ final class Soak {
         }
         cleanUp(faults)
         if Interrupt.pending && status == 0 { status = 130 }
-        say("soak: \(status == 0 ? "PASSED" : "FAILED") — seed \(options.seed), \(options.minutes) min, \(kinds.count) jobs, \(faults.total) faults (\(faults.injected.keys.sorted().map { "\(faults.injected[$0]!) \($0)" }.joined(separator: ", ")))")
+        say("soak: \(status == 0 ? "PASSED" : status == 130 ? "INTERRUPTED" : "FAILED") — seed \(options.seed), \(options.minutes) min, \(kinds.count) jobs, \(faults.total) faults (\(faults.injected.keys.sorted().map { "\(faults.injected[$0]!) \($0)" }.joined(separator: ", ")))")
         say("soak: replay with: soak/run --minutes \(Self.number(options.minutes)) --seed \(options.seed)")
         say("soak: fault log: \(faultLog)")
         return status
