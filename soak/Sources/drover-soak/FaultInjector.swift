@@ -72,8 +72,9 @@ final class FaultInjector {
         let host = fault.host ?? ""
         switch fault.kind {
         case .powerCycle:
-            try testbed.kill(host)
+            // The host may die as soon as the command starts: the time is taken before it.
             if scratch?.host == host { scratchWipes.append(Date().timeIntervalSince1970) }
+            try testbed.kill(host)
             log("power off \(host) (back on in \(String(format: "%.1f", fault.duration)) s)")
         case .partition:
             try testbed.partition(host)

@@ -157,7 +157,19 @@ struct Invariants {
                 if n != 1 { problems.append("attempt \(t.job)/\(t.attempt) \(t.state) on \(host) has \(n) audit events") }
             }
         }
-        // C3: each attempt the journal has as ended by its agent has exactly one final line in that host's log.
+        // The coordinator's "new event log" detections: only on the scratch host, each after a
+        // power-off of it (which lost its tmpfs root) since the previous detection.
+        var replacedLogs: [Double] = []
+        for e in events where e.kind == "host" && e.message.contains("has a new event log") {
+            let previous = replacedLogs.last ?? 0
+            if e.host != scratchHost || !scratchWipes.contains(where: { $0 > previous && $0 < e.time }) {
+                problems.append("\(e.host ?? "?"): the coordinator saw a new event log with no lost state directory before it")
+            }
+            replacedLogs.append(e.time)
+        }
+        // C3: each attempt the journal has as ended by its agent has exactly one final line in that
+        // host's log; attempts sent to the scratch host before the coordinator saw its new log are
+        // unverifiable (the old log is gone; they may never have reached an agent).
         for a in byAttempt.values where kinds[a.job] != nil {
             let state = a.agentState ?? "nil"
             if !AgentStates.final.contains(state) {
@@ -167,7 +179,7 @@ struct Invariants {
             if state == "never_started" { continue }
             let n = finalsInLogs["\(a.job)/\(a.attempt)"] ?? 0
             if n == 1 { continue }
-            if n == 0, a.host == scratchHost, let t = dispatchTimes["\(a.job)/\(a.attempt)"], scratchWipes.contains(where: { $0 > t }) {
+            if n == 0, a.host == scratchHost, let t = dispatchTimes["\(a.job)/\(a.attempt)"], replacedLogs.contains(where: { $0 > t }) {
                 unverifiable += 1
                 continue
             }
