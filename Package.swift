@@ -26,7 +26,7 @@ let package = Package(
         ),
         // Models, JSON with source positions, hashing, shell quoting, atomic files.
         // Shared by the agent, so it must stay free of ICU-pulling Foundation APIs.
-        .target(name: "DroverCore"),
+        .target(name: "DroverCore", dependencies: ["CDroverSys"]),
         // The SSH layer: one libssh2 session per host on its own thread, async API.
         .target(name: "DroverSSH", dependencies: ["CLibSSH2", "DroverCore"]),
         // hosts.json and ~/.ssh/config resolution.
@@ -48,9 +48,9 @@ let package = Package(
         .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
         .executableTarget(name: "drover-agent", dependencies: ["DroverAgent"]),
         // Benchmarks (bench/): print figures, never part of the pass/fail of tests.
-        .executableTarget(name: "drover-bench", dependencies: ["DroverAgent", "DroverCore", "DroverCoordinator", "CDroverSys"], path: "bench/Sources/drover-bench"),
+        .executableTarget(name: "drover-bench", dependencies: ["DroverAgent", "DroverCore", "DroverCoordinator"], path: "bench/Sources/drover-bench"),
         // Fault-injection soak (soak/): a mixed job stream under seeded faults, invariants checked.
-        .executableTarget(name: "drover-soak", dependencies: ["DroverCoordinator", "DroverCore", "CDroverSys"], path: "soak/Sources/drover-soak"),
+        .executableTarget(name: "drover-soak", dependencies: ["DroverCoordinator", "DroverCore"], path: "soak/Sources/drover-soak"),
         // Seeded input mutation for the robustness tests (not part of any product).
         .target(name: "DroverTestSupport", path: "Tests/DroverTestSupport"),
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),
@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore", "DroverTestSupport"]),
         .testTarget(
             name: "DroverIntegrationTests",
-            dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore", "CDroverSys"]
+            dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,3 @@
-import CDroverSys
 import DroverCoordinator
 import DroverCore
 import Foundation
@@ -42,15 +41,11 @@ final class CoordinatorFixture {
 
     /// Starts `drover ARGV…` in a session of its own, its output appended to `log`.
     private func spawn(_ arguments: [String], log: String) throws -> pid_t {
-        let fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        defer { close(fd) }
-        let argv = [Testbed.droverBinary] + arguments
-        let c = argv.map { strdup($0) } + [nil]
-        defer { c.forEach { free($0) } }
-        var err: Int32 = 0
-        let pid = drover_spawn_session(argv[0], c, environ, fd, &err)
-        guard pid > 0 else { throw TestbedError("cannot start drover \(arguments.first ?? ""): errno \(err)") }
-        return pid
+        do {
+            return try ChildProcess.startDetached([Testbed.droverBinary] + arguments, output: log)
+        } catch {
+            throw TestbedError("cannot start drover \(arguments.first ?? ""): \(error)")
+        }
     }
 
     /// Starts the coordinator and waits until it sees every testbed host `up` (so placement is predictable).

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CDroverSys
 import DroverCoordinator
 import DroverCore
 import DroverInventory
@@ -15,18 +14,11 @@ enum CoordinatorLauncher {
         let executable = CommandLine.executablePath
         var argv = [executable, "coordinator", "--state", state.path, "--idle-exit", "600"]
         if case .file(let path) = inventory.source { argv += ["--inventory", path] }
-        let fd = open(state.logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            Terminal.error("cannot open \(state.logPath): \(String(cString: strerror(errno)))")
-            throw ExitCode(1)
-        }
-        defer { close(fd) }
-        let cArgs = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        var childErrno: Int32 = 0
-        let pid = drover_spawn_session(executable, cArgs, environ, fd, &childErrno)
-        if pid < 0 {
-            Terminal.error("cannot start the coordinator (\(executable)): \(String(cString: strerror(childErrno)))")
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.startDetached(argv, output: state.logPath)
+        } catch {
+            Terminal.error("cannot start the coordinator: \(error)")
             throw ExitCode(1)
         }
         // Wait (briefly) until it holds the lock, so the next command sees it running.

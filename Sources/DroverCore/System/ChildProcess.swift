@@ -1,3 +1,4 @@
+import CDroverSys
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -76,5 +77,20 @@ public enum ChildProcess {
         }
         let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return Outcome(status: code, stdout: (try? LocalFile.read(dir + "/out")) ?? [], stderr: (try? LocalFile.read(dir + "/err")) ?? [])
+    }
+
+    /// Starts `argv` (argv[0] is a path) detached, in a session of its own with clean signals,
+    /// stdin from /dev/null and stdout/stderr appended to `output` (created 0600); returns its
+    /// pid without waiting. The caller reaps it.
+    public static func startDetached(_ argv: [String], output: String) throws(SystemError) -> pid_t {
+        let fd = open(output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SystemError.current("open", path: output) }
+        defer { close(fd) }
+        let args = argv.map { strdup($0) } + [nil]
+        defer { args.forEach { free($0) } }
+        var err: Int32 = 0
+        let pid = drover_spawn_session(argv[0], args, environ, fd, &err)
+        guard pid > 0 else { throw SystemError("start", path: argv[0], errno: err) }
+        return pid
     }
 }

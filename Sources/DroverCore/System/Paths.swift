@@ -71,6 +71,11 @@ public enum LocalFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw SystemError.current("open", path: path) }
         defer { close(fd) }
+        return try readToEnd(fd, path: path)
+    }
+
+    /// Reads an open descriptor to its end (retrying on EINTR); `path` names it in errors.
+    public static func readToEnd(_ fd: Int32, path: String) throws(SystemError) -> [UInt8] {
         var out = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {

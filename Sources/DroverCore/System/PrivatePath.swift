@@ -87,18 +87,7 @@ public enum PrivatePath {
         if fstat(fd, &st) != 0 { throw .system(.current("stat", path: path)) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw .wrongKind(path: path, expected: "a regular file") }
         if let problem = check(path, st, isDirectory: false) { throw problem }
-        var out = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if currentErrno() == EINTR { continue }
-                throw .system(.current("read", path: path))
-            }
-            if n == 0 { break }
-            out.append(contentsOf: buffer[0..<n])
-        }
-        return out
+        do { return try LocalFile.readToEnd(fd, path: path) } catch { throw .system(error) }
     }
 
     private static func check(_ path: String, _ st: stat, isDirectory: Bool) -> Problem? {

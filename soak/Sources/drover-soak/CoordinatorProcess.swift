@@ -1,4 +1,3 @@
-import CDroverSys
 import DroverCoordinator
 import DroverCore
 import Foundation
@@ -25,15 +24,12 @@ final class CoordinatorProcess {
     func start() throws {
         let location = StateLocation(explicit: state)
         try location.prepare()
-        let fd = open(location.logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        guard fd >= 0 else { throw SoakFailure("cannot open \(location.logPath): errno \(errno)") }
-        defer { close(fd) }
-        let argv = [drover, "coordinator", "--state", state, "--inventory", inventory]
-        let c = argv.map { strdup($0) } + [nil]
-        defer { c.forEach { free($0) } }
-        var err: Int32 = 0
-        let child = drover_spawn_session(drover, c, environ, fd, &err)
-        guard child > 0 else { throw SoakFailure("cannot start \(drover) coordinator (errno \(err))") }
+        let child: pid_t
+        do {
+            child = try ChildProcess.startDetached([drover, "coordinator", "--state", state, "--inventory", inventory], output: location.logPath)
+        } catch {
+            throw SoakFailure("cannot start the coordinator: \(error)")
+        }
         pid = child
         starts += 1
         let deadline = Date().addingTimeInterval(20)

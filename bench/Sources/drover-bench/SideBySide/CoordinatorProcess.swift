@@ -1,4 +1,3 @@
-import CDroverSys
 import DroverCoordinator
 import DroverCore
 import Foundation
@@ -15,14 +14,11 @@ final class CoordinatorProcess {
         self.inventory = inventory
         state = NSTemporaryDirectory() + "drover-bench-state-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try StateLocation(explicit: state).prepare()
-        let fd = open(state + "/coordinator.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        defer { close(fd) }
-        let argv = [drover, "coordinator", "--state", state, "--inventory", inventory, "--agent", agent]
-        let c = argv.map { strdup($0) } + [nil]
-        defer { c.forEach { free($0) } }
-        var err: Int32 = 0
-        pid = drover_spawn_session(drover, c, environ, fd, &err)
-        guard pid > 0 else { throw BenchFailure("cannot start the coordinator (errno \(err))") }
+        do {
+            pid = try ChildProcess.startDetached([drover, "coordinator", "--state", state, "--inventory", inventory, "--agent", agent], output: state + "/coordinator.log")
+        } catch {
+            throw BenchFailure("cannot start the coordinator: \(error)")
+        }
     }
 
     func journal() throws -> Journal { try Journal(StateLocation(explicit: state)) }

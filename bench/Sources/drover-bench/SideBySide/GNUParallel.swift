@@ -1,4 +1,3 @@
-import CDroverSys
 import DroverCore
 import Foundation
 
@@ -25,15 +24,11 @@ struct GNUParallel {
 
     /// Starts parallel in the background (for the scenarios that kill hosts or parallel itself).
     func spawn(_ rest: [String], hosts: [String]? = nil) throws -> pid_t {
-        let args = argv(hosts: hosts, rest)
-        let c = args.map { strdup($0) } + [nil]
-        defer { c.forEach { free($0) } }
-        let devnull = open("/dev/null", O_WRONLY)
-        defer { close(devnull) }
-        var err: Int32 = 0
-        let pid = drover_spawn_session("/usr/bin/parallel", c, environ, devnull, &err)
-        guard pid > 0 else { throw BenchFailure("cannot start parallel (errno \(err))") }
-        return pid
+        do {
+            return try ChildProcess.startDetached(argv(hosts: hosts, rest), output: "/dev/null")
+        } catch {
+            throw BenchFailure("cannot start parallel: \(error)")
+        }
     }
 
     static var version: String {
