@@ -123,7 +123,13 @@ public struct HostProbe: Sendable {
             for _ in 0..<3 { best = min(best, try await connection.ping()) }
             report.latencyMs = (best * 1000 * 100).rounded() / 100
             let result = try await connection.run(Self.probeCommand(root: host.root), timeout: max(host.connectTimeout, 10))
-            apply(Self.parseFacts(result.stdoutText), to: &report)
+            let facts = Self.parseFacts(result.stdoutText)
+            if let problem = Self.unparsable(facts, result) {
+                report.state = "probe failed"
+                report.error = "\(host.name): read the host's facts: \(problem)"
+            } else {
+                apply(facts, to: &report)
+            }
         } catch {
             report.state = error.shortReason
             report.error = error.description
@@ -149,6 +155,14 @@ public struct HostProbe: Sendable {
         report.latencyMs = 0
         report.slots = host.slots ?? report.cpus
         return report
+    }
+
+    /// Why a probe's output cannot be trusted (no OS or architecture in it), with what came back; nil when it can.
+    static func unparsable(_ facts: [String: String], _ result: ExecResult) -> String? {
+        if let os = facts["os"], !os.isEmpty, let arch = facts["arch"], !arch.isEmpty { return nil }
+        var printed = (result.stdoutText + result.stderrText).trimmingCharacters(in: .whitespacesAndNewlines)
+        if printed.count > 300 { printed = String(printed.prefix(300)) + "…" }
+        return "no OS or architecture in what the host printed (\(result.status)): \(printed.isEmpty ? "nothing" : printed)"
     }
 
     /// `key=value` lines, as the probe shell lines print them.

@@ -28,6 +28,9 @@ final class ExecOperation: LoopOperation, CustomStringConvertible {
     private let openDeadline: ContinuousClock.Instant
     private let runDeadline: ContinuousClock.Instant?
     private var buffer = [CChar](repeating: 0, count: readChunk)
+    /// What the login shell's start-up files print before the command runs is dropped.
+    private var stdoutFilter = PreambleFilter()
+    private var stderrFilter = PreambleFilter()
 
     init(command: String, stdin: [UInt8]?, openTimeout: Double, timeout: Double?, output: ExecOutputBuffer, openOnly: Bool = false) {
         self.command = command
@@ -79,7 +82,8 @@ final class ExecOperation: LoopOperation, CustomStringConvertible {
             phase = abandoned ? .closing : .starting
             return .progressed
         case .starting:
-            let rc = libssh2_channel_process_startup(channel, "exec", 4, command, UInt32(command.utf8.count))
+            let request = RemoteCommand.wrap(command)
+            let rc = libssh2_channel_process_startup(channel, "exec", 4, request, UInt32(request.utf8.count))
             if rc == LIBSSH2_ERROR_EAGAIN { return .waiting }
             if rc != 0 { throw loop.lastError("start `\(command.prefix(80))`", fallback: .channelFailed) }
             phase = stdin == nil ? .sendingEOF : .writingStdin
@@ -120,8 +124,13 @@ final class ExecOperation: LoopOperation, CustomStringConvertible {
             if rc == LIBSSH2_ERROR_EAGAIN { return .waiting }
             channel = nil
             if !abandoned {
-                output.push(.exit(status ?? .exited(-1)))
-                output.finish()
+                if openOnly || stdoutFilter.found {
+                    if !stderrFilter.found && !stderrFilter.unframed.isEmpty { output.push(.stderr(stderrFilter.unframed)) }
+                    output.push(.exit(status ?? .exited(-1)))
+                    output.finish()
+                } else {
+                    output.finish(loginShellError(loop))
+                }
             } else {
                 output.finish()
             }
@@ -137,8 +146,7 @@ final class ExecOperation: LoopOperation, CustomStringConvertible {
                 let n = buffer.withUnsafeMutableBufferPointer { libssh2_channel_read_ex(channel, stream, $0.baseAddress, readChunk) }
                 if n == Int(LIBSSH2_ERROR_EAGAIN) || n == 0 { break }
                 if n < 0 { throw loop.lastError("read output", fallback: .connectionLost) }
-                let bytes = buffer.withUnsafeBytes { Array($0[0..<n]) }
-                output.push(stream == 0 ? .stdout(bytes) : .stderr(bytes))
+                deliver(stream, buffer.withUnsafeBytes { Array($0[0..<n]) })
                 progressed = true
             }
         }
@@ -147,8 +155,7 @@ final class ExecOperation: LoopOperation, CustomStringConvertible {
             for stream: Int32 in [1, 0] {
                 let n = buffer.withUnsafeMutableBufferPointer { libssh2_channel_read_ex(channel, stream, $0.baseAddress, readChunk) }
                 if n > 0 {
-                    let bytes = buffer.withUnsafeBytes { Array($0[0..<n]) }
-                    output.push(stream == 0 ? .stdout(bytes) : .stderr(bytes))
+                    deliver(stream, buffer.withUnsafeBytes { Array($0[0..<n]) })
                     return .progressed
                 }
             }
@@ -156,6 +163,27 @@ final class ExecOperation: LoopOperation, CustomStringConvertible {
             return .progressed
         }
         return progressed ? .progressed : .waiting
+    }
+
+    /// Passes the command's own bytes on; what came before the marker is dropped.
+    private func deliver(_ stream: Int32, _ bytes: [UInt8]) {
+        if stream == 0 {
+            let own = stdoutFilter.feed(bytes)
+            if !own.isEmpty { output.push(.stdout(own)) }
+        } else {
+            let own = stderrFilter.feed(bytes)
+            if !own.isEmpty { output.push(.stderr(own)) }
+        }
+    }
+
+    /// The channel ended without the marker: the login shell never ran Drover's command.
+    private func loginShellError(_ loop: SessionLoop) -> SSHError {
+        let printed = (stdoutFilter.unframed + stderrFilter.unframed)
+        var text = String(decoding: printed, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.count > 400 { text = String(text.prefix(400)) + "…" }
+        return loop.error(.loginShell, "run `\(command.prefix(60))`",
+            "the login shell of \(loop.target.user) did not run the command (\(status ?? .exited(-1))\(text.isEmpty ? ", no output" : "; it printed: \(text)")); "
+            + "check that the user's shell exists and that its start-up files do not exit")
     }
 
     private func collectExitStatus(_ session: OpaquePointer) {

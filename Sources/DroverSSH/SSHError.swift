@@ -30,6 +30,8 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         case closed
         /// The server refused to open a channel or start a command.
         case channelFailed
+        /// The user's login shell did not run Drover's command (missing shell, an rc file that exits).
+        case loginShell
         /// The remote path does not exist.
         case noSuchFile
         /// The server refused an SFTP request (permission, disk full, …).
@@ -77,6 +79,7 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         case .connectionLost: return "connection lost"
         case .closed: return "closed"
         case .channelFailed: return "channel failed"
+        case .loginShell: return "login shell failed"
         case .noSuchFile: return "no such file"
         case .sftpFailed: return "sftp failed"
         case .localIO: return "local I/O error"

@@ -22,9 +22,9 @@ struct AgentBinaryTests {
     }
 
     @Test func glibcComparison() {
-        #expect(AgentCatalog.versionAtLeast("2.36", "2.31"))
-        #expect(AgentCatalog.versionAtLeast("2.36", "2.36"))
-        #expect(!AgentCatalog.versionAtLeast("2.31", "2.36"))
-        #expect(AgentCatalog.versionAtLeast("2.4", "2.3.9"))
+        #expect(VersionNumber.atLeast("2.36", "2.31"))
+        #expect(VersionNumber.atLeast("2.36", "2.36"))
+        #expect(!VersionNumber.atLeast("2.31", "2.36"))
+        #expect(VersionNumber.atLeast("2.4", "2.3.9"))
     }
 }

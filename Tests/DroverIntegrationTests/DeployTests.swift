@@ -88,7 +88,8 @@ extension TestbedSuite {
             #expect(report.outcome == .failed)
             #expect(report.platform == "linux-x86_64")
             #expect(report.message?.contains("no agent binary for linux-x86_64") == true)
-            #expect(report.message?.contains("swift build -c release --static-swift-stdlib --product drover-agent") == true)
+            #expect(report.message?.contains("swift build -c release --product drover-agent -Xswiftc -static-executable") == true)
+            #expect(report.message?.contains("scripts/install") == true)
         }
     }
 }

@@ -8,19 +8,41 @@ public struct AgentBinary: Sendable, Equatable {
     public var platform: String
     /// The SHA-256 of the file, hex; its first 12 digits are the agent's build hash.
     public var sha256: String
-    /// The glibc this binary needs at least (binaries built here need this machine's), if Linux.
-    public var minimumGlibc: String?
+    /// What a Linux binary needs from its host (nil for Mach-O): none when fully static.
+    public var linkage: ELFLinkage?
     public var size: Int
 
     public var build: String { String(sha256.prefix(12)) }
 
-    /// Reads a binary's platform from its ELF or Mach-O header; nil when it is neither.
-    public static func inspect(_ path: String, minimumGlibc: String? = nil) throws(SystemError) -> AgentBinary? {
+    /// The glibc a dynamically linked Linux binary needs at least; nil when static or not Linux.
+    public var minimumGlibc: String? { linkage?.isStatic == false ? (linkage?.glibc ?? "") : nil }
+
+    /// Reads a binary's platform and linkage from its ELF or Mach-O header; nil when it is neither.
+    public static func inspect(_ path: String) throws(SystemError) -> AgentBinary? {
         let bytes = try LocalFile.read(path)
         guard let platform = platform(ofExecutable: bytes) else { return nil }
         return AgentBinary(
             path: path, platform: platform, sha256: hexString(SHA256.hash(bytes)),
-            minimumGlibc: platform.hasPrefix("linux") ? minimumGlibc : nil, size: bytes.count)
+            linkage: platform.hasPrefix("linux") ? ELFLinkage.read(bytes) : nil, size: bytes.count)
+    }
+
+    /// Why this binary cannot run on a host of `platform` with `glibc` ("2.31"; nil when the host
+    /// has none, e.g. musl), or nil when it can. `sameMachine`: the host is this machine, which
+    /// has the libraries a local build links to.
+    public func unfit(platform host: String, glibc: String?, sameMachine: Bool = false) -> String? {
+        guard platform == host else { return "built for \(platform)" }
+        guard let linkage, !linkage.isStatic, !sameMachine else { return nil }
+        let runtime = linkage.swiftRuntime
+        if !runtime.isEmpty {
+            return "links the Swift runtime dynamically (\(runtime.prefix(2).joined(separator: ", "))), which a host without Swift lacks"
+        }
+        guard let have = glibc else {
+            return "is dynamically linked against glibc (\(linkage.interpreter ?? "no interpreter")) and the host has no glibc"
+        }
+        if let need = linkage.glibc, !VersionNumber.atLeast(have, need) {
+            return "needs glibc \(need) and the host has \(have)"
+        }
+        return nil
     }
 
     static func platform(ofExecutable b: [UInt8]) -> String? {
@@ -55,61 +77,53 @@ public struct AgentBinary: Sendable, Equatable {
 }
 
 /// Where deploy looks for agent binaries, in order: every `--agent PATH`, the folder
-/// `$XDG_DATA_HOME/drover/agents/<os>-<arch>/drover-agent` (default `~/.local/share/…`),
-/// and the local build next to the running `drover`.
+/// `$XDG_DATA_HOME/drover/agents/<os>-<arch>/drover-agent` (default `~/.local/share/…`;
+/// `scripts/install` puts the static Linux agent there), and the `drover-agent` next to the
+/// running `drover`.
 public struct AgentCatalog: Sendable {
     public private(set) var binaries: [AgentBinary] = []
     public let searched: [String]
 
+    /// The catalog folder: `$XDG_DATA_HOME/drover/agents` (default `~/.local/share/drover/agents`).
+    public static var folder: String {
+        (LocalUser.environment("XDG_DATA_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? LocalUser.home + "/.local/share") + "/drover/agents"
+    }
+
     public init(explicit: [String], drover: String = AgentCatalog.currentExecutable()) throws(SystemError) {
         var searched: [String] = []
-        let localGlibc = AgentCatalog.localGlibc()
         for path in explicit {
             searched.append(path)
-            if let b = try AgentBinary.inspect(path, minimumGlibc: localGlibc) { binaries.append(b) }
+            if let b = try AgentBinary.inspect(path) { binaries.append(b) }
         }
-        let data = LocalUser.environment("XDG_DATA_HOME") ?? LocalUser.home + "/.local/share"
-        let folder = data + "/drover/agents"
+        let folder = Self.folder
         searched.append(folder + "/<os>-<arch>/drover-agent")
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: folder))?.sorted() ?? [] {
             let path = "\(folder)/\(entry)/drover-agent"
-            if LocalFile.exists(path), let b = try? AgentBinary.inspect(path, minimumGlibc: nil) { binaries.append(b) }
+            if LocalFile.exists(path), let b = try? AgentBinary.inspect(path) { binaries.append(b) }
         }
         let local = (drover as NSString).deletingLastPathComponent + "/drover-agent"
         searched.append(local)
-        if LocalFile.exists(local), let b = try AgentBinary.inspect(local, minimumGlibc: localGlibc) { binaries.append(b) }
+        if LocalFile.exists(local), !binaries.contains(where: { $0.path == local }), let b = try AgentBinary.inspect(local) { binaries.append(b) }
         self.searched = searched
     }
 
-    /// The first binary that runs on a host of `platform` with `glibc` (e.g. "2.36").
+    /// The first binary that runs on a host of `platform` with `glibc` (e.g. "2.36"; nil when it
+    /// has none), and one line for each binary of that platform skipped on the way, saying why.
+    public func choose(for platform: String, glibc: String?, sameMachine: Bool = false) -> (binary: AgentBinary?, skipped: [String]) {
+        var skipped: [String] = []
+        for b in binaries where b.platform == platform {
+            if let why = b.unfit(platform: platform, glibc: glibc, sameMachine: sameMachine) {
+                skipped.append("skipped \(b.path): it \(why)")
+            } else {
+                return (b, skipped)
+            }
+        }
+        return (nil, skipped)
+    }
+
+    /// The first binary that runs on a host of `platform` with `glibc`.
     public func binary(for platform: String, glibc: String?) -> AgentBinary? {
-        binaries.first { b in
-            guard b.platform == platform else { return false }
-            guard let need = b.minimumGlibc, let have = glibc else { return true }
-            return AgentCatalog.versionAtLeast(have, need)
-        }
-    }
-
-    /// "2.36" >= "2.31".
-    static func versionAtLeast(_ have: String, _ need: String) -> Bool {
-        let h = have.split(separator: ".").compactMap { Int($0) }, n = need.split(separator: ".").compactMap { Int($0) }
-        for i in 0..<max(h.count, n.count) {
-            let a = i < h.count ? h[i] : 0, b = i < n.count ? n[i] : 0
-            if a != b { return a > b }
-        }
-        return true
-    }
-
-    /// This machine's glibc version ("2.36"), nil elsewhere.
-    static func localGlibc() -> String? {
-        #if os(Linux)
-        // gnu_get_libc_version is not in Swift's Glibc module; look it up at run time.
-        typealias VersionFunction = @convention(c) () -> UnsafePointer<CChar>
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "gnu_get_libc_version") else { return nil }
-        return String(cString: unsafeBitCast(symbol, to: VersionFunction.self)())
-        #else
-        return nil
-        #endif
+        choose(for: platform, glibc: glibc).binary
     }
 
     public static func currentExecutable() -> String {

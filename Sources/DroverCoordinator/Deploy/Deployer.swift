@@ -97,13 +97,19 @@ public struct Deployer: Sendable {
             printf 'heartbeat='; head -c 4096 \(q(root + "/heartbeat")) 2>/dev/null | tr -d '\\n'; echo
             """, timeout: options.operationTimeout)
         let facts = HostProbe.parseFacts(probe.stdoutText)
+        if let problem = HostProbe.unparsable(facts, probe) {
+            throw SSHError(.channelFailed, host: host.name, operation: "read the host's platform", message: problem)
+        }
         let platform = AgentBinary.platform(os: facts["os"] ?? "?", arch: facts["arch"] ?? "?")
         report.platform = platform
         let glibc = facts["glibc"].flatMap { $0.isEmpty ? nil : $0 }
-        guard let binary = catalog.binary(for: platform, glibc: glibc) else {
-            throw SSHError(.localIO, host: host.name, operation: "choose an agent binary", message: noBinaryMessage(platform: platform, glibc: glibc))
+        let (chosen, skipped) = catalog.choose(for: platform, glibc: glibc, sameMachine: host.transport == .local)
+        guard let binary = chosen else {
+            throw SSHError(.localIO, host: host.name, operation: "choose an agent binary",
+                           message: noBinaryMessage(platform: platform, glibc: glibc, skipped: skipped))
         }
         report.build = binary.build
+        if !skipped.isEmpty { report.message = skipped.joined(separator: "\n") }
         let heartbeat = facts["heartbeat"].flatMap { try? JSONParser.parse($0) }
         let now = facts["now"].flatMap(Double.init) ?? 0
         // Running: its lock holder is alive and its heartbeat is fresh.
@@ -160,13 +166,25 @@ public struct Deployer: Sendable {
         }
     }
 
-    func noBinaryMessage(platform: String, glibc: String?) -> String {
-        let have = catalog.binaries.map { "\($0.platform)\($0.minimumGlibc.map { " (glibc ≥ \($0))" } ?? "") at \($0.path)" }
-        return """
-            no agent binary for \(platform)\(glibc.map { " with glibc \($0)" } ?? ""). Known: \(have.isEmpty ? "none" : have.joined(separator: "; ")).
-            Build one on a machine of that kind (or on the host itself):
-              swift build -c release --static-swift-stdlib --product drover-agent
-            and copy .build/release/drover-agent to ~/.local/share/drover/agents/\(platform)/drover-agent here, or pass it with --agent PATH.
-            """
+    func noBinaryMessage(platform: String, glibc: String?, skipped: [String]) -> String {
+        let others = catalog.binaries.filter { $0.platform != platform }.map { "\($0.platform) at \($0.path)" }
+        var lines = ["no agent binary for \(platform)\(glibc.map { " with glibc \($0)" } ?? "")."]
+        lines += skipped
+        if !others.isEmpty { lines.append("other platforms known: " + others.joined(separator: "; ")) }
+        if platform == "linux-x86_64" {
+            lines.append("""
+                Make the static agent (runs on any x86_64 Linux) and put it in the catalog:
+                  scripts/install                   # from a Drover checkout, or:
+                  swift build -c release --product drover-agent -Xswiftc -static-executable
+                  install -D .build/release/drover-agent \(AgentCatalog.folder)/linux-x86_64/drover-agent
+                """)
+        } else {
+            lines.append("""
+                Build one on a machine of that kind (or let deploy do it: drover deploy --build-on-host):
+                  swift build -c release --product drover-agent
+                and copy .build/release/drover-agent to \(AgentCatalog.folder)/\(platform)/drover-agent here, or pass it with --agent PATH.
+                """)
+        }
+        return lines.joined(separator: "\n")
     }
 }
