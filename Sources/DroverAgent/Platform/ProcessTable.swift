@@ -65,7 +65,7 @@ enum Platform {
 
     /// Changes on every boot, so a heartbeat from before a reboot is recognisable.
     static func bootID() -> String {
-        if let b = try? LocalFile.read("/proc/sys/kernel/random/boot_id") {
+        if let b = try? LocalFile.read("/proc/sys/kernel/random/boot_id") {  // portable: sysctl below elsewhere
             return String(decoding: b, as: UTF8.self).trimmingCharacters(in: "\n ")
         }
         let out = captureOutput(["/usr/sbin/sysctl", "-n", "kern.boottime"]) ?? ""
@@ -74,7 +74,7 @@ enum Platform {
 
     /// Bytes of memory available to new work, when known.
     static func availableMemory() -> UInt64? {
-        guard let b = try? LocalFile.read("/proc/meminfo") else { return nil }
+        guard let b = try? LocalFile.read("/proc/meminfo") else { return nil }  // portable: unknown (nil) elsewhere
         for line in String(decoding: b, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
             let kb = line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }
             return kb.map { $0 * 1024 }

@@ -49,12 +49,11 @@ extension Coordinator {
 
     /// A local file's SHA-256, cached by size and modification time.
     func hash(_ path: String) throws -> String {
-        var st = stat()
-        guard stat(path, &st) == 0 else { throw StagingError("cannot read \(path): \(String(cString: strerror(errno)))") }
-        let mtime = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
-        if let h = hashCache[path], h.size == Int64(st.st_size), h.mtime == mtime { return h.sha256 }
+        let st: FileStatus
+        do { st = try FileStatus.of(path) } catch { throw StagingError("cannot read \(path): \(error)") }
+        if let h = hashCache[path], h.size == st.size, h.mtime == st.modified { return h.sha256 }
         let sha = try LocalFile.sha256(path)
-        hashCache[path] = HashedFile(size: Int64(st.st_size), mtime: mtime, sha256: sha)
+        hashCache[path] = HashedFile(size: st.size, mtime: st.modified, sha256: sha)
         return sha
     }
 
