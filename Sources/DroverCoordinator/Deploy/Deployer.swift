@@ -36,6 +36,11 @@ public struct DeployReport: Sendable, Codable, Equatable {
 public struct Deployer: Sendable {
     public let catalog: AgentCatalog
     public var options = SSHOptions()
+    /// Build the agent on every host with the host's Swift toolchain (`--build-on-host`); without
+    /// it, a host is built on only when no binary fits it and it has `swift`.
+    public var buildOnHost = false
+    /// The agent's sources for building on hosts (default: `HostBuild.locate()`).
+    public var hostBuild: HostBuild? = nil
 
     public init(catalog: AgentCatalog) {
         self.catalog = catalog
@@ -92,7 +97,7 @@ public struct Deployer: Sendable {
         // One round trip tells the platform and whether this build already runs.
         let probe = try await session.run("""
             echo os=$(uname -s); echo arch=$(uname -m); echo glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //'); \
-            echo now=$(date +%s); p=$(head -c 32 \(q(root + "/agent.lock")) 2>/dev/null); \
+            echo now=$(date +%s); \(HostBuild.probeLine); p=$(head -c 32 \(q(root + "/agent.lock")) 2>/dev/null); \
             if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then echo alive=1; else echo alive=0; fi; \
             printf 'heartbeat='; head -c 4096 \(q(root + "/heartbeat")) 2>/dev/null | tr -d '\\n'; echo
             """, timeout: options.operationTimeout)
@@ -103,7 +108,13 @@ public struct Deployer: Sendable {
         let platform = AgentBinary.platform(os: facts["os"] ?? "?", arch: facts["arch"] ?? "?")
         report.platform = platform
         let glibc = facts["glibc"].flatMap { $0.isEmpty ? nil : $0 }
-        let (chosen, skipped) = catalog.choose(for: platform, glibc: glibc, sameMachine: host.transport == .local)
+        var (chosen, skipped) = catalog.choose(for: platform, glibc: glibc, sameMachine: host.transport == .local)
+        let hasSwift = facts["swift"] == "1"
+        if host.transport == .ssh && (buildOnHost || (chosen == nil && hasSwift)) {
+            chosen = try await buildThere(host, session: session, platform: platform, hasSwift: hasSwift)
+            skipped.append(buildOnHost ? "built on the host with its Swift toolchain: \(chosen!.path)"
+                : "no binary in the catalog fits \(platform): built one on the host with its Swift toolchain: \(chosen!.path)")
+        }
         guard let binary = chosen else {
             throw SSHError(.localIO, host: host.name, operation: "choose an agent binary",
                            message: noBinaryMessage(platform: platform, glibc: glibc, skipped: skipped))
@@ -164,6 +175,23 @@ public struct Deployer: Sendable {
             throw SSHError(.channelFailed, host: host.name, operation: "start the agent",
                            message: "the running agent is build \(node?["build"]?.stringValue ?? "?"), not \(binary.build): \(text)")
         }
+    }
+
+    /// Builds the agent on the host and returns the binary it stored in the local catalog.
+    private func buildThere(_ host: HostSpec, session: any HostSession, platform: String, hasSwift: Bool) async throws(SSHError) -> AgentBinary {
+        guard hasSwift else {
+            throw SSHError(.channelFailed, host: host.name, operation: "build the agent on the host",
+                           message: "no Swift toolchain there (`swift` is not on PATH, nor in /opt/swift/usr/bin or ~/.swiftly/bin): install one (swift.org/install), or build the agent elsewhere and put it in \(AgentCatalog.folder)/\(platform)/drover-agent")
+        }
+        guard let builder = hostBuild ?? HostBuild.locate() else {
+            throw SSHError(.localIO, host: host.name, operation: "build the agent on the host",
+                           message: "the agent's sources are not on this machine: run scripts/install from a Drover checkout (it keeps them in \((AgentCatalog.folder as NSString).deletingLastPathComponent)/agent-source) or set DROVER_AGENT_SOURCE to a checkout")
+        }
+        let path = try await builder.build(on: host, session: session, platform: platform)
+        guard let built = try? AgentBinary.inspect(path), built.platform == platform else {
+            throw SSHError(.localIO, host: host.name, operation: "build the agent on the host", message: "\(path) is not an executable for \(platform)")
+        }
+        return built
     }
 
     func noBinaryMessage(platform: String, glibc: String?, skipped: [String]) -> String {
