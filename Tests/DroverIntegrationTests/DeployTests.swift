@@ -14,6 +14,16 @@ extension Testbed {
         }
     }
 
+    /// The fully static agent the hosts run: the one `scripts/install` put in the catalog
+    /// (`scripts/test` installs into .build-install and exports XDG_DATA_HOME).
+    static func staticAgent() throws -> String {
+        let path = AgentCatalog.folder + "/linux-x86_64/drover-agent"
+        guard LocalFile.exists(path) else {
+            throw TestbedError("no static agent at \(path): run scripts/install --prefix .build-install --data .build-install/share and export XDG_DATA_HOME=$PWD/.build-install/share (scripts/test does)")
+        }
+        return path
+    }
+
     /// The built drover executable next to the test bundle.
     static var droverBinary: String {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("drover").path
@@ -57,7 +67,7 @@ extension TestbedSuite {
             let dir = try Testbed.tempDirectory()
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let next = dir + "/drover-agent"
-            var bytes = try LocalFile.read(URL(fileURLWithPath: Testbed.droverBinary).deletingLastPathComponent().appendingPathComponent("drover-agent").path)
+            var bytes = try LocalFile.read(try Testbed.staticAgent())
             bytes.append(0x0A)
             _ = FileManager.default.createFile(atPath: next, contents: Data(bytes), attributes: [.posixPermissions: 0o755])
             let upgrade = try Testbed.run(Testbed.droverBinary, ["deploy", "--inventory", inventory, "--agent", next, "--json", "h1"])
@@ -81,8 +91,9 @@ extension TestbedSuite {
         @Test func noBinaryForThePlatformSaysWhatToDo() async throws {
             let empty = try Testbed.tempDirectory()
             defer { try? FileManager.default.removeItem(atPath: empty) }
+            let saved = ProcessInfo.processInfo.environment["XDG_DATA_HOME"]
             setenv("XDG_DATA_HOME", empty, 1)
-            defer { unsetenv("XDG_DATA_HOME") }
+            defer { if let saved { setenv("XDG_DATA_HOME", saved, 1) } else { unsetenv("XDG_DATA_HOME") } }
             let catalog = try AgentCatalog(explicit: [], drover: "/nonexistent/drover")
             let report = await Deployer(catalog: catalog).deploy(try Testbed.host("h1"))
             #expect(report.outcome == .failed)
