@@ -16,9 +16,10 @@ extension SessionLoop {
         let deadline = ContinuousClock.now + .milliseconds(Int(target.connectTimeout * 1000))
         if !target.unsupportedConfig.isEmpty {
             throw error(.unsupportedConfig, "read ~/.ssh/config", target.unsupportedConfig.joined(separator: "; ")
-                + ". Drover connects directly: set `address` in the inventory to a name or IP it can reach, or remove the option for this host.")
+                + ". Remove the option for this host, or set the inventory's fields (`address`, `port`, `jump`, …) instead.")
         }
-        socketFD = try openSocket(deadline: deadline)
+        // A tunnelled connection was handed its socket (one end of a socketpair) already.
+        if socketFD < 0 { socketFD = try openSocket(deadline: deadline) }
         guard let session = libssh2_session_init_ex(nil, nil, nil, nil) else {
             throw error(.protocolError, "start SSH session", "libssh2 could not allocate a session")
         }
