@@ -22,7 +22,7 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         case authenticationRefused
         /// An RSA key was refused because libssh2 signs RSA with SHA-1 only.
         case rsaSHA1Refused
-        /// ~/.ssh/config asks for something Drover cannot do yet (e.g. ProxyJump).
+        /// ~/.ssh/config asks for something Drover cannot do (e.g. ProxyCommand).
         case unsupportedConfig
         /// The connection broke (peer closed, reset, or no answer to keepalives).
         case connectionLost
