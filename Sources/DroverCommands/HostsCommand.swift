@@ -10,7 +10,7 @@ struct HostsCommand: AsyncParsableCommand {
         commandName: "hosts",
         abstract: "Check every host of the inventory and show its state.",
         discussion: """
-            Connects to all hosts in parallel (each bounded by its connect_timeout) and prints one row per host: name, address, state, OS, architecture, CPUs, memory, slots (used/total while a coordinator runs), the coordinator's liveness verdict (up, suspect, down, connecting, reconciling; - when no coordinator runs), the agent version (- until deployed), the age of the agent's last heartbeat (by the host's clock) and the round-trip latency of the SSH connection (one channel open and close, no remote process).
+            Connects to all hosts in parallel (each bounded by its connect_timeout) and prints one row per host: name, address (with ` via HOP` for a host reached through a bastion, see `jump` in docs/inventory.md), state, OS, architecture, CPUs, memory, slots (used/total while a coordinator runs), the coordinator's liveness verdict (up, suspect, down, connecting, reconciling; - when no coordinator runs), the agent version (- until deployed), the age of the agent's last heartbeat (by the host's clock) and the round-trip latency of the SSH connection (one channel open and close, no remote process).
 
             STATE is `up`, or why the host cannot be used: unreachable, refused, timed out, auth refused, host key mismatch, unknown host key, unsupported config. The full reason and what to do about it follow the table.
 

@@ -11,8 +11,10 @@ import Darwin
 /// What `drover hosts` learns about one host.
 public struct HostReport: Sendable, Codable, Equatable {
     public var name: String
-    /// `address:port` (or "local").
+    /// `address:port` (or "local"), followed by ` via h1` (` via a,b`) through hops.
     public var address: String
+    /// The hops to the host, first one first (empty for a direct connection).
+    public var via: [String] = []
     /// `up`, or why not: unreachable, timed out, auth refused, host key mismatch, unknown host key, …
     public var state: String
     /// The full message when the host is not up.
@@ -37,7 +39,7 @@ public struct HostReport: Sendable, Codable, Equatable {
     public var isUp: Bool { state == "up" }
 
     enum CodingKeys: String, CodingKey {
-        case name, address, state, error, os, arch, cpus, slots, liveness
+        case name, address, via, state, error, os, arch, cpus, slots, liveness
         case usedSlots = "used_slots"
         case memoryBytes = "memory_bytes"
         case agentVersion = "agent_version"
@@ -50,6 +52,7 @@ public struct HostReport: Sendable, Codable, Equatable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(name, forKey: .name)
         try c.encode(address, forKey: .address)
+        try c.encode(via, forKey: .via)
         try c.encode(state, forKey: .state)
         try c.encode(error, forKey: .error)
         try c.encode(os, forKey: .os)
@@ -107,7 +110,8 @@ public struct HostProbe: Sendable {
     }
 
     func probeSSH(_ host: HostSpec) async -> HostReport {
-        var report = HostReport(name: host.name, address: host.sshTarget.endpoint, state: "up")
+        var report = HostReport(name: host.name, address: host.route, state: "up")
+        report.via = host.via
         report.slots = host.slots
         let connection: SSHConnection
         do {

@@ -43,6 +43,19 @@ public struct HostSpec: Sendable, Equatable {
     public var unsupportedConfig: [String]
     /// ssh_config options that were ignored, so nothing is ignored silently.
     public var ignoredConfig: [String]
+    /// The hops to go through, first one first (from `jump`, else `ProxyJump`); empty for a
+    /// direct connection. Each hop is complete (address, user, keys, its own known_hosts) and
+    /// has no `jump` of its own: the whole route is here.
+    public var jump: [HostSpec] = []
+
+    /// The hops' names, first one first.
+    public var via: [String] { jump.map(\.name) }
+
+    /// `address:port`, with ` via h1` (or ` via a,b`) when the host is reached through hops.
+    public var route: String {
+        let endpoint = address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
+        return jump.isEmpty ? endpoint : "\(endpoint) via \(via.joined(separator: ","))"
+    }
 
     /// The `[host]:port` form used by known_hosts for non-standard ports.
     public var knownHostsName: String {

@@ -40,7 +40,7 @@ public struct InventoryLoader {
     /// The fields a host (or `defaults`) may set.
     public static let hostFields = [
         "name", "address", "port", "user", "identity", "known_hosts", "host_key_policy", "slots",
-        "labels", "root", "env", "connect_timeout", "transport",
+        "labels", "root", "env", "connect_timeout", "transport", "jump",
     ]
 
     /// Finds the inventory by the lookup order and loads it.
@@ -96,6 +96,7 @@ public struct InventoryLoader {
                         diagnostics.report("no hosts; add at least one (see hosts.example.json)", path: "hosts", at: list.position)
                     }
                     var firstSeen: [String: String] = [:]
+                    var raws: [String: RawHost] = [:]
                     let config = sshConfig ?? SSHConfig.loadDefault()
                     for (i, item) in items.enumerated() {
                         let path = "hosts[\(i)]"
@@ -106,10 +107,13 @@ public struct InventoryLoader {
                             continue
                         }
                         firstSeen[name] = path
+                        raws[name] = raw
                         if let host = resolve(raw, defaults: defaults, path: path, config: config, diagnostics: diagnostics) {
                             hosts.append(host)
                         }
                     }
+                    JumpResolver(loader: self, hosts: hosts, raws: raws, named: Set(firstSeen.keys), defaults: defaults,
+                                 config: config, diagnostics: diagnostics).resolve(&hosts)
                 } else {
                     diagnostics.report("must be an array of hosts, not \(list.kindDescription)", path: "hosts", at: list.position)
                 }
@@ -146,6 +150,8 @@ public struct InventoryLoader {
         var env: [String: String]?
         var connectTimeout: Double?
         var transport: Transport?
+        /// The hops as written: one string per hop (a string with commas is a chain).
+        var jump: Located<[String]>?
     }
 
     func readHost(_ node: JSONNode, path: String, diagnostics d: ConfigDiagnostics, isDefaults: Bool) -> RawHost {
@@ -224,6 +230,34 @@ public struct InventoryLoader {
                 raw.connectTimeout = t
             } else {
                 d.report("connect_timeout must be a number of seconds between 0 and 3600, e.g. 10", path: r.childPath("connect_timeout"), at: n.position)
+            }
+        }
+        if let n = r.node("jump") {
+            let path = r.childPath("jump")
+            var items: [String]?
+            if let text = n.stringValue {
+                items = [text]
+            } else if let list = n.arrayValue {
+                items = []
+                for (k, item) in list.enumerated() {
+                    if let text = item.stringValue { items?.append(text) } else {
+                        d.report("must be a string, not \(item.kindDescription)", path: "\(path)[\(k)]", at: item.position)
+                        items = nil
+                        break
+                    }
+                }
+            } else {
+                d.report("must be a host name, \"user@host:port\", a list of them (the first hop first), or \"none\"; not \(n.kindDescription)", path: path, at: n.position)
+            }
+            if let items {
+                let hops = items.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map { JumpSpec.trim(Substring($0)) }
+                if hops.isEmpty || hops.contains(where: { $0.isEmpty }) {
+                    d.report("empty hop in \(JSONText.quote(items.joined(separator: ","))); write host names or \"user@host:port\", the first hop first, or \"none\" for a direct connection", path: path, at: n.position)
+                } else if hops.contains("none") && hops.count > 1 {
+                    d.report("\"none\" cannot be part of a chain; write \"none\" alone for a direct connection", path: path, at: n.position)
+                } else {
+                    raw.jump = Located(value: hops, position: n.position, path: path)
+                }
             }
         }
         if let s = r.string("transport") {

@@ -39,7 +39,12 @@ public struct SSHConfig: Sendable {
         public var identityFiles: [String] = []
         public var connectTimeout: Double?
         public var knownHostsFile: String?
-        /// Options that change how to connect and that Drover does not support yet (e.g. ProxyJump).
+        /// The `ProxyJump` hops, first one first; nil when not set, empty for `ProxyJump none`
+        /// (or when a `ProxyCommand` came first: the first of the two wins, as in ssh).
+        public var proxyJump: [JumpSpec]?
+        /// Where `ProxyJump` was written (`file:line`), for messages.
+        public var proxyJumpSource: String?
+        /// Options that change how to connect and that Drover does not support (e.g. ProxyCommand).
         public var unsupported: [String] = []
         /// Options Drover ignores without harm, listed so nothing is ignored silently.
         public var ignored: [String] = []
@@ -47,7 +52,7 @@ public struct SSHConfig: Sendable {
 
     /// Options that change where or how the connection goes, which Drover cannot honour yet.
     static let unsupportedKeywords: Set<String> = [
-        "proxyjump", "proxycommand", "hostkeyalias", "certificatefile", "pkcs11provider",
+        "proxycommand", "hostkeyalias", "certificatefile", "pkcs11provider",
         "securitykeyprovider", "bindaddress", "bindinterface", "addressfamily", "localcommand",
         "remotecommand", "requesttty", "hostkeyalgorithms", "kexalgorithms", "ciphers", "macs",
         "pubkeyacceptedalgorithms", "pubkeyacceptedkeytypes", "globalknownhostsfile", "canonicalizehostname",
@@ -142,8 +147,31 @@ public struct SSHConfig: Sendable {
             for option in block.options {
                 let arg = option.arguments.first ?? ""
                 let whereText = "\(option.file):\(option.line)"
+                if option.keyword == "proxyjump" || option.keyword == "proxycommand" {
+                    // The two share one setting: the first found wins, `none` included.
+                    guard !seen.contains("proxy") else { continue }
+                    seen.insert("proxy")
+                    if arg.lowercased() == "none" {
+                        r.proxyJump = []
+                    } else if option.keyword == "proxycommand" {
+                        r.proxyJump = []
+                        r.unsupported.append("\(whereText): `\(option.spelling) \(option.arguments.joined(separator: " "))` is not supported by Drover: it would run a local command to carry the connection. Use `ProxyJump` in ssh_config, or `jump` in the inventory, to go through a bastion")
+                    } else {
+                        let text = option.arguments.joined(separator: "")
+                        var hops: [JumpSpec] = []
+                        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+                            if let hop = JumpSpec(String(item)) {
+                                hops.append(hop)
+                            } else {
+                                r.unsupported.append("\(whereText): `\(option.spelling) \(text)`: \(JSONText.quote(String(item))) is not a hop Drover understands; write [user@]host[:port], hops separated by commas")
+                            }
+                        }
+                        r.proxyJump = hops
+                        r.proxyJumpSource = whereText
+                    }
+                    continue
+                }
                 if Self.unsupportedKeywords.contains(option.keyword) {
-                    if option.keyword == "proxyjump" || option.keyword == "proxycommand", arg.lowercased() == "none" { continue }
                     r.unsupported.append("\(whereText): `\(option.spelling) \(option.arguments.joined(separator: " "))` is not supported by Drover yet")
                     continue
                 }
@@ -170,6 +198,16 @@ public struct SSHConfig: Sendable {
             }
         }
         return r
+    }
+
+    /// Whether a `Host` line names `alias` literally (not only through a wildcard), so that a
+    /// bare name in a `jump` can be taken as an ssh_config alias.
+    public func definesHost(_ alias: String) -> Bool {
+        blocks.contains { block in
+            !block.isMatch && block.line > 0 && block.patterns.flatMap { $0.split(separator: ",") }.contains {
+                !$0.hasPrefix("!") && !$0.contains("*") && !$0.contains("?") && $0.lowercased() == alias.lowercased()
+            }
+        }
     }
 
     /// ssh_config(5) pattern-list matching: any positive match and no negated match.
@@ -246,5 +284,62 @@ public struct SSHConfig: Sendable {
             if let p = g.gl_pathv[i] { out.append(String(cString: p)) }
         }
         return out.sorted()
+    }
+}
+
+/// One hop of `ProxyJump` or of the inventory's `jump`: `[user@]host[:port]`, also
+/// `[v6addr]:port` and `ssh://[user@]host[:port]`.
+public struct JumpSpec: Sendable, Equatable, CustomStringConvertible {
+    public var user: String?
+    public var host: String
+    public var port: Int?
+
+    public init(user: String? = nil, host: String, port: Int? = nil) {
+        self.user = user
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses one hop; nil when it is not of that form.
+    public init?(_ text: String) {
+        var rest = Substring(Self.trim(Substring(text)))
+        if rest.hasPrefix("ssh://") { rest = rest.dropFirst(6) }
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        if let at = rest.lastIndex(of: "@") {
+            let u = rest[..<at]
+            guard !u.isEmpty, !u.contains("@") else { return nil }
+            user = String(u)
+            rest = rest[rest.index(after: at)...]
+        }
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return nil }
+            host = String(rest[rest.index(after: rest.startIndex)..<close])
+            rest = rest[rest.index(after: close)...]
+            if rest.hasPrefix(":") {
+                guard let p = Int(rest.dropFirst()), (1...65535).contains(p) else { return nil }
+                port = p
+            } else if !rest.isEmpty {
+                return nil
+            }
+        } else if let colon = rest.firstIndex(of: ":") {
+            host = String(rest[..<colon])
+            guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+            port = p
+        } else {
+            host = String(rest)
+        }
+        if host.isEmpty || host.hasPrefix("-") || host.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "@" || $0 == "," }) { return nil }
+    }
+
+    /// `s` without leading and trailing spaces and tabs.
+    static func trim(_ s: Substring) -> String {
+        String(s.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+
+    /// As written in ProxyJump: `user@host:port`, brackets around an IPv6 address with a port.
+    public var description: String {
+        var s = user.map { "\($0)@" } ?? ""
+        if let port { s += host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" } else { s += host }
+        return s
     }
 }

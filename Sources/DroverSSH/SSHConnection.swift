@@ -1,6 +1,11 @@
 import CLibSSH2
 import DroverCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 private let libraryInitialized: Bool = {
     // OpenSSL (under libssh2) frees its locks in an exit-time handler; a connection thread
@@ -32,9 +37,45 @@ public final class SSHConnection: Sendable {
     deinit { loop.requestClose() }
 
     /// Connects, verifies the host key, and authenticates, all within `target.connectTimeout`.
+    ///
+    /// With `target.jump`, first connects to the last hop (through the hops before it, the same
+    /// way), opens a `direct-tcpip` channel from it to the target, and runs the target's SSH
+    /// session over that channel. Every hop's key is checked against its own known_hosts;
+    /// errors name the hop (`h4 via h1: host key mismatch at h1: …`). The hop's connection
+    /// belongs to this one: it is closed when this one closes or breaks.
     public static func connect(to target: SSHTarget, options: SSHOptions = SSHOptions()) async throws(SSHError) -> SSHConnection {
         _ = libraryInitialized
-        let loop = SessionLoop(target: target, options: options)
+        guard var hopTarget = target.jump.last else {
+            return try await start(SessionLoop(target: target, options: options))
+        }
+        hopTarget.jump = Array(target.jump.dropLast())
+        let hop: SSHConnection
+        do {
+            hop = try await connect(to: hopTarget, options: options)
+        } catch {
+            throw error.reached(through: hopTarget.name, for: target.name, via: target.via)
+        }
+        let tunnel: Int32
+        do {
+            tunnel = try await hop.openTunnel(to: target.address, port: target.port, endpoint: target.endpoint, timeout: target.connectTimeout)
+        } catch {
+            await hop.shutdown()
+            let hopName = hopTarget.name
+            var message = "\(error.operation): \(error.message)"
+            if error.code == LIBSSH2_ERROR_CHANNEL_FAILURE {
+                message = error.message  // "h1 refused the tunnel to …"
+            } else if error.kind == .timedOut && error.operation.hasPrefix("wait for the server") {
+                message = "\(hopName) did not open the tunnel to \(target.endpoint) within \(formatSeconds(target.connectTimeout)) (connect_timeout): \(target.endpoint) may be down or unreachable from \(hopName)"
+            }
+            let e = SSHError(error.kind, host: target.name, operation: "open a tunnel", message: message, code: error.code, via: target.via, hop: hopName)
+            throw e
+        }
+        return try await start(SessionLoop(target: target, options: options, tunnel: tunnel, hop: hop))
+    }
+
+    /// Runs the connection's thread: connects (see `SessionLoop.connect`), then the event loop.
+    private static func start(_ loop: SessionLoop) async throws(SSHError) -> SSHConnection {
+        let target = loop.target
         let once = Locked(false)
         let result: Result<Void, SSHError> = await withCheckedContinuation { (c: CheckedContinuation<Result<Void, SSHError>, Never>) in
             @Sendable func finish(_ r: Result<Void, SSHError>) -> Bool {
@@ -69,7 +110,7 @@ public final class SSHConnection: Sendable {
             Task.detached {
                 try? await Task.sleep(for: .milliseconds(Int(grace * 1000)))
                 _ = finish(.failure(SSHError(.timedOut, host: target.name, operation: "connect to \(target.endpoint)",
-                    message: "no answer within \(formatSeconds(target.connectTimeout)) (connect_timeout)")))
+                    message: "no answer within \(formatSeconds(target.connectTimeout)) (connect_timeout)", via: target.via)))
             }
         }
         switch result {
@@ -92,6 +133,39 @@ public final class SSHConnection: Sendable {
     public func shutdown() async {
         loop.requestClose()
         await loop.waitUntilFinished()
+        await loop.hop?.shutdown()
+    }
+
+    /// The connections this one goes through, first hop first (empty for a direct one).
+    public var route: [String] { target.via }
+
+    // MARK: Tunnels
+
+    /// Opens a `direct-tcpip` channel from this connection's host to `address:port` and returns
+    /// one end of a socketpair that carries it (the caller owns and closes that descriptor).
+    /// The channel is pumped by this connection's thread until either side closes.
+    func openTunnel(to address: String, port: Int, endpoint: String, timeout: Double) async throws(SSHError) -> Int32 {
+        var fds: [Int32] = [-1, -1]
+        #if canImport(Glibc)
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        #else
+        let type = SOCK_STREAM
+        #endif
+        guard socketpair(AF_UNIX, type, 0, &fds) == 0 else {
+            throw SSHError(.localIO, host: target.name, operation: "open a tunnel to \(endpoint)", message: SystemError.current("socketpair").description)
+        }
+        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        let inner = fds[0]
+        let loop = self.loop
+        let result: Result<Void, SSHError> = await withCheckedContinuation { (c: CheckedContinuation<Result<Void, SSHError>, Never>) in
+            loop.submit(TunnelOperation(address: address, port: port, endpoint: endpoint, fd: fds[1], openTimeout: timeout) { c.resume(returning: $0) })
+        }
+        switch result {
+        case .success: return inner
+        case .failure(let e):
+            closeDescriptor(inner)
+            throw e
+        }
     }
 
     // MARK: Commands
@@ -262,4 +336,9 @@ public enum RemotePath {
         if path.hasPrefix("$HOME/") { return "\"$HOME\"/" + ShellQuote.quote(String(path.dropFirst(6))) }
         return ShellQuote.quote(path)
     }
+}
+
+/// close(2), out of reach of `SSHConnection.close()`.
+private func closeDescriptor(_ fd: Int32) {
+    close(fd)
 }

@@ -22,7 +22,7 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
         case authenticationRefused
         /// An RSA key was refused because libssh2 signs RSA with SHA-1 only.
         case rsaSHA1Refused
-        /// ~/.ssh/config asks for something Drover cannot do yet (e.g. ProxyJump).
+        /// ~/.ssh/config asks for something Drover cannot do (e.g. ProxyCommand).
         case unsupportedConfig
         /// The connection broke (peer closed, reset, or no answer to keepalives).
         case connectionLost
@@ -51,17 +51,41 @@ public struct SSHError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// The libssh2 error code, when libssh2 gave one.
     public var code: Int32?
+    /// The hops of a tunnelled connection, first one first (empty for a direct connection).
+    public var via: [String]
+    /// The hop where it failed (its connection, host key, authentication or tunnel), or nil
+    /// when it failed at `host` itself.
+    public var hop: String?
 
-    public init(_ kind: Kind, host: String, operation: String, message: String, code: Int32? = nil) {
+    public init(_ kind: Kind, host: String, operation: String, message: String, code: Int32? = nil, via: [String] = [], hop: String? = nil) {
         self.kind = kind
         self.host = host
         self.operation = operation
         self.message = message
         self.code = code
+        self.via = via
+        self.hop = hop
     }
 
+    /// `h1: operation: message`, or `h4 via h1: operation: message` through hops.
     public var description: String {
-        "\(host): \(operation): \(message)"
+        "\(route): \(operation): \(message)"
+    }
+
+    /// The host, followed by ` via h1` (or ` via a,b`) through hops.
+    public var route: String {
+        via.isEmpty ? host : "\(host) via \(via.joined(separator: ","))"
+    }
+
+    /// This error, raised while reaching the hop `hopName` of a connection to `target`, as an
+    /// error of that connection: `h4 via h1: host key mismatch at h1: verify host key of …`.
+    func reached(through hopName: String, for target: String, via route: [String]) -> SSHError {
+        if let hop {
+            // Already named the hop where it failed (a longer chain): keep that.
+            return SSHError(kind, host: target, operation: operation, message: message, code: code, via: route, hop: hop)
+        }
+        return SSHError(kind, host: target, operation: "\(shortReason) at \(hopName)", message: "\(operation): \(message)",
+                        code: code, via: route, hop: hopName)
     }
 
     /// A short state word for tables: "unreachable", "timed out", "auth refused", …

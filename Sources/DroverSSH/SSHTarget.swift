@@ -15,11 +15,16 @@ public struct SSHTarget: Sendable {
     public var connectTimeout: Double
     /// ssh_config options that make a direct connection wrong; connecting fails with them.
     public var unsupportedConfig: [String]
+    /// The hops to go through, first one first (`ProxyJump a,b` gives `[a, b]`): the connection
+    /// to this host is tunnelled through a `direct-tcpip` channel of a connection to the last
+    /// hop, which is itself reached through the hops before it. Empty for a direct connection.
+    /// The hops' own `jump` is ignored: the whole route is here.
+    public var jump: [SSHTarget]
 
     public init(
         name: String, address: String, port: Int = 22, user: String, identities: [String] = [],
         useAgent: Bool = true, knownHostsFile: String, acceptNewHostKeys: Bool = false,
-        connectTimeout: Double = 10, unsupportedConfig: [String] = []
+        connectTimeout: Double = 10, unsupportedConfig: [String] = [], jump: [SSHTarget] = []
     ) {
         self.name = name
         self.address = address
@@ -31,11 +36,20 @@ public struct SSHTarget: Sendable {
         self.acceptNewHostKeys = acceptNewHostKeys
         self.connectTimeout = connectTimeout
         self.unsupportedConfig = unsupportedConfig
+        self.jump = jump
     }
 
     /// `address:port`, with brackets for IPv6.
     public var endpoint: String {
         address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
+    }
+
+    /// The names of the hops, first one first (empty for a direct connection).
+    public var via: [String] { jump.map(\.name) }
+
+    /// `address:port`, followed by ` via h1` (or ` via a,b`) for a tunnelled connection.
+    public var route: String {
+        jump.isEmpty ? endpoint : "\(endpoint) via \(via.joined(separator: ","))"
     }
 
     /// The host name as known_hosts writes it: `addr`, or `[addr]:port` off port 22.

@@ -16,9 +16,10 @@ extension SessionLoop {
         let deadline = ContinuousClock.now + .milliseconds(Int(target.connectTimeout * 1000))
         if !target.unsupportedConfig.isEmpty {
             throw error(.unsupportedConfig, "read ~/.ssh/config", target.unsupportedConfig.joined(separator: "; ")
-                + ". Drover connects directly: set `address` in the inventory to a name or IP it can reach, or remove the option for this host.")
+                + ". Remove the option for this host, or set the inventory's fields (`address`, `port`, `jump`, …) instead.")
         }
-        socketFD = try openSocket(deadline: deadline)
+        // A tunnelled connection was handed its socket (one end of a socketpair) already.
+        if socketFD < 0 { socketFD = try openSocket(deadline: deadline) }
         guard let session = libssh2_session_init_ex(nil, nil, nil, nil) else {
             throw error(.protocolError, "start SSH session", "libssh2 could not allocate a session")
         }
@@ -186,10 +187,17 @@ extension SessionLoop {
                 return
             }
             let portOption = target.port == 22 ? "" : "-p \(target.port) "
+            var scan = "ssh-keyscan \(portOption)-t \(keyType) \(ShellQuote.quote(target.address))"
+            if let hop = target.jump.last {
+                // Behind a hop the host is out of this machine's reach: scan from the hop.
+                let jumps = target.jump.dropLast().map { "\($0.user)@\($0.address):\($0.port)" }.joined(separator: ",")
+                let login = "\(hop.user)@\(hop.address)" + (hop.port == 22 ? "" : " -p \(hop.port)")
+                scan = "ssh \(jumps.isEmpty ? "" : "-J \(jumps) ")\(login) \(ShellQuote.quote(scan))"
+            }
             throw error(.unknownHostKey, operation, """
                 \(name) is not in \(file); it offered \(display) key \(fingerprint).
                 Check that fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_\(display.lowercased())_key.pub), then trust it with
-                  ssh-keyscan \(portOption)-t \(keyType) \(ShellQuote.quote(target.address)) >> \(ShellQuote.quote(file))
+                  \(scan) >> \(ShellQuote.quote(file))
                 or set "host_key_policy": "accept-new" for this host in the inventory.
                 """)
         }

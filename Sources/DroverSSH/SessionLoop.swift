@@ -13,6 +13,8 @@ enum Step {
     case progressed
     /// It waits for the socket (libssh2 said EAGAIN).
     case waiting
+    /// It waits only for its own descriptor (`pollRequest`), not for the session's socket.
+    case idle
     /// It is complete and leaves the loop.
     case done
 }
@@ -40,6 +42,12 @@ protocol LoopOperation: AnyObject {
     /// The deadline passed. Returns true when the operation was ended cleanly (its channel
     /// is being closed), false when libssh2's session state is now unknown.
     func timeOut(loop: SessionLoop) -> Bool
+    /// A descriptor of its own to poll with the session's socket while it waits, if any.
+    var pollRequest: (fd: Int32, events: Int16)? { get }
+}
+
+extension LoopOperation {
+    var pollRequest: (fd: Int32, events: Int16)? { nil }
 }
 
 /// Owns one libssh2 session and the thread that drives it.
@@ -50,6 +58,11 @@ protocol LoopOperation: AnyObject {
 final class SessionLoop: @unchecked Sendable {
     let target: SSHTarget
     let options: SSHOptions
+    /// The connection to the last hop that carries this one (nil for a direct connection).
+    /// Closed when this loop ends, so every tunnelled connection owns its hop's connection.
+    let hop: SSHConnection?
+    /// The hops' names, for messages.
+    let via: [String]
 
     // Touched only on the loop thread once running.
     var session: OpaquePointer?
@@ -70,9 +83,13 @@ final class SessionLoop: @unchecked Sendable {
     private var wakeRead: Int32 = -1
     private var wakeWrite: Int32 = -1
 
-    init(target: SSHTarget, options: SSHOptions) {
+    /// `tunnel` is this side of a socketpair whose other side `hop` pumps to the target.
+    init(target: SSHTarget, options: SSHOptions, tunnel: Int32 = -1, hop: SSHConnection? = nil) {
         self.target = target
         self.options = options
+        self.hop = hop
+        self.via = target.via
+        self.socketFD = tunnel
         var fds: [Int32] = [0, 0]
         if pipe(&fds) == 0 {
             wakeRead = fds[0]
@@ -91,7 +108,14 @@ final class SessionLoop: @unchecked Sendable {
 
     /// An error naming this host.
     func error(_ kind: SSHError.Kind, _ operation: String, _ message: String, code: Int32? = nil) -> SSHError {
-        SSHError(kind, host: target.name, operation: operation, message: message, code: code)
+        SSHError(kind, host: target.name, operation: operation, message: message, code: code, via: via)
+    }
+
+    /// For a tunnelled connection whose socket broke: what happened to the hop, if it failed.
+    var hopNote: String {
+        guard let hop else { return "" }
+        if let f = hop.failure { return "; the connection to \(hop.target.name) failed: \(f.operation): \(f.message)" }
+        return ""
     }
 
     /// libssh2's last error as an `SSHError`.
@@ -107,7 +131,7 @@ final class SessionLoop: @unchecked Sendable {
         switch code {
         case LIBSSH2_ERROR_SOCKET_SEND, LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_SOCKET_DISCONNECT,
              LIBSSH2_ERROR_SOCKET_TIMEOUT, LIBSSH2_ERROR_BANNER_RECV:
-            return error(.connectionLost, operation, "the connection broke (\(message))", code: code)
+            return error(.connectionLost, operation, "the connection broke (\(message))\(hopNote)", code: code)
         case LIBSSH2_ERROR_TIMEOUT:
             return error(.timedOut, operation, "no answer in time (\(message))", code: code)
         default:
@@ -187,6 +211,7 @@ final class SessionLoop: @unchecked Sendable {
             var wantIn = false
             var wantOut = false
             var held = Set<ExclusiveResource>()
+            var extraPolls: [pollfd] = []
             for op in operations {
                 if let owner = outboundOwner, owner != ObjectIdentifier(op) { continue }
                 if op.throttled { continue }
@@ -208,10 +233,13 @@ final class SessionLoop: @unchecked Sendable {
                         } else if outboundOwner == ObjectIdentifier(op) {
                             outboundOwner = nil
                         }
+                    case .idle:
+                        if outboundOwner == ObjectIdentifier(op) { outboundOwner = nil }
                     case .done:
                         progressed = true
                         remove(op)
                     }
+                    if let p = op.pollRequest { extraPolls.append(pollfd(fd: p.fd, events: p.events, revents: 0)) }
                 } catch {
                     remove(op)
                     // A broken connection is marked before any caller hears of it, so a caller
@@ -223,7 +251,7 @@ final class SessionLoop: @unchecked Sendable {
                 }
             }
             if ending != nil || progressed { continue }
-            if let fatal = waitForSocket(wantIn: wantIn, wantOut: wantOut, keepaliveIn: nextKeepalive) {
+            if let fatal = waitForSocket(wantIn: wantIn, wantOut: wantOut, keepaliveIn: nextKeepalive, extra: extraPolls) {
                 ending = fatal
             }
         }
@@ -271,7 +299,8 @@ final class SessionLoop: @unchecked Sendable {
     }
 
     /// Sleeps in poll(2) until the socket is ready, a wake-up arrives, or a timer is due.
-    private func waitForSocket(wantIn: Bool, wantOut: Bool, keepaliveIn: Int32) -> SSHError? {
+    /// `extra`: descriptors of operations that wait on them (a tunnel's socketpair end).
+    private func waitForSocket(wantIn: Bool, wantOut: Bool, keepaliveIn: Int32, extra: [pollfd] = []) -> SSHError? {
         var timeoutMs = Int(max(1, keepaliveIn)) * 1000
         let now = ContinuousClock.now
         for op in operations {
@@ -289,8 +318,8 @@ final class SessionLoop: @unchecked Sendable {
         var fds = [
             pollfd(fd: socketFD, events: events, revents: 0),
             pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-        ]
-        let rc = poll(&fds, 2, Int32(timeoutMs))
+        ] + extra
+        let rc = poll(&fds, nfds_t(fds.count), Int32(timeoutMs))
         if rc < 0 && currentErrno() != EINTR {
             return error(.connectionLost, "poll", SystemError.current("poll").description)
         }
@@ -310,6 +339,7 @@ final class SessionLoop: @unchecked Sendable {
         var err: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(socketFD, SOL_SOCKET, SO_ERROR, &err, &len)
+        if let hop { return "the tunnel through \(hop.target.name) closed\(hopNote)" }
         if err == 0 { return "the server closed the connection" }
         return "the connection broke: \(String(cString: strerror(err)))"
     }
@@ -337,6 +367,8 @@ final class SessionLoop: @unchecked Sendable {
         session = nil
         if socketFD >= 0 { close(socketFD) }
         socketFD = -1
+        // The hop's connection carried only this one.
+        hop?.close()
     }
 }
 

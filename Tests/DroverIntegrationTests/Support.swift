@@ -34,10 +34,14 @@ enum Testbed {
     }
 
     static func target(_ name: String) throws -> SSHTarget {
-        let h = try host(name)
-        return SSHTarget(
+        target(try host(name))
+    }
+
+    /// The SSH parameters of a host (its hops' too), without ssh-agent.
+    static func target(_ h: HostSpec) -> SSHTarget {
+        SSHTarget(
             name: h.name, address: h.address, port: h.port, user: h.user, identities: h.identities, useAgent: false,
-            knownHostsFile: h.knownHosts, connectTimeout: h.connectTimeout)
+            knownHostsFile: h.knownHosts, connectTimeout: h.connectTimeout, jump: h.jump.map { target($0) })
     }
 
     static func connect(_ name: String, options: SSHOptions = SSHOptions()) async throws -> SSHConnection {

@@ -47,10 +47,11 @@ struct SSHConfigTests {
 
     @Test func unsupportedOptionIsReportedNotIgnored() throws {
         let s = try Scratch()
-        let inv = try s.loader(sshConfig: Self.config).parse(Array("{\"hosts\": [{\"name\": \"j\", \"address\": \"jumpy\"}]}".utf8), file: "hosts.json")
+        let config = Self.config + "\nHost odd\n    HostKeyAlias other\n"
+        let inv = try s.loader(sshConfig: config).parse(Array("{\"hosts\": [{\"name\": \"o\", \"address\": \"odd\"}]}".utf8), file: "hosts.json")
         #expect(inv.hosts[0].unsupportedConfig.count == 1)
-        #expect(inv.hosts[0].unsupportedConfig[0].contains("ProxyJump bastion"))
-        #expect(inv.hosts[0].unsupportedConfig[0].contains(":14:"))
+        #expect(inv.hosts[0].unsupportedConfig[0].contains("HostKeyAlias other"))
+        #expect(inv.hosts[0].unsupportedConfig[0].contains(":22:"))
         #expect(inv.hosts[0].ignoredConfig.contains { $0.contains("FrobnicateLevel") })
     }
 
@@ -75,5 +76,116 @@ struct SSHConfigTests {
         #expect(!SSHConfig.matches("x.example.com", patterns: ["*.example.org"]))
         #expect(!SSHConfig.matches("bad", patterns: ["*", "!bad"]))
         #expect(SSHConfig.matches("b", patterns: ["a,b"]))
+    }
+
+    // MARK: ProxyJump
+
+    @Test(arguments: [
+        ("h1", JumpSpec(host: "h1")),
+        ("ada@bastion", JumpSpec(user: "ada", host: "bastion")),
+        ("ada@bastion.example.org:2222", JumpSpec(user: "ada", host: "bastion.example.org", port: 2222)),
+        ("10.0.0.1:22", JumpSpec(host: "10.0.0.1", port: 22)),
+        ("[fd00::1]:2200", JumpSpec(host: "fd00::1", port: 2200)),
+        ("ssh://root@gw:23", JumpSpec(user: "root", host: "gw", port: 23)),
+    ])
+    func jumpSpecParses(text: String, expected: JumpSpec) {
+        #expect(JumpSpec(text) == expected)
+    }
+
+    @Test(arguments: ["", "a@", "@h", "h:", "h:0", "h:70000", "h:x", "[fd00::1", "a b", "-oProxyCommand=x"])
+    func jumpSpecRefuses(text: String) {
+        #expect(JumpSpec(text) == nil)
+    }
+
+    @Test func proxyJumpOneHopChainUserPortAndNone() {
+        let c = SSHConfig.parse("""
+            Host one
+                ProxyJump gw
+            Host chain
+                ProxyJump ada@a:2200, b
+            Host off
+                ProxyJump none
+            Host *
+                ProxyJump fallback
+            """, file: "cfg")
+        #expect(c.resolve("one").proxyJump == [JumpSpec(host: "gw")])
+        #expect(c.resolve("one").proxyJumpSource == "cfg:2")
+        #expect(c.resolve("chain").proxyJump == [JumpSpec(user: "ada", host: "a", port: 2200), JumpSpec(host: "b")])
+        #expect(c.resolve("off").proxyJump == [])
+        #expect(c.resolve("other").proxyJump == [JumpSpec(host: "fallback")])
+        #expect(c.resolve("one").unsupported.isEmpty)
+    }
+
+    @Test func proxyCommandIsRefusedNamingFileAndLineAndTheFirstOfTheTwoWins() {
+        let c = SSHConfig.parse("""
+            Host pc
+                ProxyCommand ssh -W %h:%p gw
+                ProxyJump gw
+            Host pj
+                ProxyJump gw
+                ProxyCommand ssh -W %h:%p gw
+            Host pcnone
+                ProxyCommand none
+                ProxyJump gw
+            """, file: "/home/ada/.ssh/config")
+        let pc = c.resolve("pc")
+        #expect(pc.proxyJump == [])
+        #expect(pc.unsupported.count == 1)
+        #expect(pc.unsupported[0].hasPrefix("/home/ada/.ssh/config:2: `ProxyCommand ssh -W %h:%p gw` is not supported"))
+        #expect(pc.unsupported[0].contains("ProxyJump") && pc.unsupported[0].contains("`jump`"))
+        #expect(c.resolve("pj").proxyJump == [JumpSpec(host: "gw")] && c.resolve("pj").unsupported.isEmpty)
+        #expect(c.resolve("pcnone").proxyJump == [] && c.resolve("pcnone").unsupported.isEmpty)
+    }
+
+    @Test func proxyJumpFromAnIncludedFile() throws {
+        let s = try Scratch()
+        _ = try s.write("Host inner-*\n  ProxyJump gw.example.org\n", to: ".ssh/conf.d/bastion.conf")
+        let c = SSHConfig.parse("Include conf.d/*\nHost other\n  User u\n", file: "cfg", sshDirectory: s.home + "/.ssh")
+        #expect(c.resolve("inner-7").proxyJump == [JumpSpec(host: "gw.example.org")])
+        #expect(c.resolve("inner-7").proxyJumpSource == s.home + "/.ssh/conf.d/bastion.conf:2")
+        #expect(c.resolve("other").proxyJump == nil)
+    }
+
+    @Test func proxyJumpBecomesTheRouteWithTheHopsOwnSettings() throws {
+        let s = try Scratch()
+        let config = """
+            Host inner
+                HostName 10.9.1.2
+                ProxyJump gw
+            Host gw
+                HostName 203.0.113.5
+                User jumper
+                Port 2022
+                IdentityFile ~/.ssh/studio_key
+                UserKnownHostsFile ~/.ssh/known_hosts.gw
+            Host deep
+                ProxyJump inner
+            """
+        let inv = try s.loader(sshConfig: config).parse(Array("""
+            {"hosts": [{"name": "a", "address": "inner"}, {"name": "b", "address": "deep"}, {"name": "c", "address": "inner", "jump": "none"}]}
+            """.utf8), file: "hosts.json")
+        let a = inv.hosts[0]
+        #expect(a.address == "10.9.1.2")
+        #expect(a.via == ["gw"])
+        let gw = try #require(a.jump.first)
+        #expect(gw.address == "203.0.113.5" && gw.user == "jumper" && gw.port == 2022)
+        #expect(gw.identities.first == s.home + "/.ssh/studio_key")
+        #expect(gw.knownHosts == s.home + "/.ssh/known_hosts.gw")
+        #expect(a.route == "10.9.1.2:22 via gw")
+        // deep → inner → gw: the first hop's own ProxyJump applies.
+        #expect(inv.hosts[1].via == ["gw", "inner"])
+        #expect(inv.hosts[1].jump[1].address == "10.9.1.2")
+        // The inventory's "none" wins over ssh_config.
+        #expect(inv.hosts[2].jump.isEmpty)
+    }
+
+    @Test func proxyJumpCycleFailsTheHostNotTheInventory() throws {
+        let s = try Scratch()
+        let config = "Host x\n  ProxyJump y\nHost y\n  ProxyJump x\n"
+        let inv = try s.loader(sshConfig: config).parse(Array(#"{"hosts": [{"name": "x"}]}"#.utf8), file: "hosts.json")
+        let problems = inv.hosts[0].unsupportedConfig
+        #expect(problems.count == 1)
+        #expect(problems.first?.contains("`ProxyJump` cycle x → y → x") == true)
+        #expect(problems.first?.contains(s.home + "/.ssh/config:4") == true)
     }
 }
