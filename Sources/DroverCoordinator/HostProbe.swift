@@ -33,6 +33,14 @@ public struct HostReport: Sendable, Codable, Equatable {
     public var usedSlots: Int?
     /// The running coordinator's view from heartbeats: up, suspect, down, connecting, reconciling.
     public var liveness: String?
+    /// The host's machine id (`/etc/machine-id`, `/var/lib/dbus/machine-id`, macOS `kern.uuid`,
+    /// else `host:<hostname>`), as its agent reports it.
+    public var machineID: String?
+    /// An earlier host of the same probe with the same machine id: one machine under two names.
+    public var sameMachineAs: String?
+    /// How many coordinators hold a live lease on the host's agent (from its heartbeat); nil
+    /// without a running agent.
+    public var coordinators: Int?
 
     public var isUp: Bool { state == "up" }
 
@@ -43,6 +51,9 @@ public struct HostReport: Sendable, Codable, Equatable {
         case agentVersion = "agent_version"
         case heartbeatAgeSeconds = "heartbeat_age_seconds"
         case latencyMs = "latency_ms"
+        case machineID = "machine_id"
+        case sameMachineAs = "same_machine_as"
+        case coordinators
     }
 
     /// Every key is written, with `null` for what is unknown, so scripts can rely on the shape.
@@ -62,6 +73,9 @@ public struct HostReport: Sendable, Codable, Equatable {
         try c.encode(agentVersion, forKey: .agentVersion)
         try c.encode(heartbeatAgeSeconds, forKey: .heartbeatAgeSeconds)
         try c.encode(latencyMs, forKey: .latencyMs)
+        try c.encode(machineID, forKey: .machineID)
+        try c.encode(sameMachineAs, forKey: .sameMachineAs)
+        try c.encode(coordinators, forKey: .coordinators)
     }
 }
 
@@ -81,9 +95,27 @@ public struct HostProbe: Sendable {
             }
             var out = [HostReport?](repeating: nil, count: hosts.count)
             for await (i, r) in group { out[i] = r }
-            return out.compactMap { $0 }
+            return Self.markSameMachines(out.compactMap { $0 })
         }
     }
+
+    /// Sets `sameMachineAs` on every report whose machine id an earlier report already has.
+    public static func markSameMachines(_ reports: [HostReport]) -> [HostReport] {
+        var first: [String: String] = [:]
+        return reports.map { r in
+            var r = r
+            guard let m = r.machineID, !m.isEmpty else { return r }
+            if let earlier = first[m] { r.sameMachineAs = earlier } else { first[m] = r.name }
+            return r
+        }
+    }
+
+    /// The shell line that prints the machine id as `machine_id=…`, in the agent's order
+    /// (`MachineIdentity`): systemd's, D-Bus's, macOS's hardware UUID, else the host name.
+    public static let machineIDCommand = """
+        m=$(head -n 1 /etc/machine-id 2>/dev/null); [ -n "$m" ] || m=$(head -n 1 /var/lib/dbus/machine-id 2>/dev/null); \
+        [ -n "$m" ] || m=$(sysctl -n kern.uuid 2>/dev/null); [ -n "$m" ] || m="host:$(uname -n)"; echo "machine_id=$m"
+        """
 
     /// Probes one host.
     public func probe(_ host: HostSpec) async -> HostReport {
@@ -103,6 +135,7 @@ public struct HostProbe: Sendable {
             "echo mem=$( (awk '/^MemTotal:/ {printf \"%.0f\", $2*1024}' /proc/meminfo 2>/dev/null) || sysctl -n hw.memsize 2>/dev/null)",
             "printf 'heartbeat='; head -c 4096 \(heartbeat) 2>/dev/null | tr -d '\\n'; echo",
             "echo now=$(date +%s)",
+            machineIDCommand,
         ].joined(separator: "; ")
     }
 
@@ -145,7 +178,9 @@ public struct HostProbe: Sendable {
             let text = String(decoding: bytes, as: UTF8.self)
             report.agentVersion = Self.agentVersion(fromHeartbeat: text)
             report.heartbeatAgeSeconds = Self.heartbeatAge(text, now: Date().timeIntervalSince1970)
+            report.coordinators = Self.coordinators(fromHeartbeat: text, now: Date().timeIntervalSince1970)
         }
+        report.machineID = Self.localMachineID()
         report.latencyMs = 0
         report.slots = host.slots ?? report.cpus
         return report
@@ -169,7 +204,37 @@ public struct HostProbe: Sendable {
         report.agentVersion = facts["heartbeat"].flatMap { Self.agentVersion(fromHeartbeat: $0) }
         if let hb = facts["heartbeat"], let now = facts["now"].flatMap(Double.init) {
             report.heartbeatAgeSeconds = Self.heartbeatAge(hb, now: now)
+            report.coordinators = Self.coordinators(fromHeartbeat: hb, now: now)
         }
+        report.machineID = facts["machine_id"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// This machine's id, read as the agent and `machineIDCommand` read it.
+    public static func localMachineID() -> String {
+        for path in ["/etc/machine-id", "/var/lib/dbus/machine-id"] {
+            if let b = try? LocalFile.read(path), let line = String(decoding: b, as: UTF8.self).split(separator: "\n").first {
+                let m = line.trimmingCharacters(in: .whitespaces)
+                if !m.isEmpty { return m }
+            }
+        }
+        #if canImport(Darwin)
+        var size = 0
+        if sysctlbyname("kern.uuid", nil, &size, nil, 0) == 0, size > 1 {
+            var buffer = [CChar](repeating: 0, count: size)
+            if sysctlbyname("kern.uuid", &buffer, &size, nil, 0) == 0 { return String(cString: buffer) }
+        }
+        #endif
+        var u = utsname()
+        uname(&u)
+        return "host:" + withUnsafeBytes(of: u.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    /// The number of coordinators with a live lease, from a heartbeat that is fresh (a stale
+    /// heartbeat is an agent that no longer runs: it serves none).
+    static func coordinators(fromHeartbeat text: String, now: Double) -> Int? {
+        guard !text.isEmpty, let node = try? JSONParser.parse(text), let list = node["coordinators"]?.arrayValue else { return nil }
+        let t = node["time"]?.doubleValue ?? 0, interval = node["interval"]?.doubleValue ?? 1
+        return now - t < max(3 * interval, 5) ? list.count : 0
     }
 
     /// Whole seconds between the heartbeat's `time` and `now` (both the host's clock).

@@ -34,9 +34,10 @@ extension Coordinator {
                     try journal.db.run("UPDATE hosts SET last_seq=? WHERE name=?", .int(Int64(seq)), .text(host))
                 }
                 if let hb = heartbeat {
-                    try journal.db.run("UPDATE hosts SET heartbeat_time=?, heartbeat_seq=?, agent_version=coalesce(?, agent_version), agent_build=coalesce(?, agent_build), slots=? WHERE name=?",
+                    try journal.db.run("UPDATE hosts SET heartbeat_time=?, heartbeat_seq=?, agent_version=coalesce(?, agent_version), agent_build=coalesce(?, agent_build), slots=?, machine_id=coalesce(?, machine_id), coordinators=? WHERE name=?",
                                        .from(hb["time"]?.doubleValue), .from(hb["seq"]?.intValue), .from(hb["version"]?.stringValue),
-                                       .from(hb["build"]?.stringValue), .from(inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue), .text(host))
+                                       .from(hb["build"]?.stringValue), .from(inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue),
+                                       .from(hb["machine_id"]?.stringValue), .from(hb["coordinators"]?.arrayValue?.count), .text(host))
                 }
             }
             lastSeq[host] = seq
@@ -54,6 +55,10 @@ extension Coordinator {
                 dirty = true
             }
             liveness[host]?.observe(seq: seq, pid: hb["pid"]?.intValue, interval: hb["interval"]?.doubleValue, at: now)
+            if let m = hb["machine_id"]?.stringValue, !m.isEmpty, machineIDs[host] != m {
+                machineIDs[host] = m
+                do { try noteSameMachines() } catch { log("journal: \(error)") }
+            }
         }
         flush(outbox)
         flushCollections()
@@ -207,5 +212,37 @@ extension Coordinator {
         if let l = event["limit"]?.stringValue { text += " (\(l))" }
         if let e = event["error"]?.stringValue { text += ": \(e)" }
         return text
+    }
+}
+
+extension Coordinator {
+    /// Finds inventory hosts whose agents report the same machine id — one machine under two
+    /// names (two addresses, or an alias) — and says so once per pair: a `host` audit event
+    /// naming both, `hosts.same_machine_as` and the coordinator log. The later host in the
+    /// inventory gets no jobs while the earlier one is up (see `schedule`): placing jobs on
+    /// both would give the machine twice its slots.
+    func noteSameMachines() throws {
+        var first: [String: String] = [:]
+        var found: [String: String] = [:]
+        for h in inventory.hosts {
+            guard let m = machineIDs[h.name] else { continue }
+            if let earlier = first[m] { found[h.name] = earlier } else { first[m] = h.name }
+        }
+        guard found != sameMachineAs else { return }
+        try journal.db.transaction {
+            for h in inventory.hosts where found[h.name] != sameMachineAs[h.name] {
+                try journal.db.run("UPDATE hosts SET same_machine_as=? WHERE name=?", .from(found[h.name]), .text(h.name))
+                if let earlier = found[h.name] {
+                    let m = machineIDs[h.name] ?? "?"
+                    let text = "\(h.name) and \(earlier) are the same machine (machine id \(m.prefix(12))): jobs go to \(earlier) only while it is up; remove one of them from the inventory"
+                    try journal.audit("host", host: h.name, state: "same_machine", text)
+                    log("warning: " + text)
+                } else if let was = sameMachineAs[h.name] {
+                    try journal.audit("host", host: h.name, "\(h.name) is no longer the same machine as \(was)")
+                }
+            }
+        }
+        sameMachineAs = found
+        dirty = true
     }
 }
