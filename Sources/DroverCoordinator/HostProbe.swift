@@ -36,7 +36,12 @@ public struct HostReport: Sendable, Codable, Equatable {
     /// The host's machine id (`/etc/machine-id`, `/var/lib/dbus/machine-id`, macOS `kern.uuid`,
     /// else `host:<hostname>`), as its agent reports it.
     public var machineID: String?
-    /// An earlier host of the same probe with the same machine id: one machine under two names.
+    /// The host's boot id and host name (`uname -n`): with the machine id they tell one running
+    /// system; clones of one disk image that kept its machine id differ in them.
+    public var bootID: String?
+    public var hostname: String?
+    /// An earlier host of the same probe that is the same system (same machine id, boot id
+    /// and host name): one machine under two names.
     public var sameMachineAs: String?
     /// How many coordinators hold a live lease on the host's agent (from its heartbeat); nil
     /// without a running agent.
@@ -53,6 +58,8 @@ public struct HostReport: Sendable, Codable, Equatable {
         case latencyMs = "latency_ms"
         case machineID = "machine_id"
         case sameMachineAs = "same_machine_as"
+        case bootID = "boot_id"
+        case hostname
         case coordinators
     }
 
@@ -74,6 +81,8 @@ public struct HostReport: Sendable, Codable, Equatable {
         try c.encode(heartbeatAgeSeconds, forKey: .heartbeatAgeSeconds)
         try c.encode(latencyMs, forKey: .latencyMs)
         try c.encode(machineID, forKey: .machineID)
+        try c.encode(bootID, forKey: .bootID)
+        try c.encode(hostname, forKey: .hostname)
         try c.encode(sameMachineAs, forKey: .sameMachineAs)
         try c.encode(coordinators, forKey: .coordinators)
     }
@@ -99,22 +108,30 @@ public struct HostProbe: Sendable {
         }
     }
 
-    /// Sets `sameMachineAs` on every report whose machine id an earlier report already has.
+    /// Sets `sameMachineAs` on every report that is the same system as an earlier report.
     public static func markSameMachines(_ reports: [HostReport]) -> [HostReport] {
         var first: [String: String] = [:]
         return reports.map { r in
             var r = r
             guard let m = r.machineID, !m.isEmpty else { return r }
-            if let earlier = first[m] { r.sameMachineAs = earlier } else { first[m] = r.name }
+            let key = systemKey(machineID: m, bootID: r.bootID, hostname: r.hostname)
+            if let earlier = first[key] { r.sameMachineAs = earlier } else { first[key] = r.name }
             return r
         }
+    }
+
+    /// What must be equal for two hosts to be one running system.
+    public static func systemKey(machineID: String, bootID: String?, hostname: String?) -> String {
+        "\(machineID)|\(bootID ?? "")|\(hostname ?? "")"
     }
 
     /// The shell line that prints the machine id as `machine_id=…`, in the agent's order
     /// (`MachineIdentity`): systemd's, D-Bus's, macOS's hardware UUID, else the host name.
     public static let machineIDCommand = """
         m=$(head -n 1 /etc/machine-id 2>/dev/null); [ -n "$m" ] || m=$(head -n 1 /var/lib/dbus/machine-id 2>/dev/null); \
-        [ -n "$m" ] || m=$(sysctl -n kern.uuid 2>/dev/null); [ -n "$m" ] || m="host:$(uname -n)"; echo "machine_id=$m"
+        [ -n "$m" ] || m=$(sysctl -n kern.uuid 2>/dev/null); [ -n "$m" ] || m="host:$(uname -n)"; echo "machine_id=$m"; \
+        echo "boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || sysctl -n kern.boottime 2>/dev/null | tr -d '\\n')"; \
+        echo "hostname=$(uname -n)"
         """
 
     /// Probes one host.
@@ -181,6 +198,8 @@ public struct HostProbe: Sendable {
             report.coordinators = Self.coordinators(fromHeartbeat: text, now: Date().timeIntervalSince1970)
         }
         report.machineID = Self.localMachineID()
+        report.bootID = (try? LocalFile.read("/proc/sys/kernel/random/boot_id")).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+        report.hostname = withUnsafeBytes(of: u.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         report.latencyMs = 0
         report.slots = host.slots ?? report.cpus
         return report
@@ -207,6 +226,8 @@ public struct HostProbe: Sendable {
             report.coordinators = Self.coordinators(fromHeartbeat: hb, now: now)
         }
         report.machineID = facts["machine_id"].flatMap { $0.isEmpty ? nil : $0 }
+        report.bootID = facts["boot_id"].flatMap { $0.isEmpty ? nil : $0 }
+        report.hostname = facts["hostname"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// This machine's id, read as the agent and `machineIDCommand` read it.

@@ -39,6 +39,14 @@ struct StateOwner: Sendable, Equatable {
         do { try AtomicFile.write(Array((json + "\n").utf8), to: dir.ownerFile) } catch { throw .system(error) }
     }
 
+    /// Whether the record is this very system: same machine id, same boot, same host name.
+    /// The boot id tells apart clones of one disk image that kept its machine id (cloned VMs,
+    /// containers), which would otherwise look like one machine; the host name tells apart
+    /// systems that share a kernel (containers, the testbed's namespaces).
+    func isSameSystem(as me: MachineIdentity) -> Bool {
+        machineID == me.machineID && bootID == me.bootID && hostname == me.hostname
+    }
+
     /// How `who` reads in messages: `box1 (machine id 3d1219c7c4c5…)`.
     var described: String { "\(hostname) (machine id \(machineID.prefix(12))\(machineID.count > 12 ? "…" : ""))" }
 }
@@ -47,10 +55,11 @@ struct StateOwner: Sendable, Equatable {
 enum Ownership {
     /// What `claim` found.
     enum Claim: Equatable {
-        /// No record, or this machine's own (this boot or an earlier one).
+        /// No record (a directory from before owner records), or this very system's own.
         case ours
-        /// Another machine's agent owned it and looks dead: its unfinished attempts ran there,
-        /// not here; the new agent marks them lost without touching any local process.
+        /// Another system's agent owned it — another machine, or this machine in an earlier
+        /// boot — and looks dead: its unfinished attempts' processes are not here (or no longer
+        /// exist), so the new agent marks them lost without touching any local process.
         case takenOver(from: StateOwner)
     }
 
@@ -61,10 +70,11 @@ enum Ownership {
     /// The other machine's owner of `dir` whose agent looks alive (its heartbeat, or its claim,
     /// is fresh), with the age of that sign of life; nil when `dir` is ours or its owner looks dead.
     static func liveForeignOwner(_ dir: StateDirectory, me: MachineIdentity = .current) -> (owner: StateOwner, age: Double)? {
-        guard let owner = StateOwner.read(dir), owner.machineID != me.machineID else { return nil }
+        guard let owner = StateOwner.read(dir), !owner.isSameSystem(as: me) else { return nil }
         var lastSign = owner.since
         var interval = 1.0
-        if let hb = readJSON(dir.heartbeatFile), hb["machine_id"]?.stringValue ?? owner.machineID == owner.machineID {
+        if let hb = readJSON(dir.heartbeatFile), hb["machine_id"]?.stringValue ?? owner.machineID == owner.machineID,
+           hb["hostname"]?.stringValue ?? owner.hostname == owner.hostname {
             lastSign = max(lastSign, hb["time"]?.doubleValue ?? 0)
             interval = hb["interval"]?.doubleValue ?? 1
         }
@@ -95,14 +105,14 @@ enum Ownership {
         if let (owner, age) = liveForeignOwner(dir, me: me) { throw refusal(dir, owner: owner, age: age, me: me) }
         let previous = StateOwner.read(dir)
         try StateOwner(machineID: me.machineID, bootID: me.bootID, hostname: me.hostname, pid: Int(getpid()), since: wallTime()).write(dir)
-        if let previous, previous.machineID != me.machineID { return .takenOver(from: previous) }
+        if let previous, !previous.isSameSystem(as: me) { return .takenOver(from: previous) }
         return .ours
     }
 
     /// Whether `dir` is still this machine's (a running agent checks every second: another
     /// machine that judged it dead may have taken the directory over).
-    static func stillOurs(_ dir: StateDirectory, me: MachineIdentity = .current) -> StateOwner? {
-        guard let owner = StateOwner.read(dir), owner.machineID != me.machineID else { return nil }
+    static func takenOverBy(_ dir: StateDirectory, me: MachineIdentity = .current) -> StateOwner? {
+        guard let owner = StateOwner.read(dir), !owner.isSameSystem(as: me) else { return nil }
         return owner
     }
 }

@@ -58,7 +58,7 @@ final class Supervisor {
         if case .takenOver(let previous) = claim {
             emit(["type": "owner_changed", "previous_machine_id": previous.machineID, "previous_hostname": previous.hostname,
                   "machine_id": me.machineID, "hostname": me.hostname])
-            AgentLog.write("took over \(dir.root) from \(previous.described), whose agent looks dead; its unfinished attempts are marked lost (their processes ran there, not here)")
+            AgentLog.write("took over \(dir.root) from \(previous.described) (boot \(previous.bootID.prefix(8))), whose agent looks dead; its unfinished attempts are marked lost (their processes ran there, or in an earlier boot, not here)")
         }
         recover()
         emit(["type": "agent_started", "machine_id": me.machineID, "hostname": me.hostname], extra: ["pid": Int(getpid())])
@@ -74,7 +74,7 @@ final class Supervisor {
                 lastOwnerCheck = monotonicTime()
                 // Another machine took the directory over (it judged this agent dead): stop
                 // at once, writing nothing more; the jobs here keep running under their shims.
-                if let other = Ownership.stillOurs(dir) {
+                if let other = Ownership.takenOverBy(dir) {
                     displacedBy = other
                     break
                 }
@@ -141,7 +141,8 @@ final class Supervisor {
     /// Ends an unfinished attempt of the machine this agent took the directory over from.
     private func loseForeign(_ id: AttemptID, previous: StateOwner) {
         var f = JSONObject()
-        f.set("error", "it ran on \(previous.described), whose agent stopped beating; this agent (on \(MachineIdentity.current.hostname)) took the state directory over and touched none of its processes")
+        let where_ = previous.machineID == MachineIdentity.current.machineID ? "this machine's earlier boot (\(previous.hostname))" : previous.described
+        f.set("error", "it ran on \(where_), whose agent stopped beating; this agent (on \(MachineIdentity.current.hostname)) took the state directory over and touched none of its processes")
         f.set("leftovers_killed", 0)
         f.set("ended_at", wallTime())
         do { try AttemptEnd.record(.lost, fields: f, dir: dir, id: id) } catch { AgentLog.write("cannot mark \(id) lost: \(error)") }

@@ -55,9 +55,13 @@ extension Coordinator {
                 dirty = true
             }
             liveness[host]?.observe(seq: seq, pid: hb["pid"]?.intValue, interval: hb["interval"]?.doubleValue, at: now)
-            if let m = hb["machine_id"]?.stringValue, !m.isEmpty, machineIDs[host] != m {
+            if let m = hb["machine_id"]?.stringValue, !m.isEmpty {
                 machineIDs[host] = m
-                do { try noteSameMachines() } catch { log("journal: \(error)") }
+                let key = HostProbe.systemKey(machineID: m, bootID: hb["boot_id"]?.stringValue, hostname: hb["hostname"]?.stringValue)
+                if systemKeys[host] != key {
+                    systemKeys[host] = key
+                    do { try noteSameMachines() } catch { log("journal: \(error)") }
+                }
             }
         }
         flush(outbox)
@@ -216,8 +220,9 @@ extension Coordinator {
 }
 
 extension Coordinator {
-    /// Finds inventory hosts whose agents report the same machine id — one machine under two
-    /// names (two addresses, or an alias) — and says so once per pair: a `host` audit event
+    /// Finds inventory hosts whose agents report the same machine id (and boot id and host
+    /// name, so clones of one image that kept its machine id stay apart) — one machine under
+    /// two names (two addresses, or an alias) — and says so once per pair: a `host` audit event
     /// naming both, `hosts.same_machine_as` and the coordinator log. The later host in the
     /// inventory gets no jobs while the earlier one is up (see `schedule`): placing jobs on
     /// both would give the machine twice its slots.
@@ -225,8 +230,8 @@ extension Coordinator {
         var first: [String: String] = [:]
         var found: [String: String] = [:]
         for h in inventory.hosts {
-            guard let m = machineIDs[h.name] else { continue }
-            if let earlier = first[m] { found[h.name] = earlier } else { first[m] = h.name }
+            guard let key = systemKeys[h.name] else { continue }
+            if let earlier = first[key] { found[h.name] = earlier } else { first[key] = h.name }
         }
         guard found != sameMachineAs else { return }
         try journal.db.transaction {

@@ -42,6 +42,8 @@ public actor Coordinator: HostLinkDelegate {
     var cancelSent: Set<String> = []
     /// Machine ids from the agents' heartbeats.
     var machineIDs: [String: String] = [:]
+    /// What makes a host one running system (`HostProbe.systemKey`), from the heartbeats.
+    var systemKeys: [String: String] = [:]
     /// Hosts that are the same machine as an earlier inventory host (host → that host).
     var sameMachineAs: [String: String] = [:]
     var dirty = true
