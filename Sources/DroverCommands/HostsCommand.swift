@@ -72,6 +72,9 @@ struct HostsCommand: AsyncParsableCommand {
         let same = reports.compactMap { r in
             r.sameMachineAs.map { "warning: \(r.name) and \($0) are the same machine (machine id \(r.machineID?.prefix(12) ?? "?")): the coordinator gives jobs to \($0) only while it is up; remove one of them from the inventory" }
         }
+            + reports.compactMap { r in
+                r.rootUsedBy.map { "warning: \(r.name): its agent's state directory is run by the agent of another machine, \($0) (a root shared through a shared home); give each host its own root, e.g. the default ~/.drover/%h" }
+            }
         return TextTable.render(rows) + Terminal.problems(reports.filter { !$0.isUp }.map { $0.error ?? "\($0.name): \($0.state)" })
             + (same.isEmpty ? "" : "\n" + same.joined(separator: "\n"))
     }

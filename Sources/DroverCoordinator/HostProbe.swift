@@ -46,6 +46,9 @@ public struct HostReport: Sendable, Codable, Equatable {
     /// How many coordinators hold a live lease on the host's agent (from its heartbeat); nil
     /// without a running agent.
     public var coordinators: Int?
+    /// The host name of another machine whose agent beats in this host's root (a root shared
+    /// through a shared home): that heartbeat is not this host's agent.
+    public var rootUsedBy: String?
 
     public var isUp: Bool { state == "up" }
 
@@ -61,6 +64,7 @@ public struct HostReport: Sendable, Codable, Equatable {
         case bootID = "boot_id"
         case hostname
         case coordinators
+        case rootUsedBy = "root_used_by"
     }
 
     /// Every key is written, with `null` for what is unknown, so scripts can rely on the shape.
@@ -85,6 +89,7 @@ public struct HostReport: Sendable, Codable, Equatable {
         try c.encode(hostname, forKey: .hostname)
         try c.encode(sameMachineAs, forKey: .sameMachineAs)
         try c.encode(coordinators, forKey: .coordinators)
+        try c.encode(rootUsedBy, forKey: .rootUsedBy)
     }
 }
 
@@ -228,6 +233,16 @@ public struct HostProbe: Sendable {
         report.machineID = facts["machine_id"].flatMap { $0.isEmpty ? nil : $0 }
         report.bootID = facts["boot_id"].flatMap { $0.isEmpty ? nil : $0 }
         report.hostname = facts["hostname"].flatMap { $0.isEmpty ? nil : $0 }
+        // A heartbeat from an agent of another machine (the root is in a shared home and that
+        // machine uses the same one) says nothing about this host's agent.
+        if let hb = facts["heartbeat"].flatMap({ try? JSONParser.parse($0) }), let m = hb["machine_id"]?.stringValue,
+           let name = hb["hostname"]?.stringValue, let mine = report.machineID,
+           m != mine || (report.hostname.map { $0 != name } ?? false) {
+            report.rootUsedBy = name
+            report.agentVersion = nil
+            report.heartbeatAgeSeconds = nil
+            report.coordinators = nil
+        }
     }
 
     /// This machine's id, read as the agent and `machineIDCommand` read it.

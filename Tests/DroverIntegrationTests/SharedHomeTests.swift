@@ -73,6 +73,12 @@ extension TestbedSuite {
                 #expect(text.contains("refusing the state directory /home/dtest/.drover/same") && text.contains("belongs to the agent of another machine, h1"), "\(text)")
                 let owner = try JSONParser.parse(try LocalFile.read(Testbed.directory! + "/hosts/h1/home/.drover/same/owner.json"))
                 #expect(owner["hostname"]?.stringValue == "h1", "h1's agent still owns it")
+                // `drover hosts` does not take h1's heartbeat for h2's agent, and says why.
+                let table = try Testbed.run(Testbed.droverBinary, ["hosts", "--inventory", path])
+                #expect(table.stdout.contains("warning: h2: its agent's state directory is run by the agent of another machine, h1"), "\(table.stdout)")
+                let reports = try JSONDecoder().decode([HostReport].self, from: Data(try Testbed.run(Testbed.droverBinary, ["hosts", "--inventory", path, "--json"]).stdout.utf8))
+                #expect(reports.map(\.rootUsedBy) == [nil, "h1"])
+                #expect(reports.map { $0.agentVersion != nil } == [true, false])
             }
         }
 
