@@ -123,7 +123,12 @@ extension Coordinator {
                 log("\(host): agent rejected \(file): \(reason)")
             }
         case "lease_expired":
+            // Another coordinator's lease (one that shares this agent) is none of our business.
+            guard event["coordinator"]?.stringValue == cid else { return }
             try journal.audit("lease_expired", host: host, "the agent on \(host) lost its lease (\(event["orphaned"]?.intValue ?? 0) attempt(s) orphaned)", time: time)
+        case "owner_changed":
+            let previous = event["previous_hostname"]?.stringValue ?? "?"
+            try journal.audit("host", host: host, "the agent on \(host) took its state directory over from \(previous) (machine id \(event["previous_machine_id"]?.stringValue?.prefix(12) ?? "?")), whose agent had stopped beating; that agent's unfinished attempts are lost", time: time)
         case "agent_started", "agent_stopped":
             try journal.audit("agent", host: host, "agent \(type == "agent_started" ? "started" : "stopped") on \(host) (pid \(event["pid"]?.intValue ?? 0))", time: time)
         default:
