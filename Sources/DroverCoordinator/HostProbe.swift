@@ -35,6 +35,22 @@ public struct HostReport: Sendable, Codable, Equatable {
     public var usedSlots: Int?
     /// The running coordinator's view from heartbeats: up, suspect, down, connecting, reconciling.
     public var liveness: String?
+    /// The host's machine id (`/etc/machine-id`, `/var/lib/dbus/machine-id`, macOS `kern.uuid`,
+    /// else `host:<hostname>`), as its agent reports it.
+    public var machineID: String?
+    /// The host's boot id and host name (`uname -n`): with the machine id they tell one running
+    /// system; clones of one disk image that kept its machine id differ in them.
+    public var bootID: String?
+    public var hostname: String?
+    /// An earlier host of the same probe that is the same system (same machine id, boot id
+    /// and host name): one machine under two names.
+    public var sameMachineAs: String?
+    /// How many coordinators hold a live lease on the host's agent (from its heartbeat); nil
+    /// without a running agent.
+    public var coordinators: Int?
+    /// The host name of another machine whose agent beats in this host's root (a root shared
+    /// through a shared home): that heartbeat is not this host's agent.
+    public var rootUsedBy: String?
 
     public var isUp: Bool { state == "up" }
 
@@ -45,6 +61,12 @@ public struct HostReport: Sendable, Codable, Equatable {
         case agentVersion = "agent_version"
         case heartbeatAgeSeconds = "heartbeat_age_seconds"
         case latencyMs = "latency_ms"
+        case machineID = "machine_id"
+        case sameMachineAs = "same_machine_as"
+        case bootID = "boot_id"
+        case hostname
+        case coordinators
+        case rootUsedBy = "root_used_by"
     }
 
     /// Every key is written, with `null` for what is unknown, so scripts can rely on the shape.
@@ -65,6 +87,12 @@ public struct HostReport: Sendable, Codable, Equatable {
         try c.encode(agentVersion, forKey: .agentVersion)
         try c.encode(heartbeatAgeSeconds, forKey: .heartbeatAgeSeconds)
         try c.encode(latencyMs, forKey: .latencyMs)
+        try c.encode(machineID, forKey: .machineID)
+        try c.encode(bootID, forKey: .bootID)
+        try c.encode(hostname, forKey: .hostname)
+        try c.encode(sameMachineAs, forKey: .sameMachineAs)
+        try c.encode(coordinators, forKey: .coordinators)
+        try c.encode(rootUsedBy, forKey: .rootUsedBy)
     }
 }
 
@@ -84,9 +112,35 @@ public struct HostProbe: Sendable {
             }
             var out = [HostReport?](repeating: nil, count: hosts.count)
             for await (i, r) in group { out[i] = r }
-            return out.compactMap { $0 }
+            return Self.markSameMachines(out.compactMap { $0 })
         }
     }
+
+    /// Sets `sameMachineAs` on every report that is the same system as an earlier report.
+    public static func markSameMachines(_ reports: [HostReport]) -> [HostReport] {
+        var first: [String: String] = [:]
+        return reports.map { r in
+            var r = r
+            guard let m = r.machineID, !m.isEmpty else { return r }
+            let key = systemKey(machineID: m, bootID: r.bootID, hostname: r.hostname)
+            if let earlier = first[key] { r.sameMachineAs = earlier } else { first[key] = r.name }
+            return r
+        }
+    }
+
+    /// What must be equal for two hosts to be one running system.
+    public static func systemKey(machineID: String, bootID: String?, hostname: String?) -> String {
+        "\(machineID)|\(bootID ?? "")|\(hostname ?? "")"
+    }
+
+    /// The shell line that prints the machine id as `machine_id=…`, in the agent's order
+    /// (`MachineIdentity`): systemd's, D-Bus's, macOS's hardware UUID, else the host name.
+    public static let machineIDCommand = """
+        m=$(head -n 1 /etc/machine-id 2>/dev/null); [ -n "$m" ] || m=$(head -n 1 /var/lib/dbus/machine-id 2>/dev/null); \
+        [ -n "$m" ] || m=$(sysctl -n kern.uuid 2>/dev/null); [ -n "$m" ] || m="host:$(uname -n)"; echo "machine_id=$m"; \
+        echo "boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || sysctl -n kern.boottime 2>/dev/null | tr -d '\\n')"; \
+        echo "hostname=$(uname -n)"
+        """
 
     /// Probes one host.
     public func probe(_ host: HostSpec) async -> HostReport {
@@ -106,6 +160,7 @@ public struct HostProbe: Sendable {
             "echo mem=$( (awk '/^MemTotal:/ {printf \"%.0f\", $2*1024}' /proc/meminfo 2>/dev/null) || sysctl -n hw.memsize 2>/dev/null)",
             "printf 'heartbeat='; head -c 4096 \(heartbeat) 2>/dev/null | tr -d '\\n'; echo",
             "echo now=$(date +%s)",
+            machineIDCommand,
         ].joined(separator: "; ")
     }
 
@@ -155,7 +210,11 @@ public struct HostProbe: Sendable {
             let text = String(decoding: bytes, as: UTF8.self)
             report.agentVersion = Self.agentVersion(fromHeartbeat: text)
             report.heartbeatAgeSeconds = Self.heartbeatAge(text, now: Date().timeIntervalSince1970)
+            report.coordinators = Self.coordinators(fromHeartbeat: text, now: Date().timeIntervalSince1970)
         }
+        report.machineID = Self.localMachineID()
+        report.bootID = (try? LocalFile.read("/proc/sys/kernel/random/boot_id")).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+        report.hostname = withUnsafeBytes(of: u.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         report.latencyMs = 0
         report.slots = host.slots ?? report.cpus
         return report
@@ -187,7 +246,49 @@ public struct HostProbe: Sendable {
         report.agentVersion = facts["heartbeat"].flatMap { Self.agentVersion(fromHeartbeat: $0) }
         if let hb = facts["heartbeat"], let now = facts["now"].flatMap(Double.init) {
             report.heartbeatAgeSeconds = Self.heartbeatAge(hb, now: now)
+            report.coordinators = Self.coordinators(fromHeartbeat: hb, now: now)
         }
+        report.machineID = facts["machine_id"].flatMap { $0.isEmpty ? nil : $0 }
+        report.bootID = facts["boot_id"].flatMap { $0.isEmpty ? nil : $0 }
+        report.hostname = facts["hostname"].flatMap { $0.isEmpty ? nil : $0 }
+        // A heartbeat from an agent of another machine (the root is in a shared home and that
+        // machine uses the same one) says nothing about this host's agent.
+        if let hb = facts["heartbeat"].flatMap({ try? JSONParser.parse($0) }), let m = hb["machine_id"]?.stringValue,
+           let name = hb["hostname"]?.stringValue, let mine = report.machineID,
+           m != mine || (report.hostname.map { $0 != name } ?? false) {
+            report.rootUsedBy = name
+            report.agentVersion = nil
+            report.heartbeatAgeSeconds = nil
+            report.coordinators = nil
+        }
+    }
+
+    /// This machine's id, read as the agent and `machineIDCommand` read it.
+    public static func localMachineID() -> String {
+        for path in ["/etc/machine-id", "/var/lib/dbus/machine-id"] {
+            if let b = try? LocalFile.read(path), let line = String(decoding: b, as: UTF8.self).split(separator: "\n").first {
+                let m = line.trimmingCharacters(in: .whitespaces)
+                if !m.isEmpty { return m }
+            }
+        }
+        #if canImport(Darwin)
+        var size = 0
+        if sysctlbyname("kern.uuid", nil, &size, nil, 0) == 0, size > 1 {
+            var buffer = [CChar](repeating: 0, count: size)
+            if sysctlbyname("kern.uuid", &buffer, &size, nil, 0) == 0 { return String(cString: buffer) }
+        }
+        #endif
+        var u = utsname()
+        uname(&u)
+        return "host:" + withUnsafeBytes(of: u.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    /// The number of coordinators with a live lease, from a heartbeat that is fresh (a stale
+    /// heartbeat is an agent that no longer runs: it serves none).
+    static func coordinators(fromHeartbeat text: String, now: Double) -> Int? {
+        guard !text.isEmpty, let node = try? JSONParser.parse(text), let list = node["coordinators"]?.arrayValue else { return nil }
+        let t = node["time"]?.doubleValue ?? 0, interval = node["interval"]?.doubleValue ?? 1
+        return now - t < max(3 * interval, 5) ? list.count : 0
     }
 
     /// Whole seconds between the heartbeat's `time` and `now` (both the host's clock).

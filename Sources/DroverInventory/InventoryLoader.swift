@@ -67,7 +67,7 @@ public struct InventoryLoader {
         let host = HostSpec(
             name: "local", address: "localhost", alias: "localhost", port: 22, user: localUser,
             identities: [], identityIsExplicit: false, knownHosts: home + "/.ssh/known_hosts",
-            hostKeyPolicy: .strict, slots: Self.localCPUCount, labels: [:], root: home + "/.drover", env: [:],
+            hostKeyPolicy: .strict, slots: Self.localCPUCount, labels: [:], root: home + "/.drover/local", env: [:],
             connectTimeout: 10, transport: .local, unsupportedConfig: [], ignoredConfig: [])
         return Inventory(source: .embeddedDefault, hosts: [host])
     }
@@ -218,6 +218,8 @@ public struct InventoryLoader {
         } else if let root = raw.root, let bad = root.value.unicodeScalars.first(where: Self.isControl) {
             // Other characters are quoted wherever the root goes into a remote shell line.
             d.report("root \(JSONText.quote(root.value)) contains a control character (\(Self.codePoint(bad))); use a plain path", path: root.path, at: root.position)
+        } else if let root = raw.root, let problem = RootTokens.problem(root.value) {
+            d.report(problem, path: root.path, at: root.position)
         }
         raw.env = r.stringMap("env")
         if let env = raw.env {
@@ -312,7 +314,11 @@ public struct InventoryLoader {
         var env = defaults.env ?? [:]
         env.merge(raw.env ?? [:]) { _, host in host }
 
-        var root = raw.root?.value ?? defaults.root?.value ?? "~/.drover"
+        // `%h`/`%u` make a root per host; the default is one (`~/.drover/<name>`), so hosts
+        // whose homes are shared never share a state directory.
+        let login = transport == .local ? localUser : (raw.user?.value ?? ssh.user ?? defaults.user?.value ?? localUser)
+        let template = raw.root?.value ?? defaults.root?.value ?? RootTokens.defaultRoot
+        var root = RootTokens.expand(template, host: name, user: login) ?? template
         if transport == .local { root = absolute(LocalUser.expand(root, home: home)) }
 
         let address = raw.address?.value ?? ssh.hostName ?? (transport == .local ? "localhost" : name)

@@ -30,3 +30,20 @@ struct ShellQuoteTests {
         #expect(ShellQuote.quote("it's") == "'it'\\''s'")
     }
 }
+
+/// The agent reads the user from /etc/passwd itself (it is static: no NSS).
+@Suite("passwd file")
+struct PasswdFileTests {
+    @Test func entriesAreParsedAndCommentsAndBrokenLinesSkipped() {
+        let text = "root:x:0:0:root:/root:/bin/bash\n# comment\nbroken:line\nada:x:1000:1000:Ada,,,:/home/ada:/bin/zsh\n+nis::::::\n"
+        let entries = PasswdFile.parse(text)
+        #expect(entries.map(\.name) == ["root", "ada"])
+        #expect(entries.last == PasswdFile.Entry(name: "ada", uid: 1000, home: "/home/ada"))
+    }
+
+    @Test func theCurrentUserIsFound() {
+        let me = PasswdFile.entry(uid: getuid())
+        #expect(me != nil)
+        #expect(LocalUser.name == me?.name)
+    }
+}

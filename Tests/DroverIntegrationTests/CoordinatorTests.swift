@@ -141,7 +141,7 @@ extension TestbedSuite {
                 let id = try f.submit(["sh", "-c", "sleep 8; echo finished"], options: ["--host", "h2"])
                 let j = try f.journal()
                 try f.waitFor("the job to run", timeout: 30) { try j.job(id)?.state == .running }
-                try Testbed.script("exec", "h2", "sh", "-c", "kill -9 $(head -c 32 /home/dtest/.drover/agent.lock)")
+                try Testbed.script("exec", "h2", "sh", "-c", "kill -9 $(head -c 32 /home/dtest/.drover/h2/agent.lock)")
                 let jobs = try f.waitFinal([id], timeout: 60)
                 #expect(jobs.first?.state == .succeeded, "\(jobs.first?.reason ?? "")")
                 #expect(try j.attempts(of: id).count == 1, "the job kept its first attempt")

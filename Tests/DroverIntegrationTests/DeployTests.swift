@@ -5,11 +5,12 @@ import Foundation
 import Testing
 
 extension Testbed {
-    /// Stops any agent on the testbed hosts (cancelling its jobs) and removes ~/.drover.
+    /// Stops any agent on the testbed hosts (cancelling its jobs) and removes ~/.drover: the
+    /// agents of the default roots (`~/.drover/<host>`) and of the legacy root `~/.drover`.
     static func resetAgents() async throws {
         for name in ["h1", "h2", "h3"] {
             let c = try await connect(name)
-            _ = try await c.run("for b in ~/.drover/bin/drover-agent-*; do [ -x \"$b\" ] && \"$b\" stop --kill-jobs --root ~/.drover >/dev/null 2>&1; break; done; rm -rf ~/.drover", timeout: 60)
+            _ = try await c.run("for r in ~/.drover ~/.drover/*; do for b in \"$r\"/bin/drover-agent-*; do [ -x \"$b\" ] && \"$b\" stop --kill-jobs --root \"$r\" >/dev/null 2>&1; break; done; done; rm -rf ~/.drover", timeout: 60)
             await c.shutdown()
         }
     }
@@ -60,7 +61,7 @@ extension TestbedSuite {
             let inventory = Testbed.directory! + "/hosts.json"
             #expect(try Testbed.run(Testbed.droverBinary, ["deploy", "--inventory", inventory, "h1"]).status == 0)
             let c = try await Testbed.connect("h1")
-            let submit = try await c.run("~/.drover/bin/drover-agent-* submit --root ~/.drover",
+            let submit = try await c.run("~/.drover/h1/bin/drover-agent-* submit --root ~/.drover/h1",
                                          stdin: Array("{\"job\":\"long\",\"attempt\":1,\"argv\":[\"sh\",\"-c\",\"sleep 2; echo survived\"]}".utf8))
             #expect(submit.status == .exited(0), "\(submit.stderrText)")
             // A different build: the same agent with one byte appended.
@@ -77,12 +78,12 @@ extension TestbedSuite {
             // The job started under the old agent finishes and is recorded by the new one.
             var out = ""
             for _ in 0..<100 {
-                out = try await c.run("cat ~/.drover/attempts/long/1/stdout 2>/dev/null; cat ~/.drover/attempts/long/1/result.json 2>/dev/null").stdoutText
+                out = try await c.run("cat ~/.drover/h1/attempts/long/1/stdout 2>/dev/null; cat ~/.drover/h1/attempts/long/1/result.json 2>/dev/null").stdoutText
                 if out.contains("\"reason\"") { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
             #expect(out.hasPrefix("survived\n") && out.contains("\"reason\":\"exited\""), "\(out)")
-            let hb = try JSONParser.parse(try await c.readFile("~/.drover/heartbeat"))
+            let hb = try JSONParser.parse(try await c.readFile("~/.drover/h1/heartbeat"))
             #expect(hb["build"]?.stringValue == report.build)
             await c.shutdown()
             try await Testbed.resetAgents()

@@ -39,7 +39,8 @@ extension TestbedSuite {
                     return
                 }
                 #expect(e.kind == .timedOut || e.kind == .unreachable, "\(e)")
-                #expect(e.description.hasPrefix("h3: connect to 10.250.0.13:22"))
+                let h3 = try Testbed.host("h3").address
+                #expect(e.description.hasPrefix("h3: connect to \(h3):22"), "\(e)")
             }
         }
 
@@ -88,14 +89,16 @@ extension TestbedSuite {
                 #expect(reports[0].os == "Linux" && reports[0].cpus ?? 0 >= 1 && reports[0].memoryBytes ?? 0 > 0)
                 #expect(reports[0].agentVersion == nil && reports[0].latencyMs != nil)
                 #expect(reports[2].state == "timed out" || reports[2].state == "unreachable", "\(reports[2])")
-                #expect(reports[2].error?.contains("10.250.0.13") == true)
+                let h3Address = try Testbed.host("h3").address
+                #expect(reports[2].error?.contains(h3Address) == true)
 
                 let table = try Testbed.run(binary, ["hosts", "--inventory", inventory])
                 #expect(table.status == 1)
                 let lines = table.stdout.split(separator: "\n")
+                let h3 = try Testbed.host("h3").address
                 #expect(lines.first?.hasPrefix("NAME") == true)
                 #expect(lines.contains { $0.hasPrefix("h1 ") && $0.contains(" up ") })
-                #expect(lines.contains { $0.hasPrefix("h3: connect to 10.250.0.13:22") })
+                #expect(lines.contains { $0.hasPrefix("h3: connect to \(h3):22") })
             }
             // All up again: exit status 0.
             let r = try Testbed.run(binary, ["hosts", "--inventory", inventory])

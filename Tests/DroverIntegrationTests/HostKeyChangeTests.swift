@@ -61,7 +61,7 @@ extension TestbedSuite {
                 // One job per host, so h2 has one running when its key changes.
                 let first = try (0..<3).map { _ in try f.submit(["sh", "-c", "sleep 8; hostname"]) }
                 let onH2 = try f.runningJob(on: "h2", among: first)
-                let agentAttempts = dir + "/hosts/h2/home/.drover/attempts"
+                let agentAttempts = dir + "/hosts/h2/home/.drover/h2/attempts"
                 let attemptsBefore = Set((try? FileManager.default.contentsOfDirectory(atPath: agentAttempts)) ?? [])
                 #expect(!attemptsBefore.isEmpty, "h2's agent has its attempt on disk")
 

@@ -16,8 +16,9 @@ extension TestbedSuite {
             let dir = try Testbed.tempDirectory()
             defer { try? FileManager.default.removeItem(atPath: dir) }
             // Claim that h1's address has h2's key.
-            let h2Key = try Self.knownHostsLine("10.250.0.12").split(separator: " ").dropFirst().joined(separator: " ")
-            try "10.250.0.11 \(h2Key)\n".write(toFile: dir + "/known_hosts", atomically: true, encoding: .utf8)
+            let (a1, a2) = (try Testbed.host("h1").address, try Testbed.host("h2").address)
+            let h2Key = try Self.knownHostsLine(a2).split(separator: " ").dropFirst().joined(separator: " ")
+            try "\(a1) \(h2Key)\n".write(toFile: dir + "/known_hosts", atomically: true, encoding: .utf8)
             var target = try Testbed.target("h1")
             target.knownHostsFile = dir + "/known_hosts"
             target.acceptNewHostKeys = true  // a changed key is refused even under accept-new
@@ -28,7 +29,7 @@ extension TestbedSuite {
                 #expect(error.kind == .hostKeyMismatch)
                 let prints = error.message.matches(of: /SHA256:[A-Za-z0-9+\/]{43}/).map { String($0.output) }
                 #expect(Set(prints).count == 2, "\(error.message)")
-                #expect(error.message.contains("ssh-keygen -R 10.250.0.11"))
+                #expect(error.message.contains("ssh-keygen -R \(a1)"))
                 #expect(error.message.contains(dir + "/known_hosts:1"))
             }
         }
@@ -37,13 +38,14 @@ extension TestbedSuite {
             let dir = try Testbed.tempDirectory()
             defer { try? FileManager.default.removeItem(atPath: dir) }
             var target = try Testbed.target("h3")
+            let a3 = target.address
             target.knownHostsFile = dir + "/kh/known_hosts"
             do {
                 _ = try await SSHConnection.connect(to: target)
                 Issue.record("connected to an unknown host under strict")
             } catch {
                 #expect(error.kind == .unknownHostKey)
-                #expect(error.message.contains("ssh-keyscan -t ssh-ed25519 10.250.0.13"))
+                #expect(error.message.contains("ssh-keyscan -t ssh-ed25519 \(a3)"))
                 #expect(error.message.contains("accept-new"))
             }
             #expect(!FileManager.default.fileExists(atPath: target.knownHostsFile))
@@ -51,7 +53,7 @@ extension TestbedSuite {
             let c = try await SSHConnection.connect(to: target)
             c.close()
             let recorded = try String(contentsOfFile: target.knownHostsFile, encoding: .utf8)
-            #expect(recorded == (try Self.knownHostsLine("10.250.0.13")) + "\n")
+            #expect(recorded == (try Self.knownHostsLine(a3)) + "\n")
             // Now known: strict accepts it.
             target.acceptNewHostKeys = false
             let again = try await SSHConnection.connect(to: target)

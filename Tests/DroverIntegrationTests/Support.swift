@@ -96,6 +96,50 @@ enum Testbed {
         }
     }
 
+    /// Whether `scripts/testbed` can make hosts that share one home (`up N --shared-home`).
+    static var hasSharedHomeOption: Bool {
+        ((try? run(repoRoot + "/scripts/testbed", ["help"], environment: scriptEnvironment))?.stdout ?? "").contains("--shared-home")
+    }
+
+    /// Runs `body` while `hosts` share one home directory (`/home/dtest`), as an NFS lab would,
+    /// and gives every host its own home back afterwards, also when `body` fails. Agents are
+    /// stopped (their jobs killed) and `~/.drover` removed before and after.
+    ///
+    /// With `scripts/testbed up N --shared-home` the testbed is made again with every home
+    /// shared (then again without); otherwise the first host's home folder is bind-mounted over
+    /// the others' `/home/dtest` inside their mount namespaces.
+    static func withSharedHome<T>(_ hosts: [String], _ body: () async throws -> T) async throws -> T {
+        guard let first = hosts.first, let dir = directory else { throw TestbedError("DROVER_TESTBED is not set") }
+        try await resetAgents()
+        let count = String(try inventory().hosts.count)
+        let rebuild = hasSharedHomeOption
+        var bound: [String] = []
+        func restore() async {
+            try? await resetAgents()
+            if rebuild {
+                _ = try? script("up", count)
+            } else {
+                for h in bound { _ = try? script("exec", h, "umount", "/home/dtest") }
+            }
+        }
+        do {
+            if rebuild {
+                try script("up", count, "--shared-home")
+            } else {
+                for h in hosts.dropFirst() {
+                    try script("exec", h, "mount", "--bind", dir + "/hosts/" + first + "/home", "/home/dtest")
+                    bound.append(h)
+                }
+            }
+            let v = try await body()
+            await restore()
+            return v
+        } catch {
+            await restore()
+            throw error
+        }
+    }
+
     /// Runs a program to completion and collects its output.
     static func run(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
         let r = try ChildProcess.run([path] + arguments, environment: environment.map { $0.map { "\($0.key)=\($0.value)" } })

@@ -60,7 +60,7 @@ struct InventoryTests {
         #expect(b1.address == "10.0.0.5" && b1.port == 22 && b1.user == "bob" && b1.slots == 4)
         #expect(b1.labels == ["site": "lab", "gpu": "no"])
         #expect(b1.env == ["OMP_NUM_THREADS": "1"])
-        #expect(b1.root == "~/.drover")
+        #expect(b1.root == "~/.drover/box1", "the default root is one folder per host")
         #expect(b1.hostKeyPolicy == .strict && b1.connectTimeout == 10 && b1.transport == .ssh)
         #expect(b1.knownHosts == s.home + "/.ssh/known_hosts")
         #expect(b1.identities == [s.home + "/.ssh/id_ed25519"] && !b1.identityIsExplicit)
@@ -150,7 +150,7 @@ struct InventoryLookupTests {
         #expect(inv.hosts.count == 1)
         #expect(inv.hosts[0].name == "local" && inv.hosts[0].transport == .local)
         #expect(inv.hosts[0].slots == Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        #expect(inv.hosts[0].root == s.home + "/.drover")
+        #expect(inv.hosts[0].root == s.home + "/.drover/local")
     }
 
     @Test func lookupOrder() throws {

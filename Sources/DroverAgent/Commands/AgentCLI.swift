@@ -24,7 +24,11 @@ public enum AgentCLI {
                                                     copy an attempt's stdout to stdout and stderr to stderr; --follow copies
                                                     as they grow until the attempt has ended
           reap [--dry-run]                          kill processes with a Drover cookie that belong to no live attempt
-          stop [--kill-jobs]                        stop the agent; its jobs keep running unless --kill-jobs
+          stop [--kill-jobs] [--coordinator ID] [--keep-if-served]
+                                                    stop the agent; its jobs keep running unless --kill-jobs; with
+                                                    --coordinator only that coordinator leaves (its lease withdrawn,
+                                                    --kill-jobs cancels only its attempts); --keep-if-served leaves
+                                                    the agent running while another coordinator holds a live lease
           --version                                 print the version and build hash
 
         every command takes --root DIR (default: $DROVER_ROOT, else ~/.drover).
@@ -86,7 +90,7 @@ struct Options {
     var flags: Set<String> = []
     var values: [String: String] = [:]
     var positional: [String] = []
-    private static let valued: Set<String> = ["--root", "--from", "--heartbeat-interval"]
+    private static let valued: Set<String> = ["--root", "--from", "--heartbeat-interval", "--coordinator"]
 
     init(_ args: [String]) throws(AgentError) {
         var i = 0

@@ -12,6 +12,8 @@ enum InboxCommand {
         try options.allow([])
         let dir = options.root
         try dir.prepare()
+        // Work is never placed where an agent of another machine runs (a shared home).
+        try Ownership.checkNotForeign(dir)
         var o = JSONObject()
         switch command {
         case "submit":

@@ -13,6 +13,9 @@ enum RunCommand {
         let interval = Double(options.values["--heartbeat-interval"] ?? "1") ?? 0
         guard interval >= 0.05, interval <= 60 else { throw .usage("--heartbeat-interval must be between 0.05 and 60 seconds") }
         try dir.prepare()
+        // An agent of another machine (a home shared over NFS, where the lock below may not
+        // reach across machines) must not be joined or displaced while it beats.
+        try Ownership.checkNotForeign(dir)
         if let holder = AgentLock.holder(dir) {
             print("drover-agent already running in \(dir.root) (pid \(holder))")
             return 0
@@ -44,7 +47,8 @@ enum RunCommand {
         }
         defer { close(lock) }
         AgentLog.path = dir.agentLog
-        try Supervisor(dir: dir, heartbeatInterval: interval).run()
+        let claim = try Ownership.claim(dir)
+        try Supervisor(dir: dir, heartbeatInterval: interval, claim: claim).run()
         return 0
     }
 }

@@ -24,7 +24,8 @@ enum StatusCommand {
             agent.set("root", dir.root)
             agent.set("running", holder != nil)
             agent.set("pid", holder.map { Int($0) })
-            var text = "{\"agent\":" + agent.text.dropLast()
+            let owner = readJSON(dir.ownerFile)
+            var text = "{\"agent\":" + agent.text.dropLast() + ",\"owner\":" + (owner?.jsonText ?? "null")
             text += ",\"heartbeat\":" + (hb?.jsonText ?? "null") + "}"
             text += ",\"attempts\":[" + attempts.map { id, last, result in
                 var o = JSONObject()
@@ -41,6 +42,12 @@ enum StatusCommand {
             print("agent: running (pid \(holder)) in \(dir.root), version \(hb?["version"]?.stringValue ?? "?") build \(hb?["build"]?.stringValue ?? "?"), heartbeat \(age >= 0 ? JSONText.number((age * 10).rounded() / 10) + " s ago" : "missing")")
         } else {
             print("agent: not running in \(dir.root)")
+        }
+        if let owner = StateOwner.read(dir) {
+            print("owner: \(owner.described)\(owner.isSameSystem(as: .current) ? " (this system)" : ", not this system (\(MachineIdentity.current.described))")")
+        }
+        if holder != nil, let list = hb?["coordinators"]?.arrayValue {
+            print("coordinators with a live lease: \(list.isEmpty ? "none" : list.compactMap(\.stringValue).joined(separator: ", "))")
         }
         var rows = [["ATTEMPT", "STATE", "EXIT", "STARTED", "ENDED"]]
         for (id, last, result) in attempts {

@@ -18,7 +18,13 @@ public struct StateDirectory: Sendable {
 
     public var lockFile: String { root + "/agent.lock" }
     public var heartbeatFile: String { root + "/heartbeat" }
+    /// The lease of a coordinator that writes the single legacy `lease` file.
     public var leaseFile: String { root + "/lease" }
+    /// One lease per coordinator: `leases/<coordinator id>`.
+    public var leases: String { root + "/leases" }
+    public func leaseFile(coordinator: String) -> String { leases + "/" + coordinator }
+    /// Which machine runs this state directory's agent (`owner.json`).
+    public var ownerFile: String { root + "/owner.json" }
     public var eventLog: String { root + "/events.log" }
     public var inbox: String { root + "/inbox" }
     public var rejected: String { root + "/inbox/rejected" }
@@ -44,9 +50,9 @@ public struct StateDirectory: Sendable {
     public func cookie(_ id: AttemptID) -> String { cookiePrefix + id.description }
 
     /// The folders the agent keeps (created 0700 by `prepare`).
-    public var folders: [String] { [root, inbox, rejected, attempts, files] }
+    public var folders: [String] { [root, inbox, rejected, attempts, files, leases] }
     /// The agent's own top-level files (checked by `prepare` when present).
-    public var stateFiles: [String] { [lockFile, heartbeatFile, leaseFile, eventLog, agentLog, stopRequest] }
+    public var stateFiles: [String] { [lockFile, heartbeatFile, leaseFile, eventLog, agentLog, stopRequest, ownerFile] }
     /// Where `drover deploy` puts agent binaries (checked when present).
     public var binaries: String { root + "/bin" }
 
@@ -82,13 +88,15 @@ public struct StateDirectory: Sendable {
 public enum AgentError: Error, Sendable, CustomStringConvertible {
     case system(SystemError)
     case unsafe(String)
+    /// The state directory belongs to an agent of another live machine (shared home).
+    case foreignOwner(String)
     case usage(String)
     case invalid(String)
 
     public var description: String {
         switch self {
         case .system(let e): return e.description
-        case .unsafe(let m), .usage(let m), .invalid(let m): return m
+        case .unsafe(let m), .foreignOwner(let m), .usage(let m), .invalid(let m): return m
         }
     }
 }

@@ -64,13 +64,7 @@ enum Platform {
     }
 
     /// Changes on every boot, so a heartbeat from before a reboot is recognisable.
-    static func bootID() -> String {
-        if let b = try? LocalFile.read("/proc/sys/kernel/random/boot_id") {  // portable: sysctl below elsewhere
-            return String(decoding: b, as: UTF8.self).trimmingCharacters(in: "\n ")
-        }
-        let out = captureOutput(["/usr/sbin/sysctl", "-n", "kern.boottime"]) ?? ""
-        return out.trimmingCharacters(in: "\n ")
-    }
+    static func bootID() -> String { MachineIdentity.current.bootID }
 
     /// Bytes of memory available to new work, when known.
     static func availableMemory() -> UInt64? {

@@ -12,7 +12,9 @@ final class HeartbeatWriter: @unchecked Sendable {
     let interval: Double
     let startedAt = wallTime()
     let bootID = Platform.bootID()
+    let machine = MachineIdentity.current
     private let running = Locked(0)
+    private let coordinators = Locked<[String]>([])
     private let stopped = Locked(false)
     private var sequence = 0
 
@@ -23,6 +25,9 @@ final class HeartbeatWriter: @unchecked Sendable {
 
     /// The number of running attempts, reported in the next beat.
     func setRunning(_ n: Int) { running.withLock { $0 = n } }
+
+    /// The coordinators whose lease is live, reported in the next beat.
+    func setCoordinators(_ ids: [String]) { coordinators.withLock { $0 = ids } }
 
     func stop() { stopped.withLock { $0 = true } }
 
@@ -36,6 +41,8 @@ final class HeartbeatWriter: @unchecked Sendable {
         o.set("pid", Int(getpid()))
         o.set("started_at", startedAt)
         o.set("boot_id", bootID)
+        o.set("machine_id", machine.machineID)
+        o.set("hostname", machine.hostname)
         o.set("seq", sequence)
         o.set("time", wallTime())
         o.set("interval", interval)
@@ -44,6 +51,7 @@ final class HeartbeatWriter: @unchecked Sendable {
         o.set("mem_available_bytes", Platform.availableMemory())
         o.set("cpus", Platform.cpuCount)
         o.set("running", running.withLock { $0 })
+        o.set("coordinators", raw: "[" + coordinators.withLock { $0 }.map(JSONText.quote).joined(separator: ",") + "]")
         try AtomicFile.write(Array((o.text + "\n").utf8), to: directory.heartbeatFile)
     }
 

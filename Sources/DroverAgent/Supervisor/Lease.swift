@@ -1,37 +1,93 @@
 import DroverCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// The coordinator's lease: while it is renewed, the agent keeps the coordinator's jobs running.
+/// The coordinators' leases: while a coordinator renews its lease, the agent keeps that
+/// coordinator's jobs running. Each coordinator has its own file, `leases/<coordinator id>`,
+/// so several coordinators can share an agent and each lease covers only its own attempts;
+/// the single `lease` file of earlier coordinators is still honoured.
 ///
-/// Expiry is judged on the agent's own monotonic clock — time since the lease file last
-/// changed — so clock skew between coordinator and host cannot trigger it.
+/// Expiry is judged on the agent's own monotonic clock — time since a lease file last
+/// changed — so clock skew between coordinator and host cannot trigger it. A lease file that
+/// is removed (a coordinator that left with `drover down`) is withdrawn: no dead man's switch.
 struct LeaseWatch {
     struct Lease: Equatable {
         var coordinator: String
         var epoch: Int
         var time: Double
         var ttl: Double
+        /// From the single `lease` file: it also covers attempts that name no coordinator.
+        var legacy = false
     }
 
-    private(set) var lease: Lease?
-    private var lastChange = monotonicTime()
-    private var lastText: [UInt8] = []
-    private(set) var expiredHandled = false
+    private struct Watched {
+        var text: [UInt8]
+        var lastChange: Double
+        var lease: Lease?
+        var expiredHandled = false
+    }
 
-    /// Re-reads the lease file; returns the lease that just expired, once per expiry.
-    mutating func check(_ path: String) -> Lease? {
-        let bytes = (try? LocalFile.read(path)) ?? []
-        if bytes != lastText {
-            lastText = bytes
-            lastChange = monotonicTime()
-            expiredHandled = false
-            if let node = try? JSONParser.parse(bytes), let c = node["coordinator"]?.stringValue, let ttl = node["ttl"]?.doubleValue, ttl > 0 {
-                lease = Lease(coordinator: c, epoch: node["epoch"]?.intValue ?? 0, time: node["time"]?.doubleValue ?? 0, ttl: ttl)
-            } else {
-                lease = nil  // no lease (or an unreadable one): no dead man's switch
+    /// By file path.
+    private var watched: [String: Watched] = [:]
+
+    /// Re-reads every lease file of `dir`; returns the leases that just expired, once per expiry.
+    mutating func check(_ dir: StateDirectory) -> [Lease] {
+        let now = monotonicTime()
+        var paths = listDirectory(dir.leases).filter { !$0.hasPrefix(".") }.map { dir.leases + "/" + $0 }
+        if LocalFile.exists(dir.leaseFile) { paths.append(dir.leaseFile) }
+        for gone in watched.keys where !paths.contains(gone) { watched[gone] = nil }
+        var expired: [Lease] = []
+        for path in paths {
+            let bytes = (try? LocalFile.read(path)) ?? []
+            if watched[path]?.text != bytes {
+                var lease: Lease?
+                if let node = try? JSONParser.parse(bytes), let c = node["coordinator"]?.stringValue, let ttl = node["ttl"]?.doubleValue, ttl > 0 {
+                    lease = Lease(coordinator: c, epoch: node["epoch"]?.intValue ?? 0, time: node["time"]?.doubleValue ?? 0, ttl: ttl,
+                                  legacy: path == dir.leaseFile)
+                }
+                // No lease (or an unreadable one) in a file: no dead man's switch for it.
+                watched[path] = Watched(text: bytes, lastChange: now, lease: lease)
             }
+            guard let w = watched[path], let lease = w.lease, !w.expiredHandled, now - w.lastChange > lease.ttl else { continue }
+            watched[path]?.expiredHandled = true
+            expired.append(lease)
         }
-        guard let lease, !expiredHandled, monotonicTime() - lastChange > lease.ttl else { return nil }
-        expiredHandled = true
-        return lease
+        return expired
+    }
+
+    /// The coordinators whose lease is live (renewed within its ttl), sorted.
+    var live: [String] {
+        let now = monotonicTime()
+        let ids = watched.values.compactMap { w -> String? in
+            guard let l = w.lease, now - w.lastChange <= l.ttl else { return nil }
+            return l.coordinator
+        }
+        return Array(Set(ids)).sorted()
+    }
+}
+
+/// Leases as another process sees them (`stop --keep-if-served`): a lease file whose last
+/// change (its mtime, this machine's clock) is within its ttl.
+enum LeaseFiles {
+    /// Coordinators with a live lease in `dir`, sorted.
+    static func live(_ dir: StateDirectory, now: Double = wallTime()) -> [String] {
+        var paths = listDirectory(dir.leases).filter { !$0.hasPrefix(".") }.map { dir.leases + "/" + $0 }
+        paths.append(dir.leaseFile)
+        var out = Set<String>()
+        for path in paths {
+            var st = stat()
+            guard stat(path, &st) == 0, let node = readJSON(path), let c = node["coordinator"]?.stringValue,
+                  let ttl = node["ttl"]?.doubleValue, ttl > 0 else { continue }
+            #if canImport(Darwin)
+            let mtime = Double(st.st_mtimespec.tv_sec) + Double(st.st_mtimespec.tv_nsec) / 1e9
+            #else
+            let mtime = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+            #endif
+            if now - mtime <= ttl { out.insert(c) }
+        }
+        return out.sorted()
     }
 }

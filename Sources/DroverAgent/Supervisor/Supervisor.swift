@@ -36,9 +36,14 @@ final class Supervisor {
     /// Refused inbox files that could be neither moved aside nor removed (skipped from then on).
     private var unmovable: Set<String> = []
     private let executable = currentExecutable()
+    /// Whether this agent found the directory owned by another machine (that looked dead).
+    private let claim: Ownership.Claim
+    private var lastLeaseCheck = 0.0
+    private var lastOwnerCheck = 0.0
 
-    init(dir: StateDirectory, heartbeatInterval: Double) throws(AgentError) {
+    init(dir: StateDirectory, heartbeatInterval: Double, claim: Ownership.Claim = .ours) throws(AgentError) {
         self.dir = dir
+        self.claim = claim
         heartbeat = HeartbeatWriter(directory: dir, interval: heartbeatInterval)
         log = try EventLog(path: dir.eventLog)
     }
@@ -49,15 +54,31 @@ final class Supervisor {
         signal(SIGINT) { _ in stopSignalled = 1 }
         signal(SIGPIPE, SIG_IGN)
         unlink(dir.stopRequest)
+        let me = MachineIdentity.current
+        if case .takenOver(let previous) = claim {
+            emit(["type": "owner_changed", "previous_machine_id": previous.machineID, "previous_hostname": previous.hostname,
+                  "machine_id": me.machineID, "hostname": me.hostname])
+            AgentLog.write("took over \(dir.root) from \(previous.described) (boot \(previous.bootID.prefix(8))), whose agent looks dead; its unfinished attempts are marked lost (their processes ran there, or in an earlier boot, not here)")
+        }
         recover()
-        emit(["type": "agent_started"], extra: ["pid": Int(getpid())])
+        emit(["type": "agent_started", "machine_id": me.machineID, "hostname": me.hostname], extra: ["pid": Int(getpid())])
         flushEvents()
         do { try heartbeat.beat() } catch { throw .system(error) }
         heartbeat.start()
         AgentLog.write("agent \(AgentInfo.version) (build \(AgentInfo.buildHash)) running in \(dir.root) with \(Platform.processTableName)")
         var killJobs = false
+        var displacedBy: StateOwner?
         while true {
             if stopSignalled != 0 { break }
+            if monotonicTime() - lastOwnerCheck >= 1 {
+                lastOwnerCheck = monotonicTime()
+                // Another machine took the directory over (it judged this agent dead): stop
+                // at once, writing nothing more; the jobs here keep running under their shims.
+                if let other = Ownership.takenOverBy(dir) {
+                    displacedBy = other
+                    break
+                }
+            }
             if let request = try? LocalFile.read(dir.stopRequest) {
                 killJobs = String(decoding: request, as: UTF8.self).contains("kill-jobs")
                 break
@@ -70,6 +91,11 @@ final class Supervisor {
             commit()
             heartbeat.setRunning(live.values.filter { $0.state == .running || $0.state == .starting }.count)
             if !busy { sleepSeconds(0.002) }
+        }
+        if let other = displacedBy {
+            heartbeat.stop()
+            AgentLog.write("stopping: \(dir.root) now belongs to \(other.described); \(live.count) attempt(s) left to their shims, no more events written")
+            throw .foreignOwner("the state directory \(dir.root) was taken over by the agent of \(other.described); this agent stopped")
         }
         if killJobs { cancelAll(reason: "cancelled", graceDeadline: 30) }
         emit(["type": "agent_stopped"], extra: ["pid": Int(getpid())])
@@ -100,10 +126,29 @@ final class Supervisor {
                     state: logged > 0 ? (previousState(id, upTo: logged) ?? .accepted) : .accepted,
                     coordinator: spec?["coordinator"]?.stringValue, keepRunning: spec?["keep_running"]?.boolValue ?? false,
                     shimPID: processes.shimPID, shimStart: processes.shimStart)
+                if state?.isFinal == false, case .takenOver(let previous) = claim {
+                    // Its shim and job ran on the other machine: pids mean nothing here, so
+                    // nothing is killed; the attempt ends `lost`.
+                    loseForeign(id, previous: previous)
+                    continue
+                }
                 if state == .accepted && live[id]?.shimPID == nil { startShim(id) }
             }
         }
         if !live.isEmpty { AgentLog.write("re-adopting \(live.count) attempt(s)") }
+    }
+
+    /// Ends an unfinished attempt of the machine this agent took the directory over from.
+    private func loseForeign(_ id: AttemptID, previous: StateOwner) {
+        var f = JSONObject()
+        let where_ = previous.machineID == MachineIdentity.current.machineID ? "this machine's earlier boot (\(previous.hostname))" : previous.described
+        f.set("error", "it ran on \(where_), whose agent stopped beating; this agent (on \(MachineIdentity.current.hostname)) took the state directory over and touched none of its processes")
+        f.set("leftovers_killed", 0)
+        f.set("ended_at", wallTime())
+        do { try AttemptEnd.record(.lost, fields: f, dir: dir, id: id) } catch { AgentLog.write("cannot mark \(id) lost: \(error)") }
+        live[id]?.shimPID = nil
+        live[id]?.transitionsSize = -1
+        pollTransitions(only: id)
     }
 
     /// Writes result.json again from the final transition (after a power loss took it).
@@ -354,15 +399,21 @@ final class Supervisor {
 
     // MARK: - Lease
 
+    /// Every 100 ms: each coordinator's lease covers only the attempts whose spec names that
+    /// coordinator (the legacy `lease` file also those that name none).
     private func checkLease() {
-        guard let expired = lease.check(dir.leaseFile) else { return }
-        var orphaned = 0
-        for (id, a) in live where !a.keepRunning && (a.coordinator == nil || a.coordinator == expired.coordinator) {
-            requestCancel(id, reason: "orphaned")
-            orphaned += 1
+        guard monotonicTime() - lastLeaseCheck >= 0.1 else { return }
+        lastLeaseCheck = monotonicTime()
+        for expired in lease.check(dir) {
+            var orphaned = 0
+            for (id, a) in live where !a.keepRunning && (a.coordinator == expired.coordinator || (expired.legacy && a.coordinator == nil)) {
+                requestCancel(id, reason: "orphaned")
+                orphaned += 1
+            }
+            emit(["type": "lease_expired", "coordinator": expired.coordinator], extra: ["epoch": expired.epoch, "orphaned": orphaned])
+            AgentLog.write("lease of \(expired.coordinator) expired (\(JSONText.number(expired.ttl)) s without renewal); \(orphaned) attempt(s) cancelled as orphaned")
         }
-        emit(["type": "lease_expired", "coordinator": expired.coordinator], extra: ["epoch": expired.epoch, "orphaned": orphaned])
-        AgentLog.write("lease of \(expired.coordinator) expired (\(JSONText.number(expired.ttl)) s without renewal); \(orphaned) attempt(s) cancelled as orphaned")
+        heartbeat.setCoordinators(lease.live)
     }
 
     /// Cancels everything and waits (bounded) for the shims to record the ends.

@@ -20,6 +20,8 @@ public struct DeployReport: Sendable, Codable, Equatable {
     public var platform: String?
     public var build: String?
     public var agentPID: Int?
+    /// The host's machine id (as `HostProbe.machineIDCommand` reads it).
+    public var machineID: String?
     /// Why it failed, or a note.
     public var message: String?
     public var seconds: Double
@@ -27,6 +29,7 @@ public struct DeployReport: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case host, outcome, platform, build, message, seconds
         case agentPID = "agent_pid"
+        case machineID = "machine_id"
     }
 }
 
@@ -99,12 +102,13 @@ public struct Deployer: Sendable {
             echo os=$(uname -s); echo arch=$(uname -m); echo glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //'); \
             echo now=$(date +%s); \(HostBuild.probeLine); p=$(head -c 32 \(q(root + "/agent.lock")) 2>/dev/null); \
             if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then echo alive=1; else echo alive=0; fi; \
-            printf 'heartbeat='; head -c 4096 \(q(root + "/heartbeat")) 2>/dev/null | tr -d '\\n'; echo
+            printf 'heartbeat='; head -c 4096 \(q(root + "/heartbeat")) 2>/dev/null | tr -d '\\n'; echo; \(HostProbe.machineIDCommand)
             """, timeout: options.operationTimeout)
         let facts = HostProbe.parseFacts(probe.stdoutText)
         if let problem = HostProbe.unparsable(facts, probe) {
             throw SSHError(.channelFailed, host: host.name, operation: "read the host's platform", message: problem)
         }
+        report.machineID = facts["machine_id"].flatMap { $0.isEmpty ? nil : $0 }
         let platform = AgentBinary.platform(os: facts["os"] ?? "?", arch: facts["arch"] ?? "?")
         report.platform = platform
         let glibc = facts["glibc"].flatMap { $0.isEmpty ? nil : $0 }
@@ -125,6 +129,9 @@ public struct Deployer: Sendable {
         let now = facts["now"].flatMap(Double.init) ?? 0
         // Running: its lock holder is alive and its heartbeat is fresh.
         let runningBuild = heartbeat.flatMap { hb -> String? in
+            // An agent of another machine beating in this root (a shared home) is not ours:
+            // `run` below then refuses with the agent's own one-line explanation.
+            if let theirs = hb["machine_id"]?.stringValue, let ours = report.machineID, theirs != ours { return nil }
             guard facts["alive"] == "1", let t = hb["time"]?.doubleValue, let interval = hb["interval"]?.doubleValue, now - t < max(3 * interval, 5) else { return nil }
             return hb["build"]?.stringValue
         }

@@ -166,6 +166,12 @@ public struct HostRecord: Codable, Sendable {
     public var heartbeatSeq: Int?
     public var since: Double
     public var error: String?
+    /// The machine id from the agent's heartbeat.
+    public var machineID: String?
+    /// An earlier inventory host with the same machine id: the same machine under two names.
+    public var sameMachineAs: String?
+    /// How many coordinators (this one included) hold a live lease on the host's agent.
+    public var coordinators: Int?
 }
 
 /// Agent attempt states that end an attempt (docs/state-format.md), plus the coordinator's

@@ -44,6 +44,7 @@ public final class Journal {
     static let addedColumns: [(table: String, column: String, definition: String)] = [
         ("jobs", "batch", "TEXT"), ("jobs", "batch_job", "TEXT"), ("jobs", "superseded", "INTEGER NOT NULL DEFAULT 0"),
         ("jobs", "not_before", "REAL"), ("jobs", "spec_hash", "TEXT"), ("attempts", "slot", "INTEGER"),
+        ("hosts", "machine_id", "TEXT"), ("hosts", "same_machine_as", "TEXT"), ("hosts", "coordinators", "INTEGER"),
     ]
 
     /// Opens (creating when needed) the journal in `state`.
@@ -241,7 +242,8 @@ public final class Journal {
             let name = r.string("name") ?? ""
             return HostRecord(name: name, state: r.string("state") ?? "unknown", lastSeq: r.int("last_seq") ?? 0, slots: r.int("slots"),
                               usedSlots: usedBy[name] ?? 0, agentVersion: r.string("agent_version"), agentBuild: r.string("agent_build"), heartbeatTime: r.double("heartbeat_time"),
-                              heartbeatSeq: r.int("heartbeat_seq"), since: r.double("since") ?? 0, error: r.string("error"))
+                              heartbeatSeq: r.int("heartbeat_seq"), since: r.double("since") ?? 0, error: r.string("error"),
+                              machineID: r.string("machine_id"), sameMachineAs: r.string("same_machine_as"), coordinators: r.int("coordinators"))
         }
     }
 }

@@ -18,7 +18,11 @@ extension Coordinator {
 
     /// Places queued jobs on hosts that are `up`, writing each decision before sending it.
     func schedule() throws {
-        let usable = inventory.hosts.filter { hostState[$0.name] == "up" }
+        // A host that is the same machine as an earlier one that is up gets no jobs (its
+        // slots are that machine's slots, already offered once).
+        let usable = inventory.hosts.filter { h in
+            hostState[h.name] == "up" && sameMachineAs[h.name].map { hostState[$0] != "up" } ?? true
+        }
         dirty = false
         guard !usable.isEmpty else { return }
         let used = try journal.hosts().reduce(into: [String: Int]()) { $0[$1.name] = $1.usedSlots }

@@ -34,9 +34,10 @@ extension Coordinator {
                     try journal.db.run("UPDATE hosts SET last_seq=? WHERE name=?", .int(Int64(seq)), .text(host))
                 }
                 if let hb = heartbeat {
-                    try journal.db.run("UPDATE hosts SET heartbeat_time=?, heartbeat_seq=?, agent_version=coalesce(?, agent_version), agent_build=coalesce(?, agent_build), slots=? WHERE name=?",
+                    try journal.db.run("UPDATE hosts SET heartbeat_time=?, heartbeat_seq=?, agent_version=coalesce(?, agent_version), agent_build=coalesce(?, agent_build), slots=?, machine_id=coalesce(?, machine_id), coordinators=? WHERE name=?",
                                        .from(hb["time"]?.doubleValue), .from(hb["seq"]?.intValue), .from(hb["version"]?.stringValue),
-                                       .from(hb["build"]?.stringValue), .from(inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue), .text(host))
+                                       .from(hb["build"]?.stringValue), .from(inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue),
+                                       .from(hb["machine_id"]?.stringValue), .from(hb["coordinators"]?.arrayValue?.count), .text(host))
                 }
             }
             lastSeq[host] = seq
@@ -54,6 +55,14 @@ extension Coordinator {
                 dirty = true
             }
             liveness[host]?.observe(seq: seq, pid: hb["pid"]?.intValue, interval: hb["interval"]?.doubleValue, at: now)
+            if let m = hb["machine_id"]?.stringValue, !m.isEmpty {
+                machineIDs[host] = m
+                let key = HostProbe.systemKey(machineID: m, bootID: hb["boot_id"]?.stringValue, hostname: hb["hostname"]?.stringValue)
+                if systemKeys[host] != key {
+                    systemKeys[host] = key
+                    do { try noteSameMachines() } catch { log("journal: \(error)") }
+                }
+            }
         }
         flush(outbox)
         flushCollections()
@@ -114,7 +123,12 @@ extension Coordinator {
                 log("\(host): agent rejected \(file): \(reason)")
             }
         case "lease_expired":
+            // Another coordinator's lease (one that shares this agent) is none of our business.
+            guard event["coordinator"]?.stringValue == cid else { return }
             try journal.audit("lease_expired", host: host, "the agent on \(host) lost its lease (\(event["orphaned"]?.intValue ?? 0) attempt(s) orphaned)", time: time)
+        case "owner_changed":
+            let previous = event["previous_hostname"]?.stringValue ?? "?"
+            try journal.audit("host", host: host, "the agent on \(host) took its state directory over from \(previous) (machine id \(event["previous_machine_id"]?.stringValue?.prefix(12) ?? "?")), whose agent had stopped beating; that agent's unfinished attempts are lost", time: time)
         case "agent_started", "agent_stopped":
             try journal.audit("agent", host: host, "agent \(type == "agent_started" ? "started" : "stopped") on \(host) (pid \(event["pid"]?.intValue ?? 0))", time: time)
         default:
@@ -207,5 +221,38 @@ extension Coordinator {
         if let l = event["limit"]?.stringValue { text += " (\(l))" }
         if let e = event["error"]?.stringValue { text += ": \(e)" }
         return text
+    }
+}
+
+extension Coordinator {
+    /// Finds inventory hosts whose agents report the same machine id (and boot id and host
+    /// name, so clones of one image that kept its machine id stay apart) — one machine under
+    /// two names (two addresses, or an alias) — and says so once per pair: a `host` audit event
+    /// naming both, `hosts.same_machine_as` and the coordinator log. The later host in the
+    /// inventory gets no jobs while the earlier one is up (see `schedule`): placing jobs on
+    /// both would give the machine twice its slots.
+    func noteSameMachines() throws {
+        var first: [String: String] = [:]
+        var found: [String: String] = [:]
+        for h in inventory.hosts {
+            guard let key = systemKeys[h.name] else { continue }
+            if let earlier = first[key] { found[h.name] = earlier } else { first[key] = h.name }
+        }
+        guard found != sameMachineAs else { return }
+        try journal.db.transaction {
+            for h in inventory.hosts where found[h.name] != sameMachineAs[h.name] {
+                try journal.db.run("UPDATE hosts SET same_machine_as=? WHERE name=?", .from(found[h.name]), .text(h.name))
+                if let earlier = found[h.name] {
+                    let m = machineIDs[h.name] ?? "?"
+                    let text = "\(h.name) and \(earlier) are the same machine (machine id \(m.prefix(12))): jobs go to \(earlier) only while it is up; remove one of them from the inventory"
+                    try journal.audit("host", host: h.name, state: "same_machine", text)
+                    log("warning: " + text)
+                } else if let was = sameMachineAs[h.name] {
+                    try journal.audit("host", host: h.name, "\(h.name) is no longer the same machine as \(was)")
+                }
+            }
+        }
+        sameMachineAs = found
+        dirty = true
     }
 }

@@ -40,6 +40,12 @@ public actor Coordinator: HostLinkDelegate {
     /// to them and their state stays `untrusted` until a connection succeeds.
     var untrusted: [String: String] = [:]
     var cancelSent: Set<String> = []
+    /// Machine ids from the agents' heartbeats.
+    var machineIDs: [String: String] = [:]
+    /// What makes a host one running system (`HostProbe.systemKey`), from the heartbeats.
+    var systemKeys: [String: String] = [:]
+    /// Hosts that are the same machine as an earlier inventory host (host → that host).
+    var sameMachineAs: [String: String] = [:]
     var dirty = true
     /// A job ended: waiting dependents may be released or skipped.
     var dependentsDirty = true

@@ -260,7 +260,11 @@ final class HostLink: @unchecked Sendable {
                     o.set("ttl", lease.ttl)
                     let text = o.text
                     // The lease travels as an argument: it holds no user data, only our own fields.
-                    script.append("umask 077 && printf '%s\\n' \(q(text)) > \(q(spec.root + "/.lease.tmp")) && mv -f \(q(spec.root + "/.lease.tmp")) \(q(spec.root + "/lease"))")
+                    // Each coordinator has its own file (`leases/<id>`), so coordinators sharing
+                    // an agent never renew, or let expire, each other's leases.
+                    let leases = spec.root + "/leases"
+                    let tmp = leases + "/." + lease.coordinator + ".tmp"
+                    script.append("umask 077 && mkdir -p \(q(leases)) && printf '%s\\n' \(q(text)) > \(q(tmp)) && mv -f \(q(tmp)) \(q(leases + "/" + lease.coordinator))")
                 }
                 if !lines.isEmpty {
                     script.append("\(q(agent)) send --root \(q(spec.root))")

@@ -5,19 +5,23 @@ import Darwin
 #endif
 
 /// Home directory, user name and path expansion for local paths.
+///
+/// No NSS: the agent is a fully static executable, where `getpwuid` cannot load the name
+/// service modules, so the user's entry is read from `/etc/passwd` directly when needed.
 public enum LocalUser {
-    /// `$HOME`, or the password database entry when it is unset.
+    /// `$HOME`, or the user's entry in `/etc/passwd` when it is unset.
     public static var home: String {
         if let h = getenv("HOME"), h.pointee != 0 { return String(cString: h) }
-        if let pw = getpwuid(getuid()), let dir = pw.pointee.pw_dir { return String(cString: dir) }
+        if let entry = PasswdFile.entry(uid: getuid()), !entry.home.isEmpty { return entry.home }
         return "/"
     }
 
-    /// The login name of the current user.
+    /// The login name of the current user: its `/etc/passwd` entry (by `getuid()`), else
+    /// `$USER`/`$LOGNAME`, else the uid as a number.
     public static var name: String {
-        if let pw = getpwuid(getuid()), let n = pw.pointee.pw_name { return String(cString: n) }
-        if let u = getenv("USER") { return String(cString: u) }
-        return "root"
+        if let entry = PasswdFile.entry(uid: getuid()) { return entry.name }
+        if let u = environment("USER") ?? environment("LOGNAME") { return u }
+        return String(getuid())
     }
 
     /// Expands a leading `~` or `~/` and `$HOME` / `${HOME}` in a local path.
@@ -35,6 +39,32 @@ public enum LocalUser {
         guard let v = getenv(name) else { return nil }
         let s = String(cString: v)
         return s.isEmpty ? nil : s
+    }
+}
+
+/// `/etc/passwd` read as a file (name:password:uid:gid:gecos:home:shell), for what the
+/// static agent would otherwise ask NSS. Users known only to a directory service (LDAP, …)
+/// are not found; callers then fall back to the environment.
+public enum PasswdFile {
+    public struct Entry: Sendable, Equatable {
+        public var name: String
+        public var uid: UInt32
+        public var home: String
+    }
+
+    /// The entry of `uid` in `path`, or nil.
+    public static func entry(uid: uid_t, path: String = "/etc/passwd") -> Entry? {
+        guard let bytes = try? LocalFile.read(path) else { return nil }
+        return parse(String(decoding: bytes, as: UTF8.self)).first { $0.uid == UInt32(uid) }
+    }
+
+    /// Every well-formed line of a passwd file.
+    public static func parse(_ text: String) -> [Entry] {
+        text.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard f.count >= 7, !f[0].isEmpty, !f[0].hasPrefix("#"), let uid = UInt32(f[2]) else { return nil }
+            return Entry(name: String(f[0]), uid: uid, home: String(f[5]))
+        }
     }
 }
 

@@ -42,7 +42,7 @@ extension SideBySide {
         var fresh: [Double] = [], again: [Double] = []
         for _ in 0..<trials {
             for h in bed.hosts {
-                _ = bed.exec(h.name, ["sh", "-c", "d=/home/dtest/.drover; [ -f $d/heartbeat ] && kill $(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' $d/heartbeat) 2>/dev/null; rm -rf $d"])
+                _ = bed.exec(h.name, ["sh", "-c", "d=/home/dtest/.drover/\(h.name); [ -f $d/heartbeat ] && kill $(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' $d/heartbeat) 2>/dev/null; rm -rf $d"])
             }
             for target in [0, 1] {
                 let t0 = now()

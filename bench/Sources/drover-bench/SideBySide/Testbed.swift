@@ -85,7 +85,8 @@ extension Testbed {
     }
 
     /// The agent daemon on a host: its RSS (bytes) and CPU seconds so far, read inside the host.
-    func agentUsage(_ host: String, root: String = "/home/dtest/.drover") -> (rss: Double, cpu: Double)? {
+    func agentUsage(_ host: String, root: String? = nil) -> (rss: Double, cpu: Double)? {
+        let root = root ?? "/home/dtest/.drover/\(host)"
         let script = "p=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' \(root)/heartbeat); [ -n \"$p\" ] && grep VmRSS /proc/$p/status && cat /proc/$p/stat"
         let out = exec(host, ["sh", "-c", script])
         guard let rssLine = out.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
