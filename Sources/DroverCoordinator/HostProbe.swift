@@ -212,9 +212,10 @@ public struct HostProbe: Sendable {
             report.heartbeatAgeSeconds = Self.heartbeatAge(text, now: Date().timeIntervalSince1970)
             report.coordinators = Self.coordinators(fromHeartbeat: text, now: Date().timeIntervalSince1970)
         }
-        report.machineID = Self.localMachineID()
-        report.bootID = (try? LocalFile.read("/proc/sys/kernel/random/boot_id")).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
-        report.hostname = withUnsafeBytes(of: u.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let me = MachineIdentity.current
+        report.machineID = me.machineID
+        report.bootID = me.bootID.isEmpty ? nil : me.bootID
+        report.hostname = me.hostname
         report.latencyMs = 0
         report.slots = host.slots ?? report.cpus
         return report
@@ -263,25 +264,8 @@ public struct HostProbe: Sendable {
         }
     }
 
-    /// This machine's id, read as the agent and `machineIDCommand` read it.
-    public static func localMachineID() -> String {
-        for path in ["/etc/machine-id", "/var/lib/dbus/machine-id"] {
-            if let b = try? LocalFile.read(path), let line = String(decoding: b, as: UTF8.self).split(separator: "\n").first {
-                let m = line.trimmingCharacters(in: .whitespaces)
-                if !m.isEmpty { return m }
-            }
-        }
-        #if canImport(Darwin)
-        var size = 0
-        if sysctlbyname("kern.uuid", nil, &size, nil, 0) == 0, size > 1 {
-            var buffer = [CChar](repeating: 0, count: size)
-            if sysctlbyname("kern.uuid", &buffer, &size, nil, 0) == 0 { return String(cString: buffer) }
-        }
-        #endif
-        var u = utsname()
-        uname(&u)
-        return "host:" + withUnsafeBytes(of: u.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    }
+    /// This machine's id, as the agent reads it (`MachineIdentity`).
+    public static func localMachineID() -> String { MachineIdentity.current.machineID }
 
     /// The number of coordinators with a live lease, from a heartbeat that is fresh (a stale
     /// heartbeat is an agent that no longer runs: it serves none).

@@ -155,6 +155,14 @@ public final class SSHConnection: Sendable {
             throw SSHError(.localIO, host: target.name, operation: "open a tunnel to \(endpoint)", message: SystemError.current("socketpair").description)
         }
         for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        #if canImport(Darwin)
+        // No MSG_NOSIGNAL on macOS: a write to a closed tunnel must not kill the process.
+        var on: Int32 = 1
+        for fd in fds {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, socklen_t(MemoryLayout<Int32>.size))
+        }
+        #endif
         let inner = fds[0]
         let loop = self.loop
         let result: Result<Void, SSHError> = await withCheckedContinuation { (c: CheckedContinuation<Result<Void, SSHError>, Never>) in

@@ -185,7 +185,7 @@ final class TunnelOperation: LoopOperation, CustomStringConvertible {
     /// socketpair is full or the channel ended.
     private func toInnerStep(_ loop: SessionLoop, _ session: OpaquePointer) throws(SSHError) -> Step {
         if toInnerOffset < toInner.count {
-            let n = toInner.withUnsafeBytes { send(fd, $0.baseAddress! + toInnerOffset, toInner.count - toInnerOffset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            let n = toInner.withUnsafeBytes { send(fd, $0.baseAddress! + toInnerOffset, toInner.count - toInnerOffset, noSignalDontWait) }
             if n > 0 {
                 toInnerOffset += n
                 if toInnerOffset == toInner.count { toInner.removeAll(keepingCapacity: true); toInnerOffset = 0 }
@@ -259,3 +259,11 @@ final class TunnelOperation: LoopOperation, CustomStringConvertible {
         return .progressed
     }
 }
+
+/// `send` flags: never raise SIGPIPE, never block. Linux has MSG_NOSIGNAL; macOS has no such
+/// flag (the socketpair's SO_NOSIGPIPE, set where it is made, does the same there).
+#if os(Linux)
+private let noSignalDontWait = Int32(MSG_NOSIGNAL | MSG_DONTWAIT)
+#else
+private let noSignalDontWait = Int32(MSG_DONTWAIT)
+#endif

@@ -78,15 +78,9 @@ enum LeaseFiles {
         paths.append(dir.leaseFile)
         var out = Set<String>()
         for path in paths {
-            var st = stat()
-            guard stat(path, &st) == 0, let node = readJSON(path), let c = node["coordinator"]?.stringValue,
+            guard let st = try? FileStatus.of(path), let node = readJSON(path), let c = node["coordinator"]?.stringValue,
                   let ttl = node["ttl"]?.doubleValue, ttl > 0 else { continue }
-            #if canImport(Darwin)
-            let mtime = Double(st.st_mtimespec.tv_sec) + Double(st.st_mtimespec.tv_nsec) / 1e9
-            #else
-            let mtime = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
-            #endif
-            if now - mtime <= ttl { out.insert(c) }
+            if now - st.modified <= ttl { out.insert(c) }
         }
         return out.sorted()
     }

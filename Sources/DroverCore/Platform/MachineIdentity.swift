@@ -1,4 +1,4 @@
-import DroverCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -11,23 +11,23 @@ import Darwin
 ///
 /// One implementation per OS (`MachineIdentity+Linux.swift`, `MachineIdentity+Darwin.swift`);
 /// elsewhere the host name stands in for the machine id and there is no boot id.
-struct MachineIdentity: Sendable, Equatable {
+public struct MachineIdentity: Sendable, Equatable {
     /// Stable for the life of the OS installation (`/etc/machine-id` on Linux, `kern.uuid` on macOS).
-    var machineID: String
+    public var machineID: String
     /// Changes on every boot (`/proc/sys/kernel/random/boot_id`, `kern.boottime`).
-    var bootID: String
+    public var bootID: String
     /// For people reading the records (never compared).
-    var hostname: String
+    public var hostname: String
 
     /// This machine, read once per process.
-    static let current = MachineIdentity(machineID: platformMachineID() ?? "host:" + localHostname(),
+    public static let current = MachineIdentity(machineID: platformMachineID() ?? "host:" + localHostname(),
                                          bootID: platformBootID() ?? "", hostname: localHostname())
 
     /// How it reads in messages: `box1 (machine id 3d1219c7c4c5…)`.
-    var described: String { "\(hostname) (machine id \(machineID.prefix(12))\(machineID.count > 12 ? "…" : ""))" }
+    public var described: String { "\(hostname) (machine id \(machineID.prefix(12))\(machineID.count > 12 ? "…" : ""))" }
 
     /// `uname -n`.
-    static func localHostname() -> String {
+    public static func localHostname() -> String {
         var u = utsname()
         uname(&u)
         return withUnsafeBytes(of: u.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
@@ -36,7 +36,9 @@ struct MachineIdentity: Sendable, Equatable {
     /// The first line of a small file, trimmed; nil when missing or empty.
     static func firstLine(_ path: String) -> String? {
         guard let b = try? LocalFile.read(path) else { return nil }
-        let line = String(decoding: b.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self).trimmingCharacters(in: " \t\r")
+        let blank: Set<UInt8> = [0x20, 0x09, 0x0D]
+        let bytes = b.prefix { $0 != UInt8(ascii: "\n") }
+        let line = String(decoding: bytes.drop { blank.contains($0) }.reversed().drop { blank.contains($0) }.reversed(), as: UTF8.self)
         return line.isEmpty ? nil : line
     }
 

@@ -1,5 +1,5 @@
 #if os(Linux)
-import DroverCore
+
 import Glibc
 
 /// Linux: systemd's `/etc/machine-id` (else D-Bus's `/var/lib/dbus/machine-id`) and the

@@ -1,6 +1,6 @@
 #if os(macOS)
 import Darwin
-import DroverCore
+
 
 /// macOS: the kernel's `kern.uuid` (the hardware UUID) and `kern.boottime` (seconds and
 /// microseconds of the boot, which differ on every boot).
