@@ -2,8 +2,8 @@ import DroverCore
 import Foundation
 
 /// A small tmpfs inside one host's mount namespace that serves as that host's agent root,
-/// so the soak can fill "the disk" without touching this machine's real disk (the hosts'
-/// homes are bind mounts of folders on it).
+/// so the soak can fill "the disk" without touching this machine's real disk (each host's
+/// root filesystem is an overlay whose upper layer is a folder on it; docs/testbed.md).
 ///
 /// The mount point is a folder owned by root (0755) in the host's home: while the tmpfs is
 /// not mounted (after a power-off, which drops the host's mount namespace and the tmpfs
@@ -19,10 +19,12 @@ struct ScratchDisk {
     init(testbed: Testbed, host: String) throws {
         self.testbed = testbed
         self.host = host
-        let r = try ChildProcess.run(["/usr/bin/id", "-u", "dtest"])
-        let g = try ChildProcess.run(["/usr/bin/id", "-g", "dtest"])
-        guard r.status == 0, g.status == 0 else { throw SoakFailure("the testbed user dtest does not exist") }
-        owner = (r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), g.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines))
+        // dtest exists only inside the hosts (in their own /etc/passwd), not on this machine.
+        let ids = (try? testbed.shell(host, "id -u dtest && id -g dtest"))?.split(separator: "\n").map(String.init) ?? []
+        guard ids.count == 2, ids.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) else {
+            throw SoakFailure("the testbed user dtest does not exist on \(host) (is the testbed up? scripts/testbed status)")
+        }
+        owner = (ids[0], ids[1])
     }
 
     /// Mounts the tmpfs (after each power-on too); a no-op when it is mounted.
