@@ -9,7 +9,8 @@ import Foundation
 ///
 /// What is uploaded is the agent's own small package: `Package.swift` for the targets the agent
 /// needs (CDroverSys, DroverCore, DroverAgent, drover-agent) and their sources, with no
-/// dependency to fetch, so the host needs a toolchain and nothing from the network.
+/// dependency to fetch, so the host needs a toolchain and nothing from the network. On Linux
+/// the build is fully static (`-static-executable`), so it also fits hosts without Swift.
 public struct HostBuild: Sendable {
     /// Where the agent's sources are on this machine.
     public let source: String
@@ -78,7 +79,8 @@ public struct HostBuild: Sendable {
         let script = """
             \(Self.findSwift) || { echo "no swift on PATH (nor in /opt/swift/usr/bin, ~/.swiftly/bin)" >&2; exit 4; }
             cd \(q(work + "/src")) && tar -xf ../agent-src.tar || exit 5
-            if ! swift build -c release --product drover-agent > ../build.log 2>&1; then tail -n 25 ../build.log >&2; exit 3; fi
+            static=; [ "$(uname -s)" = Linux ] && static="-Xswiftc -static-executable"
+            if ! swift build -c release --product drover-agent $static > ../build.log 2>&1; then tail -n 25 ../build.log >&2; exit 3; fi
             bin=$(swift build -c release --show-bin-path) && "$bin/drover-agent" --version && echo "path=$bin/drover-agent"
             """
         let r = try await session.run(script, timeout: timeout)
