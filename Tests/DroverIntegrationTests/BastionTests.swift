@@ -174,5 +174,19 @@ extension TestbedSuite {
             #expect(try await back.run("hostname").stdoutText == "\(behind.name)\n")
             await back.shutdown()
         }
+
+        @Test func theCoordinatorTakesHostsBehindADeadBastionDownAndBack() async throws {
+            try await CoordinatorFixture.with(deadAfter: 4) { f in
+                try f.waitFor("\(behind.name) up", timeout: 30) { try f.hostState(behind.name) == "up" }
+                let before = try f.drover(["run", "--host", behind.name, "--", "hostname"])
+                #expect(before.status == 0 && before.stdout == "\(behind.name)\n", "\(before.stderr)")
+                try await Testbed.withHostKilled(hop) {
+                    try f.waitFor("\(behind.name) down with \(hop) off", timeout: 30) { try f.hostState(behind.name) == "down" }
+                }
+                try f.waitFor("\(behind.name) up again through \(hop)", timeout: 60) { try f.hostState(behind.name) == "up" }
+                let after = try f.drover(["run", "--host", behind.name, "--", "hostname"])
+                #expect(after.status == 0 && after.stdout == "\(behind.name)\n", "\(after.stderr)")
+            }
+        }
     }
 }
