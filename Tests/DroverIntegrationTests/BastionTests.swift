@@ -132,6 +132,39 @@ extension TestbedSuite {
             }
         }
 
+        @Test func aHopThatForbidsForwardingIsNamed() async throws {
+            // A second sshd on the hop, port 2222, with its own key and AllowTcpForwarding no.
+            var target = Testbed.target(behind)
+            let last = target.jump.count - 1
+            let hopAddress = target.jump[last].address
+            let setup = """
+                set -e; d=/tmp/drover-noforward; rm -rf $d; mkdir -p $d
+                ssh-keygen -q -N '' -t ed25519 -f $d/key
+                printf '%s\\n' "ListenAddress \(hopAddress)" 'Port 2222' "HostKey $d/key" "PidFile $d/pid" \\
+                  'UsePAM no' 'PasswordAuthentication no' 'KbdInteractiveAuthentication no' "AllowUsers \(target.jump[last].user)" \\
+                  'AllowTcpForwarding no' > $d/config
+                /usr/sbin/sshd -f $d/config
+                cat $d/key.pub
+                """
+            defer { _ = try? Testbed.script("exec", hop, "sh", "-c", "kill $(cat /tmp/drover-noforward/pid) 2>/dev/null; rm -rf /tmp/drover-noforward") }
+            let pub = try Testbed.script("exec", hop, "sh", "-c", setup).split(separator: " ")
+            try #require(pub.count >= 2)
+            let dir = try Testbed.tempDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let knownHosts = dir + "/known_hosts"
+            try "[\(hopAddress)]:2222 \(pub[0]) \(pub[1])\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
+            target.jump[last].port = 2222
+            target.jump[last].knownHostsFile = knownHosts
+            do {
+                let c = try await SSHConnection.connect(to: target)
+                await c.shutdown()
+                Issue.record("connected through a hop that forbids forwarding")
+            } catch {
+                #expect(error.hop == hop && error.kind == .channelFailed, "\(error)")
+                #expect(error.description.hasPrefix("\(behind.name) via \(behind.via.joined(separator: ",")): open a tunnel: \(hop) refused the tunnel to \(target.endpoint) (administratively prohibited)"), "\(error)")
+            }
+        }
+
         @Test func theBastionPoweredOffMakesTheHostUnreachableAndItComesBack() async throws {
             var options = SSHOptions()
             options.keepaliveInterval = 1
