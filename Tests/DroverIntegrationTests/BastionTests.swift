@@ -75,6 +75,31 @@ extension TestbedSuite {
             await c.shutdown()
         }
 
+        @Test func aChainOfTwoHops() async throws {
+            // Another direct host first, then the bastion: `ProxyJump other,hop`.
+            let inventory = try Testbed.inventory()
+            let other = try #require(inventory.hosts.first { $0.jump.isEmpty && $0.name != hop && $0.transport == .ssh })
+            var target = Testbed.target(behind)
+            target.jump = [Testbed.target(other)] + target.jump
+            let c = try await SSHConnection.connect(to: target)
+            #expect(c.route == [other.name] + behind.via)
+            #expect(try await c.run("hostname").stdoutText == "\(behind.name)\n")
+            await c.shutdown()
+
+            // A mismatch at the first hop names it, with the whole route.
+            let dir = try Testbed.tempDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            target.jump[0].knownHostsFile = try Testbed.knownHostsWithWrongKey(for: other.address, in: dir)
+            do {
+                let c = try await SSHConnection.connect(to: target)
+                await c.shutdown()
+                Issue.record("connected through \(other.name) although its key does not match")
+            } catch {
+                #expect(error.kind == .hostKeyMismatch && error.hop == other.name, "\(error)")
+                #expect(error.description.hasPrefix("\(behind.name) via \(([other.name] + behind.via).joined(separator: ",")): host key mismatch at \(other.name): "), "\(error)")
+            }
+        }
+
         @Test func droverHostsShowsTheRoute() async throws {
             let report = await HostProbe().probe(behind)
             #expect(report.state == "up", "\(report.error ?? "")")
