@@ -208,7 +208,8 @@ extension TestbedSuite {
                     Issue.record("a command through the powered-off \(hop) finished")
                 } catch {
                     #expect(error.kind == .connectionLost, "\(error)")
-                    #expect(error.description.contains(hop), "\(error)")
+                    #expect(error.hop == hop, "\(error)")
+                    #expect(error.description.contains("the connection to \(hop) failed"), "\(error)")
                 }
                 #expect(Testbed.elapsed(since: start) < 15)
                 #expect(!c.isAlive)
