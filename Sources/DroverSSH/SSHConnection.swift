@@ -45,7 +45,9 @@ public final class SSHConnection: Sendable {
     /// belongs to this one: it is closed when this one closes or breaks.
     public static func connect(to target: SSHTarget, options: SSHOptions = SSHOptions()) async throws(SSHError) -> SSHConnection {
         _ = libraryInitialized
-        guard var hopTarget = target.jump.last else {
+        // Without hops, or when ssh_config asks for something unsupported (refused at once,
+        // before any hop is contacted).
+        guard var hopTarget = target.jump.last, target.unsupportedConfig.isEmpty else {
             return try await start(SessionLoop(target: target, options: options))
         }
         hopTarget.jump = Array(target.jump.dropLast())

@@ -111,6 +111,13 @@ final class SessionLoop: @unchecked Sendable {
         SSHError(kind, host: target.name, operation: operation, message: message, code: code, via: via)
     }
 
+    /// The connection broke: through a hop that failed, the error names that hop.
+    func lost(_ operation: String, _ message: String, code: Int32? = nil) -> SSHError {
+        var e = error(.connectionLost, operation, message, code: code)
+        if let hop, hop.failure != nil { e.hop = hop.target.name }
+        return e
+    }
+
     /// For a tunnelled connection whose socket broke: what happened to the hop, if it failed.
     var hopNote: String {
         guard let hop else { return "" }
@@ -131,7 +138,7 @@ final class SessionLoop: @unchecked Sendable {
         switch code {
         case LIBSSH2_ERROR_SOCKET_SEND, LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_SOCKET_DISCONNECT,
              LIBSSH2_ERROR_SOCKET_TIMEOUT, LIBSSH2_ERROR_BANNER_RECV:
-            return error(.connectionLost, operation, "the connection broke (\(message))\(hopNote)", code: code)
+            return lost(operation, "the connection broke (\(message))\(hopNote)", code: code)
         case LIBSSH2_ERROR_TIMEOUT:
             return error(.timedOut, operation, "no answer in time (\(message))", code: code)
         default:
@@ -330,7 +337,7 @@ final class SessionLoop: @unchecked Sendable {
         #endif
         // When an operation reads, libssh2 itself reports the break with the details.
         if fds[0].revents & broken != 0 && !wantIn {
-            return error(.connectionLost, "wait for the server", socketErrorText())
+            return lost("wait for the server", socketErrorText())
         }
         return nil
     }

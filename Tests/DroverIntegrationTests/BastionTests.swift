@@ -75,6 +75,31 @@ extension TestbedSuite {
             await c.shutdown()
         }
 
+        @Test func aChainOfTwoHops() async throws {
+            // Another direct host first, then the bastion: `ProxyJump other,hop`.
+            let inventory = try Testbed.inventory()
+            let other = try #require(inventory.hosts.first { $0.jump.isEmpty && $0.name != hop && $0.transport == .ssh })
+            var target = Testbed.target(behind)
+            target.jump = [Testbed.target(other)] + target.jump
+            let c = try await SSHConnection.connect(to: target)
+            #expect(c.route == [other.name] + behind.via)
+            #expect(try await c.run("hostname").stdoutText == "\(behind.name)\n")
+            await c.shutdown()
+
+            // A mismatch at the first hop names it, with the whole route.
+            let dir = try Testbed.tempDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            target.jump[0].knownHostsFile = try Testbed.knownHostsWithWrongKey(for: other.address, in: dir)
+            do {
+                let c = try await SSHConnection.connect(to: target)
+                await c.shutdown()
+                Issue.record("connected through \(other.name) although its key does not match")
+            } catch {
+                #expect(error.kind == .hostKeyMismatch && error.hop == other.name, "\(error)")
+                #expect(error.description.hasPrefix("\(behind.name) via \(([other.name] + behind.via).joined(separator: ",")): host key mismatch at \(other.name): "), "\(error)")
+            }
+        }
+
         @Test func droverHostsShowsTheRoute() async throws {
             let report = await HostProbe().probe(behind)
             #expect(report.state == "up", "\(report.error ?? "")")
@@ -132,6 +157,39 @@ extension TestbedSuite {
             }
         }
 
+        @Test func aHopThatForbidsForwardingIsNamed() async throws {
+            // A second sshd on the hop, port 2222, with its own key and AllowTcpForwarding no.
+            var target = Testbed.target(behind)
+            let last = target.jump.count - 1
+            let hopAddress = target.jump[last].address
+            let setup = """
+                set -e; d=/tmp/drover-noforward; rm -rf $d; mkdir -p $d
+                ssh-keygen -q -N '' -t ed25519 -f $d/key
+                printf '%s\\n' "ListenAddress \(hopAddress)" 'Port 2222' "HostKey $d/key" "PidFile $d/pid" \\
+                  'UsePAM no' 'PasswordAuthentication no' 'KbdInteractiveAuthentication no' "AllowUsers \(target.jump[last].user)" \\
+                  'AllowTcpForwarding no' > $d/config
+                /usr/sbin/sshd -f $d/config
+                cat $d/key.pub
+                """
+            defer { _ = try? Testbed.script("exec", hop, "sh", "-c", "kill $(cat /tmp/drover-noforward/pid) 2>/dev/null; rm -rf /tmp/drover-noforward") }
+            let pub = try Testbed.script("exec", hop, "sh", "-c", setup).split(separator: " ")
+            try #require(pub.count >= 2)
+            let dir = try Testbed.tempDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let knownHosts = dir + "/known_hosts"
+            try "[\(hopAddress)]:2222 \(pub[0]) \(pub[1])\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
+            target.jump[last].port = 2222
+            target.jump[last].knownHostsFile = knownHosts
+            do {
+                let c = try await SSHConnection.connect(to: target)
+                await c.shutdown()
+                Issue.record("connected through a hop that forbids forwarding")
+            } catch {
+                #expect(error.hop == hop && error.kind == .channelFailed, "\(error)")
+                #expect(error.description.hasPrefix("\(behind.name) via \(behind.via.joined(separator: ",")): open a tunnel: \(hop) refused the tunnel to \(target.endpoint) (administratively prohibited)"), "\(error)")
+            }
+        }
+
         @Test func theBastionPoweredOffMakesTheHostUnreachableAndItComesBack() async throws {
             var options = SSHOptions()
             options.keepaliveInterval = 1
@@ -150,7 +208,8 @@ extension TestbedSuite {
                     Issue.record("a command through the powered-off \(hop) finished")
                 } catch {
                     #expect(error.kind == .connectionLost, "\(error)")
-                    #expect(error.description.contains(hop), "\(error)")
+                    #expect(error.hop == hop, "\(error)")
+                    #expect(error.description.contains("the connection to \(hop) failed"), "\(error)")
                 }
                 #expect(Testbed.elapsed(since: start) < 15)
                 #expect(!c.isAlive)
@@ -173,6 +232,20 @@ extension TestbedSuite {
             let back = try await SSHConnection.connect(to: target, options: options)
             #expect(try await back.run("hostname").stdoutText == "\(behind.name)\n")
             await back.shutdown()
+        }
+
+        @Test func theCoordinatorTakesHostsBehindADeadBastionDownAndBack() async throws {
+            try await CoordinatorFixture.with(deadAfter: 4) { f in
+                try f.waitFor("\(behind.name) up", timeout: 30) { try f.hostState(behind.name) == "up" }
+                let before = try f.drover(["run", "--host", behind.name, "--", "hostname"])
+                #expect(before.status == 0 && before.stdout == "\(behind.name)\n", "\(before.stderr)")
+                try await Testbed.withHostKilled(hop) {
+                    try f.waitFor("\(behind.name) down with \(hop) off", timeout: 30) { try f.hostState(behind.name) == "down" }
+                }
+                try f.waitFor("\(behind.name) up again through \(hop)", timeout: 60) { try f.hostState(behind.name) == "up" }
+                let after = try f.drover(["run", "--host", behind.name, "--", "hostname"])
+                #expect(after.status == 0 && after.stdout == "\(behind.name)\n", "\(after.stderr)")
+            }
         }
     }
 }
