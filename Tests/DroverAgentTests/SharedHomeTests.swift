@@ -16,6 +16,41 @@ struct SharedHomeTests {
         try AtomicFile.write(Array("{\"format\":1,\"pid\":4242,\"seq\":9,\"time\":\(t),\"interval\":1,\"machine_id\":\"\(machine)\"}\n".utf8), to: a.dir.heartbeatFile)
     }
 
+    /// `Ownership.claim` for every kind of previous owner, without starting an agent.
+    @Test func claimDecidesByMachineBootAndHostName() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("drover-owner-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = StateDirectory(root: root)
+        try dir.prepare()
+        let me = MachineIdentity(machineID: "m1", bootID: "b1", hostname: "box1")
+        func owner(_ m: String, _ b: String, _ h: String, beatAgo: Double?) throws {
+            let now = Date().timeIntervalSince1970
+            try StateOwner(machineID: m, bootID: b, hostname: h, pid: 1, since: now - 600).write(dir)
+            unlink(dir.heartbeatFile)
+            if let age = beatAgo {
+                try AtomicFile.write(Array("{\"time\":\(now - age),\"interval\":1,\"machine_id\":\"\(m)\",\"hostname\":\"\(h)\"}\n".utf8), to: dir.heartbeatFile)
+            }
+        }
+        #expect(try Ownership.claim(dir, me: me) == .ours, "no record yet")
+        #expect(StateOwner.read(dir)?.isSameSystem(as: me) == true)
+        try owner("m1", "b1", "box1", beatAgo: 0.5)
+        #expect(try Ownership.claim(dir, me: me) == .ours, "this very system (an agent restart)")
+        try owner("m2", "b9", "box2", beatAgo: 1)
+        #expect(throws: AgentError.self) { try Ownership.claim(dir, me: me) }
+        #expect(StateOwner.read(dir)?.machineID == "m2", "a refused claim writes nothing")
+        try owner("m1", "b0", "box1", beatAgo: 1)
+        #expect(throws: AgentError.self, "same machine id, another boot, beating: a clone of this image") { try Ownership.claim(dir, me: me) }
+        try owner("m1", "b1", "box2", beatAgo: 1)
+        #expect(throws: AgentError.self, "same kernel, another host name, beating: a container or testbed host") { try Ownership.claim(dir, me: me) }
+        try owner("m2", "b9", "box2", beatAgo: 60)
+        guard case .takenOver(let from) = try Ownership.claim(dir, me: me) else { Issue.record("a dead owner is taken over"); return }
+        #expect(from.hostname == "box2")
+        try owner("m1", "b0", "box1", beatAgo: nil)
+        guard case .takenOver = try Ownership.claim(dir, me: me) else { Issue.record("an earlier boot is taken over"); return }
+        try owner("m1", "b1", "box-old", beatAgo: 60)
+        #expect(try Ownership.claim(dir, me: me) == .ours, "renamed: its processes are here, re-adopted")
+    }
+
     @Test func theOwnerRecordNamesThisMachineAndTheHeartbeatCarriesIt() throws {
         let a = try AgentHarness()
         try a.start()

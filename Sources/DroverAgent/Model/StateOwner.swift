@@ -105,8 +105,11 @@ enum Ownership {
         if let (owner, age) = liveForeignOwner(dir, me: me) { throw refusal(dir, owner: owner, age: age, me: me) }
         let previous = StateOwner.read(dir)
         try StateOwner(machineID: me.machineID, bootID: me.bootID, hostname: me.hostname, pid: Int(getpid()), since: wallTime()).write(dir)
-        if let previous, !previous.isSameSystem(as: me) { return .takenOver(from: previous) }
-        return .ours
+        guard let previous, !previous.isSameSystem(as: me) else { return .ours }
+        // Same machine and same boot, only the host name differs: most likely this system was
+        // renamed, and its jobs' processes are here. Re-adopt them as after any restart.
+        if previous.machineID == me.machineID && previous.bootID == me.bootID && !me.bootID.isEmpty { return .ours }
+        return .takenOver(from: previous)
     }
 
     /// Whether `dir` is still this machine's (a running agent checks every second: another
