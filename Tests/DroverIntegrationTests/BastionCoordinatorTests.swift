@@ -32,7 +32,9 @@ extension TestbedSuite.BastionTests {
         let reports = try JSONDecoder().decode([HostReport].self, from: Data(probe.stdout.utf8))
         #expect(reports.allSatisfy { $0.state == "up" }, "\(reports.map { "\($0.name) \($0.state) \($0.error ?? "")" })")
 
-        try await CoordinatorFixture.with(deadAfter: 5, inventory: file) { f in
+        // Two hosts: the fixture is started by hand (`with` waits for the testbed's three).
+        let f = try CoordinatorFixture(deadAfter: 5, inventory: file)
+        do {
             try f.start()
             let j = try f.journal()
             try f.waitFor("\(hop) and \(behind.name) up", timeout: 30) { try j.hosts().filter { $0.state == "up" }.count == 2 }
@@ -52,6 +54,10 @@ extension TestbedSuite.BastionTests {
             let again = try f.drover(["run", "--host", behind.name, "--", "echo", "back"])
             #expect(again.status == 0 && again.stdout == "back\n", "\(again.stdout)\(again.stderr)")
             _ = try f.drover(["down", "--kill-jobs"])
+        } catch {
+            await f.tearDown()
+            throw error
         }
+        await f.tearDown()
     }
 }

@@ -46,8 +46,8 @@ extension TestbedSuite {
             let reports = try JSONDecoder().decode([DeployReport].self, from: Data(deploy.stdout.utf8))
             #expect(reports.allSatisfy { $0.outcome == .deployed || $0.outcome == .upToDate }, "\(reports.map { "\($0.host): \($0.outcome) \($0.message ?? "")" })")
 
+            // The fixture waits for h1, h2 and h3 up (as dfish, dchatty and dtcsh).
             try await CoordinatorFixture.with(inventory: inventory) { f in
-                try f.startAndWaitForHosts()
                 for host in ["h1", "h2", "h3"] {
                     // Bytes a banner could be confused with, and no trailing newline.
                     let script = #"printf 'out %s\n' "$1"; printf 'err line\n' >&2; printf 'last'"#
@@ -59,7 +59,7 @@ extension TestbedSuite {
                     let logs = try f.drover(["logs", String(id)])
                     #expect(logs.stdout == "out x y\nlast", "\(host): logs \(logs.stdout.debugDescription)")
                     let errs = try f.drover(["logs", "--stderr", String(id)])
-                    #expect(errs.stdout == "err line\n", "\(host): logs --stderr \(errs.stdout.debugDescription)")
+                    #expect(errs.stderr == "err line\n", "\(host): logs --stderr \(errs.stderr.debugDescription)")
                 }
 
                 // cancel under tcsh on Debian 11: returns once the job's processes are gone.

@@ -19,6 +19,12 @@ public struct MachineIdentity: Sendable, Equatable {
     /// For people reading the records (never compared).
     public var hostname: String
 
+    public init(machineID: String, bootID: String, hostname: String) {
+        self.machineID = machineID
+        self.bootID = bootID
+        self.hostname = hostname
+    }
+
     /// This machine, read once per process.
     public static let current = MachineIdentity(machineID: platformMachineID() ?? "host:" + localHostname(),
                                          bootID: platformBootID() ?? "", hostname: localHostname())
