@@ -264,9 +264,6 @@ public struct HostProbe: Sendable {
         }
     }
 
-    /// This machine's id, as the agent reads it (`MachineIdentity`).
-    public static func localMachineID() -> String { MachineIdentity.current.machineID }
-
     /// The number of coordinators with a live lease, from a heartbeat that is fresh (a stale
     /// heartbeat is an agent that no longer runs: it serves none).
     static func coordinators(fromHeartbeat text: String, now: Double) -> Int? {

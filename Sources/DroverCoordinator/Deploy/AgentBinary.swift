@@ -121,11 +121,6 @@ public struct AgentCatalog: Sendable {
         return (nil, skipped)
     }
 
-    /// The first binary that runs on a host of `platform` with `glibc`.
-    public func binary(for platform: String, glibc: String?) -> AgentBinary? {
-        choose(for: platform, glibc: glibc).binary
-    }
-
     public static func currentExecutable() -> String {
         #if os(Linux)
         if let p = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return p }

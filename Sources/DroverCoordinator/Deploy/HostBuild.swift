@@ -113,7 +113,8 @@ public struct HostBuild: Sendable {
         do {
             try LocalFile.makeDirectories(staging)
             try AtomicFile.write(Array(Self.manifest.utf8), to: staging + "/Package.swift", mode: 0o644, durable: false)
-            let r = try ChildProcess.run(["/bin/sh", "-c", #"tar -cf "$1" -C "$2" Package.swift -C "$3" "$4" "$5" "$6" "$7""#, "tar", tarball, staging, source] + Self.folders, timeout: 60)
+            let pack = #"out=$1 manifest=$2 src=$3; shift 3; exec tar -cf "$out" -C "$manifest" Package.swift -C "$src" "$@""#
+            let r = try ChildProcess.run(["/bin/sh", "-c", pack, "tar", tarball, staging, source] + Self.folders, timeout: 60)
             guard r.status == 0 else {
                 throw SSHError(.localIO, host: host, operation: "pack the agent's sources from \(source)", message: r.stderrText)
             }
