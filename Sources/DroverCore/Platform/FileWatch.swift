@@ -1,0 +1,195 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Sleeps until a watched file or folder changes, a watched descriptor is readable, or a
+/// deadline passes: the one way Drover's long-running loops wait, so nothing wakes without work.
+///
+/// - `watch(_:)` a **folder** reports entries created, removed or renamed in it (a file
+///   replaced by `rename`, such as the heartbeat, is seen through its folder); a **file**
+///   reports writes and appends to it (such as `events.log`).
+/// - Linux uses inotify and macOS kqueue (`+Linux`/`+Darwin` files); where neither is
+///   available, or when `FileWatch(pollingEvery:)` asks for it, a portable fallback compares
+///   `stat` snapshots every interval (slowly: it is a fallback, not the design).
+/// - `wait` returns on a signal (`interrupted`), so a loop sees a flag its handler set; a
+///   self-pipe passed to `watch(descriptor:)` closes the race before the call.
+public final class FileWatch {
+    /// What ended a `wait`.
+    public struct Wake: Sendable, Equatable {
+        /// Watched paths that changed (a folder's path when something in it changed).
+        public var paths: Set<String> = []
+        /// Watched descriptors that are readable (or closed).
+        public var descriptors: Set<Int32> = []
+        /// The kernel dropped events (queue overflow): rescan everything watched.
+        public var overflowed = false
+        /// A signal arrived.
+        public var interrupted = false
+        /// Nothing happened before the timeout.
+        public var timedOut: Bool { paths.isEmpty && descriptors.isEmpty && !overflowed && !interrupted }
+
+        public init() {}
+    }
+
+    /// How changes are noticed.
+    public enum Mechanism: Sendable, Equatable, CustomStringConvertible {
+        case inotify, kqueue
+        case polling(interval: Double)
+
+        public var description: String {
+            switch self {
+            case .inotify: "inotify"
+            case .kqueue: "kqueue"
+            case .polling(let i): "polling every \(i) s"
+            }
+        }
+    }
+
+    public let mechanism: Mechanism
+    /// How many times `wait` returned (the agent reports it, so tests can count wake-ups).
+    public private(set) var wakeups = 0
+    private var backend: any FileWatchBackend
+    private var descriptors: [Int32] = []
+
+    /// The platform's mechanism, or the polling fallback when it cannot be set up.
+    public init() {
+        if let native = makeNativeFileWatchBackend() {
+            backend = native
+            mechanism = native.mechanism
+        } else {
+            backend = PollingFileWatch(interval: 0.5)
+            mechanism = .polling(interval: 0.5)
+        }
+    }
+
+    /// The portable fallback, comparing `stat` snapshots every `interval` seconds.
+    public init(pollingEvery interval: Double) {
+        backend = PollingFileWatch(interval: interval)
+        mechanism = .polling(interval: interval)
+    }
+
+    deinit { backend.close() }
+
+    /// Starts watching a file or folder; false when it does not exist or cannot be watched.
+    @discardableResult
+    public func watch(_ path: String) -> Bool { backend.add(path) }
+
+    /// Stops watching `path` (nothing when it was not watched).
+    public func unwatch(_ path: String) { backend.remove(path) }
+
+    /// Whether `path` is being watched.
+    public func isWatching(_ path: String) -> Bool { backend.watches(path) }
+
+    /// Also wakes when `fd` is readable (a pipe, a socket, stdin).
+    public func watch(descriptor fd: Int32) {
+        if !descriptors.contains(fd) { descriptors.append(fd) }
+    }
+
+    public func unwatch(descriptor fd: Int32) { descriptors.removeAll { $0 == fd } }
+
+    /// Waits until something changes, or `timeout` seconds pass (nil: no limit).
+    public func wait(timeout: Double?) -> Wake {
+        defer { wakeups += 1 }
+        var wake = Wake()
+        // Changes the polling fallback already saw, or events already queued, come first.
+        backend.collect(into: &wake, blocking: false)
+        if !wake.timedOut { return wake }
+        var fds = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        if let fd = backend.descriptor { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        var limit = timeout
+        if let every = backend.pollInterval { limit = min(limit ?? every, every) }
+        let ms: Int32 = limit.map { Int32(clamping: Int(($0 * 1000).rounded(.up))) } ?? -1
+        let n = poll(&fds, nfds_t(fds.count), max(ms, limit == nil ? -1 : 0))
+        if n < 0 {
+            if currentErrno() == EINTR { wake.interrupted = true }
+            return wake
+        }
+        for p in fds where p.revents != 0 {
+            if p.fd == backend.descriptor { continue }
+            wake.descriptors.insert(p.fd)
+        }
+        backend.collect(into: &wake, blocking: false)
+        return wake
+    }
+}
+
+/// One way of noticing changes (inotify, kqueue, `stat` snapshots).
+protocol FileWatchBackend: AnyObject {
+    var mechanism: FileWatch.Mechanism { get }
+    /// A descriptor that is readable when changes are queued (nil: poll every `pollInterval`).
+    var descriptor: Int32? { get }
+    var pollInterval: Double? { get }
+    func add(_ path: String) -> Bool
+    func remove(_ path: String)
+    func watches(_ path: String) -> Bool
+    /// Adds the changes noticed since the last call to `wake`.
+    func collect(into wake: inout FileWatch.Wake, blocking: Bool)
+    func close()
+}
+
+/// The portable fallback: a snapshot (identity, size, times) of each watched path and, for a
+/// folder, of its entries, compared every `interval` seconds.
+final class PollingFileWatch: FileWatchBackend {
+    struct Snapshot: Equatable {
+        var node: [Int64]
+        var entries: [String: [Int64]]?
+    }
+
+    let interval: Double
+    private var watched: [String: Snapshot?] = [:]
+    private var lastScan = -Double.infinity
+
+    init(interval: Double) { self.interval = interval }
+
+    var mechanism: FileWatch.Mechanism { .polling(interval: interval) }
+    var descriptor: Int32? { nil }
+    var pollInterval: Double? { interval }
+
+    func add(_ path: String) -> Bool {
+        guard let s = Self.snapshot(path) else { return false }
+        watched[path] = s
+        return true
+    }
+
+    func remove(_ path: String) { watched[path] = nil }
+    func watches(_ path: String) -> Bool { watched[path] != nil }
+    func close() { watched.removeAll() }
+
+    func collect(into wake: inout FileWatch.Wake, blocking: Bool) {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        let now = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+        guard now - lastScan >= interval * 0.9 else { return }
+        lastScan = now
+        for (path, old) in watched {
+            let new = Self.snapshot(path)
+            if new != old {
+                watched[path] = new
+                wake.paths.insert(path)
+            }
+        }
+    }
+
+    static func snapshot(_ path: String) -> Snapshot? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        var s = Snapshot(node: fingerprint(st), entries: nil)
+        if (st.st_mode & S_IFMT) == S_IFDIR, let d = opendir(path) {
+            defer { closedir(d) }
+            var entries: [String: [Int64]] = [:]
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name == "." || name == ".." { continue }
+                var es = stat()
+                entries[name] = lstat(path + "/" + name, &es) == 0 ? fingerprint(es) : []
+            }
+            s.entries = entries
+        }
+        return s
+    }
+
+    private static func fingerprint(_ st: stat) -> [Int64] {
+        [Int64(st.st_dev), Int64(st.st_ino), Int64(st.st_size), Int64(FileStatus.modificationTime(st) * 1e9), Int64(st.st_nlink)]
+    }
+}
