@@ -27,12 +27,15 @@ let package = Package(
         // Models, JSON with source positions, hashing, shell quoting, atomic files.
         // Shared by the agent, so it must stay free of ICU-pulling Foundation APIs.
         .target(name: "DroverCore", dependencies: ["CDroverSys"]),
+        // The wire protocol: every message and file format that crosses between coordinator and
+        // agent (attempt spec, commands, lease, link messages), with its version. Foundation-free.
+        .target(name: "DroverProtocol", dependencies: ["DroverCore"]),
         // The SSH layer: one libssh2 session per host on its own thread, async API.
         .target(name: "DroverSSH", dependencies: ["CLibSSH2", "DroverCore"]),
         // hosts.json and ~/.ssh/config resolution.
         .target(name: "DroverInventory", dependencies: ["DroverCore"]),
         // The coordinator: journal, scheduling, host links, liveness, deploy.
-        .target(name: "DroverCoordinator", dependencies: ["DroverCore", "DroverSSH", "DroverInventory", "CSQLite"]),
+        .target(name: "DroverCoordinator", dependencies: ["DroverCore", "DroverProtocol", "DroverSSH", "DroverInventory", "CSQLite"]),
         // One file per `drover` subcommand.
         .target(
             name: "DroverCommands",
@@ -44,7 +47,7 @@ let package = Package(
         // fork/exec, subreaper and wait-status helpers the agent cannot call from Swift.
         .target(name: "CDroverSys"),
         // The per-host agent. Depends on no SSH code.
-        .target(name: "DroverAgent", dependencies: ["DroverCore", "CDroverSys"]),
+        .target(name: "DroverAgent", dependencies: ["DroverCore", "DroverProtocol", "CDroverSys"]),
         .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
         .executableTarget(name: "drover-agent", dependencies: ["DroverAgent"]),
         // Benchmarks (bench/): print figures, never part of the pass/fail of tests.
@@ -54,6 +57,7 @@ let package = Package(
         // Seeded input mutation for the robustness tests (not part of any product).
         .target(name: "DroverTestSupport", path: "Tests/DroverTestSupport"),
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),
+        .testTarget(name: "DroverProtocolTests", dependencies: ["DroverProtocol", "DroverCore"]),
         .testTarget(name: "DroverInventoryTests", dependencies: ["DroverInventory", "DroverCore", "DroverTestSupport"]),
         .testTarget(name: "DroverSSHTests", dependencies: ["DroverSSH", "DroverCore"]),
         .testTarget(name: "DroverCoordinatorTests", dependencies: ["DroverCoordinator", "DroverTestSupport"]),

@@ -14,6 +14,8 @@ public protocol HostSession: Sendable {
     /// Starts a shell line and streams its output as it comes (the connection's flow control
     /// holds the remote side back while the consumer is slow).
     func stream(_ command: String, stdin: [UInt8]?) throws(SSHError) -> HostStream
+    /// Starts a shell line whose stdin is written while it runs (`input`), streaming its output.
+    func stream(_ command: String, input: StreamInput) throws(SSHError) -> HostStream
     /// Closes the session and waits until it is fully released.
     func shutdown() async
 }
@@ -48,6 +50,12 @@ extension SSHConnection: HostSession {
 
     public func stream(_ command: String, stdin: [UInt8]?) throws(SSHError) -> HostStream {
         let exec = exec(command, stdin: stdin)
+        let box = IteratorBox(exec.makeAsyncIterator())
+        return HostStream(nextEvent: { try await box.iterator.next() }, stop: { exec.cancel() })
+    }
+
+    public func stream(_ command: String, input: StreamInput) throws(SSHError) -> HostStream {
+        let exec = exec(command, input: input)
         let box = IteratorBox(exec.makeAsyncIterator())
         return HostStream(nextEvent: { try await box.iterator.next() }, stop: { exec.cancel() })
     }
@@ -92,6 +100,10 @@ public final class LocalSession: HostSession {
     /// Runs the line with /bin/sh on this machine (see `LocalStream`).
     public func stream(_ command: String, stdin: [UInt8]?) throws(SSHError) -> HostStream {
         try LocalStream(command, stdin: stdin, host: name).stream
+    }
+
+    public func stream(_ command: String, input: StreamInput) throws(SSHError) -> HostStream {
+        try LocalStream(command, stdin: nil, live: input, host: name).stream
     }
 
     public func shutdown() async {}

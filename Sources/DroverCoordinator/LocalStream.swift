@@ -20,18 +20,23 @@ final class LocalStream: Sendable {
     let pid: pid_t
     private let channel: Channel
 
-    /// Starts `command`; `stdin` is written to it and then closed (nil or empty: /dev/null).
-    init(_ command: String, stdin: [UInt8]?, host: String, limit: Int = 1 << 20) throws(SSHError) {
+    /// Starts `command`; `stdin` is written to it and then closed (nil or empty: /dev/null),
+    /// or, with `live`, what is written to that input while it runs (closing it closes stdin).
+    init(_ command: String, stdin: [UInt8]?, live: StreamInput? = nil, host: String, limit: Int = 1 << 20) throws(SSHError) {
         let input = stdin ?? []
         let child: Child
         do {
-            child = try Self.spawning.withLock { _ in try Self.spawn(command, withStdin: !input.isEmpty) }
+            child = try Self.spawning.withLock { _ in try Self.spawn(command, withStdin: !input.isEmpty || live != nil) }
         } catch {
             throw SSHError(.localIO, host: host, operation: "stream `\(command.prefix(40))`", message: "\(error)")
         }
         pid = child.pid
         channel = Channel(limit: limit, wakeFD: child.wake.write)
-        let reader = Reader(channel: channel, pid: pid, stdout: child.stdout, stderr: child.stderr, wake: child.wake.read, stdin: child.stdin, input: input)
+        let reader = Reader(channel: channel, pid: pid, stdout: child.stdout, stderr: child.stderr, wake: child.wake.read, stdin: child.stdin, input: input, live: live)
+        if let live {
+            let channel = self.channel
+            live.attach(wake: { channel.wakeForInput() })
+        }
         let thread = Thread { reader.run() }
         thread.name = "drover-local-stream"
         thread.start()
@@ -231,6 +236,9 @@ private final class Channel: @unchecked Sendable {
         w?.resume(throwing: CancellationError())
     }
 
+    /// Any thread: bytes were queued for stdin.
+    func wakeForInput() { locked { wakeReader() } }
+
     /// Wakes the reader's poll (mutex held, so `wakeFD` is not closed under us).
     private func wakeReader() {
         if !done {
@@ -256,6 +264,8 @@ private struct Reader: @unchecked Sendable {
     let wake: Int32
     var stdin: Int32?
     var input: [UInt8]
+    /// Stdin written while the command runs (instead of `input`).
+    let live: StreamInput?
 
     func run() {
         var me = self
@@ -278,13 +288,26 @@ private struct Reader: @unchecked Sendable {
             if reading {
                 for fd in [stdout, stderr] where fd >= 0 { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             }
-            if let stdin { fds.append(pollfd(fd: stdin, events: Int16(POLLOUT), revents: 0)) }
+            if let live, stdin != nil {
+                let (pending, ended) = live.peek(limit: 1)
+                if pending.isEmpty && ended { closeStdin() }
+                if !pending.isEmpty, let stdin { fds.append(pollfd(fd: stdin, events: Int16(POLLOUT), revents: 0)) }
+            } else if let stdin {
+                fds.append(pollfd(fd: stdin, events: Int16(POLLOUT), revents: 0))
+            }
             if poll(&fds, nfds_t(fds.count), -1) < 0 {
                 if errno == EINTR { continue }
                 break
             }
             if fds[0].revents != 0 { while read(wake, &buffer, buffer.count) > 0 {} }
             for p in fds.dropFirst() where p.revents != 0 {
+                if p.fd == stdin, let live {
+                    let (bytes, _) = live.peek(limit: 64 * 1024)
+                    let n = bytes.withUnsafeBytes { write(p.fd, $0.baseAddress, $0.count) }
+                    if n > 0 { live.consume(n) }
+                    if n < 0 && errno != EAGAIN && errno != EINTR { closeStdin() }
+                    continue
+                }
                 if p.fd == stdin {
                     let n = input[written...].withUnsafeBytes { write(p.fd, $0.baseAddress, $0.count) }
                     if n > 0 { written += n }

@@ -19,6 +19,9 @@ final class ExecOperation: LoopOperation, CustomStringConvertible {
     private let openOnly: Bool
     private let stdin: [UInt8]?
     private var stdinOffset = 0
+    /// Stdin written while the command runs (a long-lived channel); EOF once it is closed.
+    private let input: StreamInput?
+    private var inputEnded = false
     let output: ExecOutputBuffer
     private var phase = Phase.opening
     private var channel: OpaquePointer?
@@ -32,10 +35,11 @@ final class ExecOperation: LoopOperation, CustomStringConvertible {
     private var stdoutFilter = PreambleFilter()
     private var stderrFilter = PreambleFilter()
 
-    init(command: String, stdin: [UInt8]?, openTimeout: Double, timeout: Double?, output: ExecOutputBuffer, openOnly: Bool = false) {
+    init(command: String, stdin: [UInt8]?, input: StreamInput? = nil, openTimeout: Double, timeout: Double?, output: ExecOutputBuffer, openOnly: Bool = false) {
         self.command = command
         self.openOnly = openOnly
         self.stdin = stdin
+        self.input = input
         self.output = output
         self.openDeadline = ContinuousClock.now + .milliseconds(Int(openTimeout * 1000))
         self.runDeadline = timeout.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
@@ -86,7 +90,7 @@ final class ExecOperation: LoopOperation, CustomStringConvertible {
             let rc = libssh2_channel_process_startup(channel, "exec", 4, request, UInt32(request.utf8.count))
             if rc == LIBSSH2_ERROR_EAGAIN { return .waiting }
             if rc != 0 { throw loop.lastError("start `\(command.prefix(80))`", fallback: .channelFailed) }
-            phase = stdin == nil ? .sendingEOF : .writingStdin
+            phase = stdin != nil ? .writingStdin : (input != nil ? .reading : .sendingEOF)
             return .progressed
         case .writingStdin:
             guard let data = stdin, stdinOffset < data.count else {
@@ -140,7 +144,7 @@ final class ExecOperation: LoopOperation, CustomStringConvertible {
 
     /// Reads whatever stdout and stderr hold, stopping when the consumer's buffer is full.
     private func read(_ loop: SessionLoop) throws(SSHError) -> Step {
-        var progressed = false
+        var progressed = try writeInput(loop)
         for stream: Int32 in [1, 0] {
             while !output.isFull {
                 let n = buffer.withUnsafeMutableBufferPointer { libssh2_channel_read_ex(channel, stream, $0.baseAddress, readChunk) }
@@ -163,6 +167,28 @@ final class ExecOperation: LoopOperation, CustomStringConvertible {
             return .progressed
         }
         return progressed ? .progressed : .waiting
+    }
+
+    /// Writes what the input holds (the same bytes again after EAGAIN, as libssh2 requires),
+    /// then EOF once it is closed and written; true when something went out.
+    private func writeInput(_ loop: SessionLoop) throws(SSHError) -> Bool {
+        guard let input, !inputEnded else { return false }
+        let (bytes, ended) = input.peek(limit: 32 * 1024)
+        if !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { raw in
+                libssh2_channel_write_ex(channel, 0, raw.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+            }
+            if n == Int(LIBSSH2_ERROR_EAGAIN) { return false }
+            if n < 0 { throw loop.lastError("write stdin", fallback: .channelFailed) }
+            input.consume(n)
+            return true
+        }
+        guard ended else { return false }
+        let rc = libssh2_channel_send_eof(channel)
+        if rc == LIBSSH2_ERROR_EAGAIN { return false }
+        if rc != 0 { throw loop.lastError("send EOF", fallback: .channelFailed) }
+        inputEnded = true
+        return true
     }
 
     /// Passes the command's own bytes on; what came before the marker is dropped.

@@ -189,6 +189,16 @@ public final class SSHConnection: Sendable {
         return ExecStream(buffer: buffer)
     }
 
+    /// Starts `command` with a stdin written while it runs (`input`; closing it sends EOF),
+    /// and streams its output: a long-lived two-way channel.
+    public func exec(_ command: String, input: StreamInput) -> ExecStream {
+        let loop = self.loop
+        let buffer = ExecOutputBuffer(limit: options.channelBufferLimit, wake: { loop.wake() })
+        input.attach(wake: { loop.wake() })
+        loop.submit(ExecOperation(command: command, stdin: nil, input: input, openTimeout: options.operationTimeout, timeout: nil, output: buffer))
+        return ExecStream(buffer: buffer)
+    }
+
     /// Measures one round trip on the established connection: opening and closing a
     /// channel, with no remote process. Returns seconds.
     public func ping() async throws(SSHError) -> Double {

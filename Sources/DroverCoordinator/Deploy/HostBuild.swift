@@ -8,7 +8,7 @@ import Foundation
 /// gets its agent when nobody built one for its platform.
 ///
 /// What is uploaded is the agent's own small package: `Package.swift` for the targets the agent
-/// needs (CDroverSys, DroverCore, DroverAgent, drover-agent) and their sources, with no
+/// needs (CDroverSys, DroverCore, DroverProtocol, DroverAgent, drover-agent) and their sources, with no
 /// dependency to fetch, so the host needs a toolchain and nothing from the network. On Linux
 /// the build is fully static (`-static-executable`), so it also fits hosts without Swift.
 public struct HostBuild: Sendable {
@@ -18,7 +18,7 @@ public struct HostBuild: Sendable {
     public var timeout: Double = 1200
 
     /// The folders of the agent's package, relative to the source folder.
-    static let folders = ["Sources/CDroverSys", "Sources/DroverCore", "Sources/DroverAgent", "Sources/drover-agent"]
+    static let folders = ["Sources/CDroverSys", "Sources/DroverCore", "Sources/DroverProtocol", "Sources/DroverAgent", "Sources/drover-agent"]
 
     /// The agent-only manifest sent to the host (kept to the agent's targets of the main `Package.swift`).
     static let manifest = """
@@ -33,7 +33,8 @@ public struct HostBuild: Sendable {
             targets: [
                 .target(name: "CDroverSys"),
                 .target(name: "DroverCore", dependencies: ["CDroverSys"]),
-                .target(name: "DroverAgent", dependencies: ["DroverCore", "CDroverSys"]),
+                .target(name: "DroverProtocol", dependencies: ["DroverCore"]),
+                .target(name: "DroverAgent", dependencies: ["DroverCore", "DroverProtocol", "CDroverSys"]),
                 .executableTarget(name: "drover-agent", dependencies: ["DroverAgent"]),
             ],
             swiftLanguageModes: [.v6]

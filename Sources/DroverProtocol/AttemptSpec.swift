@@ -158,12 +158,17 @@ public struct AttemptSpec: Sendable, Equatable {
 public struct InputLink: Sendable, Equatable {
     public var path: String
     public var sha256: String
+
+    public init(path: String, sha256: String) {
+        self.path = path
+        self.sha256 = sha256
+    }
 }
 
 /// A rejected spec or command, with every problem found.
 public struct SpecError: Error, Sendable, CustomStringConvertible {
     public var issues: [ConfigIssue]
-    init(_ issues: [ConfigIssue]) { self.issues = issues }
-    init(_ message: String, file: String) { issues = [ConfigIssue(file: file, position: nil, path: "", message: message)] }
+    public init(_ issues: [ConfigIssue]) { self.issues = issues }
+    public init(_ message: String, file: String) { issues = [ConfigIssue(file: file, position: nil, path: "", message: message)] }
     public var description: String { issues.map(\.description).joined(separator: "\n") }
 }
