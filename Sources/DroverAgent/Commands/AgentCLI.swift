@@ -20,6 +20,9 @@ public enum AgentCLI {
           tail [--from SEQ] [--follow [--heartbeat]]
                                                     print event-log lines from SEQ (default 1); --follow prints {"caught_up":N}
                                                     and keeps following; --heartbeat adds {"heartbeat":…} lines when it changes
+          link [--from SEQ]                         the coordinator's two-way channel: command lines (start, cancel,
+                                                    signal, lease) on stdin; on stdout a hello line, the events from SEQ
+                                                    as tail --follow --heartbeat prints them, small results inline
           output JOB/ATTEMPT [--follow] [--stdout-only | --stderr-only]
                                                     copy an attempt's stdout to stdout and stderr to stderr; --follow copies
                                                     as they grow until the attempt has ended
@@ -58,6 +61,7 @@ public enum AgentCLI {
             case "status": return try StatusCommand.run(&options)
             case "submit", "send", "cancel", "signal": return try InboxCommand.run(command, &options)
             case "tail": return try TailCommand.run(&options)
+            case "link": return try LinkCommand.run(&options)
             case "output": return try OutputCommand.run(&options)
             case "reap": return try ReapCommand.run(&options)
             case "stop": return try StopCommand.run(&options)
@@ -66,7 +70,7 @@ public enum AgentCLI {
                 return Shim(dir: StateDirectory(root: options.positional[0]), id: id).run()
             default:
                 var message = "unknown command \"\(command)\""
-                if let s = Suggestion.nearest(to: command, among: ["run", "status", "submit", "send", "cancel", "signal", "tail", "output", "reap", "stop"]) {
+                if let s = Suggestion.nearest(to: command, among: ["run", "status", "submit", "send", "cancel", "signal", "tail", "link", "output", "reap", "stop"]) {
                     message += "; did you mean `\(s)`?"
                 }
                 throw .usage(message + " (see drover-agent --help)")

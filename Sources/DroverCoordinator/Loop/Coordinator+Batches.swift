@@ -70,14 +70,21 @@ extension Coordinator {
     }
 
     /// Approval gates that waited longer than their timeout fail.
-    func checkApprovals() throws {
+    /// Fails approval gates whose timeout passed; returns when the next one times out.
+    func checkApprovals() throws -> Double? {
         let gates = try journal.jobs(in: [.approval])
+        var next: Double?
         for job in gates {
-            guard let timeout = job.request.timeout, let since = job.startedAt, wallNow - since >= timeout else { continue }
+            guard let timeout = job.request.timeout, let since = job.startedAt else { continue }
+            guard wallNow - since >= timeout else {
+                next = min(next ?? since + timeout, since + timeout)
+                continue
+            }
             try journal.db.transaction {
                 try finish(job, .failed, reason: "not approved within \(Durations.clock(timeout)) (timeout)")
             }
         }
+        return next ?? wallNow + 3600
     }
 
     /// Batches whose every job is over: record the end and write their report.

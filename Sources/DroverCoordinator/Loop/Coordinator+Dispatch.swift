@@ -1,4 +1,5 @@
 import DroverCore
+import DroverProtocol
 import DroverInventory
 import Foundation
 
@@ -77,43 +78,21 @@ extension Coordinator {
     /// files (`stagedInputs`) that must be on the host first.
     func startCommand(_ job: JobRecord, attempt: Int, host: HostSpec, slot: Int?, files: [StagedFile]) -> HostLink.Outgoing {
         let r = job.request
-        var spec = JSONObject()
-        spec.set("job", agentJob(job.id))
-        spec.set("attempt", attempt)
         let fill = { (words: [String]) in slot.map { MapTemplate.fillSlot(words, slot: $0) } ?? words }
-        if let shell = r.shell { spec.set("shell", fill([shell])[0]) } else { spec.set("argv", fill(r.argv ?? [])) }
-        if r.needsWorkdir { spec.set("workdir", true) }
-        if !files.isEmpty {
-            spec.set("inputs", objects: files.map { f in
-                var o = JSONObject()
-                o.set("path", f.path)
-                o.set("sha256", f.sha256)
-                return o
-            })
-        }
-        if let cwd = r.cwd { spec.set("cwd", cwd) }
-        let env = host.env.merging(r.env) { _, job in job }
-        if !env.isEmpty { spec.set("env", env) }
-        if let t = r.timeout { spec.set("timeout", t) }
-        if let m = r.memoryBytes {
-            var limits = JSONObject()
-            limits.set("memory_bytes", Int(m))
-            spec.set("limits", raw: limits.text)
-        }
-        spec.set("coordinator", cid)
-        var o = JSONObject()
-        o.set("type", "start")
-        o.set("spec", raw: spec.text)
-        return HostLink.Outgoing(line: o.text, files: files, job: job.id, attempt: attempt)
+        var spec = AttemptSpec(id: AttemptID(job: agentJob(job.id), attempt: attempt), argv: r.shell == nil ? fill(r.argv ?? []) : [],
+                               shell: r.shell.map { fill([$0])[0] })
+        spec.workdir = r.needsWorkdir
+        spec.inputs = files.map { InputLink(path: $0.path, sha256: $0.sha256) }
+        spec.cwd = r.cwd
+        spec.env = host.env.merging(r.env) { _, job in job }
+        spec.timeout = r.timeout
+        spec.memoryBytes = r.memoryBytes
+        spec.coordinator = cid
+        return HostLink.Outgoing(line: AgentCommand.start(spec).line, files: files, job: job.id, attempt: attempt)
     }
 
-    func cancelCommand(job: Int, attempt: Int, reason: String) -> String {
-        var o = JSONObject()
-        o.set("type", "cancel")
-        o.set("job", agentJob(job))
-        o.set("attempt", attempt)
-        o.set("reason", reason)
-        return o.text
+    func cancelCommand(job: Int, attempt: Int, reason: CancelReason) -> String {
+        AgentCommand.cancel(job: agentJob(job), attempt: attempt, reason: reason).line
     }
 
     /// After a host's event backlog is applied: adopt what still runs as planned, resend
@@ -133,19 +112,19 @@ extension Coordinator {
                         starts.append((host, startCommand(job, attempt: a.attempt, host: spec, slot: slot, files: (try? stagedInputs(job)) ?? [])))
                     } else {
                         // Never accepted and no longer wanted: make sure it never starts.
-                        outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: "stale"))
+                        outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: .stale))
                         try journal.db.run("UPDATE attempts SET agent_state='never_started' WHERE job=? AND attempt=?", .int(Int64(a.job)), .int(Int64(a.attempt)))
                     }
                     continue
                 }
                 if current {
-                    if job.cancelRequested { outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: "cancelled")) }
+                    if job.cancelRequested { outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: .cancelled)) }
                     continue
                 }
                 if settings.stalePolicy == .keepOriginal, !job.state.isFinal, !job.cancelRequested, try keepOriginal(a, of: job, outbox: &outbox) {
                     continue
                 }
-                outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: "stale"))
+                outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: .stale))
                 try journal.audit("stale", job: a.job, attempt: a.attempt, host: host, "attempt \(a.attempt) of job \(a.job) still runs on \(host) but was replaced: killing it (stale policy \(settings.stalePolicy.rawValue))")
             }
         }
@@ -159,7 +138,7 @@ extension Coordinator {
         if job.attempt != a.attempt {
             guard let replacement = try journal.attempt(job.id, job.attempt) else { return false }
             try journal.db.run("UPDATE attempts SET stale=1, reason='replaced by the original (keep-original)' WHERE job=? AND attempt=?", .int(Int64(job.id)), .int(Int64(replacement.attempt)))
-            outbox[replacement.host, default: []].append(cancelCommand(job: job.id, attempt: replacement.attempt, reason: "stale"))
+            outbox[replacement.host, default: []].append(cancelCommand(job: job.id, attempt: replacement.attempt, reason: .stale))
         }
         let state = a.agentState == "running" ? "running" : "dispatched"
         try journal.db.run("UPDATE attempts SET stale=0, state=?, reason=NULL WHERE job=? AND attempt=?", .text(a.agentState ?? "accepted"), .int(Int64(job.id)), .int(Int64(a.attempt)))

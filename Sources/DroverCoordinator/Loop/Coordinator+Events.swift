@@ -1,4 +1,5 @@
 import DroverCore
+import DroverProtocol
 import Foundation
 
 extension Coordinator {
@@ -10,6 +11,7 @@ extension Coordinator {
         var caughtUpTo: Int?
         var outbox: [String: [String]] = [:]
         var seq = lastSeq[host] ?? 0
+        let before = seq
         do {
             try journal.db.transaction {
                 for line in lines {
@@ -66,6 +68,9 @@ extension Coordinator {
         }
         flush(outbox)
         flushCollections()
+        // Applied events (a slot freed, a job ended) and a host's first beat are the loop's work;
+        // a routine heartbeat of a host that is up is not.
+        if seq != before || caughtUpTo != nil || (heartbeat != nil && hostState[host] != "up") { doorbell.ring() }
         if let end = caughtUpTo, end < seq {
             replacedEventLog(host, endsAt: end)
             return
@@ -175,10 +180,39 @@ extension Coordinator {
         guard final else { return }
         dirty = true
         if let collection = collection(for: job, attempt: n, state: state, host: host) {
+            if collection.outputs.isEmpty, let output = InlineOutput(event: event) {
+                // Small results came with the end: no round trip to fetch them.
+                collecting.remove("\(id)/\(n)")
+                switch storeInline(output, in: collection.destination) {
+                case .done(let files, let bytes):
+                    try journal.audit("collected", job: id, attempt: n, host: host, "received \(files) file(s), \(bytes) bytes, of attempt \(n) from \(host) with its end", time: time)
+                    try conclude(id, attempt: n)
+                case .missingOutputs(let problem), .failed(let problem):
+                    try journal.audit("collected", job: id, attempt: n, host: host, "attempt \(n) on \(host): \(problem)", time: time)
+                    try conclude(id, attempt: n, outputsProblem: problem)
+                }
+                return
+            }
             pendingCollections.append((host, collection))
             return
         }
         try conclude(id, attempt: n)
+    }
+
+    /// Writes an attempt's inline stdout and stderr into its results folder (emptied first, so
+    /// it always holds one attempt's results).
+    func storeInline(_ output: InlineOutput, in folder: String) -> HostLink.CollectOutcome {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: folder)
+        do {
+            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for (name, bytes) in [("stdout", output.stdout), ("stderr", output.stderr)] {
+                try AtomicFile.write(bytes, to: folder + "/" + name, mode: 0o600, durable: false)
+            }
+        } catch {
+            return .missingOutputs("cannot write its results into \(folder): \(error)")
+        }
+        return .done(files: 2, bytes: output.stdout.count + output.stderr.count)
     }
 
     /// Decides what a finished attempt means for its job (succeeded, retried, failed,

@@ -12,8 +12,9 @@ public struct CoordinatorSettings: Sendable {
     public var stalePolicy: StalePolicy = .killStale
     /// Exit after this many seconds with no unfinished job (nil: run until stopped).
     public var idleExit: Double?
-    /// How often the loop looks for new requests in the journal, seconds.
-    public var poll: Double = 0.005
+    /// The longest the loop sleeps without a ring or a deadline: a safety net only, since
+    /// commits, events and links ring it (seconds).
+    public var safetyWake: Double = 5
 
     public init() {}
 }
@@ -60,6 +61,12 @@ public actor Coordinator: HostLinkDelegate {
     /// Hashes of local files staged as inputs, by path (reused while size and mtime are the same).
     var hashCache: [String: HashedFile] = [:]
     var stopRequested = false
+    /// Rung by whatever has work for the loop; it sleeps until then or its next deadline.
+    let doorbell = Doorbell()
+    /// When the loop must look at approval gates again (their timeouts), Unix seconds.
+    var approvalsDue: Double?
+    /// A job ended: a batch may be over.
+    var batchesDirty = true
     let started = ContinuousClock.now
     let log: @Sendable (String) -> Void
 
@@ -82,7 +89,13 @@ public actor Coordinator: HostLinkDelegate {
     var wallNow: Double { Date().timeIntervalSince1970 }
 
     /// Asks the loop to stop (from a signal handler task).
-    public func stop() { stopRequested = true }
+    public func stop() {
+        stopRequested = true
+        doorbell.ring()
+    }
+
+    /// Something the loop acts on was recorded (results collected, a staging failure).
+    nonisolated func workArrived() { doorbell.ring() }
 
     /// Runs until stopped (or idle for `idleExit`).
     public func run() async throws {
@@ -110,9 +123,11 @@ public actor Coordinator: HostLinkDelegate {
             link.start()
         }
         var version: Int64 = -1
-        var lastCheck = -1.0
         var idleSince = now
+        let watch = JournalWatch(state: journal.state) { [doorbell] in doorbell.ring() }
+        defer { watch?.stop() }
         while !stopRequested && !Task.isCancelled {
+            var sleep = settings.safetyWake
             do {
                 let v = try journal.db.dataVersion()
                 if v != version || requestsPending {
@@ -131,18 +146,19 @@ public actor Coordinator: HostLinkDelegate {
                     wakeAt = try nextWake()
                     dirty = true
                 }
-                if now - lastCheck >= 0.1 {
-                    lastCheck = now
-                    try checkHosts()
-                    try checkApprovals()
+                try checkHosts()
+                if approvalsDue.map({ wallNow >= $0 }) ?? true { approvalsDue = try checkApprovals() }
+                if batchesDirty {
+                    batchesDirty = false
                     try checkFinishedBatches()
-                    if let idle = settings.idleExit {
-                        if try !journal.db.query("SELECT 1 FROM jobs WHERE state IN \(JobState.openSQL) LIMIT 1").isEmpty { idleSince = now }
-                        if now - idleSince >= idle {
-                            log("no unfinished job for \(Int(idle)) s; exiting")
-                            break
-                        }
+                }
+                if let idle = settings.idleExit {
+                    if try journal.hasOpenJobs() { idleSince = now }
+                    if now - idleSince >= idle {
+                        log("no unfinished job for \(Int(idle)) s; exiting")
+                        break
                     }
+                    sleep = min(sleep, idleSince + idle - now)
                 }
                 if dirty {
                     do { try schedule() } catch {
@@ -152,11 +168,16 @@ public actor Coordinator: HostLinkDelegate {
                 }
             } catch {
                 // A failed write (full disk, …) changes nothing: the transaction rolled back and
-                // the same decision is retried on the next round.
+                // the same decision is retried a second later.
                 log("journal: \(error)")
-                try? await Task.sleep(for: .seconds(1))
+                sleep = 1
             }
-            try? await Task.sleep(for: .seconds(settings.poll))
+            // The next deadline: a host's heartbeat age, a retry's back-off, an approval's timeout.
+            for l in liveness.values { if let t = l.nextChange(after: now) { sleep = min(sleep, t - now) } }
+            if let w = wakeAt { sleep = min(sleep, w - wallNow) }
+            if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
+            if dirty || dependentsDirty || requestsPending { sleep = 0 }
+            await doorbell.wait(seconds: max(sleep, 0) + (sleep > 0 ? 0.002 : 0))
         }
         try? journal.audit("coordinator", "coordinator stopped (pid \(getpid()))")
         for link in links.values { await link.stop() }
@@ -187,7 +208,7 @@ public actor Coordinator: HostLinkDelegate {
                 let key = "\(id)/\(job.attempt)"
                 if !cancelSent.contains(key) {
                     sent.insert(key)
-                    outbox[host, default: []].append(cancelCommand(job: id, attempt: job.attempt, reason: "cancelled"))
+                    outbox[host, default: []].append(cancelCommand(job: id, attempt: job.attempt, reason: .cancelled))
                     try journal.audit("cancel_sent", job: id, attempt: job.attempt, host: host, "cancel sent to \(host)")
                 }
             }
@@ -285,12 +306,14 @@ public actor Coordinator: HostLinkDelegate {
         if deploy.outcome != .upToDate {
             try? journal.audit("host", host: host, "agent \(deploy.outcome.rawValue) on \(host) (build \(deploy.build ?? "?"))")
         }
+        doorbell.ring()
     }
 
     func linkDown(_ host: String, error: String) {
         caughtUp.remove(host)
         log("\(host): link down: \(error)")
         _ = try? journal.db.run("UPDATE hosts SET error=? WHERE name=?", .text(error), .text(host))
+        doorbell.ring()
     }
 
     /// The host offered a key known_hosts does not trust: it becomes `untrusted` (recorded with
@@ -316,6 +339,7 @@ public actor Coordinator: HostLinkDelegate {
         }
         hostState[host] = "untrusted"
         dirty = true
+        doorbell.ring()
         log("\(host): \(old) → untrusted: \(message)")
     }
 
@@ -327,6 +351,7 @@ public actor Coordinator: HostLinkDelegate {
             UPDATE jobs SET state=?, reason=?, exit_code=?, signal=?, ended_at=? WHERE id=? AND state NOT IN \(JobState.finalSQL)
             """, .text(state.rawValue), .text(reason), .from(exitCode), .from(signal), .double(wallNow), .int(Int64(job.id)))
         guard n > 0 else { return }
+        batchesDirty = true
         try journal.audit("job", job: job.id, attempt: job.attempt, host: job.host, state: state.rawValue, "job \(job.label) \(state.rawValue): \(reason)")
         guard let batch = job.batch else { return }
         dependentsDirty = true

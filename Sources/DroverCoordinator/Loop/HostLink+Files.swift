@@ -26,6 +26,7 @@ extension HostLink {
         for item in batch {
             if let f = item.files.first(where: { failed[$0.sha256] != nil }) {
                 await delegate.stagingFailed(spec.name, job: item.job, attempt: item.attempt, error: "\(f.path): \(failed[f.sha256]!)")
+                delegate.workArrived()
             } else {
                 lines.append(item.line)
             }
@@ -92,6 +93,7 @@ extension HostLink {
                 for (c, outcome) in zip(group, outcomes) {
                     await delegate.collected(spec.name, job: c.job, attempt: c.attempt, outcome: outcome)
                 }
+                delegate.workArrived()
             }
         }
     }

@@ -1,5 +1,6 @@
 import DroverCore
 import DroverInventory
+import DroverProtocol
 import DroverSSH
 import Foundation
 
@@ -22,11 +23,14 @@ protocol HostLinkDelegate: Actor {
     func staged(_ host: String, files: [StagedFile], bytes: Int)
     /// An attempt's results were fetched (or not).
     func collected(_ host: String, job: Int, attempt: Int, outcome: HostLink.CollectOutcome)
+    /// Something the coordinator loop acts on was recorded: wake it.
+    nonisolated func workArrived()
 }
 
-/// One host's connection: keeps an SSH session, makes sure the agent runs, streams its
-/// events and heartbeats over one long-lived channel, sends commands through its inbox,
-/// and renews its lease. Reconnects on its own after any failure.
+/// One host's connection: keeps an SSH session, makes sure the agent runs, and keeps one
+/// long-lived two-way channel to it (`drover-agent link`): commands and lease renewals go
+/// down its stdin, events, heartbeats and small results come up its stdout. Reconnects on
+/// its own after any failure.
 final class HostLink: @unchecked Sendable {
     struct Lease: Sendable {
         var coordinator: String
@@ -67,6 +71,8 @@ final class HostLink: @unchecked Sendable {
         /// Hashes known to be in the host's store (this session).
         var stored: Set<String> = []
         var stream: HostStream?
+        /// The link's stdin: commands and lease renewals go down it.
+        var input: StreamInput?
         var stopping = false
         var leaseDue = true
     }
@@ -169,12 +175,19 @@ final class HostLink: @unchecked Sendable {
                 backoff = 0.5
                 let from = await delegate.lastAppliedSeq(spec.name) + 1
                 let q = RemotePath.shell
-                let stream = try session.stream("\(q(agent)) tail --root \(q(spec.root)) --from \(from) --follow --heartbeat", stdin: nil)
-                state.withLock { $0.stream = stream }
+                let input = StreamInput()
+                let stream = try session.stream("\(q(agent)) link --root \(q(spec.root)) --from \(from)", input: input)
+                state.withLock {
+                    $0.stream = stream
+                    $0.input = input
+                    $0.leaseDue = true
+                }
+                wake.yield()
                 let error = await pump(stream)
                 state.withLock {
                     $0.session = nil
                     $0.stream = nil
+                    $0.input = nil
                     $0.pending.removeAll()
                     $0.collections.removeAll()
                 }
@@ -209,6 +222,7 @@ final class HostLink: @unchecked Sendable {
     private func pump(_ stream: HostStream) async -> String {
         var partial: [UInt8] = []
         var stderr = ""
+        var greeted = false
         do {
             for try await event in stream {
                 switch event {
@@ -217,7 +231,19 @@ final class HostLink: @unchecked Sendable {
                     guard let last = partial.lastIndex(of: UInt8(ascii: "\n")) else { continue }
                     let text = String(decoding: partial[...last], as: UTF8.self)
                     partial.removeSubrange(...last)
-                    await delegate.receive(spec.name, lines: text.split(separator: "\n").map(String.init))
+                    var lines = text.split(separator: "\n").map(String.init)
+                    if !greeted, let first = lines.first {
+                        // The first line says which protocol the agent speaks.
+                        guard case .hello(let version, let agentVersion, let build)? = AgentMessage.parse(first) else {
+                            return "the agent did not start its link (it printed: \(first.prefix(200)))"
+                        }
+                        guard version == WireProtocol.version else {
+                            return "the agent on \(spec.name) (\(agentVersion), build \(build)) speaks protocol \(version) and this drover speaks \(WireProtocol.version); refusing it (`drover deploy` replaces it)"
+                        }
+                        greeted = true
+                        lines.removeFirst()
+                    }
+                    if !lines.isEmpty { await delegate.receive(spec.name, lines: lines) }
                 case .stderr(let bytes):
                     stderr += String(decoding: bytes, as: UTF8.self)
                     if stderr.count > 4000 { stderr = String(stderr.suffix(2000)) }
@@ -236,58 +262,29 @@ final class HostLink: @unchecked Sendable {
 
     // MARK: Commands and lease
 
+    /// Writes queued commands (once their input files are on the host) and lease renewals
+    /// down the link. A command lost with a broken link is resent by reconciliation after
+    /// the reconnect (the agent reports what it accepted; starts are idempotent by attempt).
     private func senderLoop() async {
         for await _ in wakes {
             while true {
-                let (session, agent, batch, leaseDue) = state.withLock { s -> ((any HostSession)?, String?, [Outgoing], Bool) in
-                    guard s.session != nil, s.agentPath != nil else { return (nil, nil, [], false) }
+                let (session, input, batch, leaseDue) = state.withLock { s -> ((any HostSession)?, StreamInput?, [Outgoing], Bool) in
+                    guard s.session != nil, let input = s.input else { return (nil, nil, [], false) }
                     defer {
                         s.pending.removeAll()
                         s.leaseDue = false
                     }
-                    return (s.session, s.agentPath, s.pending, s.leaseDue)
+                    return (s.session, input, s.pending, s.leaseDue)
                 }
-                guard let session, let agent, !(batch.isEmpty && !leaseDue) else { break }
-                let lines = await stage(batch, session: session)
-                let q = RemotePath.shell
-                var script: [String] = []
-                var input: [UInt8] = []
+                guard let session, let input, !(batch.isEmpty && !leaseDue) else { break }
+                var lines = batch.contains { !$0.files.isEmpty } ? await stage(batch, session: session) : batch.map(\.line)
                 if leaseDue {
-                    var o = JSONObject()
-                    o.set("coordinator", lease.coordinator)
-                    o.set("epoch", lease.epoch)
-                    o.set("time", Date().timeIntervalSince1970)
-                    o.set("ttl", lease.ttl)
-                    let text = o.text
-                    // The lease travels as an argument: it holds no user data, only our own fields.
-                    // Each coordinator has its own file (`leases/<id>`), so coordinators sharing
-                    // an agent never renew, or let expire, each other's leases.
-                    let leases = spec.root + "/leases"
-                    let tmp = leases + "/." + lease.coordinator + ".tmp"
-                    script.append("umask 077 && mkdir -p \(q(leases)) && printf '%s\\n' \(q(text)) > \(q(tmp)) && mv -f \(q(tmp)) \(q(leases + "/" + lease.coordinator))")
+                    // Each coordinator has its own lease file (`leases/<id>`), so coordinators
+                    // sharing an agent never renew, or let expire, each other's leases.
+                    let l = DroverProtocol.Lease(coordinator: lease.coordinator, epoch: lease.epoch, time: Date().timeIntervalSince1970, ttl: lease.ttl)
+                    lines.insert(AgentCommand.lease(l).line, at: 0)
                 }
-                if !lines.isEmpty {
-                    script.append("\(q(agent)) send --root \(q(spec.root))")
-                    input = Array((lines.joined(separator: "\n") + "\n").utf8)
-                }
-                do {
-                    let stream = try session.stream(script.joined(separator: " && "), stdin: input)
-                    var out = ""
-                    var status: ExitStatus?
-                    for try await event in stream {
-                        switch event {
-                        case .stdout(let b), .stderr(let b): out += String(decoding: b, as: UTF8.self)
-                        case .exit(let s): status = s
-                        }
-                    }
-                    if status != .exited(0) {
-                        requeue(lines.map { Outgoing(line: $0) }, for: session)
-                        log("\(spec.name): sending \(lines.count) command(s)\(leaseDue ? " and the lease" : "") failed (\(status.map { "\($0)" } ?? "no status")): \(out.trimmingCharacters(in: .whitespacesAndNewlines))")
-                    }
-                } catch {
-                    requeue(lines.map { Outgoing(line: $0) }, for: session)
-                    log("\(spec.name): sending \(lines.count) command(s)\(leaseDue ? " and the lease" : "") failed: \(error)")
-                }
+                if !lines.isEmpty { input.write(Array((lines.joined(separator: "\n") + "\n").utf8)) }
             }
         }
     }

@@ -30,6 +30,16 @@ public struct HostLiveness: Sendable {
         }
     }
 
+    /// When `state` would next change if no heartbeat came (nil: it is down and stays so).
+    public func nextChange(after now: Double) -> Double? {
+        let suspectAt = lastAdvance + 3 * interval + 0.5
+        switch state(at: now) {
+        case .up: return min(suspectAt, lastAdvance + deadAfter)
+        case .connecting, .suspect: return lastAdvance + deadAfter
+        case .down: return nil
+        }
+    }
+
     /// The state at `now`.
     public func state(at now: Double) -> State {
         let age = now - lastAdvance

@@ -1,0 +1,183 @@
+import DroverCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `drover-agent link [--from SEQ]`: the coordinator's one long-lived, two-way channel to a host.
+///
+/// Up (stdout), one JSON line each: a `{"hello":…}` naming the protocol version, the event log
+/// from SEQ (as `tail --follow` prints it, with `{"caught_up":N}` after the backlog), a
+/// `{"heartbeat":…}` whenever the heartbeat file changes, and, on the end transition of an
+/// attempt whose stdout and stderr are both small (`WireProtocol.inlineOutputLimit`), those
+/// outputs inline, so the coordinator needs no second round trip to collect them.
+///
+/// Down (stdin): `AgentCommand` lines. Starts, cancels and signals go to the inbox exactly as
+/// `send` places them (a burst of lines is made durable with one `syncfs`); a lease is written
+/// to `leases/<coordinator>`. The link ends when stdin closes or stdout is gone.
+///
+/// It sleeps in `FileWatch.wait` with no timeout: only a command, an appended event or a new
+/// heartbeat wakes it.
+enum LinkCommand {
+    static func run(_ options: inout Options) throws(AgentError) -> Int32 {
+        try options.allow([])
+        let dir = options.root
+        guard let from = Int(options.values["--from"] ?? "1"), from >= 1 else { throw .usage("--from must be a sequence number, 1 or more") }
+        try dir.prepare()
+        try Ownership.checkNotForeign(dir)
+        StreamIO.ignoreBrokenPipes()
+        _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
+
+        var link = Link(dir: dir, from: from)
+        if !StreamIO.writeAll(1, Array((AgentMessage.helloLine(version: AgentInfo.version, build: AgentInfo.buildHash) + "\n").utf8)) { return 0 }
+        guard link.forwardBacklog() else { return 0 }
+
+        let watch = LocalUser.environment("DROVER_AGENT_FILEWATCH") == "poll" ? FileWatch(pollingEvery: 0.5) : FileWatch()
+        watch.watch(dir.root)  // the heartbeat is renamed into place; events.log is appended
+        watch.watch(descriptor: 0)
+        while true {
+            if !watch.isWatching(dir.eventLog) { watch.watch(dir.eventLog) }  // kqueue reports appends only on the file
+            guard link.forwardNew() else { return 0 }
+            let wake = watch.wait(timeout: nil)
+            if wake.descriptors.contains(0) {
+                switch link.readCommands() {
+                case .open: break
+                case .closed: return 0
+                case .failed(let e): throw e
+                }
+            }
+        }
+    }
+}
+
+/// The state of one link: where the log was read up to, the last heartbeat sent, stdin's partial line.
+struct Link {
+    let dir: StateDirectory
+    let from: Int
+    var offset = 0
+    var lastBeat: [UInt8] = []
+    var partial: [UInt8] = []
+    var received = 0
+
+    init(dir: StateDirectory, from: Int) {
+        self.dir = dir
+        self.from = from
+    }
+
+    enum Input { case open, closed, failed(AgentError) }
+
+    /// Everything logged so far, then `caught_up`; false when the reader is gone.
+    mutating func forwardBacklog() -> Bool {
+        var lastSeq = from - 1
+        while true {
+            let (lines, next) = EventLog.read(path: dir.eventLog, from: from, offset: offset, limit: TailCommand.chunkBytes)
+            if next == offset { break }
+            offset = next
+            guard !lines.isEmpty else { continue }
+            for line in lines.reversed() {
+                if let seq = (try? JSONParser.parse(line))?["seq"]?.intValue { lastSeq = max(lastSeq, seq); break }
+            }
+            if !write(lines) { return false }
+        }
+        // A log that ends before SEQ-1 was replaced: caught_up says where it really ends.
+        if lastSeq == from - 1, from > 1, let end = EventLog.lastSeq(path: dir.eventLog), end < lastSeq { lastSeq = end }
+        return StreamIO.writeAll(1, Array("{\"caught_up\":\(lastSeq)}\n".utf8))
+    }
+
+    /// New events and a changed heartbeat; false when the reader is gone.
+    mutating func forwardNew() -> Bool {
+        while true {
+            let (lines, next) = EventLog.read(path: dir.eventLog, from: 1, offset: offset, limit: TailCommand.chunkBytes)
+            if next == offset { break }
+            offset = next
+            if !lines.isEmpty, !write(lines) { return false }
+        }
+        if let bytes = try? LocalFile.read(dir.heartbeatFile), bytes != lastBeat, let line = TailCommand.heartbeatLine(bytes) {
+            lastBeat = bytes
+            return StreamIO.writeAll(1, Array((line + "\n").utf8))
+        }
+        return true
+    }
+
+    /// Writes event lines, each end transition with its small outputs inline.
+    private func write(_ lines: [String]) -> Bool {
+        var text = ""
+        for line in lines {
+            text += withInlineOutput(line)
+            text += "\n"
+        }
+        return StreamIO.writeAll(1, Array(text.utf8))
+    }
+
+    /// `line` with `"output":{…}` added when it is an end transition whose stdout and stderr
+    /// are both at most `WireProtocol.inlineOutputLimit` bytes.
+    func withInlineOutput(_ line: String) -> String {
+        guard line.contains("\"transition\""), line.hasSuffix("}"), let node = try? JSONParser.parse(Array(line.utf8)),
+              node["type"]?.stringValue == "transition", let state = node["state"]?.stringValue.flatMap(AttemptState.init(rawValue:)),
+              state.isFinal, let job = node["job"]?.stringValue, let n = node["attempt"]?.intValue else { return line }
+        let id = AttemptID(job: job, attempt: n)
+        var streams: [[UInt8]] = []
+        for path in [dir.stdoutFile(id), dir.stderrFile(id)] {
+            let size = LocalFile.size(path) ?? 0
+            guard size <= WireProtocol.inlineOutputLimit else { return line }
+            streams.append(size == 0 ? [] : ((try? LocalFile.read(path)) ?? []))
+        }
+        guard streams.allSatisfy({ $0.count <= WireProtocol.inlineOutputLimit }) else { return line }
+        return String(line.dropLast()) + "," + InlineOutput(stdout: streams[0], stderr: streams[1]).member + "}"
+    }
+
+    /// Reads what stdin holds and acts on each whole line.
+    mutating func readCommands() -> Input {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var ended = false
+        while true {
+            let n = buffer.withUnsafeMutableBytes { posixRead(0, $0.baseAddress, $0.count) }
+            if n > 0 {
+                partial += buffer[0..<n]
+                continue
+            }
+            if n == 0 { ended = true }
+            else if currentErrno() == EINTR { continue }
+            else if currentErrno() != EAGAIN && currentErrno() != EWOULDBLOCK { return .failed(.system(.current("read", path: "stdin"))) }
+            break
+        }
+        guard let last = partial.lastIndex(of: 0x0A) else { return ended ? .closed : .open }
+        let lines = partial[...last].split(separator: 0x0A)
+        partial.removeSubrange(...last)
+        let stamp = InboxCommand.uniqueStamp()
+        var placed = 0
+        for raw in lines {
+            received += 1
+            let text = String(decoding: raw, as: UTF8.self)
+            let command: AgentCommand
+            do {
+                let node = try JSONParser.parse(Array(raw))
+                switch AgentCommand.parse(node, file: "link line \(received)") {
+                case .success(let c): command = c
+                case .failure(let e):
+                    AgentCLI.printError("link line \(received): \(e); not placed")
+                    continue
+                }
+            } catch {
+                AgentCLI.printError("link line \(received): malformed JSON at column \(error.position.column): \(error.message); not placed")
+                continue
+            }
+            do throws(AgentError) {
+                if case .lease(let lease) = command {
+                    try StateDirectory.makeDirectory(dir.leases)
+                    do { try AtomicFile.write(Array((lease.json + "\n").utf8), to: dir.leaseFile(coordinator: lease.coordinator), durable: false) } catch { throw .system(error) }
+                } else {
+                    try InboxCommand.place(text, in: dir, stamp: stamp, order: received, durable: false)
+                    placed += 1
+                }
+            } catch {
+                // The coordinator sees the link end and, reconnected, resends what is still needed.
+                if placed > 0 { syncFilesystem(dir.root) }
+                return .failed(.invalid("link line \(received): \(error.description); the link stops here"))
+            }
+        }
+        if placed > 0 && LocalUser.environment("DROVER_NOSYNC") == nil { syncFilesystem(dir.root) }
+        return ended ? .closed : .open
+    }
+}
