@@ -7,7 +7,8 @@ import DroverCore
 /// SEQ-1, i.e. it was replaced), then keeps printing new lines as they are appended,
 /// until its output is closed: the coordinator streams a host's events over one SSH channel
 /// this way. `--heartbeat` adds a line `{"heartbeat":{…}}` whenever the heartbeat file
-/// changes, which also makes a closed output noticed within a heartbeat interval.
+/// changes, which also makes a closed output noticed within a heartbeat interval. It sleeps
+/// until the log or the heartbeat changes (`FileWatch`), never on a timer.
 enum TailCommand {
     /// How much of the log one write carries at most (the log can be large; memory stays flat).
     static let chunkBytes = 1 << 20
@@ -40,23 +41,26 @@ enum TailCommand {
         if lastSeq == from - 1, from > 1, let end = EventLog.lastSeq(path: dir.eventLog), end < lastSeq { lastSeq = end }
         if !StreamIO.writeAll(1, Array("{\"caught_up\":\(lastSeq)}\n".utf8)) { return 0 }
 
+        // Sleeps until the log is appended or the heartbeat replaced (no timer): the folder's
+        // watch sees both on Linux; kqueue reports appends only on the file itself.
+        let watch = FileWatch()
+        watch.watch(dir.root)
         var lastBeat: [UInt8] = []
-        var nextBeatCheck = 0.0
         while true {
+            if !watch.isWatching(dir.eventLog) { watch.watch(dir.eventLog) }
             var text = ""
-            let (lines, next) = EventLog.read(path: dir.eventLog, from: 1, offset: offset, limit: chunkBytes)
-            let progressed = next != offset
-            offset = next
-            if !lines.isEmpty { text = lines.joined(separator: "\n") + "\n" }
-            if beats, monotonicTime() >= nextBeatCheck {
-                nextBeatCheck = monotonicTime() + 0.1
-                if let bytes = try? LocalFile.read(dir.heartbeatFile), bytes != lastBeat, let line = heartbeatLine(bytes) {
-                    lastBeat = bytes
-                    text += line + "\n"
-                }
+            while true {
+                let (lines, next) = EventLog.read(path: dir.eventLog, from: 1, offset: offset, limit: chunkBytes)
+                if next == offset { break }
+                offset = next
+                if !lines.isEmpty { text += lines.joined(separator: "\n") + "\n" }
+            }
+            if beats, let bytes = try? LocalFile.read(dir.heartbeatFile), bytes != lastBeat, let line = heartbeatLine(bytes) {
+                lastBeat = bytes
+                text += line + "\n"
             }
             if !text.isEmpty, !StreamIO.writeAll(1, Array(text.utf8)) { return 0 }
-            if !progressed { sleepSeconds(0.004) }
+            _ = watch.wait(timeout: nil)
         }
     }
 

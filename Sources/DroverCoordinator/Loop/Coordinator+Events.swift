@@ -179,6 +179,10 @@ extension Coordinator {
         }
         guard final else { return }
         dirty = true
+        if job.batch == nil, let output = InlineOutput(event: event) {
+            // Kept here, so `drover run` and `drover logs` need no connection to the host for it.
+            AttemptOutput.store(output, state: journal.state, job: id, attempt: n)
+        }
         if let collection = collection(for: job, attempt: n, state: state, host: host) {
             if collection.outputs.isEmpty, let output = InlineOutput(event: event) {
                 // Small results came with the end: no round trip to fetch them.
