@@ -137,6 +137,7 @@ public actor Coordinator: HostLinkDelegate {
                 }
                 if dependentsDirty {
                     dependentsDirty = false
+                    approvalsDue = nil  // a released job may be a new gate with its own timeout
                     do { try releaseWaiting() } catch {
                         dependentsDirty = true
                         throw error
