@@ -9,13 +9,14 @@ final class CoordinatorProcess {
     let state: String
     let pid: pid_t
 
-    init(drover: String, inventory: String, agent: String) throws {
+    /// `options`: more options of `drover coordinator`, such as `--dead-after 3`.
+    init(drover: String, inventory: String, agent: String, options: [String] = []) throws {
         self.drover = drover
         self.inventory = inventory
         state = NSTemporaryDirectory() + "drover-bench-state-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try StateLocation(explicit: state).prepare()
         do {
-            pid = try ChildProcess.startDetached([drover, "coordinator", "--state", state, "--inventory", inventory, "--agent", agent], output: state + "/coordinator.log")
+            pid = try ChildProcess.startDetached([drover, "coordinator", "--state", state, "--inventory", inventory, "--agent", agent] + options, output: state + "/coordinator.log")
         } catch {
             throw BenchFailure("cannot start the coordinator: \(error)")
         }
@@ -33,6 +34,9 @@ final class CoordinatorProcess {
     func command(_ args: [String], timeout: Double = 1800) throws -> ChildProcess.Outcome {
         try ChildProcess.run([drover, args[0], "--state", state, "--inventory", inventory] + args.dropFirst(), timeout: timeout)
     }
+
+    /// User + system CPU seconds of the coordinator so far, its reaped children included.
+    func cpuSeconds() -> Double { processCPU(pid, children: true) }
 
     /// Stops the coordinator and every job it runs, and deletes its state.
     func stop() {
