@@ -18,6 +18,11 @@ enum Metric {
     static func scaleDeadDetect(hosts: Int) -> String { "power-off → host marked down, \(hosts) hosts, dead-after 3 s" }
 }
 
+extension Double {
+    /// A threshold as written in the issue: 500, 0.1, 10.
+    var bound: String { String(format: "%g", self) }
+}
+
 /// One aim of issue 13 against this run's figures.
 struct AimResult: Sendable {
     enum Verdict: String, Sendable {
@@ -61,7 +66,7 @@ enum Aims {
         /// `factor` converts the figure's unit to `unit` (1000 for s to ms).
         func aim(_ name: String, _ f: Figure?, _ which: String = "median", _ unit: String, factor: Double = 1, atMost: Double? = nil, atLeast: Double? = nil,
                  zero: Bool = false, note: String = "") {
-            let threshold = zero ? "0" : atMost.map { "≤ \($0.shown) \(unit)" } ?? "≥ \(atLeast!.shown) \(unit)"
+            let threshold = zero ? "0" : atMost.map { "≤ \($0.bound) \(unit)" } ?? "≥ \(atLeast!.bound) \(unit)"
             guard let f else {
                 out.append(AimResult(aim: name, measured: "–", threshold: threshold, verdict: .notMeasured, zeroTolerance: zero))
                 return
@@ -73,7 +78,7 @@ enum Aims {
         /// An aim on the ratio of two figures' medians (a over b), which must be at least `atLeast`
         /// (or above it, when `strictly`).
         func ratio(_ name: String, _ a: Figure?, _ b: Figure?, over: String, atLeast: Double, strictly: Bool) {
-            let threshold = "\(strictly ? ">" : "≥") \(atLeast.shown)× \(over)"
+            let threshold = "\(strictly ? ">" : "≥") \(atLeast.bound)× \(over)"
             guard let a, let b, let x = a.median, let y = b.median, y > 0 else {
                 out.append(AimResult(aim: name, measured: "–", threshold: threshold, verdict: .notMeasured))
                 return
@@ -87,7 +92,8 @@ enum Aims {
         let idleNote = quick ? " [--quick: 10 s]" : ""
         for w in ["true", "sleep 10 ms"] {
             let f = figure("throughput", prefix: "", suffix: " × \(w)")
-            aim("throughput, 3 hosts × 4 slots, \(w)", f, "median", "jobs/s", atLeast: 500)
+            let jobs = f.map { " [\($0.metric)]" } ?? ""
+            aim("throughput, 3 hosts × 4 slots, \(w)", f, "median", "jobs/s", atLeast: 500, note: quick ? jobs : "")
             ratio("throughput above Dask's, \(w)", f, figure("throughput", prefix: "", suffix: " × \(w)", "dask"), over: "Dask", atLeast: 1, strictly: true)
         }
         aim("submit → job started, drover run -- true", figure("latency", Metric.submitToStart), "median", "ms", factor: 1000, atMost: 10)

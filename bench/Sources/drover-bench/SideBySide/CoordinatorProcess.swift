@@ -45,3 +45,24 @@ final class CoordinatorProcess {
         _ = try? ChildProcess.run(["/bin/rm", "-rf", state])
     }
 }
+
+extension Journal {
+    /// Every audit event after `id` (`events(after:)` returns at most 10,000 at a time).
+    func allEvents(after id: Int = 0) throws -> [AuditEvent] {
+        var out: [AuditEvent] = []
+        var cursor = id
+        while true {
+            let page = try events(after: cursor)
+            guard let last = page.last else { return out }
+            out += page
+            cursor = last.id
+        }
+    }
+
+    /// The id of the newest audit event (0 if none).
+    func lastEventID() throws -> Int {
+        var cursor = 0
+        while let last = try events(after: cursor).last { cursor = last.id }
+        return cursor
+    }
+}

@@ -32,7 +32,7 @@ struct Report {
         TextTable.render([Self.header] + figures.map(row))
     }
 
-    static let aimsHeader = ["aim", "measured", "threshold", "", "zero tolerance"]
+    static let aimsHeader = ["aim", "measured", "threshold", "✔/✘", "zero tolerance"]
 
     func aimRow(_ a: AimResult) -> [String] {
         [a.aim, a.measured, a.threshold, a.verdict.rawValue, a.zeroTolerance ? "yes" : ""]
@@ -55,9 +55,8 @@ struct Report {
         for r in figures.map(row) { out += "| " + r.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n" }
         if !aims.isEmpty {
             out += "\n## Aims (issue 13)\n\nEach aim with this run's value and its threshold. Only a ✘ of a zero-tolerance aim fails the run.\n\n"
-            let header = ["aim", "measured", "threshold", "verdict", "zero tolerance"]
-            out += "| " + header.joined(separator: " | ") + " |\n"
-            out += "|" + String(repeating: " --- |", count: header.count) + "\n"
+            out += "| " + Self.aimsHeader.joined(separator: " | ") + " |\n"
+            out += "|" + String(repeating: " --- |", count: Self.aimsHeader.count) + "\n"
             for r in aims.map(aimRow) { out += "| " + r.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n" }
         }
         return out

@@ -59,10 +59,17 @@ extension SideBySide {
                 let onVictim = try j.jobs(ids).filter { $0.host == victim }.map(\.id)
                 _ = try j.requestCancel(ids.filter { !onVictim.contains($0) })
                 try waitFor("the others cancelled", timeout: 120) { try j.jobs(ids).filter { $0.state.isFinal }.count == ids.count - onVictim.count }
+                // Every host up before the power-off (a busy machine can make a host flap), so the
+                // victim's next `down` is the one the power-off causes.
+                try waitFor("every host up", timeout: 120) { try j.hosts().allSatisfy { $0.state == "up" } }
+                let from = try j.lastEventID()
                 let killed = now()
                 try bed.run("kill", victim)
-                try waitFor("\(victim) down", timeout: 120) { try j.hosts().first { $0.name == victim }?.state == "down" }
-                let down = try j.events().last { $0.kind == "host" && $0.host == victim && $0.state == "down" }?.time ?? now()
+                var down = 0.0
+                try waitFor("\(victim) down", timeout: 120) {
+                    down = try j.allEvents(after: from).last { $0.kind == "host" && $0.host == victim && $0.state == "down" }?.time ?? 0
+                    return down > 0
+                }
                 try waitFor("its jobs running elsewhere", timeout: 120) {
                     try onVictim.allSatisfy { id in try j.job(id).map { $0.state == .running && $0.host != victim } ?? false }
                 }
@@ -92,13 +99,13 @@ extension SideBySide {
             burn.timeout = window + 60
             let ids = try j.submit([JobRequest](repeating: burn, count: 4 * bed.hosts.count))
             try waitFor("every slot busy", timeout: 60) { try j.jobs(ids).filter { $0.state == .running }.count == ids.count }
-            let from = try j.events().last?.id ?? 0
+            let from = try j.lastEventID()
             let before = bed.usage()
             let t0 = now()
             Thread.sleep(forTimeInterval: window)  // the measurement window itself, not a synchronisation
             let w = UsageWindow(before: before, after: bed.usage(), seconds: now() - t0)
             for h in bed.hosts {
-                let suspicious = try j.events(after: from).filter { $0.kind == "host" && $0.host == h.name && ($0.state == "suspect" || $0.state == "down") }
+                let suspicious = try j.allEvents(after: from).filter { $0.kind == "host" && $0.host == h.name && ($0.state == "suspect" || $0.state == "down") }
                 alarms.append(Double(suspicious.count))
                 if let cpu = w.agentPercent[h.name] { agentCPU.append(cpu) }
                 if let rss = w.after[h.name]?.agentRSS { agentRSS.append(rss / 1_048_576) }
