@@ -12,6 +12,7 @@ struct Report {
     mutating func add(_ f: Figure) {
         figures.append(f)
         print("  " + row(f).dropFirst().filter { !$0.isEmpty }.joined(separator: "  "))
+        fflush(nil)  // also into a pipe or file, so a long run shows its progress
     }
 
     func drover(for f: Figure) -> Figure? {

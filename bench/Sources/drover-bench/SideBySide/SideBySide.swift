@@ -79,6 +79,7 @@ final class SideBySide {
     /// Runs one scenario; a failure is recorded and the next scenario still runs on a restored testbed.
     func scenario(_ name: String, _ body: () throws -> Void) {
         print("\n== \(name)")
+        fflush(nil)
         let t0 = now()
         defer { print("   (\(Int(now() - t0)) s)") }
         do {
