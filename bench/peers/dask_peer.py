@@ -54,6 +54,9 @@ def start_cluster(testbed):
     return cluster, client, dict(hosts)
 
 
+TESTBED_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "testbed")
+
+
 def bed_hosts_other(hosts, victim):
     return [name for name in hosts if name != victim]
 
@@ -103,10 +106,10 @@ def deadhost(client, hosts, a):
     victims = set(client.processing()[w])
     client.cancel([f for f in futures if f.key not in victims])
     for ws in bed_hosts_other(hosts, a.victim):
-        subprocess.run([os.path.join(a.testbed, "..", "scripts", "testbed"), "exec", ws, "pkill", "-f", "^sleep 6004"],
+        subprocess.run([TESTBED_SCRIPT, "exec", ws, "pkill", "-f", "^sleep 6004"],
                        stdout=subprocess.DEVNULL)
     killed = time.time()
-    subprocess.run([os.path.join(a.testbed, "..", "scripts", "testbed"), "kill", a.victim],
+    subprocess.run([TESTBED_SCRIPT, "kill", a.victim],
                    check=True, stdout=subprocess.DEVNULL, env=dict(os.environ))
     detect = replace = None
     while time.time() - killed < a.cap and (detect is None or replace is None):

@@ -1,11 +1,13 @@
 import DroverAgent
 import DroverCore
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
 // drover-bench agent --agent PATH [--quick]
 // drover-bench run --drover PATH --agent PATH --testbed DIR --python PATH --results DIR [--quick]
+//                  [--only SCENARIO,...] [--share DIR]
 let args = Array(CommandLine.arguments.dropFirst())
 func value(_ name: String) -> String? {
     guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
@@ -18,10 +20,16 @@ case "agent":
 case "run":
     guard let drover = value("--drover"), let agent = value("--agent"), let testbed = value("--testbed"),
           let python = value("--python"), let results = value("--results") else { break }
+    let only = value("--only").map { Set($0.split(separator: ",").map(String.init)) }
+    if let unknown = only?.subtracting(SideBySide.scenarios), !unknown.isEmpty {
+        print("drover-bench: unknown scenario \(unknown.sorted().joined(separator: ", ")) (scenarios: \(SideBySide.scenarios.joined(separator: ", ")))")
+        exit(2)
+    }
     do {
         let bed = try Testbed(dir: testbed)
-        let dask = DaskPeer(bed: bed, python: python, script: testbed + "/../bench/peers/dask_peer.py")
-        let bench = SideBySide(drover: drover, agent: agent, bed: bed, dask: dask, quick: args.contains("--quick"), results: results)
+        let dask = DaskPeer(bed: bed, python: python, script: FileManager.default.currentDirectoryPath + "/bench/peers/dask_peer.py")
+        let bench = SideBySide(drover: drover, agent: agent, bed: bed, dask: dask, quick: args.contains("--quick"), results: results,
+                               only: only, share: value("--share"))
         exit(bench.run())
     } catch {
         print("bench: \(error)")
@@ -30,5 +38,5 @@ case "run":
 default:
     break
 }
-print("usage: drover-bench agent --agent PATH [--quick]\n       drover-bench run --drover PATH --agent PATH --testbed DIR --python PATH --results DIR [--quick]")
+print("usage: drover-bench agent --agent PATH [--quick]\n       drover-bench run --drover PATH --agent PATH --testbed DIR --python PATH --results DIR [--quick] [--only SCENARIO,...] [--share DIR]\nscenarios: \(SideBySide.scenarios.joined(separator: ", "))")
 exit(2)

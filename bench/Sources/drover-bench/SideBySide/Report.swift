@@ -5,11 +5,14 @@ import Foundation
 struct Report {
     var figures: [Figure] = []
     var context: [String: String] = [:]
+    /// The aims of issue 13 judged on these figures (Aims.evaluate), printed after them.
+    var aims: [AimResult] = []
 
     /// Records a figure and prints it at once, so a long run shows progress.
     mutating func add(_ f: Figure) {
         figures.append(f)
         print("  " + row(f).dropFirst().filter { !$0.isEmpty }.joined(separator: "  "))
+        fflush(nil)  // also into a pipe or file, so a long run shows its progress
     }
 
     func drover(for f: Figure) -> Figure? {
@@ -30,6 +33,19 @@ struct Report {
         TextTable.render([Self.header] + figures.map(row))
     }
 
+    static let aimsHeader = ["aim", "measured", "threshold", "✔/✘", "zero tolerance"]
+
+    func aimRow(_ a: AimResult) -> [String] {
+        [a.aim, a.measured, a.threshold, a.verdict.rawValue, a.zeroTolerance ? "yes" : ""]
+    }
+
+    /// The aims table: each aim with this run's value, its threshold, and ✔, ✘ or "not measured".
+    func aimsTable() -> String {
+        let met = aims.filter { $0.verdict == .met }.count, missed = aims.filter { $0.verdict == .missed }.count
+        let title = "aims (issue 13): \(met) ✔, \(missed) ✘, \(aims.count - met - missed) not measured; only a zero-tolerance ✘ fails the run"
+        return title + "\n" + TextTable.render([Self.aimsHeader] + aims.map(aimRow))
+    }
+
     func markdown() -> String {
         var out = "# Drover side by side — \(context["date"] ?? "")\n\n"
         for key in context.keys.sorted() { out += "- \(key): \(context[key]!)\n" }
@@ -38,6 +54,12 @@ struct Report {
         out += "| " + Self.header.joined(separator: " | ") + " |\n"
         out += "|" + String(repeating: " --- |", count: Self.header.count) + "\n"
         for r in figures.map(row) { out += "| " + r.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n" }
+        if !aims.isEmpty {
+            out += "\n## Aims (issue 13)\n\nEach aim with this run's value and its threshold. Only a ✘ of a zero-tolerance aim fails the run.\n\n"
+            out += "| " + Self.aimsHeader.joined(separator: " | ") + " |\n"
+            out += "|" + String(repeating: " --- |", count: Self.aimsHeader.count) + "\n"
+            for r in aims.map(aimRow) { out += "| " + r.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n" }
+        }
         return out
     }
 
@@ -62,6 +84,16 @@ struct Report {
             items.append(i)
         }
         o.set("figures", objects: items)
+        o.set("aims", objects: aims.map { a in
+            var i = JSONObject()
+            i.set("aim", a.aim)
+            i.set("measured", a.measured)
+            i.set("value", a.value)
+            i.set("threshold", a.threshold)
+            i.set("verdict", a.verdict == .met ? "met" : a.verdict == .missed ? "missed" : "not measured")
+            i.set("zero_tolerance", a.zeroTolerance)
+            return i
+        })
         return o.text
     }
 

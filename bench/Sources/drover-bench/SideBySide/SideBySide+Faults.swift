@@ -7,37 +7,15 @@ extension SideBySide {
     var victim: String { bed.hosts.last!.name }
 
     /// 12 long jobs over 3 × 4 slots; the last host is powered off. Time until the tool says the host
-    /// is gone, and until its jobs run elsewhere.
+    /// is gone, and until its jobs run elsewhere. Drover twice: with its default `--dead-after` (10 s),
+    /// beside the peers, and with `--dead-after 3`, the setting of the aim.
     func deadHost() throws {
-        var detect: [Double] = [], replace: [Double] = []
-        try withCoordinator { c in
-            let j = try c.journal()
-            for _ in 0..<trials {
-                let ids = try j.submit([JobRequest](repeating: JobRequest(argv: ["sleep", "6003"]), count: 12))
-                try waitFor("12 jobs running", timeout: 60) { try j.jobs(ids).filter { $0.state == .running }.count == 12 }
-                // Only the victim's jobs stay, so the other hosts have free slots for them.
-                let onVictim = try j.jobs(ids).filter { $0.host == victim }.map(\.id)
-                _ = try j.requestCancel(ids.filter { !onVictim.contains($0) })
-                try waitFor("the others cancelled", timeout: 60) { try j.jobs(ids).filter { $0.state.isFinal }.count == ids.count - onVictim.count }
-                let killed = now()
-                try bed.run("kill", victim)
-                try waitFor("\(victim) down", timeout: 120) { try j.hosts().first { $0.name == victim }?.state == "down" }
-                let down = try j.events().last { $0.kind == "host" && $0.host == victim && $0.state == "down" }?.time ?? now()
-                try waitFor("its jobs running elsewhere", timeout: 120) {
-                    try onVictim.allSatisfy { id in try j.job(id).map { $0.state == .running && $0.host != victim } ?? false }
-                }
-                let moved = try onVictim.compactMap { try j.attempts(of: $0).last?.startedAt }.max() ?? now()
-                detect.append(down - killed)
-                replace.append(moved - killed)
-                _ = try j.requestCancel(ids)
-                try bed.run("start", victim)
-                try waitFor("every job ended and \(victim) up", timeout: 120) {
-                    try j.jobs(ids).allSatisfy { $0.state.isFinal } && j.hosts().allSatisfy { $0.state == "up" }
-                }
-            }
+        for deadAfter in [nil, 3.0] {
+            let (detect, replace) = try droverDeadHost(on: bed, slots: 4, deadAfter: deadAfter, trials: trials)
+            let metric = deadAfter.map { Metric.deadDetect(deadAfter: $0) } ?? "power-off → host marked down"
+            add("dead host", metric, "s", "drover", .lower, detect, note: deadAfter == nil ? "dead-after 10 s (default)" : nil)
+            add("dead host", metric.replacingOccurrences(of: "host marked down", with: "its jobs running elsewhere"), "s", "drover", .lower, replace)
         }
-        add("dead host", "power-off → host marked down", "s", "drover", .lower, detect, note: "dead-after 10 s (default)")
-        add("dead host", "power-off → its jobs running elsewhere", "s", "drover", .lower, replace)
 
         let cap = quick ? 10.0 : 360
         let d = try dask.run("deadhost", ["--victim", victim, "--cap", "\(cap)"], timeout: cap + 300)
@@ -65,36 +43,79 @@ extension SideBySide {
         add("dead host", "power-off → its jobs running elsewhere", "s", peer.tool, .lower, ended.map { [$0] } ?? [], note: note)
     }
 
-    /// Every slot of every host runs a CPU-bound job for 2 minutes (20 s with --quick): hosts
-    /// wrongly marked suspect or down. Must be 0. Also the agents' CPU and memory while busy.
+    /// Every host's slots busy with long jobs, then all but the last host's cancelled and that host
+    /// powered off: the time to it being marked down, and to its jobs running elsewhere, per trial.
+    func droverDeadHost(on bed: Testbed, slots: Int, deadAfter: Double?, trials: Int) throws -> (detect: [Double], replace: [Double]) {
+        var detect: [Double] = [], replace: [Double] = []
+        let victim = bed.hosts.last!.name
+        let options = deadAfter.map { ["--dead-after", "\(Int($0))"] } ?? []
+        try withCoordinator(on: bed, slots: slots, options: options, upTimeout: 300) { c in
+            let j = try c.journal()
+            let n = slots * bed.hosts.count
+            for _ in 0..<trials {
+                let ids = try j.submit([JobRequest](repeating: JobRequest(argv: ["sleep", "6003"]), count: n))
+                try waitFor("\(n) jobs running", timeout: 120) { try j.jobs(ids).filter { $0.state == .running }.count == n }
+                // Only the victim's jobs stay, so the other hosts have free slots for them.
+                let onVictim = try j.jobs(ids).filter { $0.host == victim }.map(\.id)
+                _ = try j.requestCancel(ids.filter { !onVictim.contains($0) })
+                try waitFor("the others cancelled", timeout: 120) { try j.jobs(ids).filter { $0.state.isFinal }.count == ids.count - onVictim.count }
+                // Every host up before the power-off (a busy machine can make a host flap), so the
+                // victim's next `down` is the one the power-off causes.
+                try waitFor("every host up", timeout: 120) { try j.hosts().allSatisfy { $0.state == "up" } }
+                let from = try j.lastEventID()
+                let killed = now()
+                try bed.run("kill", victim)
+                var down = 0.0
+                try waitFor("\(victim) down", timeout: 120) {
+                    down = try j.allEvents(after: from).last { $0.kind == "host" && $0.host == victim && $0.state == "down" }?.time ?? 0
+                    return down > 0
+                }
+                try waitFor("its jobs running elsewhere", timeout: 120) {
+                    try onVictim.allSatisfy { id in try j.job(id).map { $0.state == .running && $0.host != victim } ?? false }
+                }
+                let moved = try onVictim.compactMap { try j.attempts(of: $0).last?.startedAt }.max() ?? now()
+                detect.append(down - killed)
+                replace.append(moved - killed)
+                _ = try j.requestCancel(ids)
+                try bed.run("start", victim)
+                try waitFor("every job ended and \(victim) up", timeout: 120) {
+                    try j.jobs(ids).allSatisfy { $0.state.isFinal } && j.hosts().allSatisfy { $0.state == "up" }
+                }
+            }
+        }
+        return (detect, replace)
+    }
+
+    /// Every slot of every host runs a CPU-bound job for 2 minutes (15 s with --quick), with
+    /// `--dead-after 3` (the aim's setting; a host is suspect after 3.5 s without a heartbeat
+    /// whatever the setting): hosts wrongly marked suspect or down. Must be 0. Also the agents'
+    /// CPU and memory while busy.
     func falseAlarms() throws {
         let window = quick ? 15.0 : 120
         var alarms: [Double] = [], agentCPU: [Double] = [], agentRSS: [Double] = []
-        try withCoordinator { c in
+        try withCoordinator(options: ["--dead-after", "3"]) { c in
             let j = try c.journal()
             var burn = JobRequest(shell: "while :; do :; done")
             burn.timeout = window + 60
             let ids = try j.submit([JobRequest](repeating: burn, count: 4 * bed.hosts.count))
             try waitFor("every slot busy", timeout: 60) { try j.jobs(ids).filter { $0.state == .running }.count == ids.count }
-            let from = try j.events().last?.id ?? 0
-            let before = bed.hosts.map { bed.agentUsage($0.name) }
+            let from = try j.lastEventID()
+            let before = bed.usage()
             let t0 = now()
             Thread.sleep(forTimeInterval: window)  // the measurement window itself, not a synchronisation
-            let elapsed = now() - t0
-            for (h, b) in zip(bed.hosts, before) {
-                let suspicious = try j.events(after: from).filter { $0.kind == "host" && $0.host == h.name && ($0.state == "suspect" || $0.state == "down") }
+            let w = UsageWindow(before: before, after: bed.usage(), seconds: now() - t0)
+            for h in bed.hosts {
+                let suspicious = try j.allEvents(after: from).filter { $0.kind == "host" && $0.host == h.name && ($0.state == "suspect" || $0.state == "down") }
                 alarms.append(Double(suspicious.count))
-                if let b, let a = bed.agentUsage(h.name) {
-                    agentCPU.append((a.cpu - b.cpu) / elapsed * 100)
-                    agentRSS.append(a.rss / 1_048_576)
-                }
+                if let cpu = w.agentPercent[h.name] { agentCPU.append(cpu) }
+                if let rss = w.after[h.name]?.agentRSS { agentRSS.append(rss / 1_048_576) }
             }
             _ = try j.requestCancel(ids)
             try waitFor("the burners to end", timeout: 60) { try j.jobs(ids).allSatisfy { $0.state.isFinal } }
         }
-        add("false alarms", "hosts marked suspect/down, all CPUs busy \(Int(window)) s (per host)", "count", "drover", .zero, alarms, note: "must be 0")
-        add("overhead", "agent CPU, 4 busy jobs", "%", "drover", .lower, agentCPU)
-        add("overhead", "agent RSS, 4 busy jobs", "MiB", "drover", .lower, agentRSS)
+        add("false alarms", Metric.falseAlarms(window), "count", "drover", .zero, alarms, note: "dead-after 3 s; must be 0")
+        add("overhead", "agent CPU, 4 busy jobs (the daemon)", "%", "drover", .lower, agentCPU)
+        add("overhead", Metric.agentRSSBusy, "MiB", "drover", .lower, agentRSS)
     }
 
     /// 100 cancels (24 with --quick) of jobs that leave a double-forked and a setsid child behind:
@@ -117,7 +138,7 @@ extension SideBySide {
             left = bed.countAll("^sleep 6006")
         }
         bed.killAll("^sleep 6006")
-        add("orphans", "processes left after \(cancels) cancels", "count", "drover", .zero, [Double(left)], note: "4 processes per job, 2 of them setsid")
+        add("orphans", Metric.orphans(cancels), "count", "drover", .zero, [Double(left)], note: "4 processes per job, 2 of them setsid")
 
         var peerLeft = 0
         let peer = GNUParallel(bed: bed)
@@ -134,6 +155,6 @@ extension SideBySide {
             bed.killAll("^sleep 6007")
             done += n
         }
-        add("orphans", "processes left after \(cancels) cancels", "count", peer.tool, .zero, [Double(peerLeft)], note: "SIGTERM twice (--termseq)")
+        add("orphans", Metric.orphans(cancels), "count", peer.tool, .zero, [Double(peerLeft)], note: "SIGTERM twice (--termseq)")
     }
 }

@@ -10,6 +10,10 @@ final class SideBySide {
     let dask: DaskPeer
     let quick: Bool
     let results: String
+    /// Scenarios to run (`--only`); nil runs all of them (scale only in a full run).
+    let only: Set<String>?
+    /// The folder `bench/run` shares into the 3 hosts (the Dask venv's), to put them back after `scale`.
+    let share: String?
     var report = Report()
     /// Scenarios that could not be measured, with why; any of them makes the run fail.
     var problems: [String] = []
@@ -24,9 +28,13 @@ final class SideBySide {
         return node
     }
 
-    init(drover: String, agent: String, bed: Testbed, dask: DaskPeer, quick: Bool, results: String) {
+    init(drover: String, agent: String, bed: Testbed, dask: DaskPeer, quick: Bool, results: String, only: Set<String>? = nil, share: String? = nil) {
         (self.drover, self.agent, self.bed, self.dask, self.quick, self.results) = (drover, agent, bed, dask, quick, results)
+        (self.only, self.share) = (only, share)
     }
+
+    /// Every scenario in the order of a run; `scale` (50 hosts) is left out of `--quick` unless named.
+    static let scenarios = ["throughput", "latency", "idle", "dead-host", "false-alarms", "orphans", "overhead", "scale"]
 
     /// Sizes: the full run, and `--quick` (under 3 minutes, run by the test suite).
     var jobs: Int { quick ? 100 : 2000 }
@@ -40,21 +48,28 @@ final class SideBySide {
             "machine": "\(ProcessInfo.processInfo.activeProcessorCount) CPUs, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB, testbed of \(bed.hosts.count) hosts (network namespaces on this machine)",
             "drover": Self.commit(), "gnu parallel": GNUParallel.version, "dask": dask.version,
         ]
+        if let only { report.context["only"] = only.sorted().joined(separator: ",") }
         print("drover side-by-side benchmark (\(quick ? "quick" : "full")) — \(stamp)")
-        scenario("throughput", throughput)
-        scenario("latency", latency)
-        scenario("dead host", deadHost)
-        scenario("false alarms", falseAlarms)
-        scenario("orphans", orphans)
-        scenario("overhead", overhead)
+        let bodies: [String: () throws -> Void] = [
+            "throughput": throughput, "latency": latency, "idle": idle, "dead-host": deadHost,
+            "false-alarms": falseAlarms, "orphans": orphans, "overhead": overhead, "scale": scale,
+        ]
+        for name in Self.scenarios {
+            if let only, !only.contains(name) { continue }
+            if only == nil, quick, name == "scale" { continue }
+            scenario(name.replacingOccurrences(of: "-", with: " "), bodies[name]!)
+        }
         bed.restore()
+        report.aims = Aims.evaluate(report, quick: quick)
         print("\n" + report.table())
+        print("\n" + report.aimsTable())
         do {
             let (json, md) = try report.write(to: results, stamp: stamp)
             print("\nwritten: \(json)\n         \(md)")
         } catch {
             problems.append("cannot write the results into \(results): \(error)")
         }
+        // The zero-tolerance aims (false alarms, orphans): every Drover figure that must be 0.
         let mustBeZero = report.figures.filter { $0.tool == "drover" && $0.better == .zero && $0.samples.contains { $0 != 0 } }
         for f in mustBeZero { problems.append("\(f.scenario): \(f.metric) is \(f.samples.map(\.shown).joined(separator: ", ")) for Drover; must be 0") }
         for p in problems { print("bench: \(p)") }
@@ -64,6 +79,7 @@ final class SideBySide {
     /// Runs one scenario; a failure is recorded and the next scenario still runs on a restored testbed.
     func scenario(_ name: String, _ body: () throws -> Void) {
         print("\n== \(name)")
+        fflush(nil)
         let t0 = now()
         defer { print("   (\(Int(now() - t0)) s)") }
         do {
@@ -79,12 +95,15 @@ final class SideBySide {
         report.add(Figure(scenario: scenario, metric: metric, unit: unit, tool: tool, better: better, samples: samples, note: note))
     }
 
-    /// A coordinator with 4 slots per testbed host, all hosts up, for the length of `body`.
-    func withCoordinator<T>(_ body: (CoordinatorProcess) throws -> T) throws -> T {
-        let inventory = try bed.inventory(slots: 4)
-        let c = try CoordinatorProcess(drover: drover, inventory: inventory, agent: agent)
+    /// A coordinator with `slots` per host of `bed` (the 3-host testbed unless given), all hosts
+    /// up, for the length of `body`. `options`: more options of `drover coordinator`.
+    func withCoordinator<T>(on other: Testbed? = nil, slots: Int = 4, options: [String] = [], upTimeout: Double = 120,
+                            _ body: (CoordinatorProcess) throws -> T) throws -> T {
+        let bed = other ?? self.bed
+        let inventory = try bed.inventory(slots: slots)
+        let c = try CoordinatorProcess(drover: drover, inventory: inventory, agent: agent, options: options)
         defer { c.stop() }
-        try c.waitUp(bed.hosts.count)
+        try c.waitUp(bed.hosts.count, timeout: upTimeout)
         return try body(c)
     }
 

@@ -5,7 +5,9 @@ import Foundation
 struct Testbed {
     let dir: String
     let hosts: [(name: String, address: String)]
-    var script: String { dir + "/../scripts/testbed" }
+    /// scripts/testbed of this checkout (bench/run runs from its top; the state dir may be anywhere,
+    /// with DROVER_TESTBED_DIR).
+    var script: String { FileManager.default.currentDirectoryPath + "/scripts/testbed" }
     var inventory: String { dir + "/hosts.json" }
     var key: String { dir + "/id_ed25519" }
     var knownHosts: String { dir + "/known_hosts" }
@@ -74,26 +76,3 @@ func waitFor(_ what: String, timeout: Double, _ condition: () throws -> Bool) th
 }
 
 func now() -> Double { Date().timeIntervalSince1970 }
-
-extension Testbed {
-    /// User + system CPU seconds of a local process so far (Linux /proc).
-    func cpuSeconds(pid: pid_t) -> Double {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = text.lastIndex(of: ")") else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
-        return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
-    /// The agent daemon on a host: its RSS (bytes) and CPU seconds so far, read inside the host.
-    func agentUsage(_ host: String, root: String? = nil) -> (rss: Double, cpu: Double)? {
-        let root = root ?? "/home/dtest/.drover/\(host)"
-        let script = "p=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' \(root)/heartbeat); [ -n \"$p\" ] && grep VmRSS /proc/$p/status && cat /proc/$p/stat"
-        let out = exec(host, ["sh", "-c", script])
-        guard let rssLine = out.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kb = rssLine.split(separator: " ").dropFirst().first.flatMap({ Double($0) }),
-              let stat = out.split(separator: "\n").last, let close = stat.lastIndex(of: ")") else { return nil }
-        let f = stat[stat.index(after: close)...].split(separator: " ")
-        guard f.count > 13, let u = Double(f[11]), let s = Double(f[12]) else { return nil }
-        return (kb * 1024, (u + s) / Double(sysconf(Int32(_SC_CLK_TCK))))
-    }
-}
