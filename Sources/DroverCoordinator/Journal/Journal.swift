@@ -225,6 +225,11 @@ public final class Journal {
         }
     }
 
+    /// The id of the newest audit event (0 when there is none).
+    public func lastEventID() throws -> Int {
+        try db.query("SELECT MAX(id) AS m FROM events").first?.int("m") ?? 0
+    }
+
     /// Every host the coordinator has seen, with the slots its live attempts use.
     public func hosts() throws -> [HostRecord] {
         try Self.readHosts(db)

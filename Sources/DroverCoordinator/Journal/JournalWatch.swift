@@ -145,6 +145,29 @@ public final class JournalWatch: @unchecked Sendable {
     public var checks: Int { hub.counters.withLock { $0.checks } }
 }
 
+extension JournalWatch {
+    /// `wait(until:)` for loops that read after it: throws `CancellationError` when the task
+    /// is cancelled and `JournalWatchError` when the watch was stopped.
+    @discardableResult
+    public func next(until deadline: Date?) async throws -> Wake {
+        let wake = await wait(until: deadline)
+        if wake == .cancelled { throw CancellationError() }
+        if wake == .stopped { throw JournalWatchError(path: path, problem: "the watch was stopped") }
+        return wake
+    }
+
+    /// Reads with `read` now and again after each commit (or poke), until `done` accepts
+    /// what it read or `deadline` passes; returns the last value read.
+    public func reread<T>(until deadline: Date? = nil, _ read: () throws -> T, done: (T) throws -> Bool) async throws -> T {
+        while true {
+            let value = try read()
+            if try done(value) { return value }
+            if let deadline, Date() >= deadline { return value }
+            try await next(until: deadline)
+        }
+    }
+}
+
 /// A journal watch could not start.
 public struct JournalWatchError: Error, Sendable, CustomStringConvertible {
     public var path: String

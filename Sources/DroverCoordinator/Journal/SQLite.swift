@@ -34,6 +34,13 @@ public final class SQLiteDatabase {
     private var handle: OpaquePointer?
     private var cache: [String: OpaquePointer] = [:]
     public let path: String
+    /// Queries run on this connection so far (`query`, pragmas included): how often a
+    /// reader looked, for tests that check a follower sleeps between commits.
+    public private(set) var queries = 0
+
+    /// Prepared statements kept for reuse: one per distinct SQL text, so it stays flat
+    /// when values are bound as parameters and grows when they are put in the text.
+    public var cachedStatements: Int { cache.count }
 
     /// Opens (creating when `create`) the database at `path` in WAL mode.
     public init(path: String, create: Bool = true, readOnly: Bool = false) throws(SQLiteError) {
@@ -131,6 +138,7 @@ public final class SQLiteDatabase {
 
     /// Runs a query and returns its rows.
     public func query(_ sql: String, _ values: [SQLValue]) throws(SQLiteError) -> [SQLRow] {
+        queries += 1
         let s = try statement(sql)
         bind(s, values)
         defer { sqlite3_reset(s) }
