@@ -130,39 +130,15 @@ public final class Journal {
         return rows.compactMap(job(from:))
     }
 
+    /// The earliest end of a retry back-off after `time` (when a queued job becomes ready), if any.
+    public func nextRetry(after time: Double) throws -> Double? {
+        try db.query("SELECT MIN(not_before) AS t FROM jobs WHERE state='queued' AND not_before > ?", .double(time)).first?.double("t")
+    }
+
     /// Finds a job by id or by name (the newest job with that name).
     public func resolve(_ reference: String) throws -> JobRecord? {
         if let id = Int(reference), let j = try job(id) { return j }
         return try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE name=? ORDER BY id DESC LIMIT 1", .text(reference)).first.flatMap(job(from:))
-    }
-
-    static let attemptColumns = "job, attempt, host, state, agent_state, stale, started_at, ended_at, exit_code, signal, reason, max_rss_bytes, cpu_seconds"
-
-    func attempt(from r: SQLRow) -> AttemptRecord {
-        AttemptRecord(job: r.int("job") ?? 0, attempt: r.int("attempt") ?? 0, host: r.string("host") ?? "", state: r.string("state") ?? "",
-                      agentState: r.string("agent_state"), stale: r.int("stale") == 1, startedAt: r.double("started_at"),
-                      endedAt: r.double("ended_at"), exitCode: r.int("exit_code"), signal: r.string("signal"), reason: r.string("reason"),
-                      maxRSSBytes: r.int("max_rss_bytes"), cpuSeconds: r.double("cpu_seconds"))
-    }
-
-    /// A job's attempts, in order.
-    public func attempts(of job: Int) throws -> [AttemptRecord] {
-        try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE job=? ORDER BY attempt", .int(Int64(job))).map(attempt(from:))
-    }
-
-    /// One attempt, or nil.
-    public func attempt(_ job: Int, _ n: Int) throws -> AttemptRecord? {
-        try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE job=? AND attempt=?", .int(Int64(job)), .int(Int64(n))).first.map(attempt(from:))
-    }
-
-    /// Attempts the agents may still be running (not known to have ended there).
-    public func liveAttempts(on host: String? = nil) throws -> [AttemptRecord] {
-        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
-        let condition = "(agent_state IS NULL OR agent_state NOT IN (\(finals)))"
-        if let host {
-            return try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE host=? AND \(condition)", .text(host)).map(attempt(from:))
-        }
-        return try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE \(condition)").map(attempt(from:))
     }
 
     /// Audit events after `id`, oldest first (optionally of some jobs only).
@@ -187,27 +163,5 @@ public final class Journal {
     /// The id of the newest audit event (0 when there is none).
     public func lastEventID() throws -> Int {
         try db.query("SELECT MAX(id) AS m FROM events").first?.int("m") ?? 0
-    }
-
-    /// Every host the coordinator has seen, with the slots its live attempts use.
-    public func hosts() throws -> [HostRecord] {
-        try Self.readHosts(db)
-    }
-
-    /// The hosts table of a journal database (also for readers that must not write, like --dry-run).
-    public static func readHosts(_ db: SQLiteDatabase) throws -> [HostRecord] {
-        let used = try db.query("""
-            SELECT a.host AS host, SUM(j.slots) AS used FROM attempts a JOIN jobs j ON j.id=a.job
-            WHERE a.state IN ('dispatched','accepted','starting','running') AND a.stale=0 GROUP BY a.host
-            """)
-        var usedBy: [String: Int] = [:]
-        for r in used { if let h = r.string("host") { usedBy[h] = r.int("used") ?? 0 } }
-        return try db.query("SELECT * FROM hosts ORDER BY name").map { r in
-            let name = r.string("name") ?? ""
-            return HostRecord(name: name, state: r.string("state") ?? "unknown", lastSeq: r.int("last_seq") ?? 0, slots: r.int("slots"),
-                              usedSlots: usedBy[name] ?? 0, agentVersion: r.string("agent_version"), agentBuild: r.string("agent_build"), heartbeatTime: r.double("heartbeat_time"),
-                              heartbeatSeq: r.int("heartbeat_seq"), since: r.double("since") ?? 0, error: r.string("error"),
-                              machineID: r.string("machine_id"), sameMachineAs: r.string("same_machine_as"), coordinators: r.int("coordinators"))
-        }
     }
 }
