@@ -62,6 +62,8 @@ let package = Package(
         .testTarget(name: "DroverSSHTests", dependencies: ["DroverSSH", "DroverCore"]),
         .testTarget(name: "DroverCoordinatorTests", dependencies: ["DroverCoordinator", "DroverTestSupport"]),
         .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore", "DroverTestSupport"]),
+        // The commands' logic that needs no testbed (followers, the coordinator's lock).
+        .testTarget(name: "DroverCommandsTests", dependencies: ["DroverCommands", "DroverCoordinator", "DroverInventory", "DroverCore"]),
         .testTarget(
             name: "DroverIntegrationTests",
             dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore"]

@@ -27,6 +27,9 @@ public struct StateOptions: ParsableArguments {
         } catch let error as UnsafeStateError {
             Terminal.error(error.description)
             throw ExitCode(1)
+        } catch let error as JournalFormatError {
+            Terminal.error(error.description)
+            throw ExitCode(1)
         } catch {
             Terminal.error("cannot open the journal in \(location.path): \(error)")
             throw ExitCode(1)

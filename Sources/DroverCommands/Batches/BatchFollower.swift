@@ -3,19 +3,24 @@ import DroverCoordinator
 import DroverCore
 import Foundation
 
-/// Follows a batch through the journal to its end, drawing its progress.
+/// Follows a batch through the journal to its end, drawing its progress. It reads the
+/// journal again only after a commit (`JournalWatch`); a terminal display is redrawn from
+/// the last reading every 0.2 s in between (elapsed time, ETA, heartbeat ages).
 final class BatchFollower {
     let journal: Journal
     let batch: String
+    /// Wakes the follower on each commit; `poke()` it to make it look again now (Ctrl-C).
+    let watch: JournalWatch
     private var renderer: ProgressRenderer?
     private var toTerminal = false
     private var json = false
     private var lastEvent = 0
     private var lastFrame = 0.0
 
-    init(journal: Journal, batch: String, progress: ProgressChoice) {
+    init(journal: Journal, batch: String, progress: ProgressChoice) throws {
         self.journal = journal
         self.batch = batch
+        watch = try JournalWatch(journal)
         let color = LocalUser.environment("NO_COLOR").map(\.isEmpty) ?? true
         let tty = isatty(2) == 1
         switch progress {
@@ -33,8 +38,10 @@ final class BatchFollower {
                 renderer = ProgressRenderer(mode: .lines(color: false))
             }
         }
-        lastEvent = (try? journal.db.query("SELECT MAX(id) AS m FROM events").first?.int("m")) ?? 0
+        lastEvent = (try? journal.lastEventID()) ?? 0
     }
+
+    deinit { watch.stop() }
 
     static func width() -> Int {
         var ws = winsize()
@@ -44,23 +51,35 @@ final class BatchFollower {
 
     /// Draws until every job of the batch is over (or `interrupted` says so); returns the jobs.
     func follow(interrupted: () -> Bool) async throws -> [JobRecord] {
+        var fresh = true
+        var jobs: [JobRecord] = []
+        var hosts: [HostRecord] = []
         while true {
-            let jobs = try journal.batchJobs(batch)
-            let snapshot = try self.snapshot(jobs)
-            try emitChanges(jobs, snapshot)
+            if fresh {
+                jobs = try journal.batchJobs(batch)
+                hosts = try journal.hosts()
+            }
+            let snapshot = self.snapshot(jobs, hosts: hosts)
+            if fresh { try emitChanges(jobs, snapshot) }
+            let over = jobs.allSatisfy(\.state.isFinal)
             let now = Date().timeIntervalSince1970
-            if toTerminal, now - lastFrame >= 0.2 || jobs.allSatisfy(\.state.isFinal) {
+            if toTerminal, now - lastFrame >= Self.frameInterval * 0.9 || over {
                 lastFrame = now
                 write(renderer?.frame(snapshot) ?? "")
             }
-            if jobs.allSatisfy(\.state.isFinal) || interrupted() {
+            if over || interrupted() {
                 if json { write(renderer?.snapshot(snapshot) ?? "") }
                 finish()
                 return jobs
             }
-            try await Task.sleep(for: .milliseconds(100))
+            // The next commit; on a terminal, the next frame at the latest.
+            let wake = try await watch.next(until: toTerminal ? Date(timeIntervalSince1970: lastFrame + Self.frameInterval) : nil)
+            fresh = wake != .timedOut
         }
     }
+
+    /// Seconds between two frames of the terminal display.
+    static let frameInterval = 0.2
 
     /// Leaves the last frame on screen and restores the cursor (also after Ctrl-C).
     func finish() {
@@ -74,8 +93,8 @@ final class BatchFollower {
         }
     }
 
-    /// Counts, ETA and hosts for the display.
-    func snapshot(_ jobs: [JobRecord]) throws -> BatchProgress {
+    /// Counts, ETA and hosts for the display, from the batch's jobs and the hosts as read.
+    func snapshot(_ jobs: [JobRecord], hosts: [HostRecord]) -> BatchProgress {
         var p = BatchProgress(batch: batch, total: jobs.count)
         var runtimes: [Double] = []
         for j in jobs {
@@ -92,7 +111,6 @@ final class BatchFollower {
         }
         let now = Date().timeIntervalSince1970
         p.elapsed = now - (jobs.map(\.submittedAt).min() ?? now)
-        let hosts = try journal.hosts()
         let slots = hosts.filter { $0.state == "up" }.reduce(0) { $0 + ($1.slots ?? 1) }
         p.eta = ProgressEstimate.eta(finishedRuntimes: runtimes, remaining: p.total - p.done, parallelism: max(1, slots))
         p.hosts = hosts.map { HostProgress(name: $0.name, state: $0.state, usedSlots: $0.usedSlots, slots: $0.slots, heartbeatAge: $0.heartbeatTime.map { max(0, now - $0) }) }

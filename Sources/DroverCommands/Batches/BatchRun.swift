@@ -9,10 +9,11 @@ enum BatchRun {
     static func follow(_ journal: Journal, batch: String, options: BatchOptions, onInterrupt: InterruptChoice?) async throws {
         let interrupt = InterruptWatch()
         defer { interrupt.stop() }
-        let follower = BatchFollower(journal: journal, batch: batch, progress: options.progress)
+        let follower = try BatchFollower(journal: journal, batch: batch, progress: options.progress)
+        interrupt.wakes(follower.watch)
         var jobs = try await follower.follow { interrupt.fired }
         if interrupt.fired {
-            try await handleInterrupt(journal, batch: batch, jobs: jobs, choice: InterruptChoice.resolve(onInterrupt))
+            try await handleInterrupt(journal, watch: follower.watch, batch: batch, jobs: jobs, choice: InterruptChoice.resolve(onInterrupt))
             jobs = try journal.batchJobs(batch)
         }
         // With JSON progress, stdout stays JSON lines only: the summary goes to stderr.
@@ -36,7 +37,7 @@ enum BatchRun {
         if summary { output.write(Data((report.summary() + "\n").utf8)) }
     }
 
-    private static func handleInterrupt(_ journal: Journal, batch: String, jobs: [JobRecord], choice: InterruptChoice) async throws {
+    private static func handleInterrupt(_ journal: Journal, watch: JournalWatch, batch: String, jobs: [JobRecord], choice: InterruptChoice) async throws {
         let open = jobs.filter { !$0.state.isFinal }.map(\.id)
         if open.isEmpty { return }
         if choice.answered("cancel the \(open.count) unfinished job(s) of batch \(batch)", cancel: "cancel them", leave: "leave them running") == .leave {
@@ -45,9 +46,6 @@ enum BatchRun {
         }
         _ = try journal.requestCancel(open)
         Terminal.note("cancelling \(open.count) job(s) of batch \(batch)…")
-        let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, try !journal.jobs(open).allSatisfy(\.state.isFinal) {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        _ = try await watch.reread(until: Date().addingTimeInterval(120), { try journal.jobs(open) }, done: { $0.allSatisfy(\.state.isFinal) })
     }
 }

@@ -48,7 +48,7 @@ struct CancelCommand: AsyncParsableCommand {
             print(json ? try Terminal.json(try journal.jobs(ids)) : "cancel requested for \(requested.map(String.init).joined(separator: ", "))")
             return
         }
-        let follower = JobFollower(journal: journal, inventory: Inventory(source: .embeddedDefault, hosts: []))
+        let follower = try JobFollower(journal: journal, inventory: Inventory(source: .embeddedDefault, hosts: []))
         let result = try await follower.waitFinal(ids, timeout: Durations.parse(timeout))
         if json {
             print(try Terminal.json(result))

@@ -37,7 +37,7 @@ struct DownCommand: AsyncParsableCommand {
             if !active.isEmpty {
                 _ = try journal.requestCancel(active)
                 if state.runningCoordinator() != nil {
-                    let follower = JobFollower(journal: journal, inventory: inventory)
+                    let follower = try JobFollower(journal: journal, inventory: inventory)
                     let done = try await follower.waitFinal(active, timeout: 60)
                     print("cancelled \(done.filter { $0.state == .cancelled }.count) job(s)")
                 }
@@ -45,9 +45,8 @@ struct DownCommand: AsyncParsableCommand {
         }
         if let pid = state.runningCoordinator(), pid > 0 {
             kill(pid, SIGTERM)
-            let deadline = Date().addingTimeInterval(15)
-            while state.runningCoordinator() != nil && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            if state.runningCoordinator() != nil {
+            let stopped = await CoordinatorLauncher.waitForExit(state: state, timeout: 15)
+            if !stopped && state.runningCoordinator() != nil {
                 kill(pid, SIGKILL)
                 print("coordinator (pid \(pid)) did not stop in 15 s: killed")
             } else {

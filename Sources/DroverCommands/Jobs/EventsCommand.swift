@@ -18,6 +18,9 @@ struct EventsCommand: AsyncParsableCommand {
 
     @OptionGroup var stateOptions: StateOptions
 
+    /// Events read per query.
+    static let page = 10_000
+
     @Flag(name: .shortAndLong, help: "Keep printing new events as they are recorded (Ctrl-C to stop).")
     var follow = false
 
@@ -37,6 +40,9 @@ struct EventsCommand: AsyncParsableCommand {
             return
         }
         let journal = try stateOptions.openJournal()
+        // Following: wake on each commit (created before the first read, so none is missed).
+        let watch = follow ? try JournalWatch(journal) : nil
+        defer { watch?.stop() }
         let jobIDs = try job.map { try journal.resolveAll([$0]).map(\.id) }
         var last = after
         let encoder = JSONEncoder()
@@ -44,7 +50,7 @@ struct EventsCommand: AsyncParsableCommand {
         let f = DateFormatter()
         f.dateFormat = "yyyy-MM-dd HH:mm:ss.SSS"
         while true {
-            let batch = try journal.events(after: last, jobs: jobIDs)
+            let batch = try journal.events(after: last, jobs: jobIDs, limit: Self.page)
             for e in batch {
                 if json {
                     print(String(decoding: try encoder.encode(e), as: UTF8.self))
@@ -54,8 +60,10 @@ struct EventsCommand: AsyncParsableCommand {
                 last = e.id
             }
             FileHandle.standardOutput.synchronizeFile()
-            if !follow { return }
-            try await Task.sleep(for: .milliseconds(100))
+            // A full page: read the next one at once (also without --follow).
+            if batch.count == Self.page { continue }
+            guard let watch else { return }
+            try await watch.next(until: nil)
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DroverCoordinator
 import DroverCore
 import Foundation
 
@@ -20,21 +21,32 @@ enum InterruptChoice: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
-/// Turns Ctrl-C into a flag that the follow loops poll, so they can restore the terminal
-/// and ask what to do with the remote work instead of dying with it unexplained.
+/// Turns Ctrl-C into a flag that the follow loops check when they wake, and pokes their
+/// journal watches so they wake at once; they can then restore the terminal and ask what to
+/// do with the remote work instead of dying with it unexplained.
 final class InterruptWatch: @unchecked Sendable {
     private let flag = Locked(false)
+    private let watches = Locked<[JournalWatch]>([])
     private let source: any DispatchSourceSignal
 
     init() {
         signal(SIGINT, SIG_IGN)
         source = DispatchSource.makeSignalSource(signal: SIGINT)
-        let flag = self.flag
-        source.setEventHandler { flag.withLock { $0 = true } }
+        let (flag, watches) = (self.flag, self.watches)
+        source.setEventHandler {
+            flag.withLock { $0 = true }
+            for w in watches.withLock({ $0 }) { w.poke() }
+        }
         source.resume()
     }
 
     var fired: Bool { flag.withLock { $0 } }
+
+    /// Pokes `watch` on Ctrl-C (and at once when it came already).
+    func wakes(_ watch: JournalWatch) {
+        watches.withLock { $0.append(watch) }
+        if fired { watch.poke() }
+    }
 
     func stop() { source.cancel() }
 }

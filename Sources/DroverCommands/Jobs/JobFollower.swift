@@ -5,16 +5,23 @@ import DroverInventory
 import DroverSSH
 import Foundation
 
-/// Follows jobs through the journal, and their output on the hosts where they run.
+/// Follows jobs through the journal, and their output on the hosts where they run. It reads
+/// the journal again only when someone committed to it (`JournalWatch`), not on a timer.
 final class JobFollower {
     let journal: Journal
     let inventory: Inventory
+    /// Wakes the follower on each commit; `poke()` it to make it look again now (Ctrl-C).
+    let watch: JournalWatch
     private var sessions: [String: any HostSession] = [:]
 
-    init(journal: Journal, inventory: Inventory) {
+    init(journal: Journal, inventory: Inventory) throws {
         self.journal = journal
         self.inventory = inventory
+        // Before the first read, so no commit after it goes unnoticed.
+        watch = try JournalWatch(journal)
     }
+
+    deinit { watch.stop() }
 
     /// Closes the SSH sessions it opened.
     func close() async {
@@ -25,12 +32,7 @@ final class JobFollower {
     /// Waits until every job is final (or `timeout` passes); returns their last records.
     func waitFinal(_ ids: [Int], timeout: Double? = nil) async throws -> [JobRecord] {
         let deadline = timeout.map { Date().addingTimeInterval($0) }
-        while true {
-            let jobs = try journal.jobs(ids)
-            if jobs.allSatisfy(\.state.isFinal) { return jobs }
-            if let deadline, Date() >= deadline { return jobs }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        return try await watch.reread(until: deadline, { try journal.jobs(ids) }, done: { $0.allSatisfy(\.state.isFinal) })
     }
 
     private func session(for host: String) async throws -> any HostSession {
@@ -63,7 +65,9 @@ final class JobFollower {
         let session = try await session(for: attempt.host)
         let stream = try session.stream(try outputCommand(attempt, follow: follow, stdout: stdout, stderr: stderr), stdin: nil)
         let done = Locked<Result<ExitStatus?, any Error>?>(nil)
+        let watch = self.watch
         let pump = Task {
+            defer { watch.poke() }
             do {
                 var status: ExitStatus?
                 for try await event in stream {
@@ -78,12 +82,18 @@ final class JobFollower {
                 done.withLock { $0 = .failure(error) }
             }
         }
+        // `stop` looks at the journal after each commit; the pump pokes the watch when the
+        // stream ends.
         while done.withLock({ $0 }) == nil {
             if let stop, try stop() {
                 stream.cancel()
                 break
             }
-            try? await Task.sleep(for: .milliseconds(50))
+            let wake = await watch.wait(timeout: nil)
+            if wake == .cancelled || wake == .stopped {
+                stream.cancel()
+                break
+            }
         }
         await pump.value
         if case .failure(let e) = done.withLock({ $0 }), !(try stop?() ?? false) {
@@ -92,7 +102,8 @@ final class JobFollower {
     }
 
     /// Streams a job's output live, attempt after attempt, until the job is final; throws
-    /// what `interrupt` returns as soon as it returns an error.
+    /// what `interrupt` returns as soon as it returns an error (and the watch is poked:
+    /// `InterruptWatch.wakes`).
     func follow(_ id: Int, interrupt: @escaping () -> (any Error)? = { nil }) async throws -> JobRecord {
         try await followStreams(id, interrupt: interrupt)
     }
@@ -122,14 +133,19 @@ final class JobFollower {
             if job.state.isFinal {
                 return try await waitFinal([id]).first ?? job
             }
-            if !toldWaiting, streamed == 0, job.state == .queued, Date().timeIntervalSince(waitingSince) > 5 {
+            let tellAt = waitingSince.addingTimeInterval(Self.waitingNote)
+            if !toldWaiting, streamed == 0, job.state == .queued, Date() >= tellAt {
                 toldWaiting = true
                 let hosts = try journal.hosts().map { h in "\(h.name) \(h.state)\(h.slots.map { " \(h.usedSlots)/\($0) slots" } ?? "")\(h.state != "up" ? h.error.map { ": \($0)" } ?? "" : "")" }
                 Terminal.note("job \(id) is still waiting for a host (\(hosts.joined(separator: "; ")))")
             }
-            try await Task.sleep(for: .milliseconds(20))
+            // Until the next commit; while the note may still be due, until it is.
+            try await watch.next(until: toldWaiting || streamed > 0 ? nil : tellAt)
         }
     }
+
+    /// Seconds a queued job waits before `run` says which hosts it is waiting for.
+    static let waitingNote = 5.0
 
     /// The exit status `drover run` ends with for a finished job: the job's own exit code,
     /// 128+N for signal N, 124 for a timeout, 130 for a cancel, 1 otherwise.

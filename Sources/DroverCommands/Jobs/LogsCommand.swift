@@ -41,7 +41,7 @@ struct LogsCommand: AsyncParsableCommand {
             return
         }
         guard let record = try journal.resolveAll([job]).first else { throw ExitCode(2) }
-        let follower = JobFollower(journal: journal, inventory: try inventoryOptions.load())
+        let follower = try JobFollower(journal: journal, inventory: try inventoryOptions.load())
         if follow && attempt == nil {
             // Output of the current attempt, then of any re-run, until the job ends.
             _ = try await follower.followStreams(record.id, stdout: !stderr, stderr: stderr)

@@ -57,7 +57,8 @@ struct RunCommand: AsyncParsableCommand {
         let interrupt = InterruptWatch()
         defer { interrupt.stop() }
 
-        let follower = JobFollower(journal: journal, inventory: inventory)
+        let follower = try JobFollower(journal: journal, inventory: inventory)
+        interrupt.wakes(follower.watch)
         let outcome: JobRecord
         do {
             outcome = try await follower.follow(id) { interrupt.fired ? InterruptedRun(id: id) : nil }

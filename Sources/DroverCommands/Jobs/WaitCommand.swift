@@ -34,7 +34,7 @@ struct WaitCommand: AsyncParsableCommand {
     func run() async throws {
         let journal = try stateOptions.openJournal(create: false)
         let ids = try journal.resolveAll(jobs).map(\.id)
-        let follower = JobFollower(journal: journal, inventory: Inventory(source: .embeddedDefault, hosts: []))
+        let follower = try JobFollower(journal: journal, inventory: Inventory(source: .embeddedDefault, hosts: []))
         let result = try await follower.waitFinal(ids, timeout: timeout.flatMap(Durations.parse))
         if json {
             print(try Terminal.json(result))

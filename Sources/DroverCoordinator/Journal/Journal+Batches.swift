@@ -94,6 +94,49 @@ extension Journal {
                      .text(batch), .text(job)).first.flatMap(job(from:))
     }
 
+    // MARK: The coordinator's side
+
+    /// Batch jobs waiting for their dependencies, oldest first.
+    public func waitingJobs() throws -> [JobRecord] {
+        try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE state='waiting' AND superseded=0 ORDER BY id").compactMap(job(from:))
+    }
+
+    /// The state of each current job of a batch, by batch job id.
+    public func batchJobStates(_ batch: String) throws -> [String: JobState] {
+        var states: [String: JobState] = [:]
+        for r in try db.query("SELECT batch_job, state FROM jobs WHERE batch=? AND superseded=0", .text(batch)) {
+            if let j = r.string("batch_job"), let s = r.string("state").flatMap(JobState.init(rawValue:)) { states[j] = s }
+        }
+        return states
+    }
+
+    /// Moves a waiting job on (to `queued` or `approval`, which starts its clock at `time`);
+    /// false when it was no longer waiting.
+    @discardableResult
+    public func release(_ id: Int, to next: JobState, at time: Double) throws -> Bool {
+        try db.run("UPDATE jobs SET state=?, started_at=? WHERE id=? AND state='waiting'",
+                   .text(next.rawValue), next == .approval ? .double(time) : .null, .int(Int64(id))) > 0
+    }
+
+    /// Asks the coordinator to cancel a running job, saying why (`reason` becomes the job's), and audits it.
+    public func requestCancel(job id: Int, reason: String) throws {
+        try db.run("UPDATE jobs SET cancel_requested=1, reason=? WHERE id=?", .text(reason), .int(Int64(id)))
+        try audit("cancel_requested", job: id, reason)
+    }
+
+    /// Batches not marked finished whose every current job is over.
+    public func batchesOver() throws -> [String] {
+        try db.query("""
+            SELECT b.name AS name FROM batches b WHERE b.finished_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch=b.name AND j.superseded=0 AND j.state IN \(JobState.openSQL))
+            """).compactMap { $0.string("name") }
+    }
+
+    /// Records the end of a batch.
+    public func markBatchFinished(_ name: String, at time: Double) throws {
+        try db.run("UPDATE batches SET finished_at=? WHERE name=?", .double(time), .text(name))
+    }
+
     /// Completes an approval gate; returns the job, or throws with why it cannot be approved.
     public func approve(_ batch: String, _ jobID: String, by who: String) throws -> JobRecord {
         try db.transaction {

@@ -8,45 +8,6 @@ public final class Journal {
     public let db: SQLiteDatabase
     public let state: StateLocation
 
-    static let schema = """
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS jobs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            name TEXT, request TEXT NOT NULL, state TEXT NOT NULL,
-            priority INTEGER NOT NULL DEFAULT 0, slots INTEGER NOT NULL DEFAULT 1,
-            attempt INTEGER NOT NULL DEFAULT 0, host TEXT,
-            failures INTEGER NOT NULL DEFAULT 0, losses INTEGER NOT NULL DEFAULT 0,
-            exit_code INTEGER, signal TEXT, reason TEXT,
-            submitted_at REAL NOT NULL, started_at REAL, ended_at REAL,
-            cancel_requested INTEGER NOT NULL DEFAULT 0);
-        CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, priority DESC, id);
-        CREATE TABLE IF NOT EXISTS attempts (
-            job INTEGER NOT NULL REFERENCES jobs(id), attempt INTEGER NOT NULL, host TEXT NOT NULL,
-            state TEXT NOT NULL, agent_state TEXT, stale INTEGER NOT NULL DEFAULT 0,
-            started_at REAL, ended_at REAL, exit_code INTEGER, signal TEXT, reason TEXT,
-            max_rss_bytes INTEGER, cpu_seconds REAL, dispatched_at REAL NOT NULL,
-            PRIMARY KEY (job, attempt));
-        CREATE INDEX IF NOT EXISTS attempts_host ON attempts(host, state);
-        CREATE TABLE IF NOT EXISTS hosts (
-            name TEXT PRIMARY KEY, state TEXT NOT NULL, last_seq INTEGER NOT NULL DEFAULT 0,
-            slots INTEGER, agent_version TEXT, agent_build TEXT, heartbeat_time REAL, heartbeat_seq INTEGER,
-            since REAL NOT NULL, error TEXT);
-        CREATE TABLE IF NOT EXISTS events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL,
-            job INTEGER, attempt INTEGER, host TEXT, state TEXT, message TEXT NOT NULL);
-        CREATE INDEX IF NOT EXISTS events_job ON events(job);
-        CREATE TABLE IF NOT EXISTS batches (
-            name TEXT PRIMARY KEY, fail_fast INTEGER NOT NULL DEFAULT 0, results TEXT NOT NULL, file TEXT,
-            submitted_at REAL NOT NULL, finished_at REAL, generation INTEGER NOT NULL DEFAULT 1);
-        """
-
-    /// Columns added after format 1 (journals from older builds gain them when opened).
-    static let addedColumns: [(table: String, column: String, definition: String)] = [
-        ("jobs", "batch", "TEXT"), ("jobs", "batch_job", "TEXT"), ("jobs", "superseded", "INTEGER NOT NULL DEFAULT 0"),
-        ("jobs", "not_before", "REAL"), ("jobs", "spec_hash", "TEXT"), ("attempts", "slot", "INTEGER"),
-        ("hosts", "machine_id", "TEXT"), ("hosts", "same_machine_as", "TEXT"), ("hosts", "coordinators", "INTEGER"),
-    ]
-
     /// Opens (creating when needed) the journal in `state`.
     public init(_ state: StateLocation) throws {
         self.state = state
@@ -61,22 +22,10 @@ public final class Journal {
             close(fd)
         }
         db = try SQLiteDatabase(path: path)
-        try db.execute(Self.schema)
-        try migrate()
-        try db.transaction {
-            if try db.query("SELECT value FROM meta WHERE key='coordinator_id'").isEmpty {
-                let id = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
-                try db.run("INSERT INTO meta(key, value) VALUES ('coordinator_id', ?), ('epoch', '0'), ('format', '1')", .text(id))
-            }
-        }
-    }
-
-    private func migrate() throws {
-        for (table, column, definition) in Self.addedColumns {
-            let have = try db.query("PRAGMA table_info(\(table))").contains { $0.string("name") == column }
-            if !have { try db.execute("ALTER TABLE \(table) ADD COLUMN \(column) \(definition)") }
-        }
-        try db.execute("CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch, batch_job)")
+        // Refuses a journal from a newer drover before touching it, then runs the steps this
+        // one lacks (none, usually: one read of user_version).
+        try Self.checkFormat(db)
+        try Self.migrator.migrate(db)
     }
 
     /// The id that names this journal's coordinator to agents (leases, specs, job names).
@@ -167,10 +116,23 @@ public final class Journal {
     }
 
     /// Jobs in these states, in queue order (priority, then age); with `readyAt`, only jobs whose retry back-off is over.
+    /// The time is bound, not written into the SQL, so each round reuses one prepared statement.
     public func jobs(in states: [JobState], readyAt: Double? = nil, limit: Int = -1) throws -> [JobRecord] {
+        // The states are our own constants: one statement per set of states.
         let list = states.map { "'\($0.rawValue)'" }.joined(separator: ",")
-        let ready = readyAt.map { "AND (not_before IS NULL OR not_before <= \($0))" } ?? ""
-        return try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE state IN (\(list)) \(ready) ORDER BY priority DESC, id LIMIT ?", .int(Int64(limit))).compactMap(job(from:))
+        let rows: [SQLRow]
+        if let readyAt {
+            rows = try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE state IN (\(list)) AND (not_before IS NULL OR not_before <= ?) ORDER BY priority DESC, id LIMIT ?",
+                                .double(readyAt), .int(Int64(limit)))
+        } else {
+            rows = try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE state IN (\(list)) ORDER BY priority DESC, id LIMIT ?", .int(Int64(limit)))
+        }
+        return rows.compactMap(job(from:))
+    }
+
+    /// The earliest end of a retry back-off after `time` (when a queued job becomes ready), if any.
+    public func nextRetry(after time: Double) throws -> Double? {
+        try db.query("SELECT MIN(not_before) AS t FROM jobs WHERE state='queued' AND not_before > ?", .double(time)).first?.double("t")
     }
 
     /// Finds a job by id or by name (the newest job with that name).
@@ -179,43 +141,16 @@ public final class Journal {
         return try db.query("SELECT \(Self.jobColumns) FROM jobs WHERE name=? ORDER BY id DESC LIMIT 1", .text(reference)).first.flatMap(job(from:))
     }
 
-    static let attemptColumns = "job, attempt, host, state, agent_state, stale, started_at, ended_at, exit_code, signal, reason, max_rss_bytes, cpu_seconds"
-
-    func attempt(from r: SQLRow) -> AttemptRecord {
-        AttemptRecord(job: r.int("job") ?? 0, attempt: r.int("attempt") ?? 0, host: r.string("host") ?? "", state: r.string("state") ?? "",
-                      agentState: r.string("agent_state"), stale: r.int("stale") == 1, startedAt: r.double("started_at"),
-                      endedAt: r.double("ended_at"), exitCode: r.int("exit_code"), signal: r.string("signal"), reason: r.string("reason"),
-                      maxRSSBytes: r.int("max_rss_bytes"), cpuSeconds: r.double("cpu_seconds"))
-    }
-
-    /// A job's attempts, in order.
-    public func attempts(of job: Int) throws -> [AttemptRecord] {
-        try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE job=? ORDER BY attempt", .int(Int64(job))).map(attempt(from:))
-    }
-
-    /// One attempt, or nil.
-    public func attempt(_ job: Int, _ n: Int) throws -> AttemptRecord? {
-        try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE job=? AND attempt=?", .int(Int64(job)), .int(Int64(n))).first.map(attempt(from:))
-    }
-
-    /// Attempts the agents may still be running (not known to have ended there).
-    public func liveAttempts(on host: String? = nil) throws -> [AttemptRecord] {
-        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
-        let condition = "(agent_state IS NULL OR agent_state NOT IN (\(finals)))"
-        if let host {
-            return try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE host=? AND \(condition)", .text(host)).map(attempt(from:))
-        }
-        return try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE \(condition)").map(attempt(from:))
-    }
-
     /// Audit events after `id`, oldest first (optionally of some jobs only).
     public func events(after id: Int = 0, job: Int? = nil, jobs: [Int]? = nil, limit: Int = 10_000) throws -> [AuditEvent] {
         let rows: [SQLRow]
         if let job {
             rows = try db.query("SELECT * FROM events WHERE id>? AND job=? ORDER BY id LIMIT ?", .int(Int64(id)), .int(Int64(job)), .int(Int64(limit)))
         } else if let jobs {
-            let list = jobs.map(String.init).joined(separator: ",")
-            rows = try db.query("SELECT * FROM events WHERE id>? AND job IN (\(list)) ORDER BY id LIMIT ?", .int(Int64(id)), .int(Int64(limit)))
+            // The ids as one bound JSON array: one statement whatever the list.
+            let list = "[" + jobs.map(String.init).joined(separator: ",") + "]"
+            rows = try db.query("SELECT * FROM events WHERE id>? AND job IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?",
+                                .int(Int64(id)), .text(list), .int(Int64(limit)))
         } else {
             rows = try db.query("SELECT * FROM events WHERE id>? ORDER BY id LIMIT ?", .int(Int64(id)), .int(Int64(limit)))
         }
@@ -225,25 +160,8 @@ public final class Journal {
         }
     }
 
-    /// Every host the coordinator has seen, with the slots its live attempts use.
-    public func hosts() throws -> [HostRecord] {
-        try Self.readHosts(db)
-    }
-
-    /// The hosts table of a journal database (also for readers that must not write, like --dry-run).
-    public static func readHosts(_ db: SQLiteDatabase) throws -> [HostRecord] {
-        let used = try db.query("""
-            SELECT a.host AS host, SUM(j.slots) AS used FROM attempts a JOIN jobs j ON j.id=a.job
-            WHERE a.state IN ('dispatched','accepted','starting','running') AND a.stale=0 GROUP BY a.host
-            """)
-        var usedBy: [String: Int] = [:]
-        for r in used { if let h = r.string("host") { usedBy[h] = r.int("used") ?? 0 } }
-        return try db.query("SELECT * FROM hosts ORDER BY name").map { r in
-            let name = r.string("name") ?? ""
-            return HostRecord(name: name, state: r.string("state") ?? "unknown", lastSeq: r.int("last_seq") ?? 0, slots: r.int("slots"),
-                              usedSlots: usedBy[name] ?? 0, agentVersion: r.string("agent_version"), agentBuild: r.string("agent_build"), heartbeatTime: r.double("heartbeat_time"),
-                              heartbeatSeq: r.int("heartbeat_seq"), since: r.double("since") ?? 0, error: r.string("error"),
-                              machineID: r.string("machine_id"), sameMachineAs: r.string("same_machine_as"), coordinators: r.int("coordinators"))
-        }
+    /// The id of the newest audit event (0 when there is none).
+    public func lastEventID() throws -> Int {
+        try db.query("SELECT MAX(id) AS m FROM events").first?.int("m") ?? 0
     }
 }

@@ -34,6 +34,15 @@ public final class SQLiteDatabase {
     private var handle: OpaquePointer?
     private var cache: [String: OpaquePointer] = [:]
     public let path: String
+    /// Queries run on this connection so far (`query`, pragmas included): how often a
+    /// reader looked, for tests that check a follower sleeps between commits.
+    public private(set) var queries = 0
+    /// Nesting depth of `transaction` inside the outermost one (names its savepoints).
+    private var savepoints = 0
+
+    /// Prepared statements kept for reuse: one per distinct SQL text, so it stays flat
+    /// when values are bound as parameters and grows when they are put in the text.
+    public var cachedStatements: Int { cache.count }
 
     /// Opens (creating when `create`) the database at `path` in WAL mode.
     public init(path: String, create: Bool = true, readOnly: Bool = false) throws(SQLiteError) {
@@ -131,6 +140,7 @@ public final class SQLiteDatabase {
 
     /// Runs a query and returns its rows.
     public func query(_ sql: String, _ values: [SQLValue]) throws(SQLiteError) -> [SQLRow] {
+        queries += 1
         let s = try statement(sql)
         bind(s, values)
         defer { sqlite3_reset(s) }
@@ -162,15 +172,36 @@ public final class SQLiteDatabase {
         return rows
     }
 
+    /// Whether a transaction is open on this connection.
+    public var inTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
     /// Runs `body` in one transaction (BEGIN IMMEDIATE): all of it is written, or none.
+    /// Inside another transaction it is a SAVEPOINT: when `body` throws, only its own
+    /// writes are undone, and the error reaches the outer body, which may catch it and go on.
     public func transaction<R>(_ body: () throws -> R) throws -> R {
-        try execute("BEGIN IMMEDIATE")
+        guard inTransaction else {
+            try execute("BEGIN IMMEDIATE")
+            do {
+                let r = try body()
+                try execute("COMMIT")
+                return r
+            } catch {
+                try? execute("ROLLBACK")
+                throw error
+            }
+        }
+        savepoints += 1
+        defer { savepoints -= 1 }
+        let name = "drover_\(savepoints)"
+        try execute("SAVEPOINT \(name)")
         do {
             let r = try body()
-            try execute("COMMIT")
+            try execute("RELEASE \(name)")
             return r
         } catch {
-            try? execute("ROLLBACK")
+            // Undo this level's writes, then drop the savepoint; the outer transaction goes on.
+            try? execute("ROLLBACK TO \(name)")
+            try? execute("RELEASE \(name)")
             throw error
         }
     }

@@ -9,46 +9,69 @@ extension Coordinator {
         var changed = true
         while changed {
             changed = false
-            let waiting = try journal.db.query("SELECT \(Journal.jobColumns) FROM jobs WHERE state='waiting' AND superseded=0 ORDER BY id").compactMap(journal.job(from:))
+            let waiting = try journal.waitingJobs()
             guard !waiting.isEmpty else { return }
+            try hashInputsOfReleasable(waiting)
             var states: [String: [String: JobState]] = [:]
             try journal.db.transaction {
                 for job in waiting {
                     guard let batch = job.batch else { continue }
-                    if states[batch] == nil {
-                        var m: [String: JobState] = [:]
-                        for r in try journal.db.query("SELECT batch_job, state FROM jobs WHERE batch=? AND superseded=0", .text(batch)) {
-                            if let j = r.string("batch_job"), let s = r.string("state").flatMap(JobState.init(rawValue:)) { m[j] = s }
-                        }
-                        states[batch] = m
-                    }
-                    let known = states[batch]!
-                    var ready = true
-                    var blocker: (Dependency, JobState)?
-                    for d in job.request.after ?? [] {
-                        // A dependency missing from the batch (left out by --limit) never completes.
-                        guard let s = known[d.job] else { ready = false; continue }
-                        switch d.satisfied(by: s) {
-                        case true?: continue
-                        case false?: blocker = blocker ?? (d, s)
-                        case nil: ready = false
-                        }
-                    }
-                    if let (d, s) = blocker {
+                    if states[batch] == nil { states[batch] = try journal.batchJobStates(batch) }
+                    switch Self.readiness(of: job, among: states[batch]!) {
+                    case .blocked(let d, let s):
                         try finish(job, .skipped, reason: "\(d.job) \(s.rawValue) (after \(d.job):\(d.condition.rawValue))")
                         states[batch]?[job.batchJob ?? ""] = .skipped
                         changed = true
-                    } else if ready {
+                    case .ready:
                         let next: JobState = job.request.approval == true ? .approval : .queued
-                        try journal.db.run("UPDATE jobs SET state=?, started_at=? WHERE id=? AND state='waiting'",
-                                           .text(next.rawValue), next == .approval ? .double(wallNow) : .null, .int(Int64(job.id)))
+                        try journal.release(job.id, to: next, at: wallNow)
                         try journal.audit("job", job: job.id, state: next.rawValue,
                                           "job \(job.label) \(next == .approval ? "awaits approval (drover approve \(job.label))" : "queued: its dependencies are done")")
                         states[batch]?[job.batchJob ?? ""] = next
                         dirty = true
+                    case .waiting:
+                        break
                     }
                 }
             }
+        }
+    }
+
+    /// Whether a waiting job can go on, given the states of its batch's jobs.
+    enum Readiness {
+        case ready, waiting
+        /// A dependency ended in a way that can no longer satisfy it: the job is skipped.
+        case blocked(Dependency, JobState)
+    }
+
+    static func readiness(of job: JobRecord, among states: [String: JobState]) -> Readiness {
+        var ready = true
+        var blocker: (Dependency, JobState)?
+        for d in job.request.after ?? [] {
+            // A dependency missing from the batch (left out by --limit) never completes.
+            guard let s = states[d.job] else { ready = false; continue }
+            switch d.satisfied(by: s) {
+            case true?: continue
+            case false?: blocker = blocker ?? (d, s)
+            case nil: ready = false
+            }
+        }
+        if let (d, s) = blocker { return .blocked(d, s) }
+        return ready ? .ready : .waiting
+    }
+
+    /// Hashes (into `hashCache`) the upstream outputs that waiting jobs about to be released
+    /// take as inputs (`from`), before the release's transaction: `schedule()` then finds them
+    /// cached inside its own, and no write transaction waits for a big file to be read.
+    func hashInputsOfReleasable(_ waiting: [JobRecord]) throws {
+        let taking = waiting.filter { $0.request.inputs?.contains { $0.from != nil } == true }
+        var states: [String: [String: JobState]] = [:]
+        for job in taking {
+            guard let batch = job.batch else { continue }
+            if states[batch] == nil { states[batch] = try journal.batchJobStates(batch) }
+            guard case .ready = Self.readiness(of: job, among: states[batch]!) else { continue }
+            // A staging problem is reported when the job is dispatched.
+            _ = try? stagedInputs(job)
         }
     }
 
@@ -61,8 +84,7 @@ extension Coordinator {
                 try finish(other, .cancelled, reason: reason)
             default:
                 if !other.cancelRequested {
-                    try journal.db.run("UPDATE jobs SET cancel_requested=1, reason=? WHERE id=?", .text(reason), .int(Int64(other.id)))
-                    try journal.audit("cancel_requested", job: other.id, reason)
+                    try journal.requestCancel(job: other.id, reason: reason)
                     requestsPending = true
                 }
             }
@@ -89,15 +111,11 @@ extension Coordinator {
 
     /// Batches whose every job is over: record the end and write their report.
     func checkFinishedBatches() throws {
-        let rows = try journal.db.query("""
-            SELECT b.name AS name FROM batches b WHERE b.finished_at IS NULL
-              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch=b.name AND j.superseded=0 AND j.state IN \(JobState.openSQL))
-            """)
-        for name in rows.compactMap({ $0.string("name") }) {
+        for name in try journal.batchesOver() {
             guard let batch = try journal.batch(named: name) else { continue }
             let jobs = try journal.batchJobs(name)
             try journal.db.transaction {
-                try journal.db.run("UPDATE batches SET finished_at=? WHERE name=?", .double(wallNow), .text(name))
+                try journal.markBatchFinished(name, at: wallNow)
                 let counts = Dictionary(grouping: jobs, by: \.state).map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", ")
                 try journal.audit("batch", "batch \(name) finished: \(counts)")
             }
@@ -113,6 +131,6 @@ extension Coordinator {
 
     /// The earliest pending retry back-off end, if any.
     func nextWake() throws -> Double? {
-        try journal.db.query("SELECT MIN(not_before) AS t FROM jobs WHERE state='queued' AND not_before > ?", .double(wallNow)).first?.double("t")
+        try journal.nextRetry(after: wallNow)
     }
 }

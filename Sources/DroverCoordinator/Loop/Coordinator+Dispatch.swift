@@ -38,13 +38,16 @@ extension Coordinator {
         let placements = Scheduler.place(queued.map { SchedulerJob(id: $0.id, slots: $0.request.slots, host: $0.request.host, labels: $0.request.labels) }, on: hosts)
         guard !placements.isEmpty else { return }
         var starts: [(host: String, start: HostLink.Outgoing)] = []
+        // Input files are hashed before the write transaction, never while it holds the lock.
+        var inputs: [Int: Result<[StagedFile], any Error>] = [:]
+        for p in placements { if let job = byID[p.job] { inputs[job.id] = Result { try stagedInputs(job) } } }
         try journal.db.transaction {
             let t = wallNow
             var slotsTaken: [String: Set<Int>] = [:]
             for p in placements {
                 guard let job = byID[p.job], let spec = inventory.host(named: p.host) else { continue }
                 let files: [StagedFile]
-                do { files = try stagedInputs(job) } catch {
+                do { files = try inputs[job.id]?.get() ?? [] } catch {
                     try finish(job, .failed, reason: "inputs: \(error)")
                     continue
                 }

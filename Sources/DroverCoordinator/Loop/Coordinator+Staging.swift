@@ -59,16 +59,13 @@ extension Coordinator {
 
     /// Slot numbers (`{%}`) held by live attempts on a host.
     func slotsInUse(on host: String) throws -> Set<Int> {
-        Set(try journal.db.query("""
-            SELECT slot FROM attempts WHERE host=? AND stale=0 AND slot IS NOT NULL AND state IN ('dispatched','accepted','starting','running')
-            """, .text(host)).compactMap { $0.int("slot") })
+        try journal.slotsInUse(on: host)
     }
 
     func stagingFailed(_ host: String, job id: Int, attempt n: Int, error: String) {
         do {
             try journal.db.transaction {
-                try journal.db.run("UPDATE attempts SET state='start_failed', agent_state='start_failed', reason=?, ended_at=? WHERE job=? AND attempt=? AND agent_state IS NULL",
-                                   .text("inputs: \(error)"), .double(wallNow), .int(Int64(id)), .int(Int64(n)))
+                try journal.markStartFailed(job: id, attempt: n, reason: "inputs: \(error)", at: wallNow)
                 try journal.audit("attempt", job: id, attempt: n, host: host, state: "start_failed", "attempt \(n) of job \(id) on \(host): inputs could not be staged: \(error)")
                 try conclude(id, attempt: n)
             }
@@ -129,13 +126,8 @@ extension Coordinator {
 
     /// After a reconnect: attempts that ended while their results were not fetched yet.
     func recollect(_ host: String) throws {
-        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
-        let rows = try journal.db.query("""
-            SELECT j.id AS id, a.attempt AS attempt, a.agent_state AS st FROM jobs j JOIN attempts a ON a.job=j.id AND a.attempt=j.attempt
-            WHERE j.host=? AND j.state IN ('dispatched','running') AND a.stale=0 AND a.agent_state IN (\(finals))
-            """, .text(host))
-        for r in rows {
-            guard let id = r.int("id"), let n = r.int("attempt"), let st = r.string("st"), let job = try journal.job(id) else { continue }
+        for (id, n, st) in try journal.endedUnconcluded(on: host) {
+            guard let job = try journal.job(id) else { continue }
             if let c = collection(for: job, attempt: n, state: st, host: host) {
                 links[host]?.collect(c)
             } else if !collecting.contains("\(id)/\(n)") {

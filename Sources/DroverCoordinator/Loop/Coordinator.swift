@@ -124,8 +124,16 @@ public actor Coordinator: HostLinkDelegate {
         }
         var version: Int64 = -1
         var idleSince = now
-        let watch = JournalWatch(state: journal.state) { [doorbell] in doorbell.ring() }
-        defer { watch?.stop() }
+        // Commits of commands (submit, cancel, approve) ring the loop.
+        let watch = try? JournalWatch(journal.state)
+        let relay = Task { [doorbell] in
+            guard let watch else { return }
+            for await _ in watch.changes { doorbell.ring() }
+        }
+        defer {
+            watch?.stop()
+            relay.cancel()
+        }
         while !stopRequested && !Task.isCancelled {
             var sleep = settings.safetyWake
             do {

@@ -1,0 +1,121 @@
+import DroverCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The thread behind a `JournalWatch`: blocks in `FileWatch.wait` on the state folder, the
+/// WAL file and a wake-up pipe, and tells the `WakeHub` when `data_version` moved.
+final class JournalWatchThread: @unchecked Sendable {
+    /// Re-checks after a file event that showed no commit yet: the committer writes the WAL
+    /// first and publishes the commit in the WAL index (shared memory, no file event) just after.
+    static let settleDelays = [0.002, 0.01, 0.05, 0.25]
+
+    private let folder: String
+    private let wal: String
+    private let safetyInterval: Double
+    private let hub: WakeHub
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let stopping = Locked(false)
+    private let exited = DispatchSemaphore(value: 0)
+    // Used by the thread alone once it started; released when it ends (closing them).
+    private var files: FileWatch?
+    private var db: SQLiteDatabase?
+    private var version: Int64 = 0
+
+    init(folder: String, journal: String, files: FileWatch, db: SQLiteDatabase, safetyInterval: Double, hub: WakeHub) throws {
+        self.folder = folder
+        self.wal = journal + "-wal"
+        self.safetyInterval = max(0.01, safetyInterval)
+        self.hub = hub
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else {
+            throw JournalWatchError(path: journal, problem: "cannot create a pipe: \(SystemError.current("pipe"))")
+        }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        }
+        (wakeRead, wakeWrite) = (fds[0], fds[1])
+        guard files.watch(folder) else {
+            close(wakeRead)
+            close(wakeWrite)
+            throw JournalWatchError(path: journal, problem: "cannot watch its folder \(folder)")
+        }
+        files.watch(descriptor: wakeRead)
+        self.files = files
+        self.db = db
+        watchWAL()
+        // The baseline after the watches are in place: a commit from now on is either in it
+        // or produces an event.
+        version = try db.dataVersion()
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "drover-journal-watch"
+        thread.start()
+    }
+
+    /// Makes the thread exit and waits (a second at most) until it has.
+    func stop() {
+        let first = stopping.withLock { s in
+            defer { s = true }
+            return !s
+        }
+        guard first else { return }
+        _ = write(wakeWrite, "x", 1)
+        if exited.wait(timeout: .now() + 1) == .success {
+            close(wakeRead)
+            close(wakeWrite)
+        }
+        // Else the thread is stuck (a busy journal): it closes nothing of the pipe, so no
+        // descriptor number is reused under it; the two descriptors leak.
+    }
+
+    private func run() {
+        var settle: Int?
+        while !stopping.withLock({ $0 }), let files {
+            let wake = files.wait(timeout: settle.map { Self.settleDelays[$0] } ?? safetyInterval)
+            if wake.descriptors.contains(wakeRead) { drainPipe() }
+            if stopping.withLock({ $0 }) { break }
+            let fileEvent = !wake.paths.isEmpty || wake.overflowed
+            if fileEvent { watchWAL() }
+            if check() {
+                settle = nil
+                hub.counters.withLock { $0.commits += 1 }
+                hub.fire(.changed)
+            } else if fileEvent {
+                settle = 0
+            } else if let k = settle {
+                settle = k + 1 < Self.settleDelays.count ? k + 1 : nil
+            }
+        }
+        files = nil
+        db = nil
+        exited.signal()
+    }
+
+    /// Whether `data_version` moved since the last check.
+    private func check() -> Bool {
+        hub.counters.withLock { $0.checks += 1 }
+        guard let v = try? db?.dataVersion(), v != version else { return false }
+        version = v
+        return true
+    }
+
+    /// Watches the WAL file when it exists and is not watched (it is created on the first
+    /// write after the last connection closed, which the folder's watch reports).
+    private func watchWAL() {
+        guard let files, !files.isWatching(wal) else { return }
+        files.watch(wal)
+    }
+
+    private func drainPipe() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while buffer.withUnsafeMutableBytes({ read(wakeRead, $0.baseAddress, $0.count) }) > 0 {}
+    }
+}
