@@ -7,6 +7,11 @@ import Foundation
 public final class Journal {
     public let db: SQLiteDatabase
     public let state: StateLocation
+    /// Decoded job requests by job id, with the text they came from: the scheduler reads the
+    /// same queued jobs round after round, and decoding their JSON dominated its cost.
+    private let requests = Locked([Int: (text: String, request: JobRequest)]())
+    /// The most decoded requests kept (about 1 KiB each; the scheduler reads at most a few hundred).
+    static let requestCacheLimit = 4_096
 
     /// Opens (creating when needed) the journal in `state`.
     public init(_ state: StateLocation) throws {
@@ -93,8 +98,7 @@ public final class Journal {
     static let jobColumns = "id, name, request, state, attempt, host, failures, losses, exit_code, signal, reason, submitted_at, started_at, ended_at, cancel_requested, batch, batch_job, not_before"
 
     func job(from row: SQLRow) -> JobRecord? {
-        guard let id = row.int("id"), let text = row.string("request"),
-              let request = try? JSONDecoder().decode(JobRequest.self, from: Data(text.utf8)),
+        guard let id = row.int("id"), let text = row.string("request"), let request = request(id, text),
               let state = row.string("state").flatMap(JobState.init(rawValue:)) else { return nil }
         return JobRecord(id: id, name: row.string("name"), request: request, state: state, attempt: row.int("attempt") ?? 0,
                          host: row.string("host"), failures: row.int("failures") ?? 0, losses: row.int("losses") ?? 0,
@@ -102,6 +106,17 @@ public final class Journal {
                          submittedAt: row.double("submitted_at") ?? 0, startedAt: row.double("started_at"),
                          endedAt: row.double("ended_at"), cancelRequested: row.int("cancel_requested") == 1,
                          batch: row.string("batch"), batchJob: row.string("batch_job"), notBefore: row.double("not_before"))
+    }
+
+    /// The request of job `id` decoded from `text`, from the cache when the text is the same.
+    private func request(_ id: Int, _ text: String) -> JobRequest? {
+        if let hit = requests.withLock({ $0[id] }), hit.text == text { return hit.request }
+        guard let decoded = try? JSONDecoder().decode(JobRequest.self, from: Data(text.utf8)) else { return nil }
+        requests.withLock { cache in
+            if cache.count >= Self.requestCacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[id] = (text, decoded)
+        }
+        return decoded
     }
 
     /// One job, or nil.

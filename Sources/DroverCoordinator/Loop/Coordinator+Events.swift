@@ -70,7 +70,8 @@ extension Coordinator {
         flushCollections()
         // Applied events (a slot freed, a job ended) and a host's first beat are the loop's work;
         // a routine heartbeat of a host that is up is not.
-        if seq != before || caughtUpTo != nil || (heartbeat != nil && hostState[host] != "up") { doorbell.ring() }
+        if caughtUpTo != nil || (heartbeat != nil && hostState[host] != "up") { hostsDirty = true }
+        if seq != before || hostsDirty { doorbell.ring() }
         if let end = caughtUpTo, end < seq {
             replacedEventLog(host, endsAt: end)
             return

@@ -67,6 +67,10 @@ public actor Coordinator: HostLinkDelegate {
     var approvalsDue: Double?
     /// A job ended: a batch may be over.
     var batchesDirty = true
+    /// A host's link or heartbeats changed what its state may be.
+    var hostsDirty = true
+    /// The most often the loop's housekeeping runs, seconds.
+    static let housekeepingInterval = 0.02
     let started = ContinuousClock.now
     let log: @Sendable (String) -> Void
 
@@ -124,6 +128,7 @@ public actor Coordinator: HostLinkDelegate {
         }
         var version: Int64 = -1
         var idleSince = now
+        var nextHousekeeping = now
         // Commits of commands (submit, cancel, approve) ring the loop.
         let watch = try? JournalWatch(journal.state)
         let relay = Task { [doorbell] in
@@ -143,31 +148,38 @@ public actor Coordinator: HostLinkDelegate {
                     try handleRequests()
                     version = v
                 }
-                if dependentsDirty {
-                    dependentsDirty = false
-                    approvalsDue = nil  // a released job may be a new gate with its own timeout
-                    do { try releaseWaiting() } catch {
-                        dependentsDirty = true
-                        throw error
+                // Housekeeping (dependents, hosts, gates, finished batches, idle exit) runs at most
+                // every `housekeepingInterval`: under a stream of events it would otherwise run,
+                // and scan the journal, once per applied batch of events.
+                if now >= nextHousekeeping {
+                    nextHousekeeping = now + Self.housekeepingInterval
+                    if dependentsDirty {
+                        dependentsDirty = false
+                        approvalsDue = nil  // a released job may be a new gate with its own timeout
+                        do { try releaseWaiting() } catch {
+                            dependentsDirty = true
+                            throw error
+                        }
                     }
-                }
-                if let w = wakeAt, wallNow >= w {
-                    wakeAt = try nextWake()
-                    dirty = true
-                }
-                try checkHosts()
-                if approvalsDue.map({ wallNow >= $0 }) ?? true { approvalsDue = try checkApprovals() }
-                if batchesDirty {
-                    batchesDirty = false
-                    try checkFinishedBatches()
-                }
-                if let idle = settings.idleExit {
-                    if try journal.hasOpenJobs() { idleSince = now }
-                    if now - idleSince >= idle {
-                        log("no unfinished job for \(Int(idle)) s; exiting")
-                        break
+                    if let w = wakeAt, wallNow >= w {
+                        wakeAt = try nextWake()
+                        dirty = true
                     }
-                    sleep = min(sleep, idleSince + idle - now)
+                    hostsDirty = false
+                    try checkHosts()
+                    if approvalsDue.map({ wallNow >= $0 }) ?? true { approvalsDue = try checkApprovals() }
+                    if batchesDirty {
+                        batchesDirty = false
+                        try checkFinishedBatches()
+                    }
+                    if let idle = settings.idleExit {
+                        if try journal.hasOpenJobs() { idleSince = now }
+                        if now - idleSince >= idle {
+                            log("no unfinished job for \(Int(idle)) s; exiting")
+                            break
+                        }
+                        sleep = min(sleep, idleSince + idle - now)
+                    }
                 }
                 if dirty {
                     do { try schedule() } catch {
@@ -185,7 +197,8 @@ public actor Coordinator: HostLinkDelegate {
             for l in liveness.values { if let t = l.nextChange(after: now) { sleep = min(sleep, t - now) } }
             if let w = wakeAt { sleep = min(sleep, w - wallNow) }
             if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
-            if dirty || dependentsDirty || requestsPending { sleep = 0 }
+            if dependentsDirty || batchesDirty || hostsDirty { sleep = min(sleep, nextHousekeeping - now) }
+            if dirty || requestsPending { sleep = 0 }
             await doorbell.wait(seconds: max(sleep, 0) + (sleep > 0 ? 0.002 : 0))
         }
         try? journal.audit("coordinator", "coordinator stopped (pid \(getpid()))")
@@ -315,6 +328,7 @@ public actor Coordinator: HostLinkDelegate {
         if deploy.outcome != .upToDate {
             try? journal.audit("host", host: host, "agent \(deploy.outcome.rawValue) on \(host) (build \(deploy.build ?? "?"))")
         }
+        hostsDirty = true
         doorbell.ring()
     }
 
@@ -322,6 +336,7 @@ public actor Coordinator: HostLinkDelegate {
         caughtUp.remove(host)
         log("\(host): link down: \(error)")
         _ = try? journal.db.run("UPDATE hosts SET error=? WHERE name=?", .text(error), .text(host))
+        hostsDirty = true
         doorbell.ring()
     }
 
