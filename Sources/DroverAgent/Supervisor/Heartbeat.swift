@@ -35,7 +35,8 @@ final class HeartbeatWriter: @unchecked Sendable {
 
     func stop() { stopped.withLock { $0 = true } }
 
-    /// Writes one beat now (the first is written before `run --detach` returns).
+    /// Writes one beat now (the first is written before `run --detach` returns). Atomic but not
+    /// fsynced: a beat is only worth anything while the agent lives (docs/state-format.md).
     func beat() throws(SystemError) {
         sequence += 1
         var o = JSONObject()
@@ -57,7 +58,7 @@ final class HeartbeatWriter: @unchecked Sendable {
         o.set("running", running.withLock { $0 })
         o.set("wakeups", wakeups.withLock { $0 })
         o.set("coordinators", raw: "[" + coordinators.withLock { $0 }.map(JSONText.quote).joined(separator: ",") + "]")
-        try AtomicFile.write(Array((o.text + "\n").utf8), to: directory.heartbeatFile)
+        try AtomicFile.write(Array((o.text + "\n").utf8), to: directory.heartbeatFile, durable: false)
     }
 
     /// Starts the beating thread.

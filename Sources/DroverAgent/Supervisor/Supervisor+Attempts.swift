@@ -106,6 +106,12 @@ extension Supervisor {
         }
         for (id, a) in live {
             guard let pid = a.shimPID, pid != a.childPID, a.exitHandle == nil, !a.onTimer else { continue }
+            // Each handle is a descriptor: past a few hundred, the timer does, so the agent
+            // keeps descriptors for its files.
+            if attemptByHandle.count >= Self.maxExitHandles {
+                live[id]?.onTimer = true
+                continue
+            }
             switch ExitHandle.open(pid) {
             case .descriptor(let fd):
                 live[id]?.exitHandle = fd
@@ -122,6 +128,9 @@ extension Supervisor {
     }
 
     // MARK: - Shims
+
+    /// At most this many adopted shims are watched through a descriptor each.
+    static let maxExitHandles = 256
 
     /// A shim that is gone without a final state means the attempt is `lost`. Shims this agent
     /// started are its children (SIGCHLD, then their pids among the reaped); adopted ones have
