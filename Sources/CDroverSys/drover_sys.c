@@ -14,6 +14,7 @@
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #endif
 
 /* A pipe whose ends close on exec (pipe2 is not on macOS). */
@@ -160,29 +161,6 @@ pid_t drover_spawn_session(const char *path, char *const argv[], char *const env
     return pid;
 }
 
-int drover_wait_for_child_signal(int milliseconds) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    struct timespec ts;
-    ts.tv_sec = milliseconds / 1000;
-    ts.tv_nsec = (long)(milliseconds % 1000) * 1000000L;
-#ifdef __linux__
-    return sigtimedwait(&set, NULL, &ts) == SIGCHLD;
-#else
-    /* macOS has no sigtimedwait: sleep briefly instead. */
-    nanosleep(&ts, NULL);
-    return 0;
-#endif
-}
-
-void drover_block_child_signal(void) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-}
-
 int drover_set_child_subreaper(void) {
 #ifdef __linux__
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -222,5 +200,75 @@ int drover_syncfs(int fd) {
     return syncfs(fd);
 #else
     return fsync(fd);
+#endif
+}
+
+/* Signals as wake-ups: the handler records the signal and writes a byte to a pipe that the
+   waiting loop polls, so a signal that arrives just before the wait still ends it. */
+static volatile sig_atomic_t wake_write_fd = -1;
+static int wake_read_fd = -1;
+static volatile sig_atomic_t wake_pending[NSIG];
+
+static void wake_handler(int sig) {
+    int saved = errno;
+    if (sig > 0 && sig < NSIG) wake_pending[sig] = 1;
+    int fd = wake_write_fd;
+    if (fd >= 0) {
+        char b = (char)sig;
+        ssize_t unused = write(fd, &b, 1);
+        (void)unused;
+    }
+    errno = saved;
+}
+
+int drover_signal_pipe(void) {
+    if (wake_read_fd >= 0) return wake_read_fd;
+    int fds[2];
+    if (cloexec_pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+    fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
+    wake_read_fd = fds[0];
+    wake_write_fd = fds[1];
+    return fds[0];
+}
+
+int drover_wake_on_signal(int sig) {
+    if (sig <= 0 || sig >= NSIG || drover_signal_pipe() < 0) { errno = EINVAL; return -1; }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = wake_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | (sig == SIGCHLD ? SA_NOCLDSTOP : 0);
+    if (sigaction(sig, &sa, NULL) != 0) return -1;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    return sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void drover_drain_signal_pipe(void) {
+    if (wake_read_fd < 0) return;
+    char buf[256];
+    while (read(wake_read_fd, buf, sizeof buf) > 0) {}
+}
+
+int drover_take_signal(int sig) {
+    if (sig <= 0 || sig >= NSIG || !wake_pending[sig]) return 0;
+    wake_pending[sig] = 0;
+    return 1;
+}
+
+int drover_open_exit_handle(pid_t pid) {
+#ifdef __linux__
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
 #endif
 }

@@ -39,7 +39,7 @@ struct FileWatchTests {
         let dir = try folder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let log = dir + "/events.log"
-        FileManager.default.createFile(atPath: log, contents: Data("one\n".utf8))
+        #expect(FileManager.default.createFile(atPath: log, contents: Data("one\n".utf8)))
         let w = make(kind)
         #expect(w.watch(log))
         let h = try #require(FileHandle(forWritingAtPath: log))
@@ -78,6 +78,59 @@ struct FileWatchTests {
         #expect(write(fds[1], "x", 1) == 1)
         let wake = w.wait(timeout: 5)
         #expect(wake.descriptors == [fds[0]])
+    }
+
+    @Test(arguments: kinds) func aFolderSleepsThroughWritesToItsFiles(kind: String) throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = dir + "/agent.log"
+        #expect(FileManager.default.createFile(atPath: log, contents: Data("one\n".utf8)))
+        let w = make(kind)
+        #expect(w.watch(dir))
+        let h = try #require(FileHandle(forWritingAtPath: log))
+        h.seekToEndOfFile()
+        h.write(Data("two\n".utf8))
+        try h.close()
+        let wake = w.wait(timeout: 0.3)
+        #expect(wake.timedOut, "an append to a file in the folder woke it: \(wake)")
+    }
+
+    @Test(arguments: kinds) func entriesLimitWhatAFolderReports(kind: String) throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = make(kind)
+        #expect(w.watch(dir, entries: ["stop"]))
+        #if os(Linux)
+        // Another entry replaced (as the heartbeat is, every beat) does not end the wait.
+        try AtomicFile.write(Array("beat".utf8), to: dir + "/heartbeat")
+        let start = Date()
+        let quiet = w.wait(timeout: 0.3)
+        #expect(quiet.timedOut, "woke for an entry not asked about: \(quiet)")
+        #expect(Date().timeIntervalSince(start) >= 0.29, "the wait ended early")
+        #endif
+        try AtomicFile.write(Array("stop".utf8), to: dir + "/stop")
+        #expect(awaitChange(w, dir))
+    }
+
+    @Test(arguments: kinds) func aRemovedFileIsReportedAndNoLongerWatched(kind: String) throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/lease"
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        let w = make(kind)
+        #expect(w.watch(file))
+        #expect(unlink(file) == 0)
+        #expect(awaitChange(w, file))
+        #expect(!w.isWatching(file))
+    }
+
+    @Test(arguments: kinds) func aWaitWithNothingToReportLastsItsTimeout(kind: String) throws {
+        let w = make(kind)
+        let start = Date()
+        let wake = w.wait(timeout: 0.25)
+        #expect(wake.timedOut)
+        #expect(Date().timeIntervalSince(start) >= 0.24, "the polling fallback must not return at its first scan")
+        #expect(w.wakeups == 1)
     }
 
     @Test func cannotWatchWhatDoesNotExist() {

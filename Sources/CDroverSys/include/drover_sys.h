@@ -25,12 +25,6 @@ pid_t drover_spawn_job(const char *path, char *const argv[], char *const envp[],
 /// their defaults, stdin from /dev/null, stdout and stderr to `out_fd`. Returns the pid or -1.
 pid_t drover_spawn_session(const char *path, char *const argv[], char *const envp[], int out_fd, int *child_errno);
 
-/// Blocks SIGCHLD in this thread, so `drover_wait_for_child_signal` can wait for it.
-void drover_block_child_signal(void);
-
-/// Waits up to `milliseconds` for a SIGCHLD (a child changed state); 1 when one came.
-int drover_wait_for_child_signal(int milliseconds);
-
 /// Makes this process the subreaper of its descendants (Linux); returns 0, or -1 where unsupported.
 int drover_set_child_subreaper(void);
 
@@ -45,6 +39,23 @@ int drover_wcoredump(int status);
 
 /// The pid of an exited child other than `except`, reaped; 0 when there is none (Linux/macOS waitid).
 pid_t drover_reap_other_child(pid_t except);
+
+/// The read end of this process's signal pipe (created once, non-blocking, close-on-exec), or -1.
+int drover_signal_pipe(void);
+
+/// Catches `sig` (unblocked, SA_RESTART): the handler marks it pending and writes a byte to the
+/// signal pipe, so a loop that polls the pipe wakes even when the signal came just before it waited.
+int drover_wake_on_signal(int sig);
+
+/// Reads everything queued in the signal pipe (call before `drover_take_signal`).
+void drover_drain_signal_pipe(void);
+
+/// 1 when `sig` arrived since the last call (and clears it), else 0.
+int drover_take_signal(int sig);
+
+/// A descriptor that becomes readable when process `pid` exits (Linux: a pidfd, kernel 5.3 and
+/// later); -1 with errno ESRCH when it is gone, ENOSYS where there is no such thing.
+int drover_open_exit_handle(pid_t pid);
 
 /// syncfs(2) on Linux (flush the whole file system holding `fd`), fsync elsewhere.
 int drover_syncfs(int fd);

@@ -28,7 +28,12 @@ struct Shim {
         }
         let portable = Platform.processes is PortableProcessTable
         if !portable { _ = drover_set_child_subreaper() }
-        drover_block_child_signal()
+        // The shim sleeps until SIGCHLD (the job or an orphan ended), its `cancel` file
+        // appears, or a deadline (timeout, grace, memory check) passes.
+        let signals = try? SignalWake([SIGCHLD])
+        let watch = Self.makeWatch()
+        watch.watch(dir.attemptDirectory(id), entries: ["cancel"])
+        if let signals { watch.watch(descriptor: signals.descriptor) }
         let cgroup = portable ? nil : JobCgroup.create(name: JobCgroup.name(for: dir, id))
         let shimStart = table.startTime(of: getpid())
         var starting = JSONObject()
@@ -76,15 +81,25 @@ struct Shim {
         var running = JSONObject()
         running.set("pid", Int(pid))
         _ = try? Transitions.append(.running, to: dir.transitionsFile(id), fields: running)
-        let code = supervise(spec: spec, pid: pid, startedAt: startedAt, cgroup: cgroup)
+        let code = supervise(spec: spec, pid: pid, startedAt: startedAt, cgroup: cgroup, watch: watch, signals: signals)
         return code
+    }
+
+    /// The kernel's watch; where it cannot be had (e.g. the user's inotify instances are used
+    /// up), polling every 50 ms rather than the fallback's 0.5 s, so a cancel is still prompt.
+    private static func makeWatch() -> FileWatch {
+        let watch = FileWatch.forAgent()
+        if case .polling = watch.mechanism, LocalUser.environment("DROVER_AGENT_FILEWATCH") == nil {
+            return FileWatch(pollingEvery: 0.05)
+        }
+        return watch
     }
 
     // MARK: - Supervision
 
     private var portable: Bool { Platform.processes is PortableProcessTable }
 
-    private func supervise(spec: AttemptSpec, pid: pid_t, startedAt: Double, cgroup: JobCgroup?) -> Int32 {
+    private func supervise(spec: AttemptSpec, pid: pid_t, startedAt: Double, cgroup: JobCgroup?, watch: FileWatch, signals: SignalWake?) -> Int32 {
         let killer = TreeKiller(table: table, cookie: dir.cookie(id), startedAfter: table.startTime(of: getpid()), cgroup: cgroup)
         let deadline = spec.timeout.map { monotonicTime() + $0 }
         var stopReason: AttemptState?
@@ -125,7 +140,15 @@ struct Shim {
                 killer.signalAll(SIGKILL, pgid: pid, ancestor: getpid())
                 termSentAt = nil
             }
-            _ = drover_wait_for_child_signal(stopReason == nil ? 50 : 10)
+            var next: Double?
+            if stopReason == nil, let deadline { next = deadline }
+            if let sent = termSentAt { next = min(next ?? .infinity, sent + spec.grace) }
+            if spec.memoryBytes != nil { next = min(next ?? .infinity, lastMemoryCheck + 0.1) }
+            // Without the signal pipe (it could not be made), SIGCHLD is noticed every 50 ms.
+            if signals == nil { next = min(next ?? .infinity, monotonicTime() + 0.05) }
+            _ = watch.wait(timeout: next.map { max(0, $0 - monotonicTime()) })
+            signals?.drain()
+            _ = signals?.take(SIGCHLD)
         }
         let endedAt = wallTime()
         // The job is done: nothing it started may outlive it.

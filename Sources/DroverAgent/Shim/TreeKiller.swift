@@ -57,8 +57,13 @@ struct TreeKiller {
     }
 }
 
-/// Collects every exited child without blocking (zombies of adopted orphans, shims).
+/// Collects every exited child without blocking (zombies of adopted orphans, shims), noting
+/// each in `ReapedChildren`.
 func reapChildren() {
     var status: Int32 = 0
-    while waitpid(-1, &status, WNOHANG) > 0 {}
+    while true {
+        let pid = waitpid(-1, &status, WNOHANG)
+        if pid <= 0 { return }
+        ReapedChildren.note(pid)
+    }
 }

@@ -15,6 +15,7 @@ final class HeartbeatWriter: @unchecked Sendable {
     let machine = MachineIdentity.current
     private let running = Locked(0)
     private let coordinators = Locked<[String]>([])
+    private let wakeups = Locked(0)
     private let stopped = Locked(false)
     private var sequence = 0
 
@@ -29,9 +30,13 @@ final class HeartbeatWriter: @unchecked Sendable {
     /// The coordinators whose lease is live, reported in the next beat.
     func setCoordinators(_ ids: [String]) { coordinators.withLock { $0 = ids } }
 
+    /// How many times the supervisor's loop has woken so far, reported in the next beat.
+    func setWakeups(_ n: Int) { wakeups.withLock { $0 = n } }
+
     func stop() { stopped.withLock { $0 = true } }
 
-    /// Writes one beat now (the first is written before `run --detach` returns).
+    /// Writes one beat now (the first is written before `run --detach` returns). Atomic but not
+    /// fsynced: a beat is only worth anything while the agent lives (docs/state-format.md).
     func beat() throws(SystemError) {
         sequence += 1
         var o = JSONObject()
@@ -51,8 +56,9 @@ final class HeartbeatWriter: @unchecked Sendable {
         o.set("mem_available_bytes", Platform.availableMemory())
         o.set("cpus", Platform.cpuCount)
         o.set("running", running.withLock { $0 })
+        o.set("wakeups", wakeups.withLock { $0 })
         o.set("coordinators", raw: "[" + coordinators.withLock { $0 }.map(JSONText.quote).joined(separator: ",") + "]")
-        try AtomicFile.write(Array((o.text + "\n").utf8), to: directory.heartbeatFile)
+        try AtomicFile.write(Array((o.text + "\n").utf8), to: directory.heartbeatFile, durable: false)
     }
 
     /// Starts the beating thread.
@@ -93,12 +99,13 @@ public enum AgentInfo {
 }
 
 /// Appends diagnostics to `agent.log` (never secrets: no environments, no command output).
+/// Lines are not fsynced: they are diagnostics, and a crash loses at most the last few.
 enum AgentLog {
     nonisolated(unsafe) static var path: String?
 
     static func write(_ message: String) {
         let line = "\(JSONText.number(wallTime())) [\(getpid())] \(message)"
-        if let path { try? appendLine(line, to: path) } else {
+        if let path { try? appendLine(line, to: path, durable: false) } else {
             let bytes = Array((line + "\n").utf8)
             _ = bytes.withUnsafeBytes { posixWrite(2, $0.baseAddress, $0.count) }
         }

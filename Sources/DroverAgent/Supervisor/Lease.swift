@@ -58,6 +58,17 @@ struct LeaseWatch {
         return expired
     }
 
+    /// When (monotonic) the next lease not yet expired runs out, if any: the agent wakes then.
+    var nextExpiry: Double? {
+        watched.values.compactMap { w -> Double? in
+            guard let l = w.lease, !w.expiredHandled else { return nil }
+            return w.lastChange + l.ttl
+        }.min()
+    }
+
+    /// The lease files being judged (the agent also watches each, for changes made in place).
+    var files: [String] { Array(watched.keys) }
+
     /// The coordinators whose lease is live (renewed within its ttl), sorted.
     var live: [String] {
         let now = monotonicTime()

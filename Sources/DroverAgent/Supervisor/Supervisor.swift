@@ -6,11 +6,16 @@ import Glibc
 import Darwin
 #endif
 
-nonisolated(unsafe) private var stopSignalled: sig_atomic_t = 0
-
 /// The agent daemon: takes commands from the inbox, starts a shim per attempt, turns the
 /// attempts' transitions into the event log, re-adopts attempts after a restart, marks
-/// vanished ones `lost`, and enforces the coordinator's lease.
+/// vanished ones `lost`, and enforces the coordinators' leases.
+///
+/// It sleeps in `FileWatch.wait` until something happens: the inbox, a live attempt's
+/// `transitions`, `leases/` or the root's `stop`, `lease` or `owner.json` changes; a signal
+/// arrives (SIGTERM, SIGINT, or SIGCHLD when a shim it started ends); an adopted shim's exit
+/// handle fires; or a deadline passes — the next lease expiry, the sweep once per heartbeat
+/// interval (owner check, and everything looked at again), and, only for adopted shims
+/// without an exit handle, a liveness check every second.
 final class Supervisor {
     struct Live {
         var state: AttemptState
@@ -19,41 +24,60 @@ final class Supervisor {
         var shimPID: pid_t?
         var shimStart: String?
         var transitionsSize: Int = -1
-        var lastCheck: Double = 0
+        /// The shim this agent started: its child, so SIGCHLD says when it ends.
+        var childPID: pid_t?
+        /// An adopted shim's exit handle (a pidfd), watched for readability.
+        var exitHandle: Int32?
+        /// An adopted shim with no exit handle (no pidfd here): checked every second.
+        var onTimer = false
     }
 
     let dir: StateDirectory
     let table = Platform.processes
     let heartbeat: HeartbeatWriter
-    private var log: EventLog
-    private var live: [AttemptID: Live] = [:]
-    private var lease = LeaseWatch()
-    private var pendingEvents: [String] = []
+    let watch: FileWatch
+    var log: EventLog
+    var live: [AttemptID: Live] = [:]
+    var lease = LeaseWatch()
+    var pendingEvents: [String] = []
     /// Attempts accepted in this inbox batch, started once the batch is durable.
-    private var toStart: [AttemptID] = []
+    var toStart: [AttemptID] = []
     /// Inbox files handled in this tick, removed once their effects are durable.
-    private var handledInbox: [String] = []
+    var handledInbox: [String] = []
     /// Refused inbox files that could be neither moved aside nor removed (skipped from then on).
-    private var unmovable: Set<String> = []
-    private let executable = currentExecutable()
+    var unmovable: Set<String> = []
+    /// When an inbox file could not be read (e.g. too many open files), the time to try again.
+    var inboxRetryAt: Double?
+    /// Live attempts by the path of their watched transitions file, and by exit handle.
+    var attemptByTransitions: [String: AttemptID] = [:]
+    var attemptByHandle: [Int32: AttemptID] = [:]
+    /// Live attempts whose transitions file could not be watched: re-read every 250 ms.
+    var unwatched: Set<AttemptID> = []
+    var nextUnwatchedPoll = 0.0
+    var nextShimTimer = 0.0
+    var signals: SignalWake?
+    let executable = currentExecutable()
     /// Whether this agent found the directory owned by another machine (that looked dead).
-    private let claim: Ownership.Claim
-    private var lastLeaseCheck = 0.0
-    private var lastOwnerCheck = 0.0
+    let claim: Ownership.Claim
 
-    init(dir: StateDirectory, heartbeatInterval: Double, claim: Ownership.Claim = .ours) throws(AgentError) {
+    init(dir: StateDirectory, heartbeatInterval: Double, claim: Ownership.Claim = .ours, watch: FileWatch = .forAgent()) throws(AgentError) {
         self.dir = dir
         self.claim = claim
+        self.watch = watch
         heartbeat = HeartbeatWriter(directory: dir, interval: heartbeatInterval)
         log = try EventLog(path: dir.eventLog)
     }
 
     /// Runs until SIGTERM/SIGINT or `drover-agent stop`.
     func run() throws(AgentError) {
-        signal(SIGTERM) { _ in stopSignalled = 1 }
-        signal(SIGINT) { _ in stopSignalled = 1 }
+        let signals: SignalWake
+        do { signals = try SignalWake([SIGTERM, SIGINT, SIGCHLD]) } catch { throw .system(error) }
+        self.signals = signals
         signal(SIGPIPE, SIG_IGN)
+        ReapedChildren.recording = true
+        watch.watch(descriptor: signals.descriptor)
         unlink(dir.stopRequest)
+        watchStateFolders()
         let me = MachineIdentity.current
         if case .takenOver(let previous) = claim {
             emit(["type": "owner_changed", "previous_machine_id": previous.machineID, "previous_hostname": previous.hostname,
@@ -65,32 +89,56 @@ final class Supervisor {
         flushEvents()
         do { try heartbeat.beat() } catch { throw .system(error) }
         heartbeat.start()
-        AgentLog.write("agent \(AgentInfo.version) (build \(AgentInfo.buildHash)) running in \(dir.root) with \(Platform.processTableName)")
+        AgentLog.write("agent \(AgentInfo.version) (build \(AgentInfo.buildHash)) running in \(dir.root) with \(Platform.processTableName), waiting with \(watch.mechanism)")
         var killJobs = false
         var displacedBy: StateOwner?
+        var wake = FileWatch.Wake()
+        wake.overflowed = true  // the first pass looks at everything
+        var nextSweep = 0.0
         while true {
-            if stopSignalled != 0 { break }
-            if monotonicTime() - lastOwnerCheck >= 1 {
-                lastOwnerCheck = monotonicTime()
+            signals.drain()
+            let stopSignal = signals.take(SIGTERM)
+            if signals.take(SIGINT) || stopSignal { break }
+            let now = monotonicTime()
+            // Once per heartbeat interval, and after the kernel dropped events, everything is
+            // looked at again: nothing is missed for long even if an event was.
+            let sweep = wake.overflowed || now >= nextSweep
+            if sweep {
+                nextSweep = now + heartbeat.interval
+                watchStateFolders()
+            }
+            let rootChanged = sweep || wake.paths.contains(dir.root)
+            if rootChanged {
                 // Another machine took the directory over (it judged this agent dead): stop
                 // at once, writing nothing more; the jobs here keep running under their shims.
                 if let other = Ownership.takenOverBy(dir) {
                     displacedBy = other
                     break
                 }
+                if let request = try? LocalFile.read(dir.stopRequest) {
+                    killJobs = String(decoding: request, as: UTF8.self).contains("kill-jobs")
+                    break
+                }
             }
-            if let request = try? LocalFile.read(dir.stopRequest) {
-                killJobs = String(decoding: request, as: UTF8.self).contains("kill-jobs")
-                break
+            if sweep || wake.paths.contains(dir.inbox) || inboxRetryAt.map({ now >= $0 }) == true { processInbox() }
+            if sweep {
+                pollTransitions()
+            } else {
+                for path in wake.paths { if let id = attemptByTransitions[path] { pollTransitions(only: id) } }
+                if !unwatched.isEmpty && now >= nextUnwatchedPoll {
+                    for id in unwatched { pollTransitions(only: id) }
+                }
             }
-            let busy = processInbox()
-            pollTransitions()
-            checkShims()
-            checkLease()
-            reapChildren()
+            checkShims(childSignal: signals.take(SIGCHLD), readable: wake.descriptors, now: now)
+            if rootChanged || wake.paths.contains(dir.leases) || lease.files.contains(where: wake.paths.contains)
+                || lease.nextExpiry.map({ now >= $0 }) == true {
+                checkLease()
+            }
             commit()
             heartbeat.setRunning(live.values.filter { $0.state == .running || $0.state == .starting }.count)
-            if !busy { sleepSeconds(0.002) }
+            followAttempts(now: now)
+            heartbeat.setWakeups(watch.wakeups)
+            wake = watch.wait(timeout: max(0, nextDeadline(sweep: nextSweep) - monotonicTime()))
         }
         if let other = displacedBy {
             heartbeat.stop()
@@ -103,6 +151,25 @@ final class Supervisor {
         heartbeat.stop()
         unlink(dir.stopRequest)
         AgentLog.write("agent stopped; \(live.count) attempt(s) left running under their shims")
+    }
+
+    /// The root (only `stop`, `lease` and `owner.json`: not the heartbeat or the logs), the
+    /// inbox and `leases/`; again at each sweep, in case one was removed and made again.
+    private func watchStateFolders() {
+        watch.watch(dir.root, entries: ["stop", "lease", "owner.json"])
+        watch.watch(dir.inbox)
+        watch.watch(dir.leases)
+    }
+
+    /// The earliest time the loop must wake without an event.
+    private func nextDeadline(sweep: Double) -> Double {
+        var t = sweep
+        // A lease expires once strictly more than its ttl has passed.
+        if let expiry = lease.nextExpiry { t = min(t, expiry + 0.001) }
+        if let retry = inboxRetryAt { t = min(t, retry) }
+        if !unwatched.isEmpty { t = min(t, nextUnwatchedPoll) }
+        if live.values.contains(where: \.onTimer) { t = min(t, nextShimTimer) }
+        return t
     }
 
     // MARK: - Recovery
@@ -126,6 +193,7 @@ final class Supervisor {
                     state: logged > 0 ? (previousState(id, upTo: logged) ?? .accepted) : .accepted,
                     coordinator: spec?["coordinator"]?.stringValue, keepRunning: spec?["keep_running"]?.boolValue ?? false,
                     shimPID: processes.shimPID, shimStart: processes.shimStart)
+                follow(id)
                 if state?.isFinal == false, case .takenOver(let previous) = claim {
                     // Its shim and job ran on the other machine: pids mean nothing here, so
                     // nothing is killed; the attempt ends `lost`.
@@ -164,288 +232,14 @@ final class Supervisor {
         guard n >= 1, n <= lines.count else { return nil }
         return lines[n - 1]["state"]?.stringValue.flatMap(AttemptState.init(rawValue:))
     }
-
-    // MARK: - Inbox
-
-    /// Handles every command file in the inbox, in name order; returns whether there were any.
-    ///
-    /// The new attempts' files are written without fsync; `commit()` then makes the whole
-    /// batch durable before the inbox files are removed and the shims start: a crash at any
-    /// point leaves either the command in the inbox or the accepted attempt on disk.
-    private func processInbox() -> Bool {
-        let names = listDirectory(dir.inbox).filter { !$0.hasPrefix(".") && $0.hasSuffix(".json") && !unmovable.contains($0) }.sorted()
-        guard !names.isEmpty else { return false }
-        var handled: [String] = []
-        for name in names {
-            let path = dir.inbox + "/" + name
-            // Only this user's own regular files are commands: a file another user owns or may
-            // write, or a symbolic link, is moved aside unread (never followed).
-            let bytes: [UInt8]
-            do throws(PrivatePath.Problem) {
-                bytes = try PrivatePath.readOwnFile(path)
-            } catch {
-                if case .system = error { continue }
-                reject(name, reason: "not executed: \(error)")
-                continue
-            }
-            do throws(AgentError) {
-                let node: JSONNode
-                do { node = try JSONParser.parse(bytes) } catch { throw AgentError.invalid("malformed JSON at line \(error.position.line), column \(error.position.column): \(error.message)") }
-                try handle(node, file: name)
-                handled.append(path)
-            } catch {
-                reject(name, reason: error.description)
-            }
-        }
-        handledInbox += handled
-        return true
-    }
-
-    /// Makes this tick's work durable with one `syncfs` (new attempts and new events
-    /// together), then removes the handled inbox files and starts the new attempts' shims.
-    private func commit() {
-        guard !pendingEvents.isEmpty || !handledInbox.isEmpty else { return }
-        flushEvents(durable: false)
-        if LocalUser.environment("DROVER_NOSYNC") == nil { syncFilesystem(dir.root) }
-        for path in handledInbox { unlink(path) }
-        handledInbox.removeAll()
-        for id in toStart { startShim(id) }
-        toStart.removeAll()
-    }
-
-    private func handle(_ node: JSONNode, file: String) throws(AgentError) {
-        guard let type = node["type"]?.stringValue else { throw .invalid("missing \"type\" (start, cancel or signal)") }
-        switch type {
-        case "start":
-            guard let specNode = node["spec"] else { throw .invalid("a start command needs \"spec\"") }
-            switch AttemptSpec.parse(specNode, file: file + " spec") {
-            case .failure(let e): throw .invalid(e.description)
-            case .success(let spec): try accept(spec)
-            }
-        case "cancel", "signal":
-            guard let job = node["job"]?.stringValue else { throw .invalid("a \(type) command needs \"job\"") }
-            let attempt = node["attempt"]?.intValue
-            let targets = live.keys.filter { $0.job == job && (attempt == nil || $0.attempt == attempt) }
-            if targets.isEmpty { throw .invalid("no live attempt of \(job)\(attempt.map { "/\($0)" } ?? "")") }
-            if type == "cancel" {
-                // `stale`: the coordinator gave up on the attempt; it ends `cancelled` with "stale":true.
-                let reason = node["reason"].map { $0.stringValue ?? "" } ?? "cancelled"
-                guard ["cancelled", "stale", "orphaned"].contains(reason) else {
-                    throw .invalid("unknown cancel reason \(node["reason"]!.jsonText); use \"cancelled\" or \"stale\"")
-                }
-                for id in targets { requestCancel(id, reason: reason) }
-            } else {
-                guard let name = node["signal"]?.stringValue, let sig = signalNumber(name) else { throw .invalid("unknown signal name") }
-                for id in targets {
-                    if let pgid = AttemptProcesses(transitionsFile: dir.transitionsFile(id)).jobPID, pgid > 1 { kill(-pgid, sig) }
-                }
-            }
-        default:
-            throw .invalid("unknown command type \"\(type)\"; use start, cancel or signal")
-        }
-    }
-
-    /// Records a new attempt (spec, then `accepted`), then starts its shim.
-    private func accept(_ spec: AttemptSpec) throws(AgentError) {
-        let id = spec.id
-        let attemptDir = dir.attemptDirectory(id)
-        if LocalFile.exists(dir.transitionsFile(id)) { throw .invalid("attempt \(id) already exists; attempts are never reused") }
-        try StateDirectory.makeDirectory(attemptDir)
-        // Written in place: until the `accepted` line exists the attempt does not, and a
-        // command whose spec write was cut short is still in the inbox and is written again.
-        do { try writeFile(Array((spec.json + "\n").utf8), to: dir.specFile(id)) } catch { throw .system(error) }
-        try Transitions.append(.accepted, to: dir.transitionsFile(id))
-        live[id] = Live(state: .accepted, coordinator: spec.coordinator, keepRunning: spec.keepRunning)
-        pollTransitions(only: id)
-        toStart.append(id)
-    }
-
-    private func startShim(_ id: AttemptID) {
-        do {
-            let pid = try spawnSession([executable, "shim", dir.root, id.description], output: dir.agentLog)
-            live[id]?.shimPID = pid
-            live[id]?.shimStart = nil  // learned from the shim's `starting` transition
-        } catch {
-            AgentLog.write("cannot start the shim of \(id): \(error)")
-            markLost(id, why: "the shim could not be started: \(error)")
-        }
-    }
-
-    private func reject(_ name: String, reason: String) {
-        let from = dir.inbox + "/" + name
-        let to = dir.rejected + "/" + name
-        if rename(from, to) != 0 {
-            // Never handle the same file again: remove it (this user owns the inbox folder).
-            let e = SystemError.current("move to \(to)", path: from)
-            if unlink(from) != 0 && rmdir(from) != 0 {
-                unmovable.insert(name)
-                AgentLog.write("cannot move aside or remove inbox/\(name) (\(e)); ignoring it from now on")
-            }
-        }
-        try? AtomicFile.write(Array((reason + "\n").utf8), to: to + ".reason")
-        emit(["type": "rejected", "file": name, "reason": reason])
-        AgentLog.write("rejected inbox/\(name): \(reason)")
-    }
-
-    func requestCancel(_ id: AttemptID, reason: String) {
-        try? AtomicFile.write(Array((reason + "\n").utf8), to: dir.cancelFile(id))
-    }
-
-    // MARK: - Transitions → events
-
-    private func pollTransitions(only: AttemptID? = nil) {
-        for id in only.map({ [$0] }) ?? Array(live.keys) {
-            var st = stat()
-            guard stat(dir.transitionsFile(id), &st) == 0 else { continue }
-            guard Int(st.st_size) != live[id]?.transitionsSize else { continue }
-            live[id]?.transitionsSize = Int(st.st_size)
-            let lines = Transitions.read(dir.transitionsFile(id))
-            let logged = log.loggedTransitions[id] ?? 0
-            guard lines.count > logged else { continue }
-            for line in lines[logged...] {
-                guard let s = line["state"]?.stringValue.flatMap(AttemptState.init(rawValue:)), let n = line["n"]?.intValue else { continue }
-                let from = live[id]?.state
-                if let from, n > 1, !from.canMove(to: s) {
-                    AgentLog.write("bug: impossible transition \(from.rawValue) → \(s.rawValue) for \(id); not applied")
-                    continue
-                }
-                var e = JSONObject()
-                e.set("type", "transition")
-                e.set("job", id.job)
-                e.set("attempt", id.attempt)
-                e.set("from", n > 1 ? from?.rawValue : nil)
-                var text = e.text
-                if let members = line.objectMembers {
-                    let extra = members.filter { $0.key != "time" }.map { JSONText.quote($0.key) + ":" + $0.value.jsonText }
-                    if !extra.isEmpty { text = text.dropLast() + "," + extra.joined(separator: ",") + "}" }
-                }
-                pendingEvents.append(text)
-                log.noteLogged(id, n: n)
-                live[id]?.state = s
-                if s == .starting, let pid = line["shim_pid"]?.intValue {
-                    live[id]?.shimPID = pid_t(pid)
-                    live[id]?.shimStart = line["shim_start"]?.stringValue
-                }
-            }
-            if live[id]?.state.isFinal == true { live[id] = nil }
-        }
-    }
-
-    private func flushEvents(durable: Bool = true) {
-        guard !pendingEvents.isEmpty else { return }
-        do {
-            try log.append(pendingEvents, durable: durable)
-            pendingEvents.removeAll()
-        } catch {
-            AgentLog.write("cannot append to the event log: \(error); will retry")
-        }
-    }
-
-    private func emit(_ fields: [String: String], extra: [String: Int] = [:]) {
-        var e = JSONObject()
-        for k in fields.keys.sorted() { e.set(k, fields[k]) }
-        for k in extra.keys.sorted() { e.set(k, extra[k]) }
-        pendingEvents.append(e.text)
-    }
-
-    // MARK: - Shims
-
-    /// Every 250 ms: a shim that is gone (pid dead, or reused by another process) without a
-    /// final state means the attempt is `lost`.
-    private func checkShims() {
-        let now = monotonicTime()
-        for (id, a) in live where now - a.lastCheck >= 0.25 {
-            live[id]?.lastCheck = now
-            guard let pid = a.shimPID else { continue }
-
-            let alive = kill(pid, 0) == 0 || errno == EPERM
-            let same = alive && (live[id]?.shimStart == nil || table.startTime(of: pid) == live[id]?.shimStart)
-            if same && !isZombie(pid) { continue }
-            reapChildren()
-            pollTransitions(only: id)
-            guard live[id] != nil else { continue }  // it finished just now
-            markLost(id, why: "its shim (pid \(pid)) is gone without a result")
-        }
-    }
-
-    private func isZombie(_ pid: pid_t) -> Bool {
-        #if os(Linux)
-        guard let b = try? LocalFile.read("/proc/\(pid)/stat"), let close = b.lastIndex(of: UInt8(ascii: ")")), close + 2 < b.count else { return false }
-        return b[close + 2] == UInt8(ascii: "Z")
-        #else
-        return false
-        #endif
-    }
-
-    /// Marks an attempt lost and kills whatever is left of it.
-    private func markLost(_ id: AttemptID, why: String) {
-        let pgid = AttemptProcesses(transitionsFile: dir.transitionsFile(id)).jobPID
-        let cgroup = JobCgroup.existing(name: JobCgroup.name(for: dir, id))
-        let killed = TreeKiller(table: table, cookie: dir.cookie(id), cgroup: cgroup).killAll(pgid: pgid, ancestor: nil)
-        cgroup?.remove()
-        var f = JSONObject()
-        f.set("error", why)
-        f.set("leftovers_killed", killed)
-        f.set("ended_at", wallTime())
-        do {
-            try AttemptEnd.record(.lost, fields: f, dir: dir, id: id)
-        } catch {
-            AgentLog.write("cannot mark \(id) lost: \(error)")
-        }
-        AgentLog.write("\(id) lost: \(why); \(killed) leftover process(es) killed")
-        live[id]?.transitionsSize = -1
-        pollTransitions(only: id)
-    }
-
-    // MARK: - Lease
-
-    /// Every 100 ms: each coordinator's lease covers only the attempts whose spec names that
-    /// coordinator (the legacy `lease` file also those that name none).
-    private func checkLease() {
-        guard monotonicTime() - lastLeaseCheck >= 0.1 else { return }
-        lastLeaseCheck = monotonicTime()
-        for expired in lease.check(dir) {
-            var orphaned = 0
-            for (id, a) in live where !a.keepRunning && (a.coordinator == expired.coordinator || (expired.legacy && a.coordinator == nil)) {
-                requestCancel(id, reason: "orphaned")
-                orphaned += 1
-            }
-            emit(["type": "lease_expired", "coordinator": expired.coordinator], extra: ["epoch": expired.epoch, "orphaned": orphaned])
-            AgentLog.write("lease of \(expired.coordinator) expired (\(JSONText.number(expired.ttl)) s without renewal); \(orphaned) attempt(s) cancelled as orphaned")
-        }
-        heartbeat.setCoordinators(lease.live)
-    }
-
-    /// Cancels everything and waits (bounded) for the shims to record the ends.
-    private func cancelAll(reason: String, graceDeadline: Double) {
-        for id in live.keys { requestCancel(id, reason: reason) }
-        let end = monotonicTime() + graceDeadline
-        while !live.isEmpty && monotonicTime() < end {
-            pollTransitions()
-            checkShims()
-            reapChildren()
-            flushEvents()
-            sleepSeconds(0.02)
-        }
-    }
 }
 
-/// Flushes every file system buffer of the file system holding `path` (one `syncfs`).
-func syncFilesystem(_ path: String) {
-    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { return }
-    _ = drover_syncfs(fd)
-    close(fd)
-}
-
-/// Names in a directory (not `.` or `..`); empty when it cannot be read.
-func listDirectory(_ path: String) -> [String] {
-    guard let d = opendir(path) else { return [] }
-    defer { closedir(d) }
-    var out: [String] = []
-    while let e = readdir(d) {
-        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { out.append(name) }
+extension FileWatch {
+    /// The agent's watch: the kernel's mechanism, or with `DROVER_AGENT_FILEWATCH=poll` the
+    /// portable fallback (every 0.5 s; `poll:SECONDS` for another interval), which tests use.
+    static func forAgent(defaultPolling: Double = 0.5) -> FileWatch {
+        guard let value = LocalUser.environment("DROVER_AGENT_FILEWATCH"), value.hasPrefix("poll") else { return FileWatch() }
+        let interval = value.hasPrefix("poll:") ? Double(value.dropFirst(5)) ?? defaultPolling : defaultPolling
+        return FileWatch(pollingEvery: max(0.01, interval))
     }
-    return out
 }

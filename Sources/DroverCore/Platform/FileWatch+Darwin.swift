@@ -18,9 +18,11 @@ final class KqueueWatch: FileWatchBackend {
 
     var mechanism: FileWatch.Mechanism { .kqueue }
     var descriptor: Int32? { kq }
-    var pollInterval: Double? { nil }
+    var nextPoll: Double? { nil }
 
-    func add(_ path: String) -> Bool {
+    /// kqueue does not say which entry of a folder changed, so `entries` is not used: the
+    /// folder is reported for any of them.
+    func add(_ path: String, entries: Set<String>?) -> Bool {
         if fdOf[path] != nil { return true }
         let fd = open(path, O_EVTONLY | O_CLOEXEC)
         guard fd >= 0 else { return false }
@@ -44,7 +46,7 @@ final class KqueueWatch: FileWatchBackend {
 
     func watches(_ path: String) -> Bool { fdOf[path] != nil }
 
-    func collect(into wake: inout FileWatch.Wake, blocking: Bool) {
+    func collect(into wake: inout FileWatch.Wake) {
         var events = [kevent](repeating: kevent(), count: 64)
         var zero = timespec(tv_sec: 0, tv_nsec: 0)
         while true {

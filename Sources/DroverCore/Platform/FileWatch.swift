@@ -8,8 +8,10 @@ import Darwin
 /// deadline passes: the one way Drover's long-running loops wait, so nothing wakes without work.
 ///
 /// - `watch(_:)` a **folder** reports entries created, removed or renamed in it (a file
-///   replaced by `rename`, such as the heartbeat, is seen through its folder); a **file**
-///   reports writes and appends to it (such as `events.log`).
+///   replaced by `rename`, such as the heartbeat, is seen through its folder), not writes to
+///   the files in it; a **file** reports writes and appends to it (such as `events.log`).
+///   `watch(_:entries:)` reports a folder only for the named entries (inotify and polling;
+///   kqueue cannot tell which entry changed and reports the folder for any).
 /// - Linux uses inotify and macOS kqueue (`+Linux`/`+Darwin` files); where neither is
 ///   available, or when `FileWatch(pollingEvery:)` asks for it, a portable fallback compares
 ///   `stat` snapshots every interval (slowly: it is a fallback, not the design).
@@ -72,8 +74,9 @@ public final class FileWatch {
     deinit { backend.close() }
 
     /// Starts watching a file or folder; false when it does not exist or cannot be watched.
+    /// With `entries`, a folder is reported only when one of these names in it changes.
     @discardableResult
-    public func watch(_ path: String) -> Bool { backend.add(path) }
+    public func watch(_ path: String, entries: Set<String>? = nil) -> Bool { backend.add(path, entries: entries) }
 
     /// Stops watching `path` (nothing when it was not watched).
     public func unwatch(_ path: String) { backend.remove(path) }
@@ -88,48 +91,63 @@ public final class FileWatch {
 
     public func unwatch(descriptor fd: Int32) { descriptors.removeAll { $0 == fd } }
 
-    /// Waits until something changes, or `timeout` seconds pass (nil: no limit).
+    /// Waits until something changes, or `timeout` seconds pass (nil: no limit). Events the
+    /// caller did not ask for (entries outside a folder's `entries`) do not end the wait.
     public func wait(timeout: Double?) -> Wake {
         defer { wakeups += 1 }
+        let end = timeout.map { Self.now() + $0 }
         var wake = Wake()
-        // Changes the polling fallback already saw, or events already queued, come first.
-        backend.collect(into: &wake, blocking: false)
-        if !wake.timedOut { return wake }
-        var fds = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-        if let fd = backend.descriptor { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-        var limit = timeout
-        if let every = backend.pollInterval { limit = min(limit ?? every, every) }
-        let ms: Int32 = limit.map { Int32(clamping: Int(($0 * 1000).rounded(.up))) } ?? -1
-        let n = poll(&fds, nfds_t(fds.count), max(ms, limit == nil ? -1 : 0))
-        if n < 0 {
-            if currentErrno() == EINTR { wake.interrupted = true }
-            return wake
+        var first = true
+        while true {
+            // Changes already queued (or a polling scan that is due) come first.
+            backend.collect(into: &wake)
+            if !wake.timedOut { return wake }
+            let remaining = end.map { $0 - Self.now() }
+            if !first, let remaining, remaining <= 0 { return wake }
+            first = false
+            var limit = remaining.map { max(0, $0) }
+            if let next = backend.nextPoll { limit = min(limit ?? next, next) }
+            var fds = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if let fd = backend.descriptor { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            let ms: Int32 = limit.map { Int32(clamping: Int(($0 * 1000).rounded(.up))) } ?? -1
+            let n = poll(&fds, nfds_t(fds.count), ms)
+            if n < 0 {
+                if currentErrno() == EINTR { wake.interrupted = true }
+                return wake
+            }
+            for p in fds where p.revents != 0 && p.fd != backend.descriptor {
+                wake.descriptors.insert(p.fd)
+            }
         }
-        for p in fds where p.revents != 0 {
-            if p.fd == backend.descriptor { continue }
-            wake.descriptors.insert(p.fd)
-        }
-        backend.collect(into: &wake, blocking: false)
-        return wake
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }
 
 /// One way of noticing changes (inotify, kqueue, `stat` snapshots).
 protocol FileWatchBackend: AnyObject {
     var mechanism: FileWatch.Mechanism { get }
-    /// A descriptor that is readable when changes are queued (nil: poll every `pollInterval`).
+    /// A descriptor that is readable when changes are queued (nil: none; see `nextPoll`).
     var descriptor: Int32? { get }
-    var pollInterval: Double? { get }
-    func add(_ path: String) -> Bool
+    /// Seconds until `collect` should be called again whatever happens (nil: only when
+    /// `descriptor` is readable).
+    var nextPoll: Double? { get }
+    /// `entries`: for a folder, report only changes of these names (nil: any).
+    func add(_ path: String, entries: Set<String>?) -> Bool
     func remove(_ path: String)
     func watches(_ path: String) -> Bool
-    /// Adds the changes noticed since the last call to `wake`.
-    func collect(into wake: inout FileWatch.Wake, blocking: Bool)
+    /// Adds the changes noticed since the last call to `wake`, without blocking.
+    func collect(into wake: inout FileWatch.Wake)
     func close()
 }
 
 /// The portable fallback: a snapshot (identity, size, times) of each watched path and, for a
-/// folder, of its entries, compared every `interval` seconds.
+/// folder, of its entries (or only the named ones), compared every `interval` seconds. A path
+/// that disappears is reported once and no longer watched, as with inotify and kqueue.
 final class PollingFileWatch: FileWatchBackend {
     struct Snapshot: Equatable {
         var node: [Int64]
@@ -137,18 +155,20 @@ final class PollingFileWatch: FileWatchBackend {
     }
 
     let interval: Double
-    private var watched: [String: Snapshot?] = [:]
+    private var watched: [String: (snapshot: Snapshot, entries: Set<String>?)] = [:]
     private var lastScan = -Double.infinity
 
     init(interval: Double) { self.interval = interval }
 
     var mechanism: FileWatch.Mechanism { .polling(interval: interval) }
     var descriptor: Int32? { nil }
-    var pollInterval: Double? { interval }
+    var nextPoll: Double? { max(0, lastScan + interval - FileWatch.now()) }
 
-    func add(_ path: String) -> Bool {
-        guard let s = Self.snapshot(path) else { return false }
-        watched[path] = s
+    func add(_ path: String, entries: Set<String>?) -> Bool {
+        // Watched already: keep the snapshot, so a change not yet reported is not lost.
+        if let w = watched[path], w.entries == entries { return true }
+        guard let s = Self.snapshot(path, entries: entries) else { return false }
+        watched[path] = (s, entries)
         return true
     }
 
@@ -156,33 +176,34 @@ final class PollingFileWatch: FileWatchBackend {
     func watches(_ path: String) -> Bool { watched[path] != nil }
     func close() { watched.removeAll() }
 
-    func collect(into wake: inout FileWatch.Wake, blocking: Bool) {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        let now = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-        guard now - lastScan >= interval * 0.9 else { return }
+    func collect(into wake: inout FileWatch.Wake) {
+        let now = FileWatch.now()
+        // poll(2) rounds its timeout up to whole milliseconds, so a due scan is never early by more.
+        guard now - lastScan >= interval - 0.001 else { return }
         lastScan = now
         for (path, old) in watched {
-            let new = Self.snapshot(path)
-            if new != old {
-                watched[path] = new
-                wake.paths.insert(path)
-            }
+            let new = Self.snapshot(path, entries: old.entries)
+            guard new != old.snapshot else { continue }
+            watched[path] = new.map { ($0, old.entries) }
+            wake.paths.insert(path)
         }
     }
 
-    static func snapshot(_ path: String) -> Snapshot? {
+    static func snapshot(_ path: String, entries only: Set<String>?) -> Snapshot? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
-        var s = Snapshot(node: fingerprint(st), entries: nil)
-        if (st.st_mode & S_IFMT) == S_IFDIR, let d = opendir(path) {
+        let isFolder = (st.st_mode & S_IFMT) == S_IFDIR
+        // A folder's own times change with every entry; with `only`, the named entries decide.
+        var s = Snapshot(node: isFolder && only != nil ? [Int64(st.st_dev), Int64(st.st_ino)] : fingerprint(st), entries: nil)
+        if isFolder, let d = opendir(path) {
             defer { closedir(d) }
             var entries: [String: [Int64]] = [:]
             while let e = readdir(d) {
                 let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name == "." || name == ".." { continue }
+                if name == "." || name == ".." || !(only?.contains(name) ?? true) { continue }
                 var es = stat()
-                entries[name] = lstat(path + "/" + name, &es) == 0 ? fingerprint(es) : []
+                // Entries created, removed or replaced (a new inode), not files written in place.
+                entries[name] = lstat(path + "/" + name, &es) == 0 ? [Int64(es.st_dev), Int64(es.st_ino)] : []
             }
             s.entries = entries
         }

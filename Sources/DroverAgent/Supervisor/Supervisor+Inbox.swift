@@ -1,0 +1,160 @@
+import CDroverSys
+import DroverCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The inbox: commands in, attempts accepted, made durable together, shims started.
+extension Supervisor {
+    /// Handles every command file in the inbox, in name order (all that are there: several
+    /// that arrive together are one batch, made durable by one `syncfs` in `commit`).
+    ///
+    /// The new attempts' files are written without fsync; `commit()` then makes the whole
+    /// batch durable before the inbox files are removed and the shims start: a crash at any
+    /// point leaves either the command in the inbox or the accepted attempt on disk.
+    func processInbox() {
+        inboxRetryAt = nil
+        let names = listDirectory(dir.inbox).filter { !$0.hasPrefix(".") && $0.hasSuffix(".json") && !unmovable.contains($0) }.sorted()
+        guard !names.isEmpty else { return }
+        var handled: [String] = []
+        for name in names {
+            let path = dir.inbox + "/" + name
+            // Only this user's own regular files are commands: a file another user owns or may
+            // write, or a symbolic link, is moved aside unread (never followed).
+            let bytes: [UInt8]
+            do throws(PrivatePath.Problem) {
+                bytes = try PrivatePath.readOwnFile(path)
+            } catch {
+                if case .system = error {
+                    // Unreadable for now (e.g. no descriptor left): no event will come, so try again.
+                    inboxRetryAt = monotonicTime() + 1
+                    continue
+                }
+                reject(name, reason: "not executed: \(error)")
+                continue
+            }
+            do throws(AgentError) {
+                let node: JSONNode
+                do { node = try JSONParser.parse(bytes) } catch { throw AgentError.invalid("malformed JSON at line \(error.position.line), column \(error.position.column): \(error.message)") }
+                try handle(node, file: name)
+                handled.append(path)
+            } catch {
+                reject(name, reason: error.description)
+            }
+        }
+        handledInbox += handled
+    }
+
+    /// Makes this tick's work durable with one `syncfs` (new attempts and new events
+    /// together), then removes the handled inbox files and starts the new attempts' shims.
+    func commit() {
+        guard !pendingEvents.isEmpty || !handledInbox.isEmpty else { return }
+        flushEvents(durable: false)
+        if LocalUser.environment("DROVER_NOSYNC") == nil { syncFilesystem(dir.root) }
+        for path in handledInbox { unlink(path) }
+        handledInbox.removeAll()
+        for id in toStart { startShim(id) }
+        toStart.removeAll()
+    }
+
+    /// Acts on one inbox command, read as an `AgentCommand` of the wire protocol.
+    private func handle(_ node: JSONNode, file: String) throws(AgentError) {
+        let command: AgentCommand
+        switch AgentCommand.parse(node, file: file) {
+        case .failure(let e): throw .invalid(e.description)
+        case .success(let c): command = c
+        }
+        switch command {
+        case .start(let spec):
+            try accept(spec)
+        case .cancel(let job, let attempt, let reason):
+            // `stale`: the coordinator gave up on the attempt; it ends `cancelled` with "stale":true.
+            for id in try targets(job, attempt) { requestCancel(id, reason: reason.rawValue) }
+        case .signal(let job, let attempt, let name):
+            guard let sig = signalNumber(name) else { throw .invalid("unknown signal name \"\(name)\"") }
+            for id in try targets(job, attempt) {
+                if let pgid = AttemptProcesses(transitionsFile: dir.transitionsFile(id)).jobPID, pgid > 1 { kill(-pgid, sig) }
+            }
+        case .lease:
+            throw .invalid("a lease is written by `drover-agent link`, not placed in the inbox")
+        }
+    }
+
+    /// The live attempts a cancel or signal names (all of the job's when `attempt` is nil).
+    private func targets(_ job: String, _ attempt: Int?) throws(AgentError) -> [AttemptID] {
+        let found = live.keys.filter { $0.job == job && (attempt == nil || $0.attempt == attempt) }
+        if found.isEmpty { throw .invalid("no live attempt of \(job)\(attempt.map { "/\($0)" } ?? "")") }
+        return found
+    }
+
+    /// Records a new attempt (spec, then `accepted`); its shim starts once the batch is durable.
+    private func accept(_ spec: AttemptSpec) throws(AgentError) {
+        let id = spec.id
+        let attemptDir = dir.attemptDirectory(id)
+        if LocalFile.exists(dir.transitionsFile(id)) { throw .invalid("attempt \(id) already exists; attempts are never reused") }
+        try StateDirectory.makeDirectory(attemptDir)
+        // Written in place: until the `accepted` line exists the attempt does not, and a
+        // command whose spec write was cut short is still in the inbox and is written again.
+        do { try writeFile(Array((spec.json + "\n").utf8), to: dir.specFile(id)) } catch { throw .system(error) }
+        try Transitions.append(.accepted, to: dir.transitionsFile(id))
+        live[id] = Live(state: .accepted, coordinator: spec.coordinator, keepRunning: spec.keepRunning)
+        // Watched before the shim exists, so none of its lines can come unnoticed.
+        follow(id)
+        pollTransitions(only: id)
+        toStart.append(id)
+    }
+
+    func startShim(_ id: AttemptID) {
+        do {
+            let pid = try spawnSession([executable, "shim", dir.root, id.description], output: dir.agentLog)
+            live[id]?.shimPID = pid
+            live[id]?.childPID = pid
+            live[id]?.shimStart = nil  // learned from the shim's `starting` transition
+        } catch {
+            AgentLog.write("cannot start the shim of \(id): \(error)")
+            markLost(id, why: "the shim could not be started: \(error)")
+        }
+    }
+
+    private func reject(_ name: String, reason: String) {
+        let from = dir.inbox + "/" + name
+        let to = dir.rejected + "/" + name
+        if rename(from, to) != 0 {
+            // Never handle the same file again: remove it (this user owns the inbox folder).
+            let e = SystemError.current("move to \(to)", path: from)
+            if unlink(from) != 0 && rmdir(from) != 0 {
+                unmovable.insert(name)
+                AgentLog.write("cannot move aside or remove inbox/\(name) (\(e)); ignoring it from now on")
+            }
+        }
+        try? AtomicFile.write(Array((reason + "\n").utf8), to: to + ".reason")
+        emit(["type": "rejected", "file": name, "reason": reason])
+        AgentLog.write("rejected inbox/\(name): \(reason)")
+    }
+
+    func requestCancel(_ id: AttemptID, reason: String) {
+        try? AtomicFile.write(Array((reason + "\n").utf8), to: dir.cancelFile(id))
+    }
+}
+
+/// Flushes every file system buffer of the file system holding `path` (one `syncfs`).
+func syncFilesystem(_ path: String) {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    _ = drover_syncfs(fd)
+    close(fd)
+}
+
+/// Names in a directory (not `.` or `..`); empty when it cannot be read.
+func listDirectory(_ path: String) -> [String] {
+    guard let d = opendir(path) else { return [] }
+    defer { closedir(d) }
+    var out: [String] = []
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { out.append(name) }
+    }
+    return out
+}
