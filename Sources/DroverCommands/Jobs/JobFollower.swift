@@ -35,17 +35,6 @@ final class JobFollower {
         return try await watch.reread(until: deadline, { try journal.jobs(ids) }, done: { $0.allSatisfy(\.state.isFinal) })
     }
 
-    private func session(for host: String) async throws -> any HostSession {
-        if let s = sessions[host] { return s }
-        guard let spec = inventory.host(named: host) else {
-            Terminal.error("host \(host) of this job is not in \(inventory.source) (pass the coordinator's inventory with --inventory)")
-            throw ExitCode(1)
-        }
-        let s = try await spec.openSession()
-        sessions[host] = s
-        return s
-    }
-
     /// The shell line that prints an attempt's output on its host.
     private func outputCommand(_ attempt: AttemptRecord, follow: Bool, stdout: Bool, stderr: Bool) throws -> String {
         guard let spec = inventory.host(named: attempt.host) else { throw ExitCode(1) }
@@ -60,17 +49,49 @@ final class JobFollower {
     }
 
     /// Copies an attempt's output here (stdout to stdout, stderr to stderr); with `follow`,
-    /// until the attempt ends or `stop` says to give up on it.
+    /// until the attempt ends or `stop` says to give up on it. While nothing has come from the
+    /// host yet, an attempt that ends with its output kept locally (`AttemptOutput`, small
+    /// outputs come with the end) is printed from here and the connection is dropped: a short
+    /// job costs no SSH connection at all.
     func copyOutput(_ attempt: AttemptRecord, follow: Bool, stdout: Bool = true, stderr: Bool = true, stop: (() throws -> Bool)? = nil) async throws {
-        let session = try await session(for: attempt.host)
-        let stream = try session.stream(try outputCommand(attempt, follow: follow, stdout: stdout, stderr: stderr), stdin: nil)
+        guard let spec = inventory.host(named: attempt.host) else {
+            Terminal.error("host \(attempt.host) of this job is not in \(inventory.source) (pass the coordinator's inventory with --inventory)")
+            throw ExitCode(1)
+        }
+        if follow, let kept = try storedOutput(attempt) {
+            print(kept, stdout: stdout, stderr: stderr)
+            return
+        }
+        let command = try outputCommand(attempt, follow: follow, stdout: stdout, stderr: stderr)
+        let existing = sessions[attempt.host]
+        struct Pump { var wrote = false, abandoned = false, stream: HostStream?, session: (any HostSession)? }
+        let shared = Locked(Pump())
         let done = Locked<Result<ExitStatus?, any Error>?>(nil)
         let watch = self.watch
         let pump = Task {
             defer { watch.poke() }
             do {
+                let session: any HostSession
+                if let existing { session = existing } else { session = try await spec.openSession() }
+                let stream = try session.stream(command, stdin: nil)
+                let abandoned = shared.withLock { p -> Bool in
+                    p.session = session
+                    p.stream = stream
+                    return p.abandoned
+                }
+                if abandoned {
+                    // Given up while connecting: nobody waits for this connection any more.
+                    stream.cancel()
+                    if existing == nil { await session.shutdown() }
+                    return
+                }
                 var status: ExitStatus?
                 for try await event in stream {
+                    guard shared.withLock({ p -> Bool in
+                        if p.abandoned { return false }
+                        p.wrote = true
+                        return true
+                    }) else { break }
                     switch event {
                     case .stdout(let b): FileHandle.standardOutput.write(Data(b))
                     case .stderr(let b): FileHandle.standardError.write(Data(b))
@@ -78,27 +99,64 @@ final class JobFollower {
                     }
                 }
                 done.withLock { $0 = .success(status) }
+                if existing == nil, shared.withLock({ $0.abandoned }) { await session.shutdown() }
             } catch {
                 done.withLock { $0 = .failure(error) }
             }
         }
-        // `stop` looks at the journal after each commit; the pump pokes the watch when the
-        // stream ends.
+        /// Stops the pump; true when it had written nothing yet (the caller may print instead).
+        func abandon() -> Bool {
+            let (fresh, stream) = shared.withLock { p -> (Bool, HostStream?) in
+                p.abandoned = true
+                return (!p.wrote, p.stream)
+            }
+            stream?.cancel()
+            return fresh
+        }
+        var stopped = false
+        // `stop` looks at the journal after each commit; the pump pokes the watch when the stream ends.
         while done.withLock({ $0 }) == nil {
             if let stop, try stop() {
-                stream.cancel()
+                _ = abandon()
+                stopped = true
                 break
+            }
+            if follow, !shared.withLock({ $0.wrote }), let kept = try storedOutput(attempt) {
+                if abandon() {
+                    print(kept, stdout: stdout, stderr: stderr)
+                    stopped = true
+                    break
+                }
             }
             let wake = await watch.wait(timeout: nil)
             if wake == .cancelled || wake == .stopped {
-                stream.cancel()
+                _ = abandon()
+                stopped = true
                 break
             }
         }
-        await pump.value
-        if case .failure(let e) = done.withLock({ $0 }), !(try stop?() ?? false) {
+        // A pump given up before it wrote anything may still be connecting: it closes its own
+        // session then; waiting for it would cost a whole SSH handshake.
+        let early = stopped && !shared.withLock { $0.wrote }
+        if !early {
+            await pump.value
+            let (session, abandoned) = shared.withLock { ($0.session, $0.abandoned) }
+            if let session, existing == nil, !abandoned { sessions[attempt.host] = session }
+        }
+        if !stopped, case .failure(let e) = done.withLock({ $0 }), !(try stop?() ?? false) {
             Terminal.error("output of job \(attempt.job) on \(attempt.host): \(e)")
         }
+    }
+
+    /// The output kept locally of an attempt that has ended, if it is here.
+    private func storedOutput(_ attempt: AttemptRecord) throws -> (stdout: [UInt8], stderr: [UInt8])? {
+        guard let now = try journal.attempt(attempt.job, attempt.attempt), let state = now.agentState, AgentStates.final.contains(state) else { return nil }
+        return AttemptOutput.read(state: journal.state, job: attempt.job, attempt: attempt.attempt)
+    }
+
+    private func print(_ kept: (stdout: [UInt8], stderr: [UInt8]), stdout: Bool, stderr: Bool) {
+        if stdout && !kept.stdout.isEmpty { FileHandle.standardOutput.write(Data(kept.stdout)) }
+        if stderr && !kept.stderr.isEmpty { FileHandle.standardError.write(Data(kept.stderr)) }
     }
 
     /// Streams a job's output live, attempt after attempt, until the job is final; throws
