@@ -204,9 +204,15 @@ final class StreamingChild {
     private var outBuffer: [UInt8] = []
     private var errBuffer: [UInt8] = []
     private var status: Int32?
+    /// The write end of the child's stdin, with `withStdin`.
+    private var inFD: Int32 = -1
 
-    init(_ argv: [String], environment: [String: String]) throws {
-        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+    init(_ argv: [String], environment: [String: String], withStdin: Bool = false) throws {
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [-1, -1]
+        if withStdin {
+            guard pipe(&inPipe) == 0 else { throw HarnessError("pipe: errno \(errno)") }
+            for fd in inPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        }
         guard pipe(&outPipe) == 0 else { throw HarnessError("pipe: errno \(errno)") }
         guard pipe(&errPipe) == 0 else {
             close(outPipe[0]); close(outPipe[1])
@@ -217,7 +223,11 @@ final class StreamingChild {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if withStdin {
+            posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
         var attributes = posix_spawnattr_t()
@@ -239,6 +249,10 @@ final class StreamingChild {
         let rc = posix_spawn(&child, argv[0], &actions, &attributes, args, env)
         close(outPipe[1])
         close(errPipe[1])
+        if withStdin {
+            close(inPipe[0])
+            inFD = inPipe[1]
+        }
         guard rc == 0 else {
             close(outPipe[0]); close(errPipe[0])
             throw HarnessError("cannot start \(argv[0]): errno \(rc)")
@@ -257,6 +271,25 @@ final class StreamingChild {
         }
         if outFD >= 0 { close(outFD) }
         if errFD >= 0 { close(errFD) }
+        if inFD >= 0 { close(inFD) }
+    }
+
+    /// Writes `text` to the child's stdin (started `withStdin`).
+    func write(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(inFD, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw HarnessError("write to the child's stdin: errno \(errno)") }
+            done += n
+        }
+    }
+
+    /// Closes the child's stdin (it reads end-of-file).
+    func closeStdin() {
+        if inFD >= 0 { close(inFD) }
+        inFD = -1
     }
 
     /// The next line of stdout (without its newline); fails at the deadline or at end of output.

@@ -20,7 +20,7 @@ public enum AgentCLI {
           tail [--from SEQ] [--follow [--heartbeat]]
                                                     print event-log lines from SEQ (default 1); --follow prints {"caught_up":N}
                                                     and keeps following; --heartbeat adds {"heartbeat":…} lines when it changes
-          link [--from SEQ]                         the coordinator's two-way channel: command lines (start, cancel,
+          link [--from SEQ] [--protocol N]          the coordinator's two-way channel: command lines (start, cancel,
                                                     signal, lease) on stdin; on stdout a hello line, the events from SEQ
                                                     as tail --follow --heartbeat prints them, small results inline
           output JOB/ATTEMPT [--follow] [--stdout-only | --stderr-only]
@@ -94,7 +94,7 @@ struct Options {
     var flags: Set<String> = []
     var values: [String: String] = [:]
     var positional: [String] = []
-    private static let valued: Set<String> = ["--root", "--from", "--heartbeat-interval", "--coordinator"]
+    private static let valued: Set<String> = ["--root", "--from", "--heartbeat-interval", "--coordinator", "--protocol"]
 
     init(_ args: [String]) throws(AgentError) {
         var i = 0

@@ -5,7 +5,7 @@ import Glibc
 import Darwin
 #endif
 
-/// `drover-agent link [--from SEQ]`: the coordinator's one long-lived, two-way channel to a host.
+/// `drover-agent link [--from SEQ] [--protocol N]`: the coordinator's one long-lived, two-way channel to a host.
 ///
 /// Up (stdout), one JSON line each: a `{"hello":…}` naming the protocol version, the event log
 /// from SEQ (as `tail --follow` prints it, with `{"caught_up":N}` after the backlog), a
@@ -24,6 +24,11 @@ enum LinkCommand {
         try options.allow([])
         let dir = options.root
         guard let from = Int(options.values["--from"] ?? "1"), from >= 1 else { throw .usage("--from must be a sequence number, 1 or more") }
+        // The coordinator says which protocol it speaks; another version is refused before
+        // anything is read or written (the coordinator then deploys its own agent).
+        if let wanted = options.values["--protocol"], wanted != String(WireProtocol.version) {
+            throw .usage("this agent (\(AgentInfo.version), build \(AgentInfo.buildHash)) speaks protocol \(WireProtocol.version), the coordinator \(wanted); deploy the coordinator's agent (drover deploy)")
+        }
         try dir.prepare()
         try Ownership.checkNotForeign(dir)
         StreamIO.ignoreBrokenPipes()

@@ -207,15 +207,27 @@ extension Coordinator {
     /// Writes an attempt's inline stdout and stderr into its results folder (emptied first, so
     /// it always holds one attempt's results).
     func storeInline(_ output: InlineOutput, in folder: String) -> HostLink.CollectOutcome {
-        let fm = FileManager.default
-        try? fm.removeItem(atPath: folder)
-        do {
-            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            for (name, bytes) in [("stdout", output.stdout), ("stderr", output.stderr)] {
-                try AtomicFile.write(bytes, to: folder + "/" + name, mode: 0o600, durable: false)
+        // Plain creates and writes, no temporary files: this runs once per ended job, and a
+        // crash before the commit just has the event applied (and the folder written) again.
+        if mkdir(folder, 0o755) != 0 {
+            let fm = FileManager.default
+            if errno == EEXIST { try? fm.removeItem(atPath: folder) }
+            do { try fm.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+                return .missingOutputs("cannot create \(folder): \(error.localizedDescription)")
             }
-        } catch {
-            return .missingOutputs("cannot write its results into \(folder): \(error)")
+        }
+        for (name, bytes) in [("stdout", output.stdout), ("stderr", output.stderr)] {
+            let path = folder + "/" + name
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { return .missingOutputs("cannot write \(path): \(SystemError.current("open", path: path))") }
+            defer { close(fd) }
+            var written = 0
+            while written < bytes.count {
+                let n = bytes.withUnsafeBytes { posixWrite(fd, $0.baseAddress! + written, bytes.count - written) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return .missingOutputs("cannot write \(path): \(SystemError.current("write", path: path))") }
+                written += n
+            }
         }
         return .done(files: 2, bytes: output.stdout.count + output.stderr.count)
     }

@@ -176,7 +176,7 @@ final class HostLink: @unchecked Sendable {
                 let from = await delegate.lastAppliedSeq(spec.name) + 1
                 let q = RemotePath.shell
                 let input = StreamInput()
-                let stream = try session.stream("\(q(agent)) link --root \(q(spec.root)) --from \(from)", input: input)
+                let stream = try session.stream("\(q(agent)) link --root \(q(spec.root)) --from \(from) --protocol \(WireProtocol.version)", input: input)
                 state.withLock {
                     $0.stream = stream
                     $0.input = input
