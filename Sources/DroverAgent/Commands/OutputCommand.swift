@@ -14,7 +14,8 @@ import Darwin
 /// files may be gigabytes. A closed output (the reader went away) ends it quietly with 0.
 enum OutputCommand {
     static let chunkBytes = 256 << 10
-    static let pollSeconds = 0.03
+    /// The longest `--follow` sleeps without a change of the files it watches (a safety net).
+    static let safetySeconds = 1.0
 
     /// One output file being copied to one descriptor.
     final class Stream {
@@ -64,18 +65,27 @@ enum OutputCommand {
         StreamIO.ignoreBrokenPipes()
 
         func state() -> AttemptState? { Transitions.currentState(dir.transitionsFile(id)) }
+        // It sleeps until a file it follows changes (the attempt's folder appearing, its output
+        // growing, its transitions), with a slow safety re-check.
+        let watch = FileWatch.forAgent()
+        func watchWhatExists() {
+            for path in [dir.attempts, dir.attempts + "/" + id.job, dir.attemptDirectory(id), dir.transitionsFile(id), dir.stdoutFile(id), dir.stderrFile(id)]
+            where !watch.isWatching(path) { watch.watch(path) }
+        }
         var current = state()
         if current == nil {
             guard follow else { throw .invalid("no attempt \(id) in \(dir.root)") }
             while current == nil {
-                sleepSeconds(pollSeconds)
+                watchWhatExists()
                 current = state()
+                if current == nil { _ = watch.wait(timeout: safetySeconds) }
             }
         }
         var streams: [Stream] = []
         if !stderrOnly { streams.append(Stream(path: dir.stdoutFile(id), target: 1)) }
         if !stdoutOnly { streams.append(Stream(path: dir.stderrFile(id), target: 2)) }
         var buffer = [UInt8](repeating: 0, count: chunkBytes)
+        if follow { watchWhatExists() }  // before the first copy: nothing appended after it is missed
         while true {
             // The state is read before copying: once it is final, copying on reaches the real end.
             let final = !follow || current?.isFinal == true
@@ -89,7 +99,8 @@ enum OutputCommand {
             }
             if more { continue }
             if final { return 0 }
-            sleepSeconds(pollSeconds)
+            watchWhatExists()
+            if state() == current { _ = watch.wait(timeout: safetySeconds) }
             current = state()
         }
     }
