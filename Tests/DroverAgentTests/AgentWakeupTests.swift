@@ -103,7 +103,8 @@ struct AgentWakeupTests {
         let start = Date()
         let r = try h.agent(["stop"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(Date().timeIntervalSince(start) < 5, "stop took \(Date().timeIntervalSince(start)) s")
+        // Far below the 60 s heartbeat: the stop request woke it, not a timer (loose for loaded machines).
+        #expect(Date().timeIntervalSince(start) < 20, "stop took \(Date().timeIntervalSince(start)) s")
     }
 
     /// With a pidfd (Linux) the agent hears of it at once; without (`DROVER_AGENT_PIDFD=off`, as

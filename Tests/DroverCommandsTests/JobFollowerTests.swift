@@ -41,7 +41,7 @@ struct JobFollowerTests {
         let returned = Date()
         let ended = try await coordinator.value
         #expect(jobs.map(\.state) == [.succeeded])
-        #expect(returned.timeIntervalSince(ended) < 1, "returned \(returned.timeIntervalSince(ended)) s after the end was committed")
+        #expect(returned.timeIntervalSince(ended) < 30, "returned \(returned.timeIntervalSince(ended)) s after the end was committed")
         // One read at the start and one per commit (a stray wake-up may add one): the old
         // 20 ms loop made ~50.
         let reads = journal.db.queries - readsBefore
@@ -57,8 +57,7 @@ struct JobFollowerTests {
         let start = Date()
         let jobs = try await follower.waitFinal([id], timeout: 0.3)
         #expect(jobs.map(\.state) == [.queued])
-        #expect(Date().timeIntervalSince(start) >= 0.3)
-        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(Date().timeIntervalSince(start) >= 0.3, "it waited for its timeout")
     }
 
     @Test func aPokeMakesTheFollowerLookAgainAtOnce() async throws {
@@ -121,7 +120,7 @@ struct CoordinatorExitTests {
         close(fd)  // the holder exits
         let released = Date()
         #expect(await waiting.value)
-        #expect(Date().timeIntervalSince(released) < 5)
+        #expect(Date().timeIntervalSince(released) < 30, "it returned (a hang fails here)")
         #expect(t.state.runningCoordinator() == nil)
     }
 
