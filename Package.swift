@@ -10,6 +10,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The coordinator's log (not the agent's: it stays dependency-free and static).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // libssh2 from the system (apt libssh2-1-dev, brew libssh2).
@@ -35,13 +37,14 @@ let package = Package(
         // hosts.json and ~/.ssh/config resolution.
         .target(name: "DroverInventory", dependencies: ["DroverCore"]),
         // The coordinator: journal, scheduling, host links, liveness, deploy.
-        .target(name: "DroverCoordinator", dependencies: ["DroverCore", "DroverProtocol", "DroverSSH", "DroverInventory", "CSQLite"]),
+        .target(name: "DroverCoordinator", dependencies: ["DroverCore", "DroverProtocol", "DroverSSH", "DroverInventory", "CSQLite", .product(name: "Logging", package: "swift-log")]),
         // One file per `drover` subcommand.
         .target(
             name: "DroverCommands",
             dependencies: [
                 "DroverCoordinator", "DroverInventory", "DroverCore", "CDroverSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // fork/exec, subreaper and wait-status helpers the agent cannot call from Swift.

@@ -3,6 +3,7 @@ import DroverCoordinator
 import DroverInventory
 import DroverCore
 import Foundation
+import Logging
 
 extension StalePolicy: ExpressibleByArgument {}
 
@@ -70,10 +71,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         settings.idleExit = idleExit
         let coordinator: Coordinator
         do {
-            coordinator = try Coordinator(state: state, inventory: inventory, catalog: catalog, settings: settings, log: { message in
-                let line = "\(CoordinatorCommand.timestamp()) \(message)\n"
-                FileHandle.standardError.write(Data(line.utf8))
-            })
+            coordinator = try Coordinator(state: state, inventory: inventory, catalog: catalog, settings: settings,
+                                          logger: Logger(label: "drover.coordinator") { CoordinatorLogHandler(label: $0) })
         } catch {
             Terminal.error("cannot open the journal in \(state.path): \(error)")
             throw ExitCode(1)
@@ -94,11 +93,5 @@ struct CoordinatorCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         sources.forEach { $0.cancel() }
-    }
-
-    static func timestamp() -> String {
-        let f = DateFormatter()
-        f.dateFormat = "yyyy-MM-dd HH:mm:ss.SSS"
-        return f.string(from: Date())
     }
 }

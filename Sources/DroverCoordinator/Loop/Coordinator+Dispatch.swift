@@ -31,7 +31,9 @@ extension Coordinator {
         let free = hosts.reduce(0) { $0 + $1.free }
         guard free > 0 else { return }
         // A job whose cancel is pending is cancelled by handleRequests, never started.
-        let queued = try journal.jobs(in: [.queued], readyAt: wallNow, limit: max(free * 4, 256)).filter { !$0.cancelRequested }
+        // A window of the queue: enough for label-bound jobs to let others past, small enough that a
+        // round costs the same with 10 or 100,000 queued (each round reads it again).
+        let queued = try journal.jobs(in: [.queued], readyAt: wallNow, limit: max(free * 8, 64)).filter { !$0.cancelRequested }
         guard !queued.isEmpty else { return }
         var byID: [Int: JobRecord] = [:]
         for j in queued { byID[j.id] = j }

@@ -2,6 +2,7 @@ import DroverCore
 import DroverInventory
 import DroverSSH
 import Foundation
+import Logging
 
 /// Settings of the coordinator loop (`drover coordinator --help` documents each).
 public struct CoordinatorSettings: Sendable {
@@ -72,17 +73,27 @@ public actor Coordinator: HostLinkDelegate {
     /// The most often the loop's housekeeping runs, seconds.
     static let housekeepingInterval = 0.02
     let started = ContinuousClock.now
+    /// The coordinator's log (swift-log; `CoordinatorLogHandler` writes `coordinator.log`).
+    let logger: Logger
+    /// One line in the log; "warning: …" lines at warning level.
     let log: @Sendable (String) -> Void
 
     /// Opens the journal in `state`; the caller holds the coordinator lock.
     public init(state: StateLocation, inventory: Inventory, catalog: AgentCatalog, settings: CoordinatorSettings,
-                log: @escaping @Sendable (String) -> Void) throws {
+                logger: Logger = Logger(label: "drover.coordinator")) throws {
         journal = try Journal(state)
         cid = try journal.coordinatorID()
         self.inventory = inventory
         self.settings = settings
         self.deployer = Deployer(catalog: catalog)
-        self.log = log
+        self.logger = logger
+        log = { message in
+            if message.hasPrefix("warning: ") {
+                logger.warning("\(message.dropFirst(9))")
+            } else {
+                logger.info("\(message)")
+            }
+        }
     }
 
     var now: Double {
