@@ -63,3 +63,28 @@ struct WireProtocolTests {
         #expect(Base64.decode("Zg=a") == nil)
     }
 }
+
+@Suite("Agent events")
+struct AgentEventTests {
+    @Test func eventsRoundTripThroughTheirJSON() throws {
+        let events: [AgentEvent] = [
+            .rejected(file: "1-2.json", reason: "malformed"),
+            .leaseExpired(coordinator: "c1", epoch: 3, orphaned: 2),
+            .ownerChanged(previousMachineID: "m0", previousHostname: "old", machineID: "m1", hostname: "new"),
+            .agentStarted(pid: 42, machineID: "m1", hostname: "h1"),
+            .agentStopped(pid: 42),
+            .other(type: "from_the_future"),
+        ]
+        for e in events { #expect(AgentEvent.parse(try JSONParser.parse(Array(e.json.utf8))) == e) }
+    }
+
+    @Test func aTransitionCarriesItsEndAndItsSummary() throws {
+        let line = #"{"seq":9,"type":"transition","job":"c1-4","attempt":2,"from":"running","state":"resource_limit","signal":"KILL","limit":"memory","max_rss_bytes":1024,"user_cpu_seconds":0.5,"system_cpu_seconds":0.25}"#
+        guard case .transition(let t) = AgentEvent.parse(try JSONParser.parse(Array(line.utf8))) else { Issue.record("not a transition"); return }
+        #expect(t.job == "c1-4" && t.attempt == 2 && t.state == .resourceLimit)
+        #expect(t.summary == "resource_limit SIGKILL (memory)")
+        #expect(t.cpuSeconds == 0.75 && t.maxRSSBytes == 1024 && t.output == nil)
+        let unknownState = #"{"type":"transition","job":"j","attempt":1,"state":"teleported"}"#
+        #expect(AgentEvent.parse(try JSONParser.parse(Array(unknownState.utf8))) == .other(type: "transition"))
+    }
+}

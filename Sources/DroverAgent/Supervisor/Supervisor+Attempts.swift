@@ -58,11 +58,9 @@ extension Supervisor {
         }
     }
 
-    func emit(_ fields: [String: String], extra: [String: Int] = [:]) {
-        var e = JSONObject()
-        for k in fields.keys.sorted() { e.set(k, fields[k]) }
-        for k in extra.keys.sorted() { e.set(k, extra[k]) }
-        pendingEvents.append(e.text)
+    /// Queues an event for the log (written with the next commit).
+    func emit(_ event: AgentEvent) {
+        pendingEvents.append(event.json)
     }
 
     // MARK: - Watching attempts
@@ -216,7 +214,7 @@ extension Supervisor {
                 requestCancel(id, reason: "orphaned")
                 orphaned += 1
             }
-            emit(["type": "lease_expired", "coordinator": expired.coordinator], extra: ["epoch": expired.epoch, "orphaned": orphaned])
+            emit(.leaseExpired(coordinator: expired.coordinator, epoch: expired.epoch, orphaned: orphaned))
             AgentLog.write("lease of \(expired.coordinator) expired (\(JSONText.number(expired.ttl)) s without renewal); \(orphaned) attempt(s) cancelled as orphaned")
         }
         // Renewals written in place (not by rename) are seen through the file itself.

@@ -130,7 +130,7 @@ extension Supervisor {
             }
         }
         try? AtomicFile.write(Array((reason + "\n").utf8), to: to + ".reason")
-        emit(["type": "rejected", "file": name, "reason": reason])
+        emit(.rejected(file: name, reason: reason))
         AgentLog.write("rejected inbox/\(name): \(reason)")
     }
 

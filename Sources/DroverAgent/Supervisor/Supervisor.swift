@@ -80,12 +80,12 @@ final class Supervisor {
         watchStateFolders()
         let me = MachineIdentity.current
         if case .takenOver(let previous) = claim {
-            emit(["type": "owner_changed", "previous_machine_id": previous.machineID, "previous_hostname": previous.hostname,
-                  "machine_id": me.machineID, "hostname": me.hostname])
+            emit(.ownerChanged(previousMachineID: previous.machineID, previousHostname: previous.hostname,
+                               machineID: me.machineID, hostname: me.hostname))
             AgentLog.write("took over \(dir.root) from \(previous.described) (boot \(previous.bootID.prefix(8))), whose agent looks dead; its unfinished attempts are marked lost (their processes ran there, or in an earlier boot, not here)")
         }
         recover()
-        emit(["type": "agent_started", "machine_id": me.machineID, "hostname": me.hostname], extra: ["pid": Int(getpid())])
+        emit(.agentStarted(pid: Int(getpid()), machineID: me.machineID, hostname: me.hostname))
         flushEvents()
         do { try heartbeat.beat() } catch { throw .system(error) }
         heartbeat.start()
@@ -146,7 +146,7 @@ final class Supervisor {
             throw .foreignOwner("the state directory \(dir.root) was taken over by the agent of \(other.described); this agent stopped")
         }
         if killJobs { cancelAll(reason: "cancelled", graceDeadline: 30) }
-        emit(["type": "agent_stopped"], extra: ["pid": Int(getpid())])
+        emit(.agentStopped(pid: Int(getpid())))
         flushEvents()
         heartbeat.stop()
         unlink(dir.stopRequest)

@@ -113,36 +113,35 @@ extension Coordinator {
 
     /// Applies one agent event (inside the caller's transaction).
     func apply(_ event: JSONNode, host: String, outbox: inout [String: [String]]) throws {
-        let type = event["type"]?.stringValue ?? "?"
         let time = event["time"]?.doubleValue ?? wallNow
-        switch type {
-        case "transition":
-            guard let name = event["job"]?.stringValue, let id = jobID(fromAgentJob: name),
-                  let n = event["attempt"]?.intValue, let state = event["state"]?.stringValue else { return }
-            try applyTransition(event, job: id, attempt: n, state: state, host: host, time: time, outbox: &outbox)
-        case "rejected":
-            let file = event["file"]?.stringValue ?? "?"
-            let reason = event["reason"]?.stringValue ?? "?"
+        switch AgentEvent.parse(event) {
+        case .transition(let t):
+            guard let id = jobID(fromAgentJob: t.job) else { return }
+            try applyTransition(t, job: id, host: host, time: time, outbox: &outbox)
+        case .rejected(let file, let reason):
             // Resent starts of attempts the agent already has are expected after a reconnect.
             if !reason.contains("already exists") {
                 try journal.audit("rejected", host: host, "\(host) rejected \(file): \(reason)", time: time)
                 log("\(host): agent rejected \(file): \(reason)")
             }
-        case "lease_expired":
+        case .leaseExpired(let coordinator, _, let orphaned):
             // Another coordinator's lease (one that shares this agent) is none of our business.
-            guard event["coordinator"]?.stringValue == cid else { return }
-            try journal.audit("lease_expired", host: host, "the agent on \(host) lost its lease (\(event["orphaned"]?.intValue ?? 0) attempt(s) orphaned)", time: time)
-        case "owner_changed":
-            let previous = event["previous_hostname"]?.stringValue ?? "?"
-            try journal.audit("host", host: host, "the agent on \(host) took its state directory over from \(previous) (machine id \(event["previous_machine_id"]?.stringValue?.prefix(12) ?? "?")), whose agent had stopped beating; that agent's unfinished attempts are lost", time: time)
-        case "agent_started", "agent_stopped":
-            try journal.audit("agent", host: host, "agent \(type == "agent_started" ? "started" : "stopped") on \(host) (pid \(event["pid"]?.intValue ?? 0))", time: time)
-        default:
+            guard coordinator == cid else { return }
+            try journal.audit("lease_expired", host: host, "the agent on \(host) lost its lease (\(orphaned) attempt(s) orphaned)", time: time)
+        case .ownerChanged(let previousMachineID, let previous, _, _):
+            try journal.audit("host", host: host, "the agent on \(host) took its state directory over from \(previous) (machine id \(previousMachineID.prefix(12))), whose agent had stopped beating; that agent's unfinished attempts are lost", time: time)
+        case .agentStarted(let pid, _, _):
+            try journal.audit("agent", host: host, "agent started on \(host) (pid \(pid))", time: time)
+        case .agentStopped(let pid):
+            try journal.audit("agent", host: host, "agent stopped on \(host) (pid \(pid))", time: time)
+        case .other:
             break
         }
     }
 
-    func applyTransition(_ event: JSONNode, job id: Int, attempt n: Int, state: String, host: String, time: Double, outbox: inout [String: [String]]) throws {
+    func applyTransition(_ event: TransitionEvent, job id: Int, host: String, time: Double, outbox: inout [String: [String]]) throws {
+        let n = event.attempt
+        let state = event.state.rawValue
         guard let a = try journal.attempt(id, n), a.host == host, let job = try journal.job(id) else {
             try journal.audit("unknown", job: id, attempt: n, host: host, state: state, "\(host) reports attempt \(n) of job \(id), which this journal never sent there", time: time)
             return
@@ -154,15 +153,14 @@ extension Coordinator {
         if state == "running" { sets.append("started_at=?"); values.append(.double(time)) }
         if final {
             sets += ["ended_at=?", "exit_code=?", "signal=?", "max_rss_bytes=?", "cpu_seconds=?"]
-            let cpu = (event["user_cpu_seconds"]?.doubleValue ?? 0) + (event["system_cpu_seconds"]?.doubleValue ?? 0)
-            values += [.double(time), .from(event["exit_code"]?.intValue), .from(event["signal"]?.stringValue),
-                       .from(event["max_rss_bytes"]?.intValue), .double(cpu)]
+            values += [.double(time), .from(event.exitCode), .from(event.signal),
+                       .from(event.maxRSSBytes), .double(event.cpuSeconds ?? 0)]
         }
         if current || final {
             sets.append("state=?")
             values.append(.text(current || a.state != "lost" ? state : "lost"))
         }
-        let detail = describe(event, state: state)
+        let detail = event.summary
         if final && current {
             sets.append("reason=?")
             values.append(.text(detail))
@@ -180,12 +178,12 @@ extension Coordinator {
         }
         guard final else { return }
         dirty = true
-        if job.batch == nil, let output = InlineOutput(event: event) {
+        if job.batch == nil, let output = event.output {
             // Kept here, so `drover run` and `drover logs` need no connection to the host for it.
             AttemptOutput.store(output, state: journal.state, job: id, attempt: n)
         }
         if let collection = collection(for: job, attempt: n, state: state, host: host) {
-            if collection.outputs.isEmpty, let output = InlineOutput(event: event) {
+            if collection.outputs.isEmpty, let output = event.output {
                 // Small results came with the end: no round trip to fetch them.
                 collecting.remove("\(id)/\(n)")
                 switch storeInline(output, in: collection.destination) {
@@ -263,16 +261,6 @@ extension Coordinator {
         }
     }
 
-    /// "exited 3", "signaled KILL", "timed_out", "start_failed: no such file".
-    func describe(_ event: JSONNode, state: String) -> String {
-        guard AgentStates.final.contains(state) else { return "" }
-        var text = state
-        if let c = event["exit_code"]?.intValue { text += " \(c)" }
-        if let s = event["signal"]?.stringValue { text += " SIG\(s)" }
-        if let l = event["limit"]?.stringValue { text += " (\(l))" }
-        if let e = event["error"]?.stringValue { text += ": \(e)" }
-        return text
-    }
 }
 
 extension Coordinator {
