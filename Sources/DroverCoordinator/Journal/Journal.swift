@@ -11,7 +11,7 @@ public final class Journal {
     /// same queued jobs round after round, and decoding their JSON dominated its cost.
     private let requests = Locked([Int: (text: String, request: JobRequest)]())
     /// The most decoded requests kept (about 1 KiB each; the scheduler reads at most a few hundred).
-    static let requestCacheLimit = 4_096
+    static let requestCacheLimit = 1_024
 
     /// Opens (creating when needed) the journal in `state`.
     public init(_ state: StateLocation) throws {
