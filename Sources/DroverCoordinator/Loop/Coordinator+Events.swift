@@ -12,22 +12,34 @@ extension Coordinator {
         var outbox: [String: [String]] = [:]
         var seq = lastSeq[host] ?? 0
         let before = seq
+        var events: [(seq: Int, node: JSONNode)] = []
+        for line in lines {
+            guard let node = try? JSONParser.parse(line) else {
+                log("\(host): unreadable line from the agent: \(line.prefix(200))")
+                continue
+            }
+            if let hb = node["heartbeat"] {
+                heartbeat = hb
+            } else if let c = node["caught_up"] {
+                caughtUpTo = c.intValue ?? Int.max
+            } else if let s = node["seq"]?.intValue {
+                events.append((s, node))
+            }
+        }
+        // A routine beat of a host that is up changes only its time and sequence: liveness
+        // takes every beat (in memory), the journal one every `heartbeatRecordInterval`.
+        let beatKey = heartbeat.map { hb in
+            ["version", "build", "cpus", "machine_id"].map { hb[$0]?.jsonText ?? "" }.joined(separator: "|") + "|\(hb["coordinators"]?.arrayValue?.count ?? -1)"
+        }
+        let recordBeat = heartbeat != nil && (hostState[host] != "up" || beatKey != heartbeatRecorded[host]?.key
+            || now - (heartbeatRecorded[host]?.at ?? -.infinity) >= Self.heartbeatRecordInterval)
+        if events.isEmpty && caughtUpTo == nil && !recordBeat {
+            observe(heartbeat, host: host)
+            return
+        }
         do {
             try journal.db.transaction {
-                for line in lines {
-                    guard let node = try? JSONParser.parse(line) else {
-                        log("\(host): unreadable line from the agent: \(line.prefix(200))")
-                        continue
-                    }
-                    if let hb = node["heartbeat"] {
-                        heartbeat = hb
-                        continue
-                    }
-                    if let c = node["caught_up"] {
-                        caughtUpTo = c.intValue ?? Int.max
-                        continue
-                    }
-                    guard let s = node["seq"]?.intValue else { continue }
+                for (s, node) in events {
                     if s <= seq { continue }  // already applied (a resumed stream)
                     seq = s
                     try apply(node, host: host, outbox: &outbox)
@@ -35,13 +47,14 @@ extension Coordinator {
                 if seq != lastSeq[host] {
                     try journal.db.run("UPDATE hosts SET last_seq=? WHERE name=?", .int(Int64(seq)), .text(host))
                 }
-                if let hb = heartbeat {
+                if let hb = heartbeat, recordBeat {
                     try journal.db.run("UPDATE hosts SET heartbeat_time=?, heartbeat_seq=?, agent_version=coalesce(?, agent_version), agent_build=coalesce(?, agent_build), slots=?, machine_id=coalesce(?, machine_id), coordinators=? WHERE name=?",
                                        .from(hb["time"]?.doubleValue), .from(hb["seq"]?.intValue), .from(hb["version"]?.stringValue),
                                        .from(hb["build"]?.stringValue), .from(inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue),
                                        .from(hb["machine_id"]?.stringValue), .from(hb["coordinators"]?.arrayValue?.count), .text(host))
                 }
             }
+            if recordBeat, let beatKey { heartbeatRecorded[host] = (now, beatKey) }
             lastSeq[host] = seq
         } catch {
             // Nothing of the batch was applied; the stream is restarted from the last applied sequence.
@@ -51,21 +64,7 @@ extension Coordinator {
             links[host]?.restart()
             return
         }
-        if let hb = heartbeat, let seq = hb["seq"]?.intValue {
-            if let c = hb["cpus"]?.intValue, cpus[host] != c {
-                cpus[host] = c
-                dirty = true
-            }
-            liveness[host]?.observe(seq: seq, pid: hb["pid"]?.intValue, interval: hb["interval"]?.doubleValue, at: now)
-            if let m = hb["machine_id"]?.stringValue, !m.isEmpty {
-                machineIDs[host] = m
-                let key = HostProbe.systemKey(machineID: m, bootID: hb["boot_id"]?.stringValue, hostname: hb["hostname"]?.stringValue)
-                if systemKeys[host] != key {
-                    systemKeys[host] = key
-                    do { try noteSameMachines() } catch { log("journal: \(error)") }
-                }
-            }
-        }
+        observe(heartbeat, host: host)
         flush(outbox)
         flushCollections()
         // Applied events (a slot freed, a job ended) and a host's first beat are the loop's work;
@@ -82,6 +81,24 @@ extension Coordinator {
                 try reconcile(host)
                 try recollect(host)
             } catch { log("\(host): reconcile: \(error)") }
+        }
+    }
+
+    /// Feeds a heartbeat to the host's liveness (and notes its machine identity).
+    func observe(_ heartbeat: JSONNode?, host: String) {
+        guard let hb = heartbeat, let seq = hb["seq"]?.intValue else { return }
+        if let c = hb["cpus"]?.intValue, cpus[host] != c {
+            cpus[host] = c
+            dirty = true
+        }
+        liveness[host]?.observe(seq: seq, pid: hb["pid"]?.intValue, interval: hb["interval"]?.doubleValue, at: now)
+        if let m = hb["machine_id"]?.stringValue, !m.isEmpty {
+            machineIDs[host] = m
+            let key = HostProbe.systemKey(machineID: m, bootID: hb["boot_id"]?.stringValue, hostname: hb["hostname"]?.stringValue)
+            if systemKeys[host] != key {
+                systemKeys[host] = key
+                do { try noteSameMachines() } catch { log("journal: \(error)") }
+            }
         }
     }
 

@@ -70,6 +70,10 @@ public actor Coordinator: HostLinkDelegate {
     var batchesDirty = true
     /// A host's link or heartbeats changed what its state may be.
     var hostsDirty = true
+    /// When each host's heartbeat was last written to the journal, and what it said.
+    var heartbeatRecorded: [String: (at: Double, key: String)] = [:]
+    /// The journal records a routine heartbeat of an `up` host at most this often (seconds).
+    static let heartbeatRecordInterval = 2.0
     /// The most often the loop's housekeeping runs, seconds.
     static let housekeepingInterval = 0.02
     let started = ContinuousClock.now
