@@ -270,7 +270,9 @@ public actor Coordinator: HostLinkDelegate {
             case .up, .suspect:
                 if !caughtUp.contains(name) {
                     new = old == "down" || old == "untrusted" || old == "reconciling" ? "reconciling" : (old == "up" || old == "suspect" ? old : "connecting")
-                } else if try staleLiveCount(name) > 0 {
+                } else if old != "up" && old != "suspect", try staleLiveCount(name) > 0 {
+                    // Only a host coming back (reconnected, caught up) waits for its stale attempts
+                    // to end; one that stays up keeps its state (and costs no query per round).
                     new = "reconciling"
                 } else {
                     new = beat == .up ? "up" : "suspect"
