@@ -30,14 +30,7 @@ public struct CoordinatorLogHandler: LogHandler {
         let all = metadata.merging(event.metadata ?? [:]) { _, new in new }
         if !all.isEmpty { line += " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
         line += "\n"
-        let bytes = Array(line.utf8)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { posixWrite(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 && currentErrno() == EINTR { continue }
-            if n <= 0 { return }
-            done += n
-        }
+        try? AtomicFile.writeAll(fd, Array(line.utf8), path: "the coordinator's log")
     }
 
     /// Local time to the millisecond, `yyyy-MM-dd HH:mm:ss.SSS`.

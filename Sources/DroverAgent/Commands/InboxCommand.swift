@@ -95,7 +95,7 @@ enum InboxCommand {
         let stamp = uniqueStamp()
         /// Makes the placed commands durable with one `syncfs` (as the agent does for a batch).
         func finish(_ placed: Int) {
-            if placed > 0 && LocalUser.environment("DROVER_NOSYNC") == nil { syncFilesystem(dir.root) }
+            if placed > 0 { syncFilesystem(dir.root) }
             print("placed \(placed)")
         }
         var placed = 0

@@ -34,19 +34,19 @@ enum LinkCommand {
         StreamIO.ignoreBrokenPipes()
         _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
 
-        var link = Link(dir: dir, from: from)
+        var events = EventForwarder(dir: dir, from: from, heartbeats: true, inlineOutput: true)
+        var commands = CommandReader(dir: dir)
         if !StreamIO.writeAll(1, Array((AgentMessage.helloLine(version: AgentInfo.version, build: AgentInfo.buildHash) + "\n").utf8)) { return 0 }
-        guard link.forwardBacklog() else { return 0 }
+        guard events.backlog(), events.caughtUp() else { return 0 }
 
-        let watch = LocalUser.environment("DROVER_AGENT_FILEWATCH") == "poll" ? FileWatch(pollingEvery: 0.5) : FileWatch()
-        watch.watch(dir.root)  // the heartbeat is renamed into place; events.log is appended
+        let watch = FileWatch.forAgent()
         watch.watch(descriptor: 0)
         while true {
-            if !watch.isWatching(dir.eventLog) { watch.watch(dir.eventLog) }  // kqueue reports appends only on the file
-            guard link.forwardNew() else { return 0 }
+            events.watchFiles(watch)
+            guard events.forwardNew() else { return 0 }
             let wake = watch.wait(timeout: nil)
             if wake.descriptors.contains(0) {
-                switch link.readCommands() {
+                switch commands.read() {
                 case .open: break
                 case .closed: return 0
                 case .failed(let e): throw e
@@ -56,84 +56,18 @@ enum LinkCommand {
     }
 }
 
-/// The state of one link: where the log was read up to, the last heartbeat sent, stdin's partial line.
-struct Link {
+/// The commands coming down a link's stdin: its partial last line, and how many lines came.
+struct CommandReader {
     let dir: StateDirectory
-    let from: Int
-    var offset = 0
-    var lastBeat: [UInt8] = []
     var partial: [UInt8] = []
     var received = 0
 
-    init(dir: StateDirectory, from: Int) {
-        self.dir = dir
-        self.from = from
-    }
+    init(dir: StateDirectory) { self.dir = dir }
 
     enum Input { case open, closed, failed(AgentError) }
 
-    /// Everything logged so far, then `caught_up`; false when the reader is gone.
-    mutating func forwardBacklog() -> Bool {
-        var lastSeq = from - 1
-        while true {
-            let (lines, next) = EventLog.read(path: dir.eventLog, from: from, offset: offset, limit: TailCommand.chunkBytes)
-            if next == offset { break }
-            offset = next
-            guard !lines.isEmpty else { continue }
-            for line in lines.reversed() {
-                if let seq = (try? JSONParser.parse(line))?["seq"]?.intValue { lastSeq = max(lastSeq, seq); break }
-            }
-            if !write(lines) { return false }
-        }
-        // A log that ends before SEQ-1 was replaced: caught_up says where it really ends.
-        if lastSeq == from - 1, from > 1, let end = EventLog.lastSeq(path: dir.eventLog), end < lastSeq { lastSeq = end }
-        return StreamIO.writeAll(1, Array("{\"caught_up\":\(lastSeq)}\n".utf8))
-    }
-
-    /// New events and a changed heartbeat; false when the reader is gone.
-    mutating func forwardNew() -> Bool {
-        while true {
-            let (lines, next) = EventLog.read(path: dir.eventLog, from: 1, offset: offset, limit: TailCommand.chunkBytes)
-            if next == offset { break }
-            offset = next
-            if !lines.isEmpty, !write(lines) { return false }
-        }
-        if let bytes = try? LocalFile.read(dir.heartbeatFile), bytes != lastBeat, let line = TailCommand.heartbeatLine(bytes) {
-            lastBeat = bytes
-            return StreamIO.writeAll(1, Array((line + "\n").utf8))
-        }
-        return true
-    }
-
-    /// Writes event lines, each end transition with its small outputs inline.
-    private func write(_ lines: [String]) -> Bool {
-        var text = ""
-        for line in lines {
-            text += withInlineOutput(line)
-            text += "\n"
-        }
-        return StreamIO.writeAll(1, Array(text.utf8))
-    }
-
-    /// `line` with `"output":{…}` added when it is an end transition whose stdout and stderr
-    /// are both at most `WireProtocol.inlineOutputLimit` bytes.
-    func withInlineOutput(_ line: String) -> String {
-        guard line.contains("\"transition\""), line.hasSuffix("}"), let node = try? JSONParser.parse(Array(line.utf8)),
-              node["type"]?.stringValue == "transition", let state = node["state"]?.stringValue.flatMap(AttemptState.init(rawValue:)),
-              state.isFinal, let job = node["job"]?.stringValue, let n = node["attempt"]?.intValue else { return line }
-        let id = AttemptID(job: job, attempt: n)
-        var streams: [[UInt8]] = []
-        for path in [dir.stdoutFile(id), dir.stderrFile(id)] {
-            let size = LocalFile.size(path) ?? 0
-            guard size <= WireProtocol.inlineOutputLimit else { return line }
-            streams.append(size == 0 ? [] : ((try? LocalFile.read(path)) ?? []))
-        }
-        guard streams.allSatisfy({ $0.count <= WireProtocol.inlineOutputLimit }) else { return line }
-        return String(line.dropLast()) + "," + InlineOutput(stdout: streams[0], stderr: streams[1]).member + "}"
-    }
-
     /// Reads what stdin holds and acts on each whole line.
-    mutating func readCommands() -> Input {
+    mutating func read() -> Input {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var ended = false
         while true {
@@ -178,11 +112,11 @@ struct Link {
                 }
             } catch {
                 // The coordinator sees the link end and, reconnected, resends what is still needed.
-                if placed > 0 { syncFilesystem(dir.root) }
+                if placed > 0 { syncFilesystem(dir.root) }  // what was placed stays placed
                 return .failed(.invalid("link line \(received): \(error.description); the link stops here"))
             }
         }
-        if placed > 0 && LocalUser.environment("DROVER_NOSYNC") == nil { syncFilesystem(dir.root) }
+        if placed > 0 { syncFilesystem(dir.root) }
         return ended ? .closed : .open
     }
 }

@@ -22,44 +22,12 @@ enum TailCommand {
         if beats && !follow { throw .usage("--heartbeat only applies to --follow") }
         StreamIO.ignoreBrokenPipes()
 
-        // Everything that exists now, in bounded chunks.
-        var offset = 0
-        var lastSeq = from - 1
-        while true {
-            let (lines, next) = EventLog.read(path: dir.eventLog, from: from, offset: offset, limit: chunkBytes)
-            if next == offset { break }
-            offset = next
-            guard !lines.isEmpty else { continue }  // a chunk of lines before SEQ
-            for line in lines.reversed() {
-                if let seq = (try? JSONParser.parse(line))?["seq"]?.intValue { lastSeq = max(lastSeq, seq); break }
-            }
-            if !StreamIO.writeAll(1, Array((lines.joined(separator: "\n") + "\n").utf8)) { return 0 }  // the reader went away
-        }
-        guard follow else { return 0 }
-        // A log that ends before SEQ-1 is not the one the reader knew (the state directory was
-        // replaced): caught_up then says where it really ends, so the reader can start over.
-        if lastSeq == from - 1, from > 1, let end = EventLog.lastSeq(path: dir.eventLog), end < lastSeq { lastSeq = end }
-        if !StreamIO.writeAll(1, Array("{\"caught_up\":\(lastSeq)}\n".utf8)) { return 0 }
-
-        // Sleeps until the log is appended or the heartbeat replaced (no timer): the folder's
-        // watch sees both on Linux; kqueue reports appends only on the file itself.
+        var events = EventForwarder(dir: dir, from: from, heartbeats: beats, inlineOutput: false)
+        guard events.backlog(), follow, events.caughtUp() else { return 0 }  // false: the reader went away
         let watch = FileWatch()
-        watch.watch(dir.root)
-        var lastBeat: [UInt8] = []
         while true {
-            if !watch.isWatching(dir.eventLog) { watch.watch(dir.eventLog) }
-            var text = ""
-            while true {
-                let (lines, next) = EventLog.read(path: dir.eventLog, from: 1, offset: offset, limit: chunkBytes)
-                if next == offset { break }
-                offset = next
-                if !lines.isEmpty { text += lines.joined(separator: "\n") + "\n" }
-            }
-            if beats, let bytes = try? LocalFile.read(dir.heartbeatFile), bytes != lastBeat, let line = heartbeatLine(bytes) {
-                lastBeat = bytes
-                text += line + "\n"
-            }
-            if !text.isEmpty, !StreamIO.writeAll(1, Array(text.utf8)) { return 0 }
+            events.watchFiles(watch)
+            guard events.forwardNew() else { return 0 }
             _ = watch.wait(timeout: nil)
         }
     }

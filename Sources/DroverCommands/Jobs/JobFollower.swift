@@ -59,7 +59,7 @@ final class JobFollower {
             throw ExitCode(1)
         }
         if follow, let kept = try storedOutput(attempt) {
-            print(kept, stdout: stdout, stderr: stderr)
+            printKept(kept, stdout: stdout, stderr: stderr)
             return
         }
         let command = try outputCommand(attempt, follow: follow, stdout: stdout, stderr: stderr)
@@ -123,7 +123,7 @@ final class JobFollower {
             }
             if follow, !shared.withLock({ $0.wrote }), let kept = try storedOutput(attempt) {
                 if abandon() {
-                    print(kept, stdout: stdout, stderr: stderr)
+                    printKept(kept, stdout: stdout, stderr: stderr)
                     stopped = true
                     break
                 }
@@ -154,7 +154,7 @@ final class JobFollower {
         return AttemptOutput.read(state: journal.state, job: attempt.job, attempt: attempt.attempt)
     }
 
-    private func print(_ kept: (stdout: [UInt8], stderr: [UInt8]), stdout: Bool, stderr: Bool) {
+    private func printKept(_ kept: (stdout: [UInt8], stderr: [UInt8]), stdout: Bool, stderr: Bool) {
         if stdout && !kept.stdout.isEmpty { FileHandle.standardOutput.write(Data(kept.stdout)) }
         if stderr && !kept.stderr.isEmpty { FileHandle.standardError.write(Data(kept.stderr)) }
     }

@@ -1,6 +1,11 @@
 import DroverCore
 import DroverProtocol
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Small outputs of single jobs' attempts, as they came inline with the end event:
 /// `STATE/outputs/<job>/<attempt>/stdout` and `stderr` (0600). `drover run` and `drover logs`
@@ -16,10 +21,22 @@ public enum AttemptOutput {
         let dir = folder(state: state, job: job, attempt: attempt)
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try AtomicFile.write(output.stdout, to: dir + "/stdout", mode: 0o600, durable: false)
-            try AtomicFile.write(output.stderr, to: dir + "/stderr", mode: 0o600, durable: false)
+            try writeStreams(output, into: dir)
         } catch {
             // Not fatal: the output is still on the host, where `drover logs` reads it.
+        }
+    }
+
+    /// Writes `output` as the files `stdout` and `stderr` (0600) of an existing `folder`: plain
+    /// writes, no temporary files, as nobody reads them before the end event is committed
+    /// (and a crash before that has the event applied, and the files written, again).
+    static func writeStreams(_ output: InlineOutput, into folder: String) throws(SystemError) {
+        for (name, bytes) in [("stdout", output.stdout), ("stderr", output.stderr)] {
+            let path = folder + "/" + name
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw SystemError.current("open", path: path) }
+            defer { close(fd) }
+            try AtomicFile.writeAll(fd, bytes, path: path)
         }
     }
 

@@ -222,8 +222,6 @@ extension Coordinator {
     /// Writes an attempt's inline stdout and stderr into its results folder (emptied first, so
     /// it always holds one attempt's results).
     func storeInline(_ output: InlineOutput, in folder: String) -> HostLink.CollectOutcome {
-        // Plain creates and writes, no temporary files: this runs once per ended job, and a
-        // crash before the commit just has the event applied (and the folder written) again.
         if mkdir(folder, 0o755) != 0 {
             let fm = FileManager.default
             if errno == EEXIST { try? fm.removeItem(atPath: folder) }
@@ -231,18 +229,8 @@ extension Coordinator {
                 return .missingOutputs("cannot create \(folder): \(error.localizedDescription)")
             }
         }
-        for (name, bytes) in [("stdout", output.stdout), ("stderr", output.stderr)] {
-            let path = folder + "/" + name
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { return .missingOutputs("cannot write \(path): \(SystemError.current("open", path: path))") }
-            defer { close(fd) }
-            var written = 0
-            while written < bytes.count {
-                let n = bytes.withUnsafeBytes { posixWrite(fd, $0.baseAddress! + written, bytes.count - written) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return .missingOutputs("cannot write \(path): \(SystemError.current("write", path: path))") }
-                written += n
-            }
+        do { try AttemptOutput.writeStreams(output, into: folder) } catch {
+            return .missingOutputs("cannot write its results: \(error)")
         }
         return .done(files: 2, bytes: output.stdout.count + output.stderr.count)
     }
