@@ -15,9 +15,11 @@ enum AttemptEnd {
 
     /// Writes `result.json` (its readable copy; not fsynced) and the final transition (fsynced:
     /// the durable record, which carries every field).
-    static func record(_ reason: AttemptState, fields: JSONObject, dir: StateDirectory, id: AttemptID) throws(AgentError) {
+    /// `after`: the last transition, when the caller knows it (see `Transitions.append`).
+    static func record(_ reason: AttemptState, fields: JSONObject, dir: StateDirectory, id: AttemptID,
+                       after known: (n: Int, state: AttemptState)? = nil) throws(AgentError) {
         let text = resultText(id, reason: reason.rawValue, fields: fields.text)
         do { try AtomicFile.write(Array((text + "\n").utf8), to: dir.resultFile(id), durable: false) } catch { throw .system(error) }
-        try Transitions.append(reason, to: dir.transitionsFile(id), fields: fields)
+        try Transitions.append(reason, to: dir.transitionsFile(id), fields: fields, after: known)
     }
 }

@@ -44,7 +44,7 @@ struct JobCgroup {
 
     /// The cgroup name of an attempt: unique per root, job and attempt.
     static func name(for dir: StateDirectory, _ id: AttemptID) -> String {
-        "drover-" + dir.cookie(id).dropFirst("DROVER_COOKIE=".count).replacing("/", with: "-")
+        "drover-" + String(dir.cookie(id).dropFirst("DROVER_COOKIE=".count).map { $0 == "/" ? "-" : $0 })
     }
 
     /// Pids currently in the cgroup.
@@ -70,6 +70,21 @@ struct JobCgroup {
         if fd < 0 { throw SystemError.current("open", path: file) }
         defer { close(fd) }
         try AtomicFile.writeAll(fd, Array(text.utf8), path: file)
+    }
+
+    /// Finds the agent's cgroup once and hands it to the shims it starts (through
+    /// `DROVER_CGROUP_ROOT`, or `DROVER_AGENT_CGROUP=off` when there is none): each shim
+    /// would otherwise read /proc/self/mountinfo at every job's start. Shims stay in the
+    /// agent's cgroup, so the answer is theirs too.
+    static func handDownToShims() {
+        #if os(Linux)
+        guard LocalUser.environment("DROVER_AGENT_CGROUP") != "off", LocalUser.environment("DROVER_CGROUP_ROOT") == nil else { return }
+        if let base = ownCgroupDirectory() {
+            setenv("DROVER_CGROUP_ROOT", base, 1)
+        } else {
+            setenv("DROVER_AGENT_CGROUP", "off", 1)
+        }
+        #endif
     }
 
     #if os(Linux)

@@ -15,6 +15,9 @@ struct Shim {
     let dir: StateDirectory
     let id: AttemptID
     let table = Platform.processes
+    /// The last transition this shim wrote: it is the file's only writer while it runs, so
+    /// it appends without reading the file again.
+    private let written = LastTransition()
 
     /// Runs the attempt to its end; the exit status is 0 whenever a result was written.
     func run() -> Int32 {
@@ -27,7 +30,7 @@ struct Shim {
             return finishWithoutJob(.startFailed, error: "the spec file is missing or invalid")
         }
         let portable = Platform.processes is PortableProcessTable
-        if !portable { _ = drover_set_child_subreaper() }
+        let subreaper = !portable && drover_set_child_subreaper() == 0
         // The shim sleeps until SIGCHLD (the job or an orphan ended), its `cancel` file
         // appears, or a deadline (timeout, grace, memory check) passes.
         let signals = try? SignalWake([SIGCHLD])
@@ -39,9 +42,10 @@ struct Shim {
         var starting = JSONObject()
         starting.set("shim_pid", Int(getpid()))
         starting.set("shim_start", shimStart)
-        guard (try? Transitions.append(.starting, to: dir.transitionsFile(id), fields: starting)) != nil else {
+        guard let n = try? Transitions.append(.starting, to: dir.transitionsFile(id), fields: starting) else {
             return 1
         }
+        written.last = (n, .starting)
         if let cancel = cancelRequest() {
             return finishWithoutJob(cancel.state, error: nil, stale: cancel.stale)
         }
@@ -80,8 +84,10 @@ struct Shim {
         }
         var running = JSONObject()
         running.set("pid", Int(pid))
-        _ = try? Transitions.append(.running, to: dir.transitionsFile(id), fields: running)
-        let code = supervise(spec: spec, pid: pid, startedAt: startedAt, cgroup: cgroup, watch: watch, signals: signals)
+        if let n = try? Transitions.append(.running, to: dir.transitionsFile(id), fields: running, after: written.last) {
+            written.last = (n, .running)
+        }
+        let code = supervise(spec: spec, pid: pid, startedAt: startedAt, cgroup: cgroup, tracking: (subreaper, shimStart), watch: watch, signals: signals)
         return code
     }
 
@@ -99,8 +105,8 @@ struct Shim {
 
     private var portable: Bool { Platform.processes is PortableProcessTable }
 
-    private func supervise(spec: AttemptSpec, pid: pid_t, startedAt: Double, cgroup: JobCgroup?, watch: FileWatch, signals: SignalWake?) -> Int32 {
-        let killer = TreeKiller(table: table, cookie: dir.cookie(id), startedAfter: table.startTime(of: getpid()), cgroup: cgroup)
+    private func supervise(spec: AttemptSpec, pid: pid_t, startedAt: Double, cgroup: JobCgroup?, tracking: (subreaper: Bool, shimStart: String?), watch: FileWatch, signals: SignalWake?) -> Int32 {
+        let killer = TreeKiller(table: table, cookie: dir.cookie(id), scansCookies: !tracking.subreaper, startedAfter: tracking.shimStart, cgroup: cgroup)
         let deadline = spec.timeout.map { monotonicTime() + $0 }
         var stopReason: AttemptState?
         var stale = false
@@ -172,7 +178,8 @@ struct Shim {
         fields.set("user_cpu_seconds", seconds(usage.ru_utime))
         fields.set("system_cpu_seconds", seconds(usage.ru_stime))
         fields.set("leftovers_killed", leftovers)
-        fields.set("tracking", (portable ? ["process-group", "ps"] : ["process-group", "subreaper", "cookie"]) + (cgroup != nil ? ["cgroup"] : []))
+        let finders = portable ? ["ps"] : tracking.subreaper ? ["subreaper"] : ["cookie"]
+        fields.set("tracking", ["process-group"] + finders + (cgroup != nil ? ["cgroup"] : []))
         if stale && reason == .cancelled { fields.set("stale", true) }
         return finish(reason, fields: fields)
     }
@@ -205,7 +212,7 @@ struct Shim {
     /// Writes `result.json`, then the final transition (in that order: a final state always has a result).
     private func finish(_ reason: AttemptState, fields: JSONObject) -> Int32 {
         do {
-            try AttemptEnd.record(reason, fields: fields, dir: dir, id: id)
+            try AttemptEnd.record(reason, fields: fields, dir: dir, id: id, after: written.last)
         } catch {
             AgentLog.write("shim \(id): cannot record the end (\(reason.rawValue)): \(error)")
             return 1
@@ -245,6 +252,11 @@ struct Shim {
     private func seconds(_ t: timeval) -> Double {
         Double(t.tv_sec) + Double(t.tv_usec) / 1e6
     }
+}
+
+/// The last transition a shim wrote (its number and state).
+private final class LastTransition {
+    var last: (n: Int, state: AttemptState)?
 }
 
 #if os(Linux)

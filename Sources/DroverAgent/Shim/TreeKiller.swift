@@ -7,9 +7,18 @@ import Darwin
 /// Finds and kills every process of an attempt: its process group, the descendants of its
 /// shim (which, as subreaper, inherits the ones that double-forked), and anything carrying
 /// its environment cookie (what escaped with `setsid` and a re-parent elsewhere).
+///
+/// The cookie scan reads every process's environment, which costs milliseconds per attempt
+/// on a busy machine. A live shim that is its job's subreaper does not need it: no
+/// descendant can leave its subtree (an orphan is re-parented to the nearest subreaper
+/// ancestor), so its descendants are every process the job started. The scan is for the
+/// shim without a subreaper (other platforms) and for the agent cleaning up after a shim
+/// that is gone.
 struct TreeKiller {
     let table: any ProcessTable
     let cookie: String
+    /// Whether to look for the cookie in every process's environment (see above).
+    var scansCookies = true
     /// Only processes started at or after this start time can carry the cookie (cheaper scans).
     var startedAfter: String? = nil
     /// The attempt's cgroup, where there is one.
@@ -19,7 +28,9 @@ struct TreeKiller {
     /// subreaper, include everything double-forked) and the cookie carriers.
     func members(ancestor: pid_t?) -> Set<pid_t> {
         var found = ancestor.map { table.descendants(of: $0) } ?? []
-        for (pid, c) in table.cookies(withPrefix: cookie, startedAfter: startedAfter) where c == cookie { found.insert(pid) }
+        if scansCookies || ancestor == nil {
+            for (pid, c) in table.cookies(withPrefix: cookie, startedAfter: startedAfter) where c == cookie { found.insert(pid) }
+        }
         if let cgroup { found.formUnion(cgroup.pids()) }
         found.remove(getpid())
         if let ancestor { found.remove(ancestor) }

@@ -162,17 +162,26 @@ public enum Transitions {
     ///
     /// Final states are always fsynced. Others only with `durable` — after a power loss every
     /// shim is gone anyway and the attempt becomes `lost`, so their loss costs nothing.
+    ///
+    /// `after` is the last line's number and state when the caller knows them (the shim, the
+    /// file's only writer while it runs): then the file is not read again.
     @discardableResult
-    static func append(_ state: AttemptState, to path: String, fields: JSONObject = JSONObject(), durable: Bool = false) throws(AgentError) -> Int {
-        let existing = read(path)
-        let current = existing.last.flatMap { $0["state"]?.stringValue }.flatMap(AttemptState.init(rawValue:))
-        if let current, !current.canMove(to: state) {
+    static func append(_ state: AttemptState, to path: String, fields: JSONObject = JSONObject(), durable: Bool = false,
+                       after known: (n: Int, state: AttemptState)? = nil) throws(AgentError) -> Int {
+        let last: (n: Int, state: AttemptState?)
+        if let known {
+            last = (known.n, known.state)
+        } else {
+            let existing = read(path)
+            last = (existing.count, existing.last.flatMap { $0["state"]?.stringValue }.flatMap(AttemptState.init(rawValue:)))
+        }
+        if let current = last.state, !current.canMove(to: state) {
             throw .invalid("impossible transition \(current.rawValue) → \(state.rawValue) in \(path); not applied")
         }
-        if current == nil && state != .accepted {
+        if last.state == nil && state != .accepted {
             throw .invalid("impossible first transition \(state.rawValue) in \(path); not applied")
         }
-        let t = Transition(n: existing.count + 1, state: state, fields: fields)
+        let t = Transition(n: last.n + 1, state: state, fields: fields)
         do { try appendLine(t.json, to: path, durable: durable || state.isFinal) } catch { throw .system(error) }
         return t.n
     }

@@ -84,6 +84,7 @@ final class Supervisor {
                                machineID: me.machineID, hostname: me.hostname))
             AgentLog.write("took over \(dir.root) from \(previous.described) (boot \(previous.bootID.prefix(8))), whose agent looks dead; its unfinished attempts are marked lost (their processes ran there, or in an earlier boot, not here)")
         }
+        JobCgroup.handDownToShims()
         recover()
         emit(.agentStarted(pid: Int(getpid()), machineID: me.machineID, hostname: me.hostname))
         flushEvents()

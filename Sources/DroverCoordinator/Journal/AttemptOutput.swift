@@ -27,6 +27,17 @@ public enum AttemptOutput {
         }
     }
 
+    /// Whether `folder` holds nothing but (possibly) `stdout` and `stderr` (one directory read).
+    static func holdsOnlyStreams(_ folder: String) -> Bool {
+        guard let d = opendir(folder) else { return false }
+        defer { closedir(d) }
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if ![".", "..", "stdout", "stderr"].contains(name) { return false }
+        }
+        return true
+    }
+
     /// Writes `output` as the files `stdout` and `stderr` (0600) of an existing `folder`: plain
     /// writes, no temporary files, as nobody reads them before the end event is committed
     /// (and a crash before that has the event applied, and the files written, again).

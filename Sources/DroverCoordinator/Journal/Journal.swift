@@ -13,8 +13,10 @@ public final class Journal {
     /// The most decoded requests kept (about 1 KiB each; the scheduler reads at most a few hundred).
     static let requestCacheLimit = 1_024
 
-    /// Opens (creating when needed) the journal in `state`.
-    public init(_ state: StateLocation) throws {
+    /// Opens (creating when needed) the journal in `state`. Every commit made through it
+    /// rings the coordinator (touches `state.wakePath`), except with `ringsCoordinator`
+    /// false: the coordinator's own journal, whose commits must not wake itself.
+    public init(_ state: StateLocation, ringsCoordinator: Bool = true) throws {
         self.state = state
         try state.prepare()
         let path = state.journalPath
@@ -31,6 +33,7 @@ public final class Journal {
         // one lacks (none, usually: one read of user_version).
         try Self.checkFormat(db)
         try Self.migrator.migrate(db)
+        if ringsCoordinator { db.ringAfterCommits(state.wakePath) }
     }
 
     /// The id that names this journal's coordinator to agents (leases, specs, job names).

@@ -7,14 +7,16 @@ import Darwin
 #endif
 
 /// The thread behind a `JournalWatch`: blocks in `FileWatch.wait` on the state folder, the
-/// WAL file and a wake-up pipe, and tells the `WakeHub` when `data_version` moved.
+/// WAL file (or, for the coordinator, the doorbell file other processes touch after their
+/// commits) and a wake-up pipe, and tells the `WakeHub` when `data_version` moved.
 final class JournalWatchThread: @unchecked Sendable {
     /// Re-checks after a file event that showed no commit yet: the committer writes the WAL
     /// first and publishes the commit in the WAL index (shared memory, no file event) just after.
     static let settleDelays = [0.002, 0.01, 0.05, 0.25]
 
     private let folder: String
-    private let wal: String
+    /// The WAL, or the doorbell file.
+    private let watched: String
     private let safetyInterval: Double
     private let hub: WakeHub
     private let wakeRead: Int32
@@ -26,9 +28,9 @@ final class JournalWatchThread: @unchecked Sendable {
     private var db: SQLiteDatabase?
     private var version: Int64 = 0
 
-    init(folder: String, journal: String, files: FileWatch, db: SQLiteDatabase, safetyInterval: Double, hub: WakeHub) throws {
+    init(folder: String, journal: String, doorbell: String?, files: FileWatch, db: SQLiteDatabase, safetyInterval: Double, hub: WakeHub) throws {
         self.folder = folder
-        self.wal = journal + "-wal"
+        self.watched = doorbell ?? journal + "-wal"
         self.safetyInterval = max(0.01, safetyInterval)
         self.hub = hub
         var fds: [Int32] = [-1, -1]
@@ -48,7 +50,11 @@ final class JournalWatchThread: @unchecked Sendable {
         files.watch(descriptor: wakeRead)
         self.files = files
         self.db = db
-        watchWAL()
+        if let doorbell, !LocalFile.exists(doorbell) {
+            let fd = open(doorbell, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }
+        }
+        watchFile()
         // The baseline after the watches are in place: a commit from now on is either in it
         // or produces an event.
         version = try db.dataVersion()
@@ -83,7 +89,7 @@ final class JournalWatchThread: @unchecked Sendable {
             if wake.descriptors.contains(wakeRead) { drainPipe() }
             if stopping.withLock({ $0 }) { break }
             let fileEvent = !wake.paths.isEmpty || wake.overflowed
-            if fileEvent { watchWAL() }
+            if fileEvent { watchFile() }
             if check() {
                 settle = nil
                 hub.counters.withLock { $0.commits += 1 }
@@ -107,11 +113,12 @@ final class JournalWatchThread: @unchecked Sendable {
         return true
     }
 
-    /// Watches the WAL file when it exists and is not watched (it is created on the first
-    /// write after the last connection closed, which the folder's watch reports).
-    private func watchWAL() {
-        guard let files, !files.isWatching(wal) else { return }
-        files.watch(wal)
+    /// Watches the WAL (or doorbell) file when it exists and is not watched (the WAL is
+    /// created on the first write after the last connection closed, which the folder's
+    /// watch reports).
+    private func watchFile() {
+        guard let files, !files.isWatching(watched) else { return }
+        files.watch(watched)
     }
 
     private func drainPipe() {

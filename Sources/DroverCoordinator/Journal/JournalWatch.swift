@@ -44,8 +44,11 @@ public final class JournalWatch: @unchecked Sendable {
 
     /// Starts watching the journal of `state` (which must exist). `pollingEvery` forces the
     /// portable polling fallback (tests); `safetyInterval` bounds how long a missed file event
-    /// can delay a wake-up.
-    public init(_ state: StateLocation, pollingEvery: Double? = nil, safetyInterval: Double = JournalWatch.defaultSafetyInterval) throws {
+    /// can delay a wake-up. With `doorbellOnly` (the coordinator) it wakes for the commits of
+    /// other processes alone, which touch `state.wakePath` (`Journal(ringsCoordinator:)`),
+    /// rather than for every write to the WAL, its own included.
+    public init(_ state: StateLocation, pollingEvery: Double? = nil, safetyInterval: Double = JournalWatch.defaultSafetyInterval,
+                doorbellOnly: Bool = false) throws {
         path = state.journalPath
         guard LocalFile.exists(path) else {
             throw JournalWatchError(path: path, problem: "there is no journal there yet")
@@ -53,7 +56,7 @@ public final class JournalWatch: @unchecked Sendable {
         let files = pollingEvery.map { FileWatch(pollingEvery: $0) } ?? FileWatch()
         mechanism = files.mechanism
         let db = try SQLiteDatabase(path: path, create: false)
-        worker = try JournalWatchThread(folder: state.path, journal: path, files: files, db: db, safetyInterval: safetyInterval, hub: hub)
+        worker = try JournalWatchThread(folder: state.path, journal: path, doorbell: doorbellOnly ? state.wakePath : nil, files: files, db: db, safetyInterval: safetyInterval, hub: hub)
         worker.start()
     }
 

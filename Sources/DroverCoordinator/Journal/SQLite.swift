@@ -1,4 +1,9 @@
 import CSQLite
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import DroverCore
 
 /// A failed SQLite call: what was attempted, on which database file, and SQLite's message.
@@ -70,6 +75,30 @@ public final class SQLiteDatabase {
     deinit {
         for (_, s) in cache { sqlite3_finalize(s) }
         sqlite3_close_v2(handle)
+        free(ringPath)
+    }
+
+    /// The file `ringAfterCommits` touches (owned here: the hook reads it).
+    private var ringPath: UnsafeMutablePointer<CChar>?
+
+    /// After each commit on this connection, touches `path` (sets its times: one system
+    /// call; nothing when it does not exist), so that a coordinator watching that file wakes
+    /// for another process's commits without watching the WAL, which its own commits write
+    /// too. A WAL hook replaces SQLite's automatic checkpoint, so the hook does that as well
+    /// (a passive checkpoint once the WAL holds 1,000 pages, as the default). Nil removes it.
+    public func ringAfterCommits(_ path: String?) {
+        free(ringPath)
+        ringPath = path.map { strdup($0) }
+        guard ringPath != nil else {
+            sqlite3_wal_hook(handle, nil, nil)
+            sqlite3_wal_autocheckpoint(handle, 1000)
+            return
+        }
+        sqlite3_wal_hook(handle, { context, db, name, pages in
+            if let context { _ = utimensat(AT_FDCWD, context.assumingMemoryBound(to: CChar.self), nil, 0) }
+            if pages >= 1000 { _ = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil) }
+            return SQLITE_OK
+        }, ringPath)
     }
 
     private func error(_ rc: Int32, _ operation: String) -> SQLiteError {

@@ -27,12 +27,14 @@ public struct StateLocation: Sendable, Equatable {
     public var journalPath: String { path + "/journal.db" }
     public var lockPath: String { path + "/coordinator.lock" }
     public var logPath: String { path + "/coordinator.log" }
+    /// The coordinator's doorbell: every other process touches it after each journal commit.
+    public var wakePath: String { path + "/wake" }
 
     /// Whether a journal exists here.
     public var exists: Bool { FileManager.default.fileExists(atPath: journalPath) }
 
     /// The files the coordinator keeps here (checked by `prepare` when present).
-    public var stateFiles: [String] { [journalPath, journalPath + "-wal", journalPath + "-shm", lockPath, logPath] }
+    public var stateFiles: [String] { [journalPath, journalPath + "-wal", journalPath + "-shm", lockPath, logPath, wakePath] }
 
     /// Creates the directory (0700) when missing, and refuses (`UnsafeStateError`) a directory
     /// or state file that another user owns or may write, or a state file that is a symbolic

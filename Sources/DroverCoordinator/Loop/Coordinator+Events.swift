@@ -223,10 +223,15 @@ extension Coordinator {
     /// it always holds one attempt's results).
     func storeInline(_ output: InlineOutput, in folder: String) -> HostLink.CollectOutcome {
         if mkdir(folder, 0o755) != 0 {
-            let fm = FileManager.default
-            if errno == EEXIST { try? fm.removeItem(atPath: folder) }
-            do { try fm.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-                return .missingOutputs("cannot create \(folder): \(error.localizedDescription)")
+            let why = errno
+            // A folder of an earlier run that holds only stdout and stderr is reused (both are
+            // replaced below); one with more in it (fetched outputs) is made anew.
+            if !(why == EEXIST && AttemptOutput.holdsOnlyStreams(folder)) {
+                let fm = FileManager.default
+                if why == EEXIST { try? fm.removeItem(atPath: folder) }
+                do { try fm.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+                    return .missingOutputs("cannot create \(folder): \(error.localizedDescription)")
+                }
             }
         }
         do { try AttemptOutput.writeStreams(output, into: folder) } catch {

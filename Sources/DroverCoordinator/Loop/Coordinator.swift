@@ -85,7 +85,7 @@ public actor Coordinator: HostLinkDelegate {
     /// Opens the journal in `state`; the caller holds the coordinator lock.
     public init(state: StateLocation, inventory: Inventory, catalog: AgentCatalog, settings: CoordinatorSettings,
                 logger: Logger = Logger(label: "drover.coordinator")) throws {
-        journal = try Journal(state)
+        journal = try Journal(state, ringsCoordinator: false)
         cid = try journal.coordinatorID()
         self.inventory = inventory
         self.settings = settings
@@ -144,8 +144,9 @@ public actor Coordinator: HostLinkDelegate {
         var version: Int64 = -1
         var idleSince = now
         var nextHousekeeping = now
-        // Commits of commands (submit, cancel, approve) ring the loop.
-        let watch = try? JournalWatch(journal.state)
+        // Commits of commands (submit, cancel, approve) ring the loop through the doorbell
+        // file they touch; the loop's own commits do not.
+        let watch = try? JournalWatch(journal.state, doorbellOnly: true)
         let relay = Task { [doorbell] in
             guard let watch else { return }
             for await _ in watch.changes { doorbell.ring() }

@@ -29,6 +29,7 @@ public enum LocalUser {
         var p = path
         if p == "~" { return home }
         if p.hasPrefix("~/") { p = home + p.dropFirst(1) }
+        guard p.utf8.contains(UInt8(ascii: "$")) else { return p }
         p = p.replacing("${HOME}", with: home)
         p = p.replacing("$HOME", with: home)
         return p
