@@ -24,6 +24,7 @@ extension SideBySide {
 
         // Deploy to fresh hosts (agent and state removed), then again onto hosts that have it.
         let inventory = try bed.inventory(slots: 4)
+        defer { unlink(inventory) }
         var fresh: [Double] = [], again: [Double] = []
         for _ in 0..<trials {
             for h in bed.hosts {

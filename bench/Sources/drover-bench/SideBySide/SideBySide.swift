@@ -101,6 +101,7 @@ final class SideBySide {
                             _ body: (CoordinatorProcess) throws -> T) throws -> T {
         let bed = other ?? self.bed
         let inventory = try bed.inventory(slots: slots)
+        defer { unlink(inventory) }
         let c = try CoordinatorProcess(drover: drover, inventory: inventory, agent: agent, options: options)
         defer { c.stop() }
         try c.waitUp(bed.hosts.count, timeout: upTimeout)
