@@ -106,6 +106,7 @@ extension TestbedSuite {
                     try j.events().contains { $0.state == "same_machine" && $0.host == "h1-again" && $0.message.contains("h1-again and h1 are the same machine") }
                 }
                 #expect(f.log.contains("warning: h1-again and h1 are the same machine"))
+                try f.waitFor("every host up", timeout: 30) { try j.hosts().filter { $0.state == "up" }.count == 4 }
                 let ids = try (0..<12).map { _ in try f.submit(["sleep", "0.3"]) }
                 let done = try f.waitFinal(ids, timeout: 60)
                 #expect(done.allSatisfy { $0.state == .succeeded })
