@@ -12,7 +12,7 @@ struct HostsCommand: AsyncParsableCommand {
         discussion: """
             Connects to all hosts in parallel (each bounded by its connect_timeout) and prints one row per host: name, address (with ` via HOP` for a host reached through a bastion, see `jump` in docs/inventory.md), state, OS, architecture, CPUs, memory, slots (used/total while a coordinator runs), the coordinator's liveness verdict (up, suspect, down, connecting, reconciling; - when no coordinator runs), the agent version (- until deployed), the age of the agent's last heartbeat (by the host's clock), how many coordinators the agent serves (live leases; - without a running agent) and the round-trip latency of the SSH connection (one channel open and close, no remote process).
 
-            Two hosts whose machine id is the same (/etc/machine-id) are one machine under two names: both are named under the table, and the coordinator gives jobs only to the first of them while it is up.
+            Two hosts whose machine id is the same (/etc/machine-id) are one machine under two names: both are named under the table, and the coordinator gives jobs only to the first of them, unless it is down.
 
             STATE is `up`, or why the host cannot be used: unreachable, refused, timed out, auth refused, host key mismatch, unknown host key, unsupported config. The full reason and what to do about it follow the table.
 
@@ -70,7 +70,7 @@ struct HostsCommand: AsyncParsableCommand {
             ])
         }
         let same = reports.compactMap { r in
-            r.sameMachineAs.map { "warning: \(r.name) and \($0) are the same machine (machine id \(r.machineID?.prefix(12) ?? "?")): the coordinator gives jobs to \($0) only while it is up; remove one of them from the inventory" }
+            r.sameMachineAs.map { "warning: \(r.name) and \($0) are the same machine (machine id \(r.machineID?.prefix(12) ?? "?")): the coordinator gives jobs to \($0) only, unless it is down; remove one of them from the inventory" }
         }
             + reports.compactMap { r in
                 r.rootUsedBy.map { "warning: \(r.name): its agent's state directory is run by the agent of another machine, \($0) (a root shared through a shared home); give each host its own root, e.g. the default ~/.drover/%h" }

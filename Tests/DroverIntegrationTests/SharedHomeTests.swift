@@ -106,6 +106,7 @@ extension TestbedSuite {
                     try j.events().contains { $0.state == "same_machine" && $0.host == "h1-again" && $0.message.contains("h1-again and h1 are the same machine") }
                 }
                 #expect(f.log.contains("warning: h1-again and h1 are the same machine"))
+                try f.waitFor("every host up", timeout: 30) { try j.hosts().filter { $0.state == "up" }.count == 4 }
                 let ids = try (0..<12).map { _ in try f.submit(["sleep", "0.3"]) }
                 let done = try f.waitFinal(ids, timeout: 60)
                 #expect(done.allSatisfy { $0.state == .succeeded })
@@ -116,6 +117,36 @@ extension TestbedSuite {
                 throw error
             }
             await f.tearDown()
+        }
+
+        @Test func aDeadCoordinatorsLeaseOrphansOnlyItsOwnAttempts() async throws {
+            try await CoordinatorFixture.with { keeper in
+                let other = try CoordinatorFixture(deadAfter: 2, leaseTTL: 3)
+                defer { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: other.state).deletingLastPathComponent().path) }
+                do {
+                    try other.startAndWaitForHosts()
+                    let kept = try keeper.submit(["sh", "-c", "sleep 8; echo kept"], options: ["--host", "h2"])
+                    let doomed = try other.submit(["sleep", "600"], options: ["--host", "h2"])
+                    let (kj, oj) = (try keeper.journal(), try other.journal())
+                    try keeper.waitFor("both jobs to run", timeout: 30) {
+                        try kj.job(kept)?.state == .running && oj.job(doomed)?.state == .running
+                    }
+                    let otherID = try oj.coordinatorID()
+                    other.kill9()
+                    // Its lease (3 s) runs out on h2's agent: only its attempt is orphaned.
+                    let transitions = Testbed.directory! + "/hosts/h2/home/.drover/h2/attempts/\(otherID)-\(doomed)/1/transitions"
+                    try keeper.waitFor("the dead coordinator's attempt orphaned", timeout: 30) {
+                        ((try? String(contentsOfFile: transitions, encoding: .utf8)) ?? "").contains("\"orphaned\"")
+                    }
+                    let finished = try keeper.waitFinal([kept], timeout: 60)
+                    #expect(finished.first?.state == .succeeded, "\(finished.first?.reason ?? "")")
+                    #expect(try kj.attempts(of: kept).count == 1)
+                    #expect(try kj.events().filter { $0.kind == "lease_expired" }.isEmpty, "another coordinator's lease is not ours")
+                } catch {
+                    other.kill9()
+                    throw error
+                }
+            }
         }
 
         @Test func downKillJobsOfOneCoordinatorLeavesTheOthersJobAndAgents() async throws {

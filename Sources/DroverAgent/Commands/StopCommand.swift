@@ -23,7 +23,7 @@ enum StopCommand {
         if let coordinator {
             if kill {
                 let n = try cancelAttempts(of: coordinator, in: dir, agentRunning: holder != nil)
-                notes.append("\(n) attempt(s) of coordinator \(coordinator) cancelled")
+                notes.append("coordinator \(coordinator): \(n) attempt(s) cancelled")
             }
             // Withdrawn, not expired: its attempts that keep running have no dead man's switch,
             // as when the agent itself stops.
@@ -50,7 +50,8 @@ enum StopCommand {
             if monotonicTime() > end { throw .invalid("the agent (pid \(pid)) did not stop in time; see \(dir.agentLog)") }
             sleepSeconds(0.02)
         }
-        print("drover-agent stopped (pid \(pid))\(killAll ? "; its jobs were cancelled" : "; its jobs keep running")\(tail)")
+        let jobs = killAll ? "; its jobs were cancelled" : (kill ? "; other jobs keep running" : "; its jobs keep running")
+        print("drover-agent stopped (pid \(pid))\(tail)\(jobs)")
         return 0
     }
 

@@ -19,10 +19,11 @@ extension Coordinator {
 
     /// Places queued jobs on hosts that are `up`, writing each decision before sending it.
     func schedule() throws {
-        // A host that is the same machine as an earlier one that is up gets no jobs (its
-        // slots are that machine's slots, already offered once).
+        // A host that is the same machine as an earlier one gets no jobs (its slots are that
+        // machine's slots, already offered once) unless the earlier one is down or untrusted
+        // (the machine may still be reachable under this name).
         let usable = inventory.hosts.filter { h in
-            hostState[h.name] == "up" && sameMachineAs[h.name].map { hostState[$0] != "up" } ?? true
+            hostState[h.name] == "up" && sameMachineAs[h.name].map { ["down", "untrusted"].contains(hostState[$0]) } ?? true
         }
         dirty = false
         guard !usable.isEmpty else { return }

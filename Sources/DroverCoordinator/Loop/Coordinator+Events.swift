@@ -293,7 +293,7 @@ extension Coordinator {
                 try journal.db.run("UPDATE hosts SET same_machine_as=? WHERE name=?", .from(found[h.name]), .text(h.name))
                 if let earlier = found[h.name] {
                     let m = machineIDs[h.name] ?? "?"
-                    let text = "\(h.name) and \(earlier) are the same machine (machine id \(m.prefix(12))): jobs go to \(earlier) only while it is up; remove one of them from the inventory"
+                    let text = "\(h.name) and \(earlier) are the same machine (machine id \(m.prefix(12))): jobs go to \(earlier) only, unless it is down; remove one of them from the inventory"
                     try journal.audit("host", host: h.name, state: "same_machine", text)
                     log("warning: " + text)
                 } else if let was = sameMachineAs[h.name] {
