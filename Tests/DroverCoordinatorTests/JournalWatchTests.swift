@@ -24,6 +24,25 @@ struct JournalWatchTests {
         #expect(try reader.job(id)?.state == .queued)
     }
 
+    /// The coordinator's watch (`doorbellOnly`) wakes for a command's commit, which rings
+    /// `STATE/wake`, and sleeps through the commits of its own journal, which does not ring.
+    @Test(arguments: kinds) func theCoordinatorsWatchWakesForCommandsAndNotForItsOwnCommits(polling: Double?) async throws {
+        let t = TempState()
+        defer { t.remove() }
+        let own = try Journal(t.state, ringsCoordinator: false)
+        let command = try Journal(t.state)
+        let watch = try JournalWatch(t.state, pollingEvery: polling, safetyInterval: 30, doorbellOnly: true)
+        defer { watch.stop() }
+        _ = try own.submit(JobRequest(argv: ["true"]))
+        _ = try own.submit(JobRequest(argv: ["true"]))
+        #expect(await watch.wait(timeout: 0.6) == .timedOut, "the coordinator's own commits woke it")
+        #expect(watch.commitsSeen == 0)
+        let waiting = Task { await watch.wait(timeout: 10) }
+        let id = try command.submit(JobRequest(argv: ["true"]))
+        #expect(await waiting.value == .changed, "a command's commit did not ring the coordinator")
+        #expect(try own.job(id)?.state == .queued)
+    }
+
     @Test func nothingWakesItWhenNothingCommits() async throws {
         let t = TempState()
         defer { t.remove() }

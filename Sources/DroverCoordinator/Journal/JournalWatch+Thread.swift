@@ -42,7 +42,14 @@ final class JournalWatchThread: @unchecked Sendable {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
         (wakeRead, wakeWrite) = (fds[0], fds[1])
-        guard files.watch(folder) else {
+        // The doorbell exists before the watches start, so making it is no event; then the
+        // folder reports only that entry (replaced or removed), not the WAL's coming and going.
+        if let doorbell, !LocalFile.exists(doorbell) {
+            let fd = open(doorbell, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }
+        }
+        let folderWatched = doorbell.map { files.watch(folder, entries: [String($0.split(separator: "/").last ?? "")]) } ?? files.watch(folder)
+        guard folderWatched else {
             close(wakeRead)
             close(wakeWrite)
             throw JournalWatchError(path: journal, problem: "cannot watch its folder \(folder)")
@@ -50,10 +57,6 @@ final class JournalWatchThread: @unchecked Sendable {
         files.watch(descriptor: wakeRead)
         self.files = files
         self.db = db
-        if let doorbell, !LocalFile.exists(doorbell) {
-            let fd = open(doorbell, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-            if fd >= 0 { close(fd) }
-        }
         watchFile()
         // The baseline after the watches are in place: a commit from now on is either in it
         // or produces an event.
