@@ -7,7 +7,7 @@ import Darwin
 
 /// Writes the heartbeat file every interval from a thread of its own, so neither job load
 /// nor the supervisor's work can delay it.
-final class HeartbeatWriter: @unchecked Sendable {
+final class HeartbeatWriter: Sendable {
     let directory: StateDirectory
     let interval: Double
     let startedAt = wallTime()
@@ -17,7 +17,7 @@ final class HeartbeatWriter: @unchecked Sendable {
     private let coordinators = Locked<[String]>([])
     private let wakeups = Locked(0)
     private let stopped = Locked(false)
-    private var sequence = 0
+    private let sequence = Locked(0)
 
     init(directory: StateDirectory, interval: Double) {
         self.directory = directory
@@ -38,7 +38,10 @@ final class HeartbeatWriter: @unchecked Sendable {
     /// Writes one beat now (the first is written before `run --detach` returns). Atomic but not
     /// fsynced: a beat is only worth anything while the agent lives (docs/state-format.md).
     func beat() throws(SystemError) {
-        sequence += 1
+        let seq = sequence.withLock { n in
+            n += 1
+            return n
+        }
         var o = JSONObject()
         o.set("format", StateDirectory.formatVersion)
         o.set("version", AgentInfo.version)
@@ -48,7 +51,7 @@ final class HeartbeatWriter: @unchecked Sendable {
         o.set("boot_id", bootID)
         o.set("machine_id", machine.machineID)
         o.set("hostname", machine.hostname)
-        o.set("seq", sequence)
+        o.set("seq", seq)
         o.set("time", wallTime())
         o.set("interval", interval)
         let load = Platform.loadAverage()

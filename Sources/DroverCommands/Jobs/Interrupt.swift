@@ -24,10 +24,11 @@ enum InterruptChoice: String, ExpressibleByArgument, CaseIterable {
 /// Turns Ctrl-C into a flag that the follow loops check when they wake, and pokes their
 /// journal watches so they wake at once; they can then restore the terminal and ask what to
 /// do with the remote work instead of dying with it unexplained.
-final class InterruptWatch: @unchecked Sendable {
+final class InterruptWatch: Sendable {
     private let flag = Locked(false)
     private let watches = Locked<[JournalWatch]>([])
-    private let source: any DispatchSourceSignal
+    /// Dispatch sources are thread-safe; libdispatch does not mark them Sendable.
+    nonisolated(unsafe) private let source: any DispatchSourceSignal
 
     init() {
         signal(SIGINT, SIG_IGN)

@@ -9,7 +9,7 @@ import Darwin
 /// The thread behind a `JournalWatch`: blocks in `FileWatch.wait` on the state folder, the
 /// WAL file (or, for the coordinator, the doorbell file other processes touch after their
 /// commits) and a wake-up pipe, and tells the `WakeHub` when `data_version` moved.
-final class JournalWatchThread: @unchecked Sendable {
+final class JournalWatchThread: Sendable {
     /// Re-checks after a file event that showed no commit yet: the committer writes the WAL
     /// first and publishes the commit in the WAL index (shared memory, no file event) just after.
     static let settleDelays = [0.002, 0.01, 0.05, 0.25]
@@ -23,10 +23,11 @@ final class JournalWatchThread: @unchecked Sendable {
     private let wakeWrite: Int32
     private let stopping = Locked(false)
     private let exited = DispatchSemaphore(value: 0)
-    // Used by the thread alone once it started; released when it ends (closing them).
-    private var files: FileWatch?
-    private var db: SQLiteDatabase?
-    private var version: Int64 = 0
+    // Used by the thread alone once it started (set up by `init` before it starts; released
+    // when it ends, closing them): confined to that thread, which the compiler cannot see.
+    nonisolated(unsafe) private var files: FileWatch?
+    nonisolated(unsafe) private var db: SQLiteDatabase?
+    nonisolated(unsafe) private var version: Int64 = 0
 
     init(folder: String, journal: String, doorbell: String?, files: FileWatch, db: SQLiteDatabase, safetyInterval: Double, hub: WakeHub) throws {
         self.folder = folder

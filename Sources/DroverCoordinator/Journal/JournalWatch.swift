@@ -17,7 +17,7 @@ import Foundation
 /// `wait` is kept (one pending wake-up), so the usual loop `read; if done break; wait` never
 /// sleeps through a change. The commits of every connection count, this process's included
 /// (the watch has its own connection).
-public final class JournalWatch: @unchecked Sendable {
+public final class JournalWatch: Sendable {
     /// Why a wait returned.
     public enum Wake: Sendable, Equatable {
         /// Someone committed to the journal since the last wait returned.
