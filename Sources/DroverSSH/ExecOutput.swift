@@ -27,7 +27,7 @@ public enum ExecEvent: Sendable, Equatable {
 ///
 /// When more than `limit` bytes wait unread, the connection stops reading that channel,
 /// so SSH flow control holds the remote side back: a slow consumer never grows memory.
-final class ExecOutputBuffer: @unchecked Sendable {
+final class ExecOutputBuffer: Sendable {
     private struct State {
         var events: [ExecEvent] = []
         var head = 0

@@ -55,7 +55,7 @@ extension LoopOperation {
 /// libssh2 sessions must be driven by one thread at a time, so every libssh2 call for
 /// this connection happens here; other threads hand over operations through a locked
 /// queue and a wake-up pipe.
-final class SessionLoop: @unchecked Sendable {
+final class SessionLoop: Sendable {
     let target: SSHTarget
     let options: SSHOptions
     /// The connection to the last hop that carries this one (nil for a direct connection).
@@ -64,12 +64,13 @@ final class SessionLoop: @unchecked Sendable {
     /// The hops' names, for messages.
     let via: [String]
 
-    // Touched only on the loop thread once running.
-    var session: OpaquePointer?
-    var socketFD: Int32 = -1
-    var sftp: OpaquePointer?
-    private var operations: [LoopOperation] = []
-    private var outboundOwner: ObjectIdentifier?
+    // Touched only on the loop thread once running (set up by `init` before it starts):
+    // confined to that thread, which the compiler cannot see.
+    nonisolated(unsafe) var session: OpaquePointer?
+    nonisolated(unsafe) var socketFD: Int32 = -1
+    nonisolated(unsafe) var sftp: OpaquePointer?
+    nonisolated(unsafe) private var operations: [LoopOperation] = []
+    nonisolated(unsafe) private var outboundOwner: ObjectIdentifier?
 
     private struct Shared {
         var incoming: [LoopOperation] = []
@@ -80,8 +81,8 @@ final class SessionLoop: @unchecked Sendable {
         var finishWaiters: [CheckedContinuation<Void, Never>] = []
     }
     private let shared = Locked(Shared())
-    private var wakeRead: Int32 = -1
-    private var wakeWrite: Int32 = -1
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
 
     /// `tunnel` is this side of a socketpair whose other side `hop` pumps to the target.
     init(target: SSHTarget, options: SSHOptions, tunnel: Int32 = -1, hop: SSHConnection? = nil) {
@@ -90,15 +91,14 @@ final class SessionLoop: @unchecked Sendable {
         self.hop = hop
         self.via = target.via
         self.socketFD = tunnel
-        var fds: [Int32] = [0, 0]
+        var fds: [Int32] = [-1, -1]
         if pipe(&fds) == 0 {
-            wakeRead = fds[0]
-            wakeWrite = fds[1]
             for fd in fds {
                 _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
                 _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             }
         }
+        (wakeRead, wakeWrite) = (fds[0], fds[1])
     }
 
     deinit {
