@@ -25,6 +25,9 @@ public struct AttemptSpec: Sendable, Equatable {
     public var nice: Int
     /// Keep running when the coordinator's lease expires.
     public var keepRunning: Bool
+    /// Seconds this attempt survives without a lease renewal from its coordinator (nil: the
+    /// lease file's own `ttl`, the coordinator's default).
+    public var lease: Double?
     /// The coordinator that started it (matched against the lease).
     public var coordinator: String?
 
@@ -44,6 +47,7 @@ public struct AttemptSpec: Sendable, Equatable {
         coreDumps = false
         nice = 10
         keepRunning = false
+        lease = nil
         coordinator = nil
     }
 
@@ -80,6 +84,7 @@ public struct AttemptSpec: Sendable, Equatable {
         o.set("limits", object: limits)
         o.set("nice", nice)
         o.set("keep_running", keepRunning)
+        if let lease { o.set("lease", lease) }
         o.set("coordinator", coordinator)
         return o.text
     }
@@ -147,6 +152,9 @@ public struct AttemptSpec: Sendable, Equatable {
             if (0...19).contains(n) { spec.nice = n } else { d.report("nice must be 0–19", path: "nice", at: r.node("nice")?.position) }
         }
         spec.keepRunning = r.bool("keep_running") ?? false
+        if let l = r.double("lease") {
+            if l > 0 { spec.lease = l } else { d.report("lease must be positive seconds", path: "lease", at: r.node("lease")?.position) }
+        }
         spec.coordinator = r.string("coordinator")
         r.finish()
         if !d.issues.isEmpty { return .failure(SpecError(d.issues)) }

@@ -200,6 +200,27 @@ struct AgentTests {
         #expect(h.cookiePIDs().isEmpty)
     }
 
+    @Test func eachAttemptOutlivesItsCoordinatorForItsOwnLease() throws {
+        let h = try AgentHarness()
+        try h.start()
+        // The coordinator's default lease is long; one job asked for a short one of its own.
+        let lease = "{\"coordinator\":\"c1\",\"epoch\":1,\"time\":\(Date().timeIntervalSince1970),\"ttl\":3600}"
+        try AtomicFile.write(Array(lease.utf8), to: h.dir.leaseFile)
+        let short = try h.submit("short", argv: ["sleep", "300"], extra: ["coordinator": "c1", "lease": 1])
+        let long = try h.submit("long", argv: ["sleep", "300"], extra: ["coordinator": "c1"])
+        try h.waitRunning(short)
+        try h.waitRunning(long)
+        #expect(try h.result(short, timeout: 10)["reason"]?.stringValue == "orphaned")
+        #expect(h.state(long) == .running, "an attempt without a lease of its own follows the coordinator's 1 h lease")
+        try h.waitFor("the lease_expired event") { h.events().contains { $0["type"]?.stringValue == "lease_expired" } }
+        let expired = h.events().filter { $0["type"]?.stringValue == "lease_expired" }
+        #expect(expired.count == 1 && expired.first?["orphaned"]?.intValue == 1, "the expiry is one recorded event: \(expired)")
+        let log = (try? String(contentsOfFile: h.dir.agentLog, encoding: .utf8)) ?? ""
+        #expect(log.contains("lease of c1 expired (1 s without renewal); 1 attempt(s) cancelled as orphaned"))
+        _ = try h.agent(["cancel", "long"])
+        #expect(try h.result(long)["reason"]?.stringValue == "cancelled")
+    }
+
     @Test func aGigabyteOfOutputLeavesAgentMemoryFlat() throws {
         let h = try AgentHarness()
         try h.start()

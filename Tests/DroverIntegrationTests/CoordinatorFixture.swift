@@ -11,15 +11,16 @@ final class CoordinatorFixture {
     let arguments: [String]
 
     /// `inventory`: another inventory file than the testbed's hosts.json (for its hosts).
-    init(deadAfter: Double = 5, leaseTTL: Double = 30, extra: [String] = [], inventory: String? = nil) throws {
+    /// `leaseTTL` nil: the coordinator's default lease.
+    init(deadAfter: Double = 5, leaseTTL: Double? = 30, extra: [String] = [], inventory: String? = nil) throws {
         state = try Testbed.tempDirectory() + "/state"
         self.inventory = inventory ?? Testbed.directory! + "/hosts.json"
-        arguments = ["--dead-after", String(deadAfter), "--lease-ttl", String(leaseTTL)] + extra
+        arguments = ["--dead-after", String(deadAfter)] + (leaseTTL.map { ["--lease-ttl", String($0)] } ?? []) + extra
     }
 
     /// Runs `body` with a coordinator that sees every host up, and tears everything down
     /// afterwards, also when `body` fails.
-    static func with(deadAfter: Double = 5, leaseTTL: Double = 30, extra: [String] = [], inventory: String? = nil, _ body: (CoordinatorFixture) async throws -> Void) async throws {
+    static func with(deadAfter: Double = 5, leaseTTL: Double? = 30, extra: [String] = [], inventory: String? = nil, _ body: (CoordinatorFixture) async throws -> Void) async throws {
         let f = try CoordinatorFixture(deadAfter: deadAfter, leaseTTL: leaseTTL, extra: extra, inventory: inventory)
         do {
             try f.startAndWaitForHosts()
@@ -68,6 +69,11 @@ final class CoordinatorFixture {
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         pid = 0
+    }
+
+    /// Makes a coordinator another process started (e.g. `drover wait`) this fixture's to stop.
+    func adopt(_ other: pid_t?) {
+        if let other, other > 0 { pid = other }
     }
 
     /// Stops the coordinator and every agent's jobs; removes the state directory.

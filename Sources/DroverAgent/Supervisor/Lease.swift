@@ -66,6 +66,17 @@ struct LeaseWatch {
         }.min()
     }
 
+    /// The newest renewal of a lease covering attempts of `coordinator` (nil: attempts that name
+    /// none, covered by the legacy `lease` file only); nil when no lease covers them.
+    func holder(of coordinator: String?) -> (lease: Lease, lastChange: Double)? {
+        var best: (lease: Lease, lastChange: Double)?
+        for w in watched.values {
+            guard let l = w.lease, l.coordinator == coordinator || (l.legacy && coordinator == nil) else { continue }
+            if best == nil || w.lastChange > best!.lastChange { best = (l, w.lastChange) }
+        }
+        return best
+    }
+
     /// The lease files being judged (the agent also watches each, for changes made in place).
     var files: [String] { Array(watched.keys) }
 

@@ -205,21 +205,45 @@ extension Supervisor {
     // MARK: - Lease
 
     /// Each coordinator's lease covers only the attempts whose spec names that coordinator
-    /// (the legacy `lease` file also those that name none). Called when `leases/` or the
-    /// root changes, a lease file is written, and when the next lease would expire.
+    /// (the legacy `lease` file also those that name none). An attempt is orphaned when its
+    /// coordinator's lease file has not changed for the attempt's own `lease` (else the file's
+    /// ttl); each expiry is an event and a line in agent.log. Called when `leases/` or the root
+    /// changes, a lease file is written, and when the next lease would expire.
     func checkLease() {
-        for expired in lease.check(dir) {
-            var orphaned = 0
-            for (id, a) in live where !a.keepRunning && (a.coordinator == expired.coordinator || (expired.legacy && a.coordinator == nil)) {
-                requestCancel(id, reason: "orphaned")
-                orphaned += 1
-            }
-            emit(.leaseExpired(coordinator: expired.coordinator, epoch: expired.epoch, orphaned: orphaned))
-            AgentLog.write("lease of \(expired.coordinator) expired (\(JSONText.number(expired.ttl)) s without renewal); \(orphaned) attempt(s) cancelled as orphaned")
+        let now = monotonicTime()
+        let expiredFiles = lease.check(dir)
+        // Orphaned attempts by coordinator and the lease that ran out.
+        var groups: [String: (lease: LeaseWatch.Lease, ttl: Double, orphaned: Int)] = [:]
+        for (id, a) in live where !a.keepRunning && !a.orphaned {
+            guard let held = lease.holder(of: a.coordinator) else { continue }
+            let ttl = a.lease ?? held.lease.ttl
+            guard now - held.lastChange > ttl else { continue }
+            requestCancel(id, reason: "orphaned")
+            live[id]?.orphaned = true
+            groups["\(held.lease.coordinator) \(ttl)", default: (held.lease, ttl, 0)].orphaned += 1
+        }
+        for file in expiredFiles where groups["\(file.coordinator) \(file.ttl)"] == nil {
+            groups["\(file.coordinator) \(file.ttl)"] = (file, file.ttl, 0)
+        }
+        for (_, g) in groups.sorted(by: { $0.key < $1.key }) {
+            emit(.leaseExpired(coordinator: g.lease.coordinator, epoch: g.lease.epoch, orphaned: g.orphaned))
+            AgentLog.write("lease of \(g.lease.coordinator) expired (\(JSONText.number(g.ttl)) s without renewal); \(g.orphaned) attempt(s) cancelled as orphaned")
         }
         // Renewals written in place (not by rename) are seen through the file itself.
         for file in lease.files { watch.watch(file) }
         heartbeat.setCoordinators(lease.live)
+    }
+
+    /// When (monotonic) the next lease runs out: a lease file's own ttl, or a live attempt's
+    /// own lease since its coordinator's last renewal.
+    var nextLeaseDeadline: Double? {
+        var t = lease.nextExpiry
+        for a in live.values where !a.keepRunning && !a.orphaned {
+            guard let held = lease.holder(of: a.coordinator) else { continue }
+            let at = held.lastChange + (a.lease ?? held.lease.ttl)
+            t = min(t ?? at, at)
+        }
+        return t
     }
 
     /// Cancels everything and waits (bounded) for the shims to record the ends.

@@ -99,7 +99,7 @@ extension Supervisor {
         // command whose spec write was cut short is still in the inbox and is written again.
         do { try writeFile(Array((spec.json + "\n").utf8), to: dir.specFile(id)) } catch { throw .system(error) }
         try Transitions.append(.accepted, to: dir.transitionsFile(id))
-        live[id] = Live(state: .accepted, coordinator: spec.coordinator, keepRunning: spec.keepRunning)
+        live[id] = Live(state: .accepted, coordinator: spec.coordinator, keepRunning: spec.keepRunning, lease: spec.lease)
         // Watched before the shim exists, so none of its lines can come unnoticed.
         follow(id)
         pollTransitions(only: id)

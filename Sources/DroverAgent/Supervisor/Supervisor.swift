@@ -21,6 +21,10 @@ final class Supervisor {
         var state: AttemptState
         var coordinator: String?
         var keepRunning: Bool
+        /// Its own lease (seconds without renewal), else its coordinator's lease file's ttl.
+        var lease: Double? = nil
+        /// Cancelled as orphaned once its lease ran out (never twice).
+        var orphaned = false
         var shimPID: pid_t?
         var shimStart: String?
         var transitionsSize: Int = -1
@@ -132,7 +136,7 @@ final class Supervisor {
             }
             checkShims(childSignal: signals.take(SIGCHLD), readable: wake.descriptors, now: now)
             if rootChanged || wake.paths.contains(dir.leases) || lease.files.contains(where: wake.paths.contains)
-                || lease.nextExpiry.map({ now >= $0 }) == true {
+                || nextLeaseDeadline.map({ now >= $0 }) == true {
                 checkLease()
             }
             commit()
@@ -166,7 +170,7 @@ final class Supervisor {
     private func nextDeadline(sweep: Double) -> Double {
         var t = sweep
         // A lease expires once strictly more than its ttl has passed.
-        if let expiry = lease.nextExpiry { t = min(t, expiry + 0.001) }
+        if let expiry = nextLeaseDeadline { t = min(t, expiry + 0.001) }
         if let retry = inboxRetryAt { t = min(t, retry) }
         if !unwatched.isEmpty { t = min(t, nextUnwatchedPoll) }
         if live.values.contains(where: \.onTimer) { t = min(t, nextShimTimer) }
@@ -193,6 +197,7 @@ final class Supervisor {
                 live[id] = Live(
                     state: logged > 0 ? (previousState(id, upTo: logged) ?? .accepted) : .accepted,
                     coordinator: spec?["coordinator"]?.stringValue, keepRunning: spec?["keep_running"]?.boolValue ?? false,
+                    lease: spec?["lease"]?.doubleValue,
                     shimPID: processes.shimPID, shimStart: processes.shimStart)
                 follow(id)
                 if state?.isFinal == false, case .takenOver(let previous) = claim {

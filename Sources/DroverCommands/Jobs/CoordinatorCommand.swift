@@ -29,8 +29,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seconds without a heartbeat before a host is down and its jobs re-run elsewhere.", valueName: "seconds"))
     var deadAfter: Double = 10
 
-    @Option(name: .long, help: ArgumentHelp("Seconds an agent keeps running jobs without hearing from this coordinator; then it kills them itself.", valueName: "seconds"))
-    var leaseTTL: Double = 30
+    @Option(name: .long, help: ArgumentHelp("How long an agent keeps running jobs without hearing from this coordinator (asleep, stopped, cut off) before it kills them itself: 40m, 6h, 2d; a job's own --lease / `lease` overrides it.", valueName: "duration"))
+    var leaseTTL: String = "6h"
 
     @Option(name: .long, help: ArgumentHelp("What wins when a host comes back with an attempt that was replaced: kill-stale (kill the original) or keep-original (keep it while the replacement has not finished; cancel the replacement).", valueName: "policy"))
     var stalePolicy: StalePolicy = .killStale
@@ -43,7 +43,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     func validate() throws {
         if deadAfter < 2 { throw ValidationError("--dead-after must be at least 2 seconds (heartbeats come every second)") }
-        if leaseTTL < 3 { throw ValidationError("--lease-ttl must be at least 3 seconds") }
+        guard let ttl = Durations.parse(leaseTTL), ttl >= 3 else { throw ValidationError("--lease-ttl \(leaseTTL): not a duration of at least 3 seconds (90, 40m, 6h, 2d)") }
+        if ttl < 2400 { Terminal.note("--lease-ttl \(leaseTTL) is under 40 minutes: a coordinator that sleeps longer (a closed laptop) makes every agent kill its jobs") }
     }
 
     func run() async throws {
@@ -66,7 +67,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
         var settings = CoordinatorSettings()
         settings.deadAfter = deadAfter
-        settings.leaseTTL = leaseTTL
+        settings.leaseTTL = Durations.parse(leaseTTL) ?? CoordinatorSettings.defaultLease
         settings.stalePolicy = stalePolicy
         settings.idleExit = idleExit
         let coordinator: Coordinator

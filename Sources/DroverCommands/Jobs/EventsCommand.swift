@@ -24,6 +24,8 @@ struct EventsCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Keep printing new events as they are recorded (Ctrl-C to stop).")
     var follow = false
 
+    @OptionGroup var start: CoordinatorStartOptions
+
     @Flag(name: .long, help: "One JSON object per line.")
     var json = false
 
@@ -44,6 +46,7 @@ struct EventsCommand: AsyncParsableCommand {
         let watch = follow ? try JournalWatch(journal) : nil
         defer { watch?.stop() }
         let jobIDs = try job.map { try journal.resolveAll([$0]).map(\.id) }
+        if follow { try CoordinatorPresence.ensure(journal, inventory: nil, noStart: start.noStart) }
         var last = after
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -19,6 +19,12 @@ struct JobOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Wall-clock limit: 90, 90s, 15m, 2h, 1d. The job gets SIGTERM, then SIGKILL 10 s later.", valueName: "duration"))
     var timeout: String?
 
+    @Option(name: .long, help: ArgumentHelp("How long the job keeps running on its host while the coordinator is silent (asleep, stopped, cut off), before its agent kills it: 30m, 12h, 2d (default: the coordinator's --lease-ttl, 6 h).", valueName: "duration"))
+    var lease: String?
+
+    @Flag(name: .long, help: "Never let the agent kill the job for want of a coordinator (no dead man's switch; a job re-run elsewhere may then run twice).")
+    var keepRunning = false
+
     @Option(name: .long, help: ArgumentHelp("Re-runs after a failure (non-zero exit, signal, timeout), 1 s apart, then 2 s, 4 s… (batch files set the full policy).", valueName: "n"))
     var retries: Int = 0
 
@@ -49,6 +55,8 @@ struct JobOptions: ParsableArguments {
         if priority != 0 { given.append("--priority") }
         if timeout != nil { given.append("--timeout") }
         if retries != 0 { given.append("--retries") }
+        if lease != nil { given.append("--lease") }
+        if keepRunning { given.append("--keep-running") }
         if lostRetries != 3 { given.append("--lost-retries") }
         if mem != nil { given.append("--mem") }
         if name != nil { given.append("--name") }
@@ -85,6 +93,13 @@ struct JobOptions: ParsableArguments {
             guard let t = Durations.parse(timeout), t > 0 else { throw ValidationError("--timeout \(timeout): not a duration (90, 90s, 15m, 2h, 1d)") }
             r.timeout = t
         }
+        if let lease {
+            guard let t = Durations.parse(lease), t >= CoordinatorSettings.minimumJobLease else {
+                throw ValidationError("--lease \(lease): not a duration of at least 30 s (30m, 12h, 2d); for no limit use --keep-running")
+            }
+            r.lease = t
+        }
+        if keepRunning { r.keepRunning = true }
         if let mem {
             guard let b = Durations.parseSize(mem), b > 0 else { throw ValidationError("--mem \(mem): not a size (512M, 8G, 1T, or bytes)") }
             r.memoryBytes = b

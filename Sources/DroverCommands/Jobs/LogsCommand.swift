@@ -25,6 +25,8 @@ struct LogsCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Keep printing as the job writes, until it ends (across re-runs on other hosts).")
     var follow = false
 
+    @OptionGroup var start: CoordinatorStartOptions
+
     @Flag(name: .long, help: "Print stderr instead of stdout.")
     var stderr = false
 
@@ -41,6 +43,7 @@ struct LogsCommand: AsyncParsableCommand {
             return
         }
         guard let record = try journal.resolveAll([job]).first else { throw ExitCode(2) }
+        if follow { try CoordinatorPresence.ensure(journal, inventory: inventoryOptions.inventory, noStart: start.noStart) }
         let follower = try JobFollower(journal: journal, inventory: try inventoryOptions.load())
         if follow && attempt == nil {
             // Output of the current attempt, then of any re-run, until the job ends.

@@ -12,6 +12,8 @@ struct PsCommand: AsyncParsableCommand {
         discussion: """
             Without job arguments: unfinished jobs and the 20 most recent finished ones (--all for every job). With job arguments (ids or names): those jobs. `drover status` also shows every attempt of each job.
 
+            When jobs are unfinished but no coordinator runs (it crashed, was killed, its machine rebooted), the states in the journal do not move: ps and status start it, as run and submit do, and say how old the states shown are; with --no-start they only say that none runs and how old the states are.
+
             Examples:
               drover ps
               drover ps --all --json
@@ -43,6 +45,8 @@ struct PsCommand: AsyncParsableCommand {
 struct JobListOptions: ParsableArguments {
     @OptionGroup var stateOptions: StateOptions
 
+    @OptionGroup var start: CoordinatorStartOptions
+
     @Flag(name: .long, help: "Every job, not only unfinished and recent ones.")
     var all = false
 
@@ -60,6 +64,7 @@ struct JobListOptions: ParsableArguments {
             return
         }
         let journal = try stateOptions.openJournal(create: false)
+        try CoordinatorPresence.ensure(journal, inventory: nil, noStart: start.noStart)
         var list: [JobRecord]
         if !jobs.isEmpty {
             list = try journal.resolveAll(jobs)

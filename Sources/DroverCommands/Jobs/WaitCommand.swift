@@ -9,6 +9,8 @@ struct WaitCommand: AsyncParsableCommand {
         commandName: "wait",
         abstract: "Wait until jobs end; exit 0 when all succeeded, 1 otherwise.",
         discussion: """
+            When jobs are unfinished but no coordinator runs (it crashed, was killed, its machine rebooted), wait starts it first, as run and submit do; with --no-start it says so on stderr and waits for one to be started.
+
             Examples:
               drover wait 12 13 14
               drover wait sweep-3 --timeout 2h --json
@@ -19,6 +21,8 @@ struct WaitCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Give up after this long (exit 3): 90, 15m, 2h.", valueName: "duration"))
     var timeout: String?
+
+    @OptionGroup var start: CoordinatorStartOptions
 
     @Flag(name: .long, help: "Print the jobs as JSON when they end.")
     var json = false
@@ -34,6 +38,7 @@ struct WaitCommand: AsyncParsableCommand {
     func run() async throws {
         let journal = try stateOptions.openJournal(create: false)
         let ids = try journal.resolveAll(jobs).map(\.id)
+        try CoordinatorPresence.ensure(journal, inventory: nil, noStart: start.noStart)
         let follower = try JobFollower(journal: journal, inventory: Inventory(source: .embeddedDefault, hosts: []))
         let result = try await follower.waitFinal(ids, timeout: timeout.flatMap(Durations.parse))
         if json {

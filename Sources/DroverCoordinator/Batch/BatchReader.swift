@@ -12,7 +12,7 @@ public struct BatchFileError: Error, Sendable, CustomStringConvertible {
 public struct BatchReader {
     /// The fields a job (or `defaults`) may set.
     public static let jobFields = [
-        "id", "argv", "shell", "host", "on", "slots", "priority", "timeout", "memory", "cwd", "env",
+        "id", "argv", "shell", "host", "on", "slots", "priority", "timeout", "lease", "keep_running", "memory", "cwd", "env",
         "retries", "lost_retries", "retry", "after", "inputs", "outputs", "approval",
     ]
 
@@ -159,6 +159,14 @@ public struct BatchReader {
         if let n = r.node("timeout") {
             if let t = duration(n, path: "\(p).timeout") { f.request.timeout = t }
         }
+        if let n = r.node("lease") {
+            if let t = duration(n, path: "\(p).lease") {
+                if t >= CoordinatorSettings.minimumJobLease { f.request.lease = t } else {
+                    diagnostics.report("must be at least 30 s (the coordinator renews its lease every 10 s); for no limit set `keep_running: true`", path: "\(p).lease", at: n.position)
+                }
+            }
+        }
+        if let k = r.bool("keep_running") { f.request.keepRunning = k ? true : nil }
         if let n = r.node("memory") {
             let bytes = n.intValue.map { UInt64(max($0, 0)) } ?? n.stringValue.flatMap(Durations.parseSize)
             if let bytes, bytes > 0 { f.request.memoryBytes = bytes } else {

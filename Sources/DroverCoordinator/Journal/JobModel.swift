@@ -15,6 +15,11 @@ public struct JobRequest: Codable, Sendable, Equatable {
     public var priority: Int = 0
     /// Wall-clock limit in seconds.
     public var timeout: Double?
+    /// Seconds its agent keeps it running without hearing from the coordinator (nil: the
+    /// coordinator's `--lease-ttl`).
+    public var lease: Double?
+    /// Never killed by its agent for want of a lease (no dead man's switch).
+    public var keepRunning: Bool?
     /// Re-runs after a failure (non-zero exit, signal, timeout, limit).
     public var retries: Int = 0
     /// Re-runs after the host was lost (separate budget).

@@ -92,6 +92,8 @@ extension Coordinator {
         spec.cwd = r.cwd
         spec.env = host.env.merging(r.env) { _, job in job }
         spec.timeout = r.timeout
+        spec.lease = r.lease
+        spec.keepRunning = r.keepRunning ?? false
         spec.memoryBytes = r.memoryBytes
         spec.coordinator = cid
         return HostLink.Outgoing(line: AgentCommand.start(spec).line, files: files, job: job.id, attempt: attempt)

@@ -8,8 +8,13 @@ import Logging
 public struct CoordinatorSettings: Sendable {
     /// Seconds without a heartbeat before a host is `down` and its jobs are re-run elsewhere.
     public var deadAfter: Double = 10
-    /// Seconds an agent keeps its jobs without hearing from this coordinator.
-    public var leaseTTL: Double = 30
+    /// Seconds an agent keeps its jobs without hearing from this coordinator (a job's own
+    /// `lease` overrides it for that job): hours, so a coordinator that sleeps loses nothing.
+    public var leaseTTL: Double = CoordinatorSettings.defaultLease
+    /// The default lease: 6 hours (HTCondor's job lease, 40 minutes, is the floor).
+    public static let defaultLease: Double = 6 * 3600
+    /// The shortest lease a job may ask for (the coordinator renews at most every 10 s).
+    public static let minimumJobLease: Double = 30
     public var stalePolicy: StalePolicy = .killStale
     /// Exit after this many seconds with no unfinished job (nil: run until stopped).
     public var idleExit: Double?
@@ -77,6 +82,8 @@ public actor Coordinator: HostLinkDelegate {
     /// The most often the loop's housekeeping runs, seconds.
     static let housekeepingInterval = 0.02
     let started = ContinuousClock.now
+    /// Notices when the coordinator itself did not run (its machine slept, SIGSTOP).
+    var sleepDetector: SleepDetector?
     /// The coordinator's log (swift-log; `CoordinatorLogHandler` writes `coordinator.log`).
     let logger: Logger
     /// One line in the log; "warning: …" lines at warning level.
@@ -141,6 +148,7 @@ public actor Coordinator: HostLinkDelegate {
             links[host.name] = link
             link.start()
         }
+        sleepDetector = SleepDetector(threshold: SleepDetector.threshold(deadAfter: settings.deadAfter), monotonic: now, wall: wallNow)
         var version: Int64 = -1
         var idleSince = now
         var nextHousekeeping = now
@@ -157,6 +165,7 @@ public actor Coordinator: HostLinkDelegate {
         }
         while !stopRequested && !Task.isCancelled {
             var sleep = settings.safetyWake
+            checkForSleep()
             do {
                 let v = try journal.db.dataVersion()
                 if v != version || requestsPending {
@@ -182,6 +191,7 @@ public actor Coordinator: HostLinkDelegate {
                         dirty = true
                     }
                     hostsDirty = false
+                    checkForSleep()
                     try checkHosts()
                     if approvalsDue.map({ wallNow >= $0 }) ?? true { approvalsDue = try checkApprovals() }
                     if batchesDirty {
@@ -215,6 +225,8 @@ public actor Coordinator: HostLinkDelegate {
             if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
             if dependentsDirty || batchesDirty || hostsDirty { sleep = min(sleep, nextHousekeeping - now) }
             if dirty || requestsPending { sleep = 0 }
+            checkForSleep()
+            sleepDetector?.willWait(until: now + max(sleep, 0))
             await doorbell.wait(seconds: max(sleep, 0) + (sleep > 0 ? 0.002 : 0))
         }
         try? journal.audit("coordinator", "coordinator stopped (pid \(getpid()))")

@@ -212,6 +212,10 @@ final class HostLink: @unchecked Sendable {
     /// Seconds between connection attempts to a host whose key is not trusted.
     static let untrustedRetry = 10.0
 
+    /// How often the lease is renewed: a third of its ttl, at most every 10 s, so a job's own
+    /// shorter lease (30 s at least) never runs out while the coordinator is alive.
+    static func renewInterval(ttl: Double) -> Double { min(max(ttl / 3, 0.5), 10) }
+
     /// Whether a connect failed because the host's key is not trusted (as opposed to a host
     /// that is down or unreachable).
     static func isTrustFailure(_ error: SSHError) -> Bool {
@@ -308,7 +312,7 @@ final class HostLink: @unchecked Sendable {
 
     private func leaseLoop() async {
         while !stopping {
-            try? await Task.sleep(for: .seconds(max(lease.ttl / 3, 0.5)))
+            try? await Task.sleep(for: .seconds(Self.renewInterval(ttl: lease.ttl)))
             state.withLock { $0.leaseDue = true }
             wake.yield()
         }

@@ -30,6 +30,13 @@ public struct HostLiveness: Sendable {
         }
     }
 
+    /// The coordinator itself was asleep or stopped: the silence is its own, so the host's
+    /// clock starts again at `now`, with `grace` seconds more to report before it can be
+    /// suspect or down. (The caller leaves hosts it had declared down before the sleep alone.)
+    public mutating func excuse(at now: Double, grace: Double) {
+        lastAdvance = max(lastAdvance, now + grace)
+    }
+
     /// When `state` would next change if no heartbeat came (nil: it is down and stays so).
     public func nextChange(after now: Double) -> Double? {
         let suspectAt = lastAdvance + 3 * interval + 0.5

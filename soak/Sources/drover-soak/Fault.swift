@@ -11,6 +11,8 @@ struct Fault: CustomStringConvertible {
         case agentCrash = "kill-agent-tree"
         /// `kill -9` of the coordinator, started again on the same state after the duration.
         case coordinatorKill = "kill-coordinator"
+        /// SIGSTOP of the coordinator (a closed laptop lid) for longer than --dead-after, then SIGCONT.
+        case coordinatorSleep = "stop-coordinator"
         /// The scratch host's agent root filled up, deleted after the duration.
         case diskFill = "disk-full"
     }
@@ -30,7 +32,7 @@ struct Fault: CustomStringConvertible {
 
     /// The next fault of a seeded plan.
     static func next(_ rng: inout SplitMix64, hosts: [String], scratchHost: String?) -> Fault {
-        var kinds: [(Kind, Int)] = [(.powerCycle, 20), (.partition, 22), (.agentKill, 15), (.agentCrash, 8), (.coordinatorKill, 18)]
+        var kinds: [(Kind, Int)] = [(.powerCycle, 20), (.partition, 22), (.agentKill, 15), (.agentCrash, 8), (.coordinatorKill, 18), (.coordinatorSleep, 10)]
         if scratchHost != nil { kinds.append((.diskFill, 12)) }
         let kind = rng.weighted(kinds)
         let gap = rng.uniform(2...8)
@@ -46,6 +48,9 @@ struct Fault: CustomStringConvertible {
             return Fault(kind: kind, host: host, duration: 0, gap: gap)
         case .coordinatorKill:
             return Fault(kind: kind, host: nil, duration: rng.uniform(0.5...8), gap: gap)
+        case .coordinatorSleep:
+            // Longer than --dead-after (10 s), some longer than the old 30 s lease.
+            return Fault(kind: kind, host: nil, duration: rng.uniform(11...40), gap: gap)
         case .diskFill:
             return Fault(kind: kind, host: scratchHost, duration: rng.uniform(8...20), gap: gap)
         }

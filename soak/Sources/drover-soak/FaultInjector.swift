@@ -17,6 +17,9 @@ final class FaultInjector {
     private(set) var injected: [String: Int] = [:]
     /// When the scratch host was powered off (Unix seconds): its tmpfs agent root, events.log included, went with it.
     private(set) var scratchWipes: [Double] = []
+    /// When the coordinator was stopped and continued (Unix seconds).
+    private(set) var coordinatorSleeps: [(from: Double, to: Double)] = []
+    private var sleepingSince: Double?
     private var logFile: UnsafeMutablePointer<FILE>?
 
     init(seed: UInt64, testbed: Testbed, coordinator: CoordinatorProcess, scratch: ScratchDisk?, logPath: String, started: Date) {
@@ -89,6 +92,10 @@ final class FaultInjector {
             let pid = coordinator.pid
             coordinator.kill9()
             log("kill -9 the coordinator (pid \(pid)) (restart in \(String(format: "%.1f", fault.duration)) s)")
+        case .coordinatorSleep:
+            sleepingSince = Date().timeIntervalSince1970
+            kill(coordinator.pid, SIGSTOP)
+            log("SIGSTOP the coordinator (pid \(coordinator.pid)) (SIGCONT in \(String(format: "%.1f", fault.duration)) s)")
         case .diskFill:
             try scratch?.fill()
             log("fill the agent root on \(host) (tmpfs \(scratch?.megabytes ?? 0) MiB; free again in \(String(format: "%.1f", fault.duration)) s)")
@@ -108,6 +115,10 @@ final class FaultInjector {
         case .coordinatorKill:
             try coordinator.start()
             log("coordinator started again (pid \(coordinator.pid))")
+        case .coordinatorSleep:
+            kill(coordinator.pid, SIGCONT)
+            coordinatorSleeps.append((sleepingSince ?? 0, Date().timeIntervalSince1970))
+            log("SIGCONT the coordinator (pid \(coordinator.pid))")
         case .diskFill:
             try scratch?.drain()
             log("free the agent root on \(host)")

@@ -204,6 +204,21 @@ struct Invariants {
         add("memory stays bounded", problems, ok: shown.joined(separator: ", "))
     }
 
+    /// No host was declared down, and no attempt lost, because the coordinator slept: nothing
+    /// of the kind is recorded from a SIGSTOP until 10 s (the hosts' grace after a wake) plus
+    /// 1 s after its SIGCONT.
+    mutating func checkNoRerunForSleep(_ events: [AuditEvent], sleeps: [(from: Double, to: Double)]) {
+        var problems: [String] = []
+        for s in sleeps {
+            for e in events where e.time >= s.from && e.time <= s.to + 11 {
+                if (e.kind == "host" && e.state == "down") || (e.kind == "attempt" && e.state == "lost") {
+                    problems.append("\(e.message) (\(String(format: "%.1f", e.time - s.to)) s after a SIGCONT of the coordinator)")
+                }
+            }
+        }
+        add("no re-run for a coordinator's sleep", problems, ok: "\(sleeps.count) sleep(s), no host down or attempt lost because of them")
+    }
+
     /// The coordinator never exited unless the soak killed it.
     mutating func checkNoCrash(_ crashes: [String]) {
         add("coordinator never crashed", crashes, ok: "only the injected kill -9s")

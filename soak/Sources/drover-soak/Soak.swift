@@ -196,6 +196,7 @@ final class Soak {
         inv.checkNoOrphans(leftovers)
         inv.checkAuditMatchesAgents(hosts, attempts: attempts, events: events, dispatchTimes: dispatchTimes)
         inv.checkMemory(memory.earlyAndLate())
+        inv.checkNoRerunForSleep(events, sleeps: faults.coordinatorSleeps)
         inv.checkNoCrash(crashes)
         say("")
         say(inv.table())

@@ -1,0 +1,97 @@
+import DroverCoordinator
+import DroverCore
+import Foundation
+import Testing
+
+extension TestbedSuite {
+    /// A coordinator that sleeps (SIGSTOP, as a closed laptop lid does) or goes away (kill -9,
+    /// a reboot) loses nothing: with the default lease of hours, the jobs keep running on their
+    /// hosts and complete with their first attempt (docs/failures.md, "The coordinator sleeps").
+    @Suite("Coordinator sleeps")
+    struct CoordinatorSleepTests {
+        /// Longer than `--dead-after 3` and than the old 30 s lease.
+        static let gap: UInt32 = 35
+
+        /// Two jobs per host (two slots each), running until well after the gap.
+        func fillEveryHost(_ f: CoordinatorFixture) throws -> [Int] {
+            let ids = try (0..<6).map { i in try f.submit(["sh", "-c", "sleep 45; echo done-\(i)"]) }
+            let j = try f.journal()
+            try f.waitFor("a job running on every slot", timeout: 30) { try j.jobs(ids).allSatisfy { $0.state == .running } }
+            #expect(Set(try j.jobs(ids).compactMap(\.host)) == ["h1", "h2", "h3"])
+            return ids
+        }
+
+        /// Every job succeeded with its first attempt, no attempt was lost or orphaned, and no
+        /// host was declared suspect or down after `since` (an event id).
+        func expectNothingLost(_ f: CoordinatorFixture, _ ids: [Int], since: Int) throws {
+            let j = try f.journal()
+            let jobs = try f.waitFinal(ids, timeout: 90)
+            #expect(jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.map { "\($0.id) \($0.state) \($0.reason ?? "")" })")
+            for id in ids {
+                let attempts = try j.attempts(of: id)
+                #expect(attempts.count == 1, "job \(id) ran \(attempts.count) attempts: \(attempts.map { "\($0.host) \($0.state) \($0.reason ?? "")" })")
+                #expect(!attempts.contains { $0.reason == "orphaned" || $0.state == "lost" })
+            }
+            let judged = try j.events(after: since).filter { $0.kind == "host" && ($0.state == "down" || $0.state == "suspect") }
+            #expect(judged.isEmpty, "hosts judged for the coordinator's own silence: \(judged.map(\.message))")
+        }
+
+        @Test(.timeLimit(.minutes(3))) func aCoordinatorStoppedLongerThanTheDeadHostTimeAndTheOldLeaseWhileItsLinksDieLosesNothing() async throws {
+            try await CoordinatorFixture.with(deadAfter: 3, leaseTTL: nil) { f in
+                let ids = try fillEveryHost(f)
+                let since = try f.journal().events().last?.id ?? 0
+                kill(f.pid, SIGSTOP)
+                // Its SSH sessions die at once (as a sleeping laptop's do): the heartbeats of the
+                // gap never reach it, and on waking every link must reconnect first.
+                for h in ["h1", "h2", "h3"] {
+                    let killed = try Testbed.script("exec", h, "sh", "-c", "for p in $(pgrep -f '[d]rover-agent[^ ]* link'); do kill -9 $p && echo $p; done")
+                    #expect(!killed.isEmpty, "no link process found on \(h)")
+                }
+                // The gap itself is what is tested: the coordinator does not run for 35 s.
+                sleep(Self.gap)
+                kill(f.pid, SIGCONT)
+                try expectNothingLost(f, ids, since: since)
+                let noticed = try f.journal().events(after: since).filter { $0.kind == "coordinator" && $0.message.contains("did not run for") }
+                #expect(noticed.count >= 1, "the sleep is recorded as an event")
+                #expect(f.log.contains("did not run for"), "the sleep is in the coordinator log")
+            }
+        }
+
+        @Test(.timeLimit(.minutes(3))) func aCoordinatorKilledAndRestartedLaterLosesNothing() async throws {
+            try await CoordinatorFixture.with(deadAfter: 3, leaseTTL: nil) { f in
+                let ids = try fillEveryHost(f)
+                let since = try f.journal().events().last?.id ?? 0
+                f.kill9()
+                // No coordinator at all for longer than the old lease (the machine "rebooting").
+                sleep(Self.gap)
+                try f.startAndWaitForHosts()
+                try expectNothingLost(f, ids, since: since)
+                #expect(try f.journal().meta("epoch") == "2")
+            }
+        }
+
+        @Test(.timeLimit(.minutes(2))) func psAndWaitStartACoordinatorThatWasKilledOrSayNoneRuns() async throws {
+            try await CoordinatorFixture.with(deadAfter: 3, leaseTTL: nil) { f in
+                let location = StateLocation(explicit: f.state)
+                let id = try f.submit(["sh", "-c", "sleep 4; echo finished"])
+                let j = try f.journal()
+                try f.waitFor("the job to run", timeout: 30) { try j.job(id)?.state == .running }
+                f.kill9()
+                // The job ends on its host while no coordinator runs: the journal still says running.
+                let opted = try f.droverState(["ps", "--no-start"])
+                #expect(opted.status == 0)
+                #expect(opted.stderr.contains("no coordinator runs for \(f.state)") && opted.stderr.contains(" ago ("), "\(opted.stderr)")
+                #expect(location.runningCoordinator() == nil, "--no-start started a coordinator")
+                let waited = try f.droverState(["wait", String(id)])
+                // Whatever happens, the coordinator `wait` started is the fixture's to stop.
+                f.adopt(location.runningCoordinator())
+                #expect(waited.status == 0, "\(waited.stdout)\(waited.stderr)")
+                #expect(waited.stderr.contains("starting it"), "\(waited.stderr)")
+                #expect(waited.stdout.hasPrefix("\(id)\tsucceeded"))
+                #expect(try j.attempts(of: id).count == 1, "the job was adopted, not re-run")
+                let shown = try f.droverState(["ps"])
+                #expect(shown.stdout.contains("succeeded") && !shown.stderr.contains("no coordinator"), "\(shown.stdout)\(shown.stderr)")
+            }
+        }
+    }
+}
