@@ -102,7 +102,7 @@ final class AgentHarness {
     }
 
     func events() -> [JSONNode] {
-        EventLog.read(path: dir.eventLog, from: 1).lines.compactMap { try? JSONParser.parse($0) }
+        EventSegments.files(dir).flatMap { EventLog.read(path: $0, from: 1).lines }.compactMap { try? JSONParser.parse($0) }
     }
 
     func stdout(_ id: AttemptID) -> [UInt8] { (try? LocalFile.read(dir.stdoutFile(id))) ?? [] }

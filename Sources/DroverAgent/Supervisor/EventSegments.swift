@@ -63,6 +63,10 @@ enum EventSegments {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        return firstSeq(fd: fd)
+    }
+
+    static func firstSeq(fd: Int32) -> Int? {
         let bytes = EventLog.readAt(fd, offset: 0, count: 1 << 16)
         guard let end = bytes.firstIndex(of: 0x0A) else { return nil }
         return seq(of: bytes[..<end])
@@ -84,20 +88,25 @@ struct EventCursor {
     private var fileFirstSeq = 0
     /// The last `seq` read (forwarded or skipped).
     private(set) var lastRead = 0
+    /// Every file read to its end holds only sequence numbers up to this one.
+    private var floorSeq = 0
     /// Grows each time the cursor moves to another file (the reader watches `events.log` anew).
     private(set) var generation = 0
 
     /// Placed at the file that holds `seq` (the oldest kept one when `seq` is older).
     init(dir: StateDirectory, from seq: Int) {
         self.dir = dir
-        let closed = EventSegments.closed(dir)
-        if let activeFirst = EventSegments.firstSeq(path: dir.eventLog), activeFirst <= seq || closed.isEmpty {
-            openFile(dir.eventLog, active: true, firstSeq: activeFirst)
-        } else if let start = closed.last(where: { $0.firstSeq <= seq }) ?? closed.first {
-            openFile(start.path, active: false, firstSeq: start.firstSeq)
-        } else {
-            openFile(dir.eventLog, active: true, firstSeq: 0)
+        // events.log first (then its first line from the open file, so a rotation in between
+        // cannot make the cursor skip a segment), else the newest segment that starts at or before SEQ.
+        if openFile(dir.eventLog, active: true, firstSeq: 0), let first = EventSegments.firstSeq(fd: fd), first <= seq {
+            fileFirstSeq = first
+            return
         }
+        let closed = EventSegments.closed(dir)
+        if let start = closed.last(where: { $0.firstSeq <= seq }) ?? closed.first, openFile(start.path, active: false, firstSeq: start.firstSeq) {
+            return
+        }
+        openFile(dir.eventLog, active: true, firstSeq: 0)
     }
 
     /// Closes the open file.
@@ -110,15 +119,16 @@ struct EventCursor {
     /// nothing new has been appended.
     mutating func next(limit: Int) -> [(seq: Int, line: String)] {
         while true {
-            if fd < 0 {
-                // No events.log yet (a new root), or it went between two looks.
-                guard openFile(dir.eventLog, active: true, firstSeq: 0) else { return [] }
-            }
+            // No events.log yet (a new root), or it had just been closed as a segment.
+            if fd < 0 && !openNext() { return [] }
             let rotated = active && rotatedAway()
             let lines = readChunk(limit: limit)
             if !lines.isEmpty { return lines }
             if active && !rotated { return [] }
-            advance()
+            // Read to its end, and it will not grow: on to the next segment or events.log.
+            floorSeq = max(floorSeq, lastRead, fileFirstSeq)
+            close()
+            generation += 1
         }
     }
 
@@ -129,17 +139,19 @@ struct EventCursor {
         return UInt64(st.st_dev) != identity.dev || UInt64(st.st_ino) != identity.ino
     }
 
-    /// The open file is read to its end and will not grow: on to the next segment or `events.log`.
-    private mutating func advance() {
-        let floor = max(lastRead, fileFirstSeq)
-        close()
-        generation += 1
-        if let next = EventSegments.closed(dir).first(where: { $0.firstSeq > floor }) {
-            if openFile(next.path, active: false, firstSeq: next.firstSeq) { return }
-            fileFirstSeq = next.firstSeq  // removed meanwhile: look past it
-            return
+    /// Opens the first closed segment after `floorSeq`, else `events.log` — checked again after
+    /// opening it: a segment closed meanwhile comes first.
+    private mutating func openNext() -> Bool {
+        for _ in 0..<3 {
+            if let next = EventSegments.closed(dir).first(where: { $0.firstSeq > floorSeq }) {
+                if openFile(next.path, active: false, firstSeq: next.firstSeq) { return true }
+                continue  // removed meanwhile
+            }
+            guard openFile(dir.eventLog, active: true, firstSeq: 0) else { return false }
+            if !EventSegments.closed(dir).contains(where: { $0.firstSeq > floorSeq }) { return true }
+            close()
         }
-        openFile(dir.eventLog, active: true, firstSeq: 0)
+        return false
     }
 
     @discardableResult

@@ -87,25 +87,25 @@ struct GarbageCollector {
             present.remove(c.id)
             size -= bytes
         }
-        planSegments(&plan, marks: marks, present: present, size: &size, now: now)
+        planSegments(&plan, marks: marks, present: present, now: now)
         return plan
     }
 
-    private func planSegments(_ plan: inout Plan, marks: [String: Int], present: Set<AttemptID>, size: inout Int64, now: Double) {
+    private func planSegments(_ plan: inout Plan, marks: [String: Int], present: Set<AttemptID>, now: Double) {
         guard let lowest = marks.values.min() else { return }
         let segments = EventSegments.closed(dir)
         for (i, segment) in segments.enumerated() {
             let lastSeq = i + 1 < segments.count ? segments[i + 1].firstSeq - 1 : EventLog.lastSeq(path: segment.path) ?? .max
             guard lastSeq <= lowest, let st = try? FileStatus.of(segment.path) else { return }
             let age = now - st.modified
-            guard age >= policy.keep || size > plan.cap else { return }
+            // Over the cap, applied segments whose attempts are gone are pure overhead: they go too.
+            guard age >= policy.keep || plan.sizeBefore > plan.cap else { return }
             // An attempt whose transitions are only here would be logged again by a restarted agent.
             if Self.attempts(in: segment.path).contains(where: present.contains) { return }
             let why = age >= policy.keep ? "every coordinator applied it (up to seq \(lastSeq)), written \(Self.age(age)) ago"
                                          : "every coordinator applied it (up to seq \(lastSeq)); the root is over its cap"
             let bytes = DiskUsage.of(segment.path)
             plan.removals.append(Removal(path: segment.path, bytes: bytes, why: why, attempt: nil))
-            size -= bytes
         }
     }
 

@@ -33,7 +33,8 @@ extension Supervisor {
 
     /// An attempt ended: its folder is counted (roughly) and, over the cap, garbage collected soon.
     func attemptEnded(_ id: AttemptID) {
-        rootUsage += 6 * 4096 + Int64(LocalFile.size(dir.stdoutFile(id)) ?? 0) + Int64(LocalFile.size(dir.stderrFile(id)) ?? 0)
+        // Its folder, spec, transitions, result, outputs, and its events.
+        rootUsage += 6 * 4096 + 1024 + Int64(LocalFile.size(dir.stdoutFile(id)) ?? 0) + Int64(LocalFile.size(dir.stderrFile(id)) ?? 0)
         if rootUsage > rootCap { gcSoon() }
     }
 
