@@ -100,33 +100,6 @@ final class EventLog {
         loggedTransitions[id] = max(loggedTransitions[id] ?? 0, n)
     }
 
-    /// Complete lines with `seq >= from`, starting the scan at byte `offset`; returns the
-    /// lines and the offset after the last complete line. Reads only what lies after
-    /// `offset`, and at most about `limit` bytes of it (more only when one line is longer).
-    static func read(path: String, from seq: Int, offset: Int = 0, limit: Int = .max) -> (lines: [String], offset: Int) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return ([], offset) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, Int(st.st_size) > offset else { return ([], offset) }
-        let available = Int(st.st_size) - offset
-        var want = min(available, max(limit, 4096))
-        var bytes: [UInt8]
-        while true {
-            bytes = readAt(fd, offset: offset, count: want)
-            if bytes.count < want || bytes.contains(0x0A) || want == available { break }
-            want = min(available, want * 2)
-        }
-        guard let last = bytes.lastIndex(of: 0x0A) else { return ([], offset) }
-        var out: [String] = []
-        for line in bytes[0..<last].split(separator: 0x0A) {
-            let text = String(decoding: line, as: UTF8.self)
-            if seq <= 1 { out.append(text); continue }
-            if let node = try? JSONParser.parse(text), let s = node["seq"]?.intValue, s >= seq { out.append(text) }
-        }
-        return (out, offset + last + 1)
-    }
-
     /// The `seq` of the last complete line: 0 for a missing or empty log, nil when it cannot be told
     /// (unreadable, or a last line longer than the 64 KiB read from the end).
     static func lastSeq(path: String) -> Int? {

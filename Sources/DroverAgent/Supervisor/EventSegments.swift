@@ -111,7 +111,7 @@ struct EventCursor {
 
     /// Closes the open file.
     mutating func close() {
-        if fd >= 0 { _ = Glibc_close(fd) }
+        if fd >= 0 { _ = closeDescriptor(fd) }
         fd = -1
     }
 
@@ -191,4 +191,5 @@ struct EventCursor {
     }
 }
 
-private func Glibc_close(_ fd: Int32) -> Int32 { close(fd) }
+/// `close(2)`, callable where a method named `close` hides it.
+private func closeDescriptor(_ fd: Int32) -> Int32 { close(fd) }
