@@ -1,3 +1,5 @@
+import DroverCore
+
 /// How the coordinator reaches a host.
 public enum Transport: String, Sendable, CaseIterable {
     /// Over SSH with libssh2.
@@ -47,6 +49,8 @@ public struct HostSpec: Sendable, Equatable {
     /// direct connection. Each hop is complete (address, user, keys, its own known_hosts) and
     /// has no `jump` of its own: the whole route is here.
     public var jump: [HostSpec] = []
+    /// How long the host's agent keeps collected attempts and how much disk its root may use.
+    public var retention = RetentionPolicy()
 
     /// The hops' names, first one first.
     public var via: [String] { jump.map(\.name) }

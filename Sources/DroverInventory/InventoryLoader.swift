@@ -40,7 +40,7 @@ public struct InventoryLoader {
     /// The fields a host (or `defaults`) may set.
     public static let hostFields = [
         "name", "address", "port", "user", "identity", "known_hosts", "host_key_policy", "slots",
-        "labels", "root", "env", "connect_timeout", "transport", "jump",
+        "labels", "root", "env", "connect_timeout", "transport", "jump", "retention",
     ]
 
     /// Finds the inventory by the lookup order and loads it.
@@ -152,6 +152,7 @@ public struct InventoryLoader {
         var transport: Transport?
         /// The hops as written: one string per hop (a string with commas is a chain).
         var jump: Located<[String]>?
+        var retention: RetentionPolicy?
     }
 
     func readHost(_ node: JSONNode, path: String, diagnostics d: ConfigDiagnostics, isDefaults: Bool) -> RawHost {
@@ -262,6 +263,7 @@ public struct InventoryLoader {
                 }
             }
         }
+        if let n = r.node("retention") { raw.retention = readRetention(n, path: r.childPath("retention"), diagnostics: d) }
         if let s = r.string("transport") {
             if let t = Transport(rawValue: s) {
                 raw.transport = t
@@ -339,7 +341,8 @@ public struct InventoryLoader {
             connectTimeout: raw.connectTimeout ?? ssh.connectTimeout ?? defaults.connectTimeout ?? 10,
             transport: transport,
             unsupportedConfig: ssh.unsupported,
-            ignoredConfig: ssh.ignored)
+            ignoredConfig: ssh.ignored,
+            retention: raw.retention ?? defaults.retention ?? RetentionPolicy())
     }
 
     // MARK: - Checks

@@ -35,12 +35,17 @@ public struct Lease: Sendable, Equatable {
     /// The coordinator's wall clock when it wrote the lease (informative only).
     public var time: Double
     public var ttl: Double
+    /// The highest event `seq` of this agent the coordinator has applied, committed and whose
+    /// results it has fetched: attempts of this coordinator whose final transition is at or
+    /// below it are collected, and retention may remove them (nil: nothing said).
+    public var collected: Int?
 
-    public init(coordinator: String, epoch: Int, time: Double, ttl: Double) {
+    public init(coordinator: String, epoch: Int, time: Double, ttl: Double, collected: Int? = nil) {
         self.coordinator = coordinator
         self.epoch = epoch
         self.time = time
         self.ttl = ttl
+        self.collected = collected
     }
 
     /// The lease file's content (`leases/<coordinator>`).
@@ -50,6 +55,7 @@ public struct Lease: Sendable, Equatable {
         o.set("epoch", epoch)
         o.set("time", time)
         o.set("ttl", ttl)
+        if let collected { o.set("collected", collected) }
         return o.text
     }
 
@@ -58,7 +64,8 @@ public struct Lease: Sendable, Equatable {
             return .failure(WireError("a lease needs \"coordinator\": letters, digits, - _ ."))
         }
         guard let ttl = node["ttl"]?.doubleValue, ttl > 0 else { return .failure(WireError("a lease needs a positive \"ttl\"")) }
-        return .success(Lease(coordinator: c, epoch: node["epoch"]?.intValue ?? 0, time: node["time"]?.doubleValue ?? 0, ttl: ttl))
+        return .success(Lease(coordinator: c, epoch: node["epoch"]?.intValue ?? 0, time: node["time"]?.doubleValue ?? 0, ttl: ttl,
+                              collected: node["collected"]?.intValue.flatMap { $0 >= 0 ? $0 : nil }))
     }
 }
 

@@ -102,7 +102,14 @@ final class AgentHarness {
     }
 
     func events() -> [JSONNode] {
-        EventLog.read(path: dir.eventLog, from: 1).lines.compactMap { try? JSONParser.parse($0) }
+        var cursor = EventCursor(dir: dir, from: 1)
+        defer { cursor.close() }
+        var out: [JSONNode] = []
+        while true {
+            let chunk = cursor.next(limit: 1 << 20)
+            if chunk.isEmpty { return out }
+            out += chunk.compactMap { try? JSONParser.parse($0.line) }
+        }
     }
 
     func stdout(_ id: AttemptID) -> [UInt8] { (try? LocalFile.read(dir.stdoutFile(id))) ?? [] }

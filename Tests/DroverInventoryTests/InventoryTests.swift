@@ -139,6 +139,27 @@ struct InventoryTests {
         let m = issues("{\"hosts\": [{\"name\": \"a\", \"port\": 0, \"slots\": 0, \"lables\": {}}]}", s)
         #expect(m.count == 3, "\(m)")
     }
+
+    @Test func retentionIsReadFromDefaultsAndHostsAndValidated() throws {
+        let s = try Scratch()
+        let inv = try s.loader().parse(Array("""
+            {
+              "defaults": { "retention": { "keep": "3d", "max_size": "500MiB" } },
+              "hosts": [
+                { "name": "a" },
+                { "name": "b", "retention": { "keep": 3600, "max_size": 1073741824, "segment_size": "1MiB" } }
+              ]
+            }
+            """.utf8), file: "hosts.json")
+        #expect(inv.host(named: "a")?.retention == RetentionPolicy(keep: 3 * 86_400, maxSize: 500 << 20))
+        #expect(inv.host(named: "b")?.retention == RetentionPolicy(keep: 3600, maxSize: 1 << 30, segmentSize: 1 << 20))
+        let problems = issues("""
+            {"hosts": [{"name": "a", "retention": {"keep": "soon", "max_size": "2 lots", "kept": "1d"}}]}
+            """, s)
+        #expect(problems.contains { $0.contains("hosts[0].retention.keep") && $0.contains("duration such as \"7d\"") }, "\(problems)")
+        #expect(problems.contains { $0.contains("hosts[0].retention.max_size") && $0.contains("2GiB") }, "\(problems)")
+        #expect(problems.contains { $0.contains("hosts[0].retention.kept") }, "\(problems)")
+    }
 }
 
 @Suite("Inventory lookup")

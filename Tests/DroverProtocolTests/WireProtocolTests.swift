@@ -20,6 +20,7 @@ struct WireProtocolTests {
             .cancel(job: "c1-7", attempt: nil, reason: .cancelled),
             .signal(job: "c1-7", attempt: 1, signal: "USR1"),
             .lease(Lease(coordinator: "c1", epoch: 4, time: 1_700_000_000.25, ttl: 30)),
+            .lease(Lease(coordinator: "c1", epoch: 4, time: 1_700_000_000.25, ttl: 30, collected: 4127)),
         ]
         for c in commands { #expect(try roundTrip(c) == c) }
     }

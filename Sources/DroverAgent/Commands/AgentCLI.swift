@@ -20,13 +20,18 @@ public enum AgentCLI {
           tail [--from SEQ] [--follow [--heartbeat]]
                                                     print event-log lines from SEQ (default 1); --follow prints {"caught_up":N}
                                                     and keeps following; --heartbeat adds {"heartbeat":…} lines when it changes
-          link [--from SEQ] [--protocol N]          the coordinator's two-way channel: command lines (start, cancel,
+          link [--from SEQ] [--protocol N] [--keep DURATION] [--max-size SIZE] [--segment-size SIZE]
+                                                    the coordinator's two-way channel: command lines (start, cancel,
                                                     signal, lease) on stdin; on stdout a hello line, the events from SEQ
-                                                    as tail --follow --heartbeat prints them, small results inline
+                                                    as tail --follow --heartbeat prints them, small results inline;
+                                                    --keep/--max-size/--segment-size set the retention (retention.json)
           output JOB/ATTEMPT [--follow] [--stdout-only | --stderr-only]
                                                     copy an attempt's stdout to stdout and stderr to stderr; --follow copies
                                                     as they grow until the attempt has ended
           reap [--dry-run]                          kill processes with a Drover cookie that belong to no live attempt
+          gc [--dry-run]                            remove collected attempt folders past the retention time or beyond the
+                                                    root's cap, and event-log segments every coordinator has applied;
+                                                    says what and why (the agent also does it hourly)
           stop [--kill-jobs] [--coordinator ID] [--keep-if-served]
                                                     stop the agent; its jobs keep running unless --kill-jobs; with
                                                     --coordinator only that coordinator leaves (its lease withdrawn,
@@ -64,13 +69,14 @@ public enum AgentCLI {
             case "link": return try LinkCommand.run(&options)
             case "output": return try OutputCommand.run(&options)
             case "reap": return try ReapCommand.run(&options)
+            case "gc": return try GCCommand.run(&options)
             case "stop": return try StopCommand.run(&options)
             case "shim":
                 guard options.positional.count == 2, let id = AttemptID(options.positional[1]) else { throw .usage("usage: drover-agent shim ROOT JOB/ATTEMPT (started by the agent)") }
                 return Shim(dir: StateDirectory(root: options.positional[0]), id: id).run()
             default:
                 var message = "unknown command \"\(command)\""
-                if let s = Suggestion.nearest(to: command, among: ["run", "status", "submit", "send", "cancel", "signal", "tail", "link", "output", "reap", "stop"]) {
+                if let s = Suggestion.nearest(to: command, among: ["run", "status", "submit", "send", "cancel", "signal", "tail", "link", "output", "reap", "gc", "stop"]) {
                     message += "; did you mean `\(s)`?"
                 }
                 throw .usage(message + " (see drover-agent --help)")
@@ -94,7 +100,7 @@ struct Options {
     var flags: Set<String> = []
     var values: [String: String] = [:]
     var positional: [String] = []
-    private static let valued: Set<String> = ["--root", "--from", "--heartbeat-interval", "--coordinator", "--protocol"]
+    private static let valued: Set<String> = ["--root", "--from", "--heartbeat-interval", "--coordinator", "--protocol", "--keep", "--max-size", "--segment-size"]
 
     init(_ args: [String]) throws(AgentError) {
         var i = 0

@@ -10,29 +10,30 @@ struct EventForwarder {
     let heartbeats: Bool
     /// Add `"output":{…}` to end transitions whose outputs are small (`link`).
     let inlineOutput: Bool
-    private var offset = 0
+    private var cursor: EventCursor
     private var lastSeq: Int
     private var lastBeat: [UInt8] = []
+    /// The cursor's generation when `events.log` was last watched (it is watched anew after a rotation).
+    private var watchedGeneration = -1
 
     init(dir: StateDirectory, from: Int, heartbeats: Bool, inlineOutput: Bool) {
         self.dir = dir
         self.from = from
         self.heartbeats = heartbeats
         self.inlineOutput = inlineOutput
+        cursor = EventCursor(dir: dir, from: from)
         lastSeq = from - 1
     }
 
-    /// Everything logged from `from` so far, in bounded chunks; false when the reader is gone.
+    /// Everything logged from `from` so far, across segments, in bounded chunks; false when the reader is gone.
     mutating func backlog() -> Bool {
         while true {
-            let (lines, next) = EventLog.read(path: dir.eventLog, from: from, offset: offset, limit: TailCommand.chunkBytes)
-            if next == offset { return true }
-            offset = next
-            guard !lines.isEmpty else { continue }  // a chunk of lines before SEQ
-            for line in lines.reversed() {
-                if let seq = (try? JSONParser.parse(line))?["seq"]?.intValue { lastSeq = max(lastSeq, seq); break }
-            }
-            if !write(lines) { return false }
+            let chunk = cursor.next(limit: TailCommand.chunkBytes)
+            if chunk.isEmpty { return true }
+            let lines = chunk.filter { $0.seq >= from }
+            guard let last = lines.last else { continue }  // a chunk of lines before SEQ
+            lastSeq = max(lastSeq, last.seq)
+            if !write(lines.map(\.line)) { return false }
         }
     }
 
@@ -40,14 +41,19 @@ struct EventForwarder {
     mutating func caughtUp() -> Bool {
         // A log that ends before SEQ-1 is not the one the reader knew (the state directory was
         // replaced): caught_up then says where it really ends, so the reader can start over.
-        if lastSeq == from - 1, from > 1, let end = EventLog.lastSeq(path: dir.eventLog), end < lastSeq { lastSeq = end }
+        if lastSeq == from - 1, from > 1, let end = EventSegments.lastSeq(dir), end < lastSeq { lastSeq = end }
         return StreamIO.writeAll(1, Array("{\"caught_up\":\(lastSeq)}\n".utf8))
     }
 
-    /// What is watched while following: the folder (the heartbeat is renamed into place) and
-    /// the log itself (kqueue reports appends only on the file; it may not exist yet).
-    func watchFiles(_ watch: FileWatch) {
+    /// What is watched while following: the folder (the heartbeat is renamed into place, the
+    /// log rotated) and the log itself (kqueue reports appends only on the file; it may not exist
+    /// yet), watched anew once the cursor moved past a rotation.
+    mutating func watchFiles(_ watch: FileWatch) {
         if !watch.isWatching(dir.root) { watch.watch(dir.root) }
+        if watchedGeneration != cursor.generation {
+            watch.unwatch(dir.eventLog)
+            watchedGeneration = cursor.generation
+        }
         if !watch.isWatching(dir.eventLog) { watch.watch(dir.eventLog) }
     }
 
@@ -55,10 +61,12 @@ struct EventForwarder {
     mutating func forwardNew() -> Bool {
         var text = ""
         while true {
-            let (lines, next) = EventLog.read(path: dir.eventLog, from: 1, offset: offset, limit: TailCommand.chunkBytes)
-            if next == offset { break }
-            offset = next
-            for line in lines { text += (inlineOutput ? withInlineOutput(line) : line) + "\n" }
+            let chunk = cursor.next(limit: TailCommand.chunkBytes)
+            if chunk.isEmpty { break }
+            for (seq, line) in chunk where seq >= from {
+                lastSeq = max(lastSeq, seq)
+                text += (inlineOutput ? withInlineOutput(line) : line) + "\n"
+            }
         }
         if heartbeats, let bytes = try? LocalFile.read(dir.heartbeatFile), bytes != lastBeat, let line = TailCommand.heartbeatLine(bytes) {
             lastBeat = bytes

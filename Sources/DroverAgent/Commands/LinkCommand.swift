@@ -29,8 +29,10 @@ enum LinkCommand {
         if let wanted = options.values["--protocol"], wanted != String(WireProtocol.version) {
             throw .usage("this agent (\(AgentInfo.version), build \(AgentInfo.buildHash)) speaks protocol \(WireProtocol.version), the coordinator \(wanted); deploy the coordinator's agent (drover deploy)")
         }
+        let policy = try retention(options)
         try dir.prepare()
         try Ownership.checkNotForeign(dir)
+        if let policy { try write(policy, in: dir) }
         StreamIO.ignoreBrokenPipes()
         _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
 
@@ -53,6 +55,34 @@ enum LinkCommand {
                 }
             }
         }
+    }
+}
+
+extension LinkCommand {
+    /// The retention the coordinator passed (`--keep`, `--max-size`, `--segment-size`); nil when none.
+    static func retention(_ options: Options) throws(AgentError) -> RetentionPolicy? {
+        let keep = options.values["--keep"], max = options.values["--max-size"], segment = options.values["--segment-size"]
+        guard keep != nil || max != nil || segment != nil else { return nil }
+        var p = RetentionPolicy()
+        if let keep {
+            guard let k = RetentionPolicy.duration(keep) else { throw .usage("--keep must be a duration such as 7d, 12h or 3600, not \"\(keep)\"") }
+            p.keep = k
+        }
+        if let max, max != "default" {
+            guard let m = RetentionPolicy.size(max) else { throw .usage("--max-size must be a size such as 2GiB or 500M (or \"default\"), not \"\(max)\"") }
+            p.maxSize = m
+        }
+        if let segment {
+            guard let s = RetentionPolicy.size(segment) else { throw .usage("--segment-size must be a size such as 16MiB, not \"\(segment)\"") }
+            p.segmentSize = s
+        }
+        return p
+    }
+
+    /// Writes `retention.json` when it says something else (the agent re-reads it when it changes).
+    static func write(_ policy: RetentionPolicy, in dir: StateDirectory) throws(AgentError) {
+        if let current = readJSON(dir.retentionFile), RetentionPolicy.parse(current) == policy { return }
+        do { try AtomicFile.write(Array((policy.json + "\n").utf8), to: dir.retentionFile) } catch { throw .system(error) }
     }
 }
 

@@ -25,7 +25,10 @@ public struct StateDirectory: Sendable {
     public func leaseFile(coordinator: String) -> String { leases + "/" + coordinator }
     /// Which machine runs this state directory's agent (`owner.json`).
     public var ownerFile: String { root + "/owner.json" }
+    /// The event log being appended to; closed segments are `events.<first seq>.log` (`EventSegments`).
     public var eventLog: String { root + "/events.log" }
+    /// The retention policy the coordinator passed on the link (`RetentionPolicy`).
+    public var retentionFile: String { root + "/retention.json" }
     public var inbox: String { root + "/inbox" }
     public var rejected: String { root + "/inbox/rejected" }
     public var attempts: String { root + "/attempts" }
@@ -52,7 +55,7 @@ public struct StateDirectory: Sendable {
     /// The folders the agent keeps (created 0700 by `prepare`).
     public var folders: [String] { [root, inbox, rejected, attempts, files, leases] }
     /// The agent's own top-level files (checked by `prepare` when present).
-    public var stateFiles: [String] { [lockFile, heartbeatFile, leaseFile, eventLog, agentLog, stopRequest, ownerFile] }
+    public var stateFiles: [String] { [lockFile, heartbeatFile, leaseFile, eventLog, agentLog, stopRequest, ownerFile, retentionFile] }
     /// Where `drover deploy` puts agent binaries (checked when present).
     public var binaries: String { root + "/bin" }
 

@@ -11,29 +11,36 @@ import Darwin
 /// cut off when the agent starts, so appends always begin on a line boundary.
 final class EventLog {
     let path: String
+    let dir: StateDirectory
+    /// `events.log` becomes a closed segment once it is at least this large.
+    var segmentSize: Int64
     private(set) var nextSeq = 1
+    /// The first `seq` in `events.log` (nil while it is empty).
+    private var activeFirstSeq: Int?
     /// How many transitions of each attempt are already in the log.
     private(set) var loggedTransitions: [AttemptID: Int] = [:]
+    /// The `seq` of each attempt's final transition (what a coordinator's collected mark is compared with).
+    private(set) var finalSeq: [AttemptID: Int] = [:]
 
-    init(path: String) throws(AgentError) {
-        self.path = path
-        let bytes: [UInt8]
-        do { bytes = try LocalFile.read(path) } catch {
-            if error.errno == ENOENT { return }
-            throw .system(error)
-        }
-        let complete = bytes.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
-        if complete < bytes.count {
-            if truncate(path, off_t(complete)) != 0 { throw .system(.current("truncate torn line of", path: path)) }
-        }
-        for line in bytes[0..<complete].split(separator: 0x0A) {
-            guard let node = try? JSONParser.parse(Array(line)) else { continue }
-            if let seq = node["seq"]?.intValue { nextSeq = max(nextSeq, seq + 1) }
-            if let job = node["job"]?.stringValue, let attempt = node["attempt"]?.intValue, let n = node["n"]?.intValue {
-                let id = AttemptID(job: job, attempt: attempt)
-                loggedTransitions[id] = max(loggedTransitions[id] ?? 0, n)
+    init(dir: StateDirectory, segmentSize: Int64 = RetentionPolicy.defaultSegmentSize) throws(AgentError) {
+        self.dir = dir
+        self.path = dir.eventLog
+        self.segmentSize = segmentSize
+        // Only events.log can end in a torn line (segments are closed after whole appends).
+        do throws(SystemError) {
+            let bytes = try LocalFile.read(path)
+            let complete = bytes.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+            if complete < bytes.count, truncate(path, off_t(complete)) != 0 {
+                throw SystemError.current("truncate torn line of", path: path)
             }
+        } catch {
+            if error.errno != ENOENT { throw .system(error) }
         }
+        let index = EventLogIndex.scan(dir)
+        nextSeq = index.lastSeq + 1
+        loggedTransitions = index.logged
+        finalSeq = index.finalSeq
+        activeFirstSeq = EventSegments.firstSeq(path: path)
     }
 
     /// Appends events (each gets the next `seq` and the time) with one write and, when
@@ -63,38 +70,34 @@ final class EventLog {
             if before >= 0 { _ = ftruncate(fd, before) }
             throw error
         }
+        if activeFirstSeq == nil { activeFirstSeq = nextSeq }
         nextSeq = seq
+        if before >= 0, Int64(before) + Int64(text.utf8.count) >= segmentSize { rotate() }
+    }
+
+    /// `events.log` becomes the closed segment `events.<first seq>.log`; the next append starts
+    /// a new `events.log`. A rename: a crash leaves either name, both complete.
+    private func rotate() {
+        guard let first = activeFirstSeq else { return }
+        let target = dir.root + "/" + EventSegments.name(firstSeq: first)
+        if rename(path, target) != 0 {
+            AgentLog.write("cannot close the event-log segment \(path) as \(target): errno \(currentErrno()); will try again")
+            return
+        }
+        activeFirstSeq = nil
+    }
+
+    /// Notes the `seq` of an attempt's final transition.
+    func noteFinal(_ id: AttemptID, seq: Int) { finalSeq[id] = seq }
+
+    /// Forgets an attempt whose folder was removed.
+    func forgetAttempt(_ id: AttemptID) {
+        finalSeq[id] = nil
+        loggedTransitions[id] = nil
     }
 
     func noteLogged(_ id: AttemptID, n: Int) {
         loggedTransitions[id] = max(loggedTransitions[id] ?? 0, n)
-    }
-
-    /// Complete lines with `seq >= from`, starting the scan at byte `offset`; returns the
-    /// lines and the offset after the last complete line. Reads only what lies after
-    /// `offset`, and at most about `limit` bytes of it (more only when one line is longer).
-    static func read(path: String, from seq: Int, offset: Int = 0, limit: Int = .max) -> (lines: [String], offset: Int) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return ([], offset) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, Int(st.st_size) > offset else { return ([], offset) }
-        let available = Int(st.st_size) - offset
-        var want = min(available, max(limit, 4096))
-        var bytes: [UInt8]
-        while true {
-            bytes = readAt(fd, offset: offset, count: want)
-            if bytes.count < want || bytes.contains(0x0A) || want == available { break }
-            want = min(available, want * 2)
-        }
-        guard let last = bytes.lastIndex(of: 0x0A) else { return ([], offset) }
-        var out: [String] = []
-        for line in bytes[0..<last].split(separator: 0x0A) {
-            let text = String(decoding: line, as: UTF8.self)
-            if seq <= 1 { out.append(text); continue }
-            if let node = try? JSONParser.parse(text), let s = node["seq"]?.intValue, s >= seq { out.append(text) }
-        }
-        return (out, offset + last + 1)
     }
 
     /// The `seq` of the last complete line: 0 for a missing or empty log, nil when it cannot be told
@@ -114,7 +117,7 @@ final class EventLog {
     }
 
     /// Up to `count` bytes from `offset` (fewer at the end of the file).
-    private static func readAt(_ fd: Int32, offset: Int, count: Int) -> [UInt8] {
+    static func readAt(_ fd: Int32, offset: Int, count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         var got = 0
         while got < count {
@@ -125,6 +128,32 @@ final class EventLog {
         }
         out.removeLast(count - got)
         return out
+    }
+}
+
+/// What the whole event log (every kept segment) says: its last `seq`, how many transitions of
+/// each attempt it holds, and the `seq` of each attempt's final transition.
+struct EventLogIndex {
+    var lastSeq = 0
+    var logged: [AttemptID: Int] = [:]
+    var finalSeq: [AttemptID: Int] = [:]
+
+    static func scan(_ dir: StateDirectory) -> EventLogIndex {
+        var index = EventLogIndex()
+        for file in EventSegments.files(dir) {
+            guard let bytes = try? LocalFile.read(file) else { continue }
+            let complete = bytes.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+            for line in bytes[0..<complete].split(separator: 0x0A) {
+                guard let node = try? JSONParser.parse(Array(line)) else { continue }
+                guard let seq = node["seq"]?.intValue else { continue }
+                index.lastSeq = max(index.lastSeq, seq)
+                guard let job = node["job"]?.stringValue, let attempt = node["attempt"]?.intValue, let n = node["n"]?.intValue else { continue }
+                let id = AttemptID(job: job, attempt: attempt)
+                index.logged[id] = max(index.logged[id] ?? 0, n)
+                if node["state"]?.stringValue.flatMap(AttemptState.init(rawValue:))?.isFinal == true { index.finalSeq[id] = seq }
+            }
+        }
+        return index
     }
 }
 

@@ -37,6 +37,10 @@ extension Supervisor {
                     if !extra.isEmpty { text = text.dropLast() + "," + extra.joined(separator: ",") + "}" }
                 }
                 pendingEvents.append(text)
+                if s.isFinal {
+                    pendingFinals.append((pendingEvents.count - 1, id))
+                    attemptEnded(id)
+                }
                 log.noteLogged(id, n: n)
                 live[id]?.state = s
                 if s == .starting, let pid = line["shim_pid"]?.intValue {
@@ -50,8 +54,11 @@ extension Supervisor {
 
     func flushEvents(durable: Bool = true) {
         guard !pendingEvents.isEmpty else { return }
+        let base = log.nextSeq
         do {
             try log.append(pendingEvents, durable: durable)
+            for (index, id) in pendingFinals { log.noteFinal(id, seq: base + index) }
+            pendingFinals.removeAll()
             pendingEvents.removeAll()
         } catch {
             AgentLog.write("cannot append to the event log: \(error); will retry")
@@ -231,6 +238,8 @@ extension Supervisor {
         }
         // Renewals written in place (not by rename) are seen through the file itself.
         for file in lease.files { watch.watch(file) }
+        // A renewal may carry a higher collected mark: over the cap, that frees something now.
+        if rootUsage > rootCap { gcSoon() }
         heartbeat.setCoordinators(lease.live)
     }
 

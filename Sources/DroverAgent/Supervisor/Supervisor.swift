@@ -44,6 +44,14 @@ final class Supervisor {
     var live: [AttemptID: Live] = [:]
     var lease = LeaseWatch()
     var pendingEvents: [String] = []
+    /// Final transitions among `pendingEvents` (by index): their `seq` is noted once written.
+    var pendingFinals: [(index: Int, id: AttemptID)] = []
+    /// Retention: the policy, when to collect garbage next, and the root's estimated size.
+    var retention: RetentionPolicy
+    var nextGC = 0.0
+    var lastGC = -Double.infinity
+    var rootUsage: Int64 = 0
+    var rootCap: Int64 = RetentionPolicy.defaultCapBytes
     /// Attempts accepted in this inbox batch, started once the batch is durable.
     var toStart: [AttemptID] = []
     /// Inbox files handled in this tick, removed once their effects are durable.
@@ -69,7 +77,8 @@ final class Supervisor {
         self.claim = claim
         self.watch = watch
         heartbeat = HeartbeatWriter(directory: dir, interval: heartbeatInterval)
-        log = try EventLog(path: dir.eventLog)
+        retention = GarbageCollector.policy(dir)
+        log = try EventLog(dir: dir, segmentSize: retention.segmentSize)
     }
 
     /// Runs until SIGTERM/SIGINT or `drover-agent stop`.
@@ -90,6 +99,7 @@ final class Supervisor {
         }
         JobCgroup.handDownToShims()
         recover()
+        startRetention()
         emit(.agentStarted(pid: Int(getpid()), machineID: me.machineID, hostname: me.hostname))
         flushEvents()
         do { try heartbeat.beat() } catch { throw .system(error) }
@@ -124,6 +134,7 @@ final class Supervisor {
                     killJobs = String(decoding: request, as: UTF8.self).contains("kill-jobs")
                     break
                 }
+                reloadRetention()
             }
             if sweep || wake.paths.contains(dir.inbox) || inboxRetryAt.map({ now >= $0 }) == true { processInbox() }
             if sweep {
@@ -140,6 +151,7 @@ final class Supervisor {
                 checkLease()
             }
             commit()
+            if monotonicTime() >= nextGC { collectGarbage() }
             heartbeat.setRunning(live.values.filter { $0.state == .running || $0.state == .starting }.count)
             followAttempts(now: now)
             heartbeat.setWakeups(watch.wakeups)
@@ -161,14 +173,14 @@ final class Supervisor {
     /// The root (only `stop`, `lease` and `owner.json`: not the heartbeat or the logs), the
     /// inbox and `leases/`; again at each sweep, in case one was removed and made again.
     private func watchStateFolders() {
-        watch.watch(dir.root, entries: ["stop", "lease", "owner.json"])
+        watch.watch(dir.root, entries: ["stop", "lease", "owner.json", "retention.json"])
         watch.watch(dir.inbox)
         watch.watch(dir.leases)
     }
 
     /// The earliest time the loop must wake without an event.
     private func nextDeadline(sweep: Double) -> Double {
-        var t = sweep
+        var t = min(sweep, nextGC)
         // A lease expires once strictly more than its ttl has passed.
         if let expiry = nextLeaseDeadline { t = min(t, expiry + 0.001) }
         if let retry = inboxRetryAt { t = min(t, retry) }

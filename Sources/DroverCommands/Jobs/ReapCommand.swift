@@ -9,20 +9,26 @@ import Foundation
 struct ReapCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reap",
-        abstract: "Kill processes on hosts that belong to no live attempt, and report what was killed.",
+        abstract: "Kill processes on hosts that belong to no live attempt, and report what was killed; with --gc, also clean the hosts' state directories.",
         discussion: """
             Every process a job starts carries a cookie (DROVER_COOKIE) naming its attempt; the agent on each host finds those whose attempt is over or whose supervisor vanished, and kills them. The coordinator already kills replaced attempts when a host comes back; this is the manual sweep.
+
+            With --gc each host's agent also removes what its retention allows now (as it does hourly by itself): attempt folders whose results the coordinator has collected, once the inventory's `retention.keep` (default 7d) has passed or, oldest first, while the state directory is over `retention.max_size` (default 2 GiB or 5 % of its file system, whichever is smaller); and event-log segments every coordinator has applied. It never removes a live attempt or one whose result was not collected, and prints what it removed and why.
 
             Examples:
               drover reap
               drover reap closet-1 --dry-run
+              drover reap --gc --dry-run
             """
     )
 
     @OptionGroup var inventoryOptions: InventoryOptions
 
-    @Flag(name: .long, help: "Only report what would be killed.")
+    @Flag(name: .long, help: "Only report what would be killed (and, with --gc, removed).")
     var dryRun = false
+
+    @Flag(name: .long, help: "Also remove collected attempt folders and applied event-log segments the hosts' retention allows.")
+    var gc = false
 
     @Flag(name: .long, help: "Print a JSON array: host, ok, output.")
     var json = false
@@ -36,9 +42,18 @@ struct ReapCommand: AsyncParsableCommand {
         let inventory = try inventoryOptions.load()
         let hosts = try inventoryOptions.select(names, from: inventory)
         let dry = dryRun
+        let gc = gc
         let results = await withTaskGroup(of: (Int, AgentRemote.Outcome).self) { group in
             for (i, h) in hosts.enumerated() {
-                group.addTask { (i, await AgentRemote.run(on: h, "reap" + (dry ? " --dry-run" : ""))) }
+                group.addTask {
+                    var outcome = await AgentRemote.run(on: h, "reap" + (dry ? " --dry-run" : ""))
+                    if gc {
+                        let collected = await AgentRemote.run(on: h, "gc" + (dry ? " --dry-run" : ""), timeout: 600)
+                        outcome.ok = outcome.ok && collected.ok
+                        outcome.output += "\n" + collected.output
+                    }
+                    return (i, outcome)
+                }
             }
             var out = [Result?](repeating: nil, count: hosts.count)
             for await (i, r) in group { out[i] = Result(host: r.host, ok: r.ok, output: r.output) }

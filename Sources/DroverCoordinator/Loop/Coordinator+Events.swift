@@ -39,9 +39,11 @@ extension Coordinator {
         }
         do {
             try journal.db.transaction {
+                defer { applyingSeq = 0 }
                 for (s, node) in events {
                     if s <= seq { continue }  // already applied (a resumed stream)
                     seq = s
+                    applyingSeq = s
                     try apply(node, host: host, outbox: &outbox)
                 }
                 if seq != lastSeq[host] {

@@ -88,6 +88,7 @@ extension Coordinator {
         let key = "\(job.id)/\(n)"
         guard !collecting.contains(key) else { return nil }
         collecting.insert(key)
+        collectingSeq[key] = (host, applyingSeq)
         let attemptDir = spec.root + "/attempts/" + agentJob(job.id) + "/" + String(n)
         let fetchOutputs = state == "exited" && (job.request.outputs ?? []).isEmpty == false
         return HostLink.Collection(job: job.id, attempt: n, attemptDirectory: attemptDir,

@@ -62,6 +62,10 @@ public actor Coordinator: HostLinkDelegate {
     var wakeAt: Double?
     /// Attempts whose results are being fetched ("job/attempt").
     var collecting: Set<String> = []
+    /// The host and final-event sequence of each attempt in `collecting` (0: not known).
+    var collectingSeq: [String: (host: String, seq: Int)] = [:]
+    /// The sequence of the agent event being applied (0 outside `receive`).
+    var applyingSeq = 0
     /// Collections decided in the current transaction, handed to the links after it commits.
     var pendingCollections: [(String, HostLink.Collection)] = []
     /// Hashes of local files staged as inputs, by path (reused while size and mtime are the same).
@@ -347,6 +351,15 @@ public actor Coordinator: HostLinkDelegate {
     // MARK: Link callbacks
 
     func lastAppliedSeq(_ host: String) -> Int { lastSeq[host] ?? 0 }
+
+    /// The applied sequence, held below the final event of any attempt on `host` whose results
+    /// are still being fetched (0 while one whose event is not known is: after a restart).
+    func collectedSeq(_ host: String) -> Int {
+        collectingSeq = collectingSeq.filter { collecting.contains($0.key) }
+        var mark = lastSeq[host] ?? 0
+        for (_, c) in collectingSeq where c.host == host { mark = min(mark, max(0, c.seq - 1)) }
+        return mark
+    }
 
     func linkUp(_ host: String, deploy: DeployReport) {
         if let was = untrusted.removeValue(forKey: host) {

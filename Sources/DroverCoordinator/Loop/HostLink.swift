@@ -8,6 +8,9 @@ import Foundation
 protocol HostLinkDelegate: Actor {
     /// The last agent event sequence applied for `host` (the stream resumes after it).
     func lastAppliedSeq(_ host: String) -> Int
+    /// The highest agent event sequence of `host` applied, committed and with every result it
+    /// asked for fetched: sent with the lease, it lets the agent's retention remove what is collected.
+    func collectedSeq(_ host: String) -> Int
     /// The link is connected and this build of the agent runs.
     func linkUp(_ host: String, deploy: DeployReport)
     /// Lines from the agent's `tail --follow --heartbeat`.
@@ -176,7 +179,7 @@ final class HostLink: @unchecked Sendable {
                 let from = await delegate.lastAppliedSeq(spec.name) + 1
                 let q = RemotePath.shell
                 let input = StreamInput()
-                let stream = try session.stream("\(q(agent)) link --root \(q(spec.root)) --from \(from) --protocol \(WireProtocol.version)", input: input)
+                let stream = try session.stream("\(q(agent)) link --root \(q(spec.root)) --from \(from) --protocol \(WireProtocol.version)\(Self.retentionOptions(spec.retention))", input: input)
                 state.withLock {
                     $0.stream = stream
                     $0.input = input
@@ -285,7 +288,10 @@ final class HostLink: @unchecked Sendable {
                 if leaseDue {
                     // Each coordinator has its own lease file (`leases/<id>`), so coordinators
                     // sharing an agent never renew, or let expire, each other's leases.
-                    let l = DroverProtocol.Lease(coordinator: lease.coordinator, epoch: lease.epoch, time: Date().timeIntervalSince1970, ttl: lease.ttl)
+                    // `collected` tells the agent which of this coordinator's results it may remove (retention).
+                    let collected = await delegate.collectedSeq(spec.name)
+                    let l = DroverProtocol.Lease(coordinator: lease.coordinator, epoch: lease.epoch, time: Date().timeIntervalSince1970, ttl: lease.ttl,
+                                                 collected: collected)
                     lines.insert(AgentCommand.lease(l).line, at: 0)
                 }
                 if !lines.isEmpty { input.write(Array((lines.joined(separator: "\n") + "\n").utf8)) }
@@ -308,6 +314,13 @@ final class HostLink: @unchecked Sendable {
                 self.wake.yield()
             }
         }
+    }
+
+    /// The inventory's retention for the host, as `link` options (numbers only: nothing to quote).
+    static func retentionOptions(_ policy: RetentionPolicy) -> String {
+        var text = " --keep \(Int(policy.keep.rounded())) --segment-size \(policy.segmentSize)"
+        text += " --max-size " + (policy.maxSize.map { String($0) } ?? "default")
+        return text
     }
 
     private func leaseLoop() async {
