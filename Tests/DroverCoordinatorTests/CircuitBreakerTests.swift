@@ -97,6 +97,9 @@ struct CircuitBreakerTests {
         // It waits for h2 rather than go back to h1 while h2 is busy…
         let busy = [SchedulerHost(name: "h1", slots: 2, used: 0), SchedulerHost(name: "h2", slots: 1, used: 1)]
         #expect(Scheduler.place([SchedulerJob(id: 1, avoid: ["h1"])], on: busy).isEmpty)
+        // …also when an earlier job of the round reserved h2 (a big job waiting for it).
+        let reserving = [SchedulerHost(name: "h1", slots: 2, used: 0), SchedulerHost(name: "h2", slots: 4, used: 2)]
+        #expect(Scheduler.place([SchedulerJob(id: 1, slots: 4), SchedulerJob(id: 2, avoid: ["h1"])], on: reserving).isEmpty)
         // …and goes back there when it failed everywhere, or no other host fits.
         #expect(Scheduler.place([SchedulerJob(id: 1, avoid: ["h1", "h2"])], on: busy) == [.init(job: 1, host: "h1")])
         #expect(Scheduler.place([SchedulerJob(id: 1, labels: ["gpu": "yes"], avoid: ["h1"])],

@@ -67,9 +67,11 @@ public enum Scheduler {
         var out: [Placement] = []
         for job in jobs {
             if reserved.count == hosts.count { break }
-            let fitting = hosts.indices.filter { job.fits(hosts[$0]) && !reserved.contains(hosts[$0].name) && hosts[$0].limit != 0 }
+            // Where it failed counts only when no other host fits at all (a host reserved this
+            // round still fits: the job waits for it rather than go back where it failed).
+            let fitting = hosts.indices.filter { job.fits(hosts[$0]) && hosts[$0].limit != 0 }
             let fresh = fitting.filter { !job.avoid.contains(hosts[$0].name) }
-            let eligible = fresh.isEmpty ? fitting : fresh
+            let eligible = (fresh.isEmpty ? fitting : fresh).filter { !reserved.contains(hosts[$0].name) }
             if eligible.isEmpty { continue }
             let open = eligible.filter { hosts[$0].free >= job.slots }
             if let best = open.max(by: { better(hosts[$1], than: hosts[$0]) }) {
