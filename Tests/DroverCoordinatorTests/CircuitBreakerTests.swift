@@ -73,6 +73,13 @@ struct CircuitBreakerTests {
         #expect(CircuitBreaker.evidence(recent, settings: two, now: now)?.count == 2)
     }
 
+    @Test func failuresOnEveryHostAreTheJobsFaultAndALoneHostIsNeverQuarantined() {
+        #expect(CircuitBreaker.jobsAtFault(otherHosts: 2, otherSuccesses: 0, otherFailures: 5), "a batch that fails everywhere")
+        #expect(!CircuitBreaker.jobsAtFault(otherHosts: 2, otherSuccesses: 1, otherFailures: 5), "other hosts succeed")
+        #expect(!CircuitBreaker.jobsAtFault(otherHosts: 2, otherSuccesses: 0, otherFailures: 0), "the other hosts' jobs still run")
+        #expect(CircuitBreaker.jobsAtFault(otherHosts: 0, otherSuccesses: 0, otherFailures: 0), "the only host")
+    }
+
     @Test func eachFailedProbeDoublesTheCoolDownUpToADay() {
         #expect(CircuitBreaker.doubled(600) == 1200)
         #expect(CircuitBreaker.doubled(1200) == 2400)

@@ -116,6 +116,16 @@ extension Journal {
         return mine
     }
 
+    /// Successes and failures of attempts on hosts other than `host` that ended after `since`.
+    public func otherHostsOutcomes(than host: String, since: Double) throws -> (successes: Int, failures: Int) {
+        let r = try db.query("""
+            SELECT SUM(agent_state='exited' AND exit_code=0) AS ok,
+                   SUM(agent_state IN ('signaled','start_failed') OR (agent_state='exited' AND exit_code != 0)) AS bad
+            FROM attempts WHERE host != ? AND ended_at > ?
+            """, .text(host), .double(since)).first
+        return (r?.int("ok") ?? 0, r?.int("bad") ?? 0)
+    }
+
     static func breakerAttempt(_ r: SQLRow) -> BreakerAttempt {
         let end = r.double("ended_at") ?? 0
         let start = r.double("started_at") ?? r.double("dispatched_at") ?? end

@@ -114,6 +114,14 @@ public enum CircuitBreaker {
         return failed ? .failedEverywhere : .nowhere
     }
 
+    /// Whether the failures are the jobs' fault rather than the host's, judged by the other
+    /// hosts' attempts that ended in the same window: some ended and none succeeded (a batch
+    /// whose every job fails, everywhere). With no other host nothing can be compared, and a
+    /// lone host is never quarantined (it would only stop all work).
+    public static func jobsAtFault(otherHosts: Int, otherSuccesses: Int, otherFailures: Int) -> Bool {
+        otherHosts == 0 || (otherSuccesses == 0 && otherFailures > 0)
+    }
+
     /// The cool-down after a failed probe: twice the last one, at most a day.
     public static func doubled(_ cooldown: Double) -> Double { min(cooldown * 2, 86_400) }
 

@@ -81,7 +81,7 @@ extension Coordinator {
         guard CircuitBreaker.verdict(me, settings: settings) == .counts else { return }
         let since = max(breakers[host]?.resetAt ?? 0, wallNow - settings.within)
         let history = try journal.breakerHistory(host: host, since: since, settings: settings)
-        guard let evidence = CircuitBreaker.evidence(history, settings: settings, now: wallNow, since: since) else { return }
+        guard let evidence = CircuitBreaker.evidence(history, settings: settings, now: wallNow, since: since), try !jobsAtFault(host, since: since) else { return }
         let labels = Dictionary(try journal.jobs(evidence.map(\.job)).map { ($0.id, $0.label) }) { a, _ in a }
         let text = CircuitBreaker.describe(evidence, label: { labels[$0] ?? String($0) })
         let span = (evidence.map(\.endedAt).max() ?? 0) - (evidence.map(\.endedAt).min() ?? 0)
@@ -107,6 +107,9 @@ extension Coordinator {
             announcedHalfOpen.remove(host)
             dirty = true
             log("\(host): probe job \(job.label) succeeded; released from quarantine")
+        case .counts where try jobsAtFault(host, since: wallNow - settings.within):
+            try reopen(host, q, cooldown: q.cooldown ?? settings.cooldown, until: wallNow,
+                       why: "its probe job \(job.label) ended \(me.outcome), but jobs fail on the other hosts too")
         case .counts:
             me.stderrHead = try journal.stderrHead(job: a.job, attempt: a.attempt)
             let evidence = CircuitBreaker.describe([me], label: { _ in job.label })
@@ -143,6 +146,12 @@ extension Coordinator {
         breakers[host] = q
         announcedHalfOpen.remove(host)
         dirty = true
+    }
+
+    /// Whether the other hosts fail too (`CircuitBreaker.jobsAtFault`).
+    func jobsAtFault(_ host: String, since: Double) throws -> Bool {
+        let others = try journal.otherHostsOutcomes(than: host, since: since)
+        return CircuitBreaker.jobsAtFault(otherHosts: inventory.hosts.count - 1, otherSuccesses: others.successes, otherFailures: others.failures)
     }
 
     /// "45 s", "10 min", "1.5 h".
