@@ -51,6 +51,8 @@ public struct HostReport: Sendable, Codable, Equatable {
     /// The host name of another machine whose agent beats in this host's root (a root shared
     /// through a shared home): that heartbeat is not this host's agent.
     public var rootUsedBy: String?
+    /// The host's quarantine (by the coordinator's circuit breaker or a person), from the journal; nil when it is not quarantined.
+    public var quarantine: QuarantineRecord?
 
     public var isUp: Bool { state == "up" }
 
@@ -67,6 +69,7 @@ public struct HostReport: Sendable, Codable, Equatable {
         case hostname
         case coordinators
         case rootUsedBy = "root_used_by"
+        case quarantine
     }
 
     /// Every key is written, with `null` for what is unknown, so scripts can rely on the shape.
@@ -93,6 +96,7 @@ public struct HostReport: Sendable, Codable, Equatable {
         try c.encode(sameMachineAs, forKey: .sameMachineAs)
         try c.encode(coordinators, forKey: .coordinators)
         try c.encode(rootUsedBy, forKey: .rootUsedBy)
+        try c.encode(quarantine, forKey: .quarantine)
     }
 }
 

@@ -85,10 +85,13 @@ public enum InventorySource: Sendable, Equatable, CustomStringConvertible {
 public struct Inventory: Sendable {
     public var source: InventorySource
     public var hosts: [HostSpec]
+    /// When a host is quarantined as a black hole (`defaults.quarantine`); nil: never.
+    public var quarantine: QuarantineSettings?
 
-    public init(source: InventorySource, hosts: [HostSpec]) {
+    public init(source: InventorySource, hosts: [HostSpec], quarantine: QuarantineSettings? = QuarantineSettings()) {
         self.source = source
         self.hosts = hosts
+        self.quarantine = quarantine
     }
 
     /// The host named `name`, if any.

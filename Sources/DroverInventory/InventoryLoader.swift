@@ -85,10 +85,12 @@ public struct InventoryLoader {
         do { root = try JSONParser.parse(bytes) } catch { throw .syntax(file: file, error) }
         let diagnostics = ConfigDiagnostics(file: file)
         var hosts: [HostSpec] = []
+        var defaultsQuarantine: QuarantineSettings??
         if var top = ObjectReader(root, path: "", diagnostics: diagnostics) {
             var defaults = RawHost()
             if let d = top.node("defaults") {
                 defaults = readHost(d, path: "defaults", diagnostics: diagnostics, isDefaults: true)
+                defaultsQuarantine = defaults.quarantine
             }
             if let list = top.node("hosts") {
                 if let items = list.arrayValue {
@@ -123,7 +125,7 @@ public struct InventoryLoader {
             top.finish()
         }
         if !diagnostics.issues.isEmpty { throw .invalid(diagnostics.issues) }
-        return Inventory(source: .file(file), hosts: hosts)
+        return Inventory(source: .file(file), hosts: hosts, quarantine: defaultsQuarantine ?? QuarantineSettings())
     }
 
     // MARK: - Reading one host
@@ -153,6 +155,8 @@ public struct InventoryLoader {
         /// The hops as written: one string per hop (a string with commas is a chain).
         var jump: Located<[String]>?
         var retention: RetentionPolicy?
+        /// `defaults.quarantine`: settings, or `.some(nil)` for `false`.
+        var quarantine: QuarantineSettings??
     }
 
     func readHost(_ node: JSONNode, path: String, diagnostics d: ConfigDiagnostics, isDefaults: Bool) -> RawHost {
@@ -163,6 +167,9 @@ public struct InventoryLoader {
             return Located(value: value, position: n.position, path: r.childPath(key))
         }
         if isDefaults {
+            if let n = r.node("quarantine") {
+                raw.quarantine = QuarantineSettings.read(n, path: r.childPath("quarantine"), diagnostics: d)
+            }
             for key in ["name", "address"] {
                 if let n = r.node(key) {
                     d.report("`\(key)` belongs to each host, not to defaults", path: r.childPath(key), at: n.position)

@@ -216,3 +216,30 @@ struct InventoryLookupTests {
         }
     }
 }
+
+@Suite("Inventory: defaults.quarantine")
+struct InventoryQuarantineTests {
+    func load(_ quarantine: String) throws -> Inventory {
+        try Scratch().loader().parse(Array("{\"defaults\": {\"quarantine\": \(quarantine)}, \"hosts\": [{\"name\": \"a\"}]}".utf8), file: "hosts.json")
+    }
+
+    @Test func settingsDurationsAndOff() throws {
+        let q = try #require(try load(#"{"failures": 3, "within": "5m", "short": 30, "cooldown": "1h"}"#).quarantine)
+        #expect(q == QuarantineSettings(failures: 3, within: 300, short: 30, cooldown: 3600))
+        #expect(try load("false").quarantine == nil)
+        #expect(try load("true").quarantine == QuarantineSettings())
+        #expect(try Scratch().loader().parse(Array(#"{"hosts": [{"name": "a"}]}"#.utf8), file: "hosts.json").quarantine == QuarantineSettings(), "on by default")
+    }
+
+    @Test func badValuesNameTheFileAndField() throws {
+        let s = try Scratch()
+        let m = issues(#"{"defaults": {"quarantine": {"failures": 0, "cooldown": "soon", "within": "10m", "shrt": "1m"}}, "hosts": [{"name": "a"}]}"#, s)
+        #expect(m.contains { $0.contains("hosts.json") && $0.contains("defaults.quarantine.failures") && $0.contains("1 or more") }, "\(m)")
+        #expect(m.contains { $0.contains("defaults.quarantine.cooldown") && $0.contains("positive duration") }, "\(m)")
+        #expect(m.contains { $0.contains("defaults.quarantine.shrt") && $0.contains("short") }, "\(m)")
+        let host = issues(#"{"hosts": [{"name": "a", "quarantine": false}]}"#, s)
+        #expect(host.contains { $0.contains("hosts[0].quarantine") }, "quarantine belongs to defaults: \(host)")
+        let kind = issues(#"{"defaults": {"quarantine": "yes"}, "hosts": [{"name": "a"}]}"#, s)
+        #expect(kind.contains { $0.contains("defaults.quarantine") && $0.contains("object") }, "\(kind)")
+    }
+}

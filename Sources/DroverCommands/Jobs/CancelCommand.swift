@@ -1,5 +1,6 @@
 import ArgumentParser
 import DroverCoordinator
+import DroverCore
 import DroverInventory
 import Foundation
 

@@ -17,9 +17,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
             `drover run` and `drover submit` start it detached (with --idle-exit 600) when none runs; its log is <state>/coordinator.log. Stop it with `drover down` or SIGTERM; `kill -9` loses nothing (docs/failures.md).
 
+            A host that fails several different jobs in a row quickly (a black hole: a missing tool, a full disk) is quarantined: it gets no new work until, after a cool-down, one probe job succeeds there (docs/failures.md, "Black-hole hosts"). The --quarantine-* options change the inventory's `defaults.quarantine`; --no-quarantine turns it off.
+
             Examples:
               drover coordinator --dead-after 20
               drover coordinator --stale-policy keep-original
+              drover coordinator --quarantine-failures 3 --quarantine-cooldown 30m
             """
     )
 
@@ -41,10 +44,43 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("An agent binary to deploy where its platform fits (repeatable).", valueName: "path"))
     var agent: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("Quarantine a host after this many different jobs failed there in a row (default 4, or the inventory's defaults.quarantine).", valueName: "n"))
+    var quarantineFailures: Int?
+
+    @Option(name: .long, help: ArgumentHelp("… all ending within this span, e.g. 10m (default 10m).", valueName: "duration"))
+    var quarantineWithin: String?
+
+    @Option(name: .long, help: ArgumentHelp("… each within this time of its start, e.g. 1m (default 1m); longer failures end the streak.", valueName: "duration"))
+    var quarantineShort: String?
+
+    @Option(name: .long, help: ArgumentHelp("Time before a quarantined host gets one probe job, e.g. 10m (default 10m); doubled after each failed probe.", valueName: "duration"))
+    var quarantineCooldown: String?
+
+    @Flag(name: .long, help: "Never quarantine a host automatically (`drover hosts quarantine` still works).")
+    var noQuarantine = false
+
     func validate() throws {
         if deadAfter < 2 { throw ValidationError("--dead-after must be at least 2 seconds (heartbeats come every second)") }
         guard let ttl = Durations.parse(leaseTTL), ttl >= 3 else { throw ValidationError("--lease-ttl \(leaseTTL): not a duration of at least 3 seconds (90, 40m, 6h, 2d)") }
         if ttl < 2400 { Terminal.note("--lease-ttl \(leaseTTL) is under 40 minutes: a coordinator that sleeps longer (a closed laptop) makes every agent kill its jobs") }
+        if let n = quarantineFailures, n < 1 { throw ValidationError("--quarantine-failures must be 1 or more") }
+        for (flag, value) in [("within", quarantineWithin), ("short", quarantineShort), ("cooldown", quarantineCooldown)] {
+            if let value, (Durations.parse(value) ?? 0) <= 0 {
+                throw ValidationError("--quarantine-\(flag) \(value) is not a positive duration: write seconds, or e.g. 90s, 10m, 2h")
+            }
+        }
+    }
+
+    /// The inventory's `defaults.quarantine`, with the command line's changes.
+    func quarantineSettings(_ inventory: Inventory) -> QuarantineSettings? {
+        if noQuarantine { return nil }
+        let given = quarantineFailures != nil || quarantineWithin != nil || quarantineShort != nil || quarantineCooldown != nil
+        guard var q = inventory.quarantine ?? (given ? QuarantineSettings() : nil) else { return nil }
+        if let n = quarantineFailures { q.failures = n }
+        if let d = quarantineWithin.flatMap(Durations.parse) { q.within = d }
+        if let d = quarantineShort.flatMap(Durations.parse) { q.short = d }
+        if let d = quarantineCooldown.flatMap(Durations.parse) { q.cooldown = d }
+        return q
     }
 
     func run() async throws {
@@ -70,6 +106,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         settings.leaseTTL = Durations.parse(leaseTTL) ?? CoordinatorSettings.defaultLease
         settings.stalePolicy = stalePolicy
         settings.idleExit = idleExit
+        settings.quarantine = quarantineSettings(inventory)
         let coordinator: Coordinator
         do {
             coordinator = try Coordinator(state: state, inventory: inventory, catalog: catalog, settings: settings,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DroverCoordinator
+import DroverCore
 import DroverInventory
 
 /// What a job asks for: shared by `run` and `submit`.

@@ -25,6 +25,9 @@ extension Journal {
             }
             try db.execute("CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch, batch_job)")
         }
+        m.register(3, "host quarantine (circuit breakers) and the head of failed attempts' stderr") { db in
+            try addQuarantine(db)
+        }
         m.afterStep = { db, version in
             try db.run("INSERT INTO meta(key, value) VALUES ('format', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", .text(String(version)))
         }

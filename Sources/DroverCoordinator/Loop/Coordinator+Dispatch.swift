@@ -21,14 +21,16 @@ extension Coordinator {
     func schedule() throws {
         // A host that is the same machine as an earlier one gets no jobs (its slots are that
         // machine's slots, already offered once) unless the earlier one is down or untrusted
-        // (the machine may still be reachable under this name).
+        // (the machine may still be reachable under this name). A quarantined host gets none
+        // either, except one probe once its cool-down is over.
+        try checkProbes()
         let usable = inventory.hosts.filter { h in
-            hostState[h.name] == "up" && sameMachineAs[h.name].map { ["down", "untrusted"].contains(hostState[$0]) } ?? true
+            hostState[h.name] == "up" && sameMachineAs[h.name].map { ["down", "untrusted"].contains(hostState[$0]) } ?? true && placementLimit(h.name) != 0
         }
         dirty = false
         guard !usable.isEmpty else { return }
         let used = try journal.hosts().reduce(into: [String: Int]()) { $0[$1.name] = $1.usedSlots }
-        let hosts = usable.map { SchedulerHost(name: $0.name, slots: slots(of: $0), used: used[$0.name] ?? 0, labels: $0.labels) }
+        let hosts = usable.map { SchedulerHost(name: $0.name, slots: slots(of: $0), used: used[$0.name] ?? 0, labels: $0.labels, limit: placementLimit($0.name)) }
         let free = hosts.reduce(0) { $0 + $1.free }
         guard free > 0 else { return }
         // A job whose cancel is pending is cancelled by handleRequests, never started.
@@ -38,7 +40,10 @@ extension Coordinator {
         guard !queued.isEmpty else { return }
         var byID: [Int: JobRecord] = [:]
         for j in queued { byID[j.id] = j }
-        let placements = Scheduler.place(queued.map { SchedulerJob(id: $0.id, slots: $0.request.slots, host: $0.request.host, labels: $0.request.labels) }, on: hosts)
+        // Retries prefer hosts where the job has not failed yet.
+        let failedOn = try journal.failedHosts(of: queued.filter { $0.failures > 0 }.map(\.id))
+        let placements = Scheduler.place(queued.map { SchedulerJob(id: $0.id, slots: $0.request.slots, host: $0.request.host, labels: $0.request.labels,
+                                                                    avoid: failedOn[$0.id] ?? []) }, on: hosts)
         guard !placements.isEmpty else { return }
         var starts: [(host: String, start: HostLink.Outgoing)] = []
         // Input files are hashed before the write transaction, never while it holds the lock.
@@ -66,6 +71,7 @@ extension Coordinator {
                                    .int(Int64(job.id)), .int(Int64(n)), .text(p.host), .double(t), .from(slot))
                 try journal.db.run("UPDATE jobs SET state='dispatched', attempt=?, host=? WHERE id=?", .int(Int64(n)), .text(p.host), .int(Int64(job.id)))
                 try journal.audit("job", job: job.id, attempt: n, host: p.host, state: "dispatched", "job \(job.label) attempt \(n) dispatched to \(p.host)", time: t)
+                if placementLimit(p.host) == 1 { try placedProbe(on: p.host, job: job.id, attempt: n, label: job.label) }
                 starts.append((p.host, startCommand(job, attempt: n, host: spec, slot: slot, files: files)))
             }
         }

@@ -197,6 +197,10 @@ extension Coordinator {
         }
         guard final else { return }
         dirty = true
+        if let output = event.output, !output.stderr.isEmpty, !(state == "exited" && event.exitCode == 0) {
+            // The evidence if the host turns out to be a black hole (`Coordinator+Quarantine`).
+            try journal.setStderrHead(job: id, attempt: n, String(decoding: output.stderr.prefix(400), as: UTF8.self))
+        }
         if job.batch == nil, let output = event.output {
             // Kept here, so `drover run` and `drover logs` need no connection to the host for it.
             AttemptOutput.store(output, state: journal.state, job: id, attempt: n)
@@ -271,6 +275,7 @@ extension Coordinator {
                 try requeue(job, reason: "attempt \(n) \(detail)", lost: false, failure: FailureKind(agentState: state, exitCode: a.exitCode))
             }
         }
+        try judgeBreaker(a, job: job)
     }
 
 }

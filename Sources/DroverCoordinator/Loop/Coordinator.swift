@@ -21,6 +21,9 @@ public struct CoordinatorSettings: Sendable {
     /// The longest the loop sleeps without a ring or a deadline: a safety net only, since
     /// commits, events and links ring it (seconds).
     public var safetyWake: Double = 5
+    /// When a host is quarantined as a black hole (nil: never); the inventory's
+    /// `defaults.quarantine` unless the command line says otherwise.
+    public var quarantine: QuarantineSettings? = QuarantineSettings()
 
     public init() {}
 }
@@ -79,6 +82,11 @@ public actor Coordinator: HostLinkDelegate {
     var batchesDirty = true
     /// A host's link or heartbeats changed what its state may be.
     var hostsDirty = true
+    /// Each host's circuit breaker, as in the journal (`Coordinator+Quarantine`).
+    var breakers: [String: QuarantineRecord] = [:]
+    var breakersLoaded = false
+    /// Half-open hosts whose end of cool-down was said already.
+    var announcedHalfOpen: Set<String> = []
     /// When each host's heartbeat was last written to the journal, and what it said.
     var heartbeatRecorded: [String: (at: Double, key: String)] = [:]
     /// The journal records a routine heartbeat of an `up` host at most this often (seconds).
@@ -146,6 +154,7 @@ public actor Coordinator: HostLinkDelegate {
             }
         }
         wakeAt = try? nextWake()
+        try loadBreakers()
         log("coordinator \(cid) epoch \(epoch) started with \(inventory.hosts.count) host(s)")
         for host in inventory.hosts {
             let link = HostLink(spec: host, deployer: deployer, lease: .init(coordinator: cid, epoch: epoch, ttl: settings.leaseTTL), delegate: self, log: log)
@@ -197,6 +206,7 @@ public actor Coordinator: HostLinkDelegate {
                     hostsDirty = false
                     checkForSleep()
                     try checkHosts()
+                    try openHalfway()
                     if approvalsDue.map({ wallNow >= $0 }) ?? true { approvalsDue = try checkApprovals() }
                     if batchesDirty {
                         batchesDirty = false
@@ -226,6 +236,7 @@ public actor Coordinator: HostLinkDelegate {
             // The next deadline: a host's heartbeat age, a retry's back-off, an approval's timeout.
             for l in liveness.values { if let t = l.nextChange(after: now) { sleep = min(sleep, t - now) } }
             if let w = wakeAt { sleep = min(sleep, w - wallNow) }
+            if let b = breakerDue { sleep = min(sleep, b - wallNow) }
             if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
             if dependentsDirty || batchesDirty || hostsDirty { sleep = min(sleep, nextHousekeeping - now) }
             if dirty || requestsPending { sleep = 0 }
@@ -244,6 +255,7 @@ public actor Coordinator: HostLinkDelegate {
     func handleRequests() throws {
         dirty = true
         dependentsDirty = true
+        try loadBreakers()
         let rows = try journal.db.query("SELECT id FROM jobs WHERE cancel_requested=1 AND state IN \(JobState.openSQL)")
         var outbox: [String: [String]] = [:]
         var sent: Set<String> = []

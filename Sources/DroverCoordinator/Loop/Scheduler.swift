@@ -6,13 +6,16 @@ public struct SchedulerHost: Sendable, Equatable {
     public var labels: [String: String]
     /// `up` and reconciled: new attempts may go there.
     public var usable: Bool
+    /// At most this many new jobs in this round (a quarantined host's probe: 1); nil: no limit.
+    public var limit: Int?
 
-    public init(name: String, slots: Int, used: Int, labels: [String: String] = [:], usable: Bool = true) {
+    public init(name: String, slots: Int, used: Int, labels: [String: String] = [:], usable: Bool = true, limit: Int? = nil) {
         self.name = name
         self.slots = slots
         self.used = used
         self.labels = labels
         self.usable = usable
+        self.limit = limit
     }
 
     public var free: Int { max(0, slots - used) }
@@ -24,12 +27,15 @@ public struct SchedulerJob: Sendable, Equatable {
     public var slots: Int
     public var host: String?
     public var labels: [String: String]
+    /// Hosts where the job failed before: it goes there only when no other host fits.
+    public var avoid: Set<String>
 
-    public init(id: Int, slots: Int = 1, host: String? = nil, labels: [String: String] = [:]) {
+    public init(id: Int, slots: Int = 1, host: String? = nil, labels: [String: String] = [:], avoid: Set<String> = []) {
         self.id = id
         self.slots = slots
         self.host = host
         self.labels = labels
+        self.avoid = avoid
     }
 
     /// Whether `host` satisfies the job's placement constraints (ignoring free slots).
@@ -46,7 +52,9 @@ public struct SchedulerJob: Sendable, Equatable {
 /// the eligible host with the largest share of free slots, so idle hosts fill first (spread).
 /// A job that cannot start yet reserves the eligible host with the most free slots: no
 /// later job is placed there in this round, so a job asking for many slots is not starved
-/// by a stream of small ones slipping into every slot that frees up.
+/// by a stream of small ones slipping into every slot that frees up. A retried job considers
+/// only the hosts where it has not failed yet when any of them fits (it waits for one of them
+/// rather than go back to where it failed), as GNU parallel's `--retries` does.
 public enum Scheduler {
     public struct Placement: Sendable, Equatable {
         public var job: Int
@@ -59,11 +67,16 @@ public enum Scheduler {
         var out: [Placement] = []
         for job in jobs {
             if reserved.count == hosts.count { break }
-            let eligible = hosts.indices.filter { job.fits(hosts[$0]) && !reserved.contains(hosts[$0].name) }
+            // Where it failed counts only when no other host fits at all (a host reserved this
+            // round still fits: the job waits for it rather than go back where it failed).
+            let fitting = hosts.indices.filter { job.fits(hosts[$0]) && hosts[$0].limit != 0 }
+            let fresh = fitting.filter { !job.avoid.contains(hosts[$0].name) }
+            let eligible = (fresh.isEmpty ? fitting : fresh).filter { !reserved.contains(hosts[$0].name) }
             if eligible.isEmpty { continue }
             let open = eligible.filter { hosts[$0].free >= job.slots }
             if let best = open.max(by: { better(hosts[$1], than: hosts[$0]) }) {
                 hosts[best].used += job.slots
+                hosts[best].limit = hosts[best].limit.map { $0 - 1 }
                 out.append(Placement(job: job.id, host: hosts[best].name))
             } else if let hold = eligible.max(by: { hosts[$0].free < hosts[$1].free || (hosts[$0].free == hosts[$1].free && hosts[$0].name > hosts[$1].name) }) {
                 reserved.insert(hosts[hold].name)

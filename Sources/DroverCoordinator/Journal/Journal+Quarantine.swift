@@ -1,0 +1,178 @@
+import DroverInventory
+import Foundation
+
+/// A host's circuit breaker as recorded (docs/failures.md, "Black-hole hosts").
+public struct QuarantineRecord: Codable, Sendable, Equatable {
+    public enum State: String, Codable, Sendable {
+        /// Jobs go there (the breaker is closed).
+        case closed
+        /// Quarantined; after `until` one probe job may go there (half-open).
+        case open
+        /// Quarantined; its probe job runs.
+        case probing
+        /// Quarantined by a person (`drover hosts quarantine`): no probe until released.
+        case manual
+    }
+
+    public var host: String
+    public var state: State
+    /// Unix seconds of the last change.
+    public var since: Double
+    /// When the cool-down ends (`open`).
+    public var until: Double?
+    /// The cool-down that ends at `until`, seconds (doubled by each failed probe).
+    public var cooldown: Double?
+    /// Why (the evidence, or who decided).
+    public var reason: String?
+    public var probeJob: Int?
+    public var probeAttempt: Int?
+    /// Attempts that ended before this time no longer count (it was closed or released then).
+    public var resetAt: Double?
+
+    public init(host: String, state: State, since: Double, until: Double? = nil, cooldown: Double? = nil, reason: String? = nil,
+                probeJob: Int? = nil, probeAttempt: Int? = nil, resetAt: Double? = nil) {
+        self.host = host
+        self.state = state
+        self.since = since
+        self.until = until
+        self.cooldown = cooldown
+        self.reason = reason
+        self.probeJob = probeJob
+        self.probeAttempt = probeAttempt
+        self.resetAt = resetAt
+    }
+
+    /// Whether the scheduler may give the host work at all (a half-open host: one probe).
+    public var isQuarantined: Bool { state != .closed }
+
+    /// `open` and its cool-down is over at `now`: one probe job may go there.
+    public func halfOpen(at now: Double) -> Bool { state == .open && (until ?? .infinity) <= now }
+}
+
+/// Circuit breakers, and the attempt history they are decided from.
+extension Journal {
+    /// Format 3: the breakers, and the head of a failed attempt's stderr (the evidence).
+    static func addQuarantine(_ db: SQLiteDatabase) throws {
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS quarantine (
+                host TEXT PRIMARY KEY, state TEXT NOT NULL, since REAL NOT NULL, until REAL, cooldown REAL,
+                reason TEXT, probe_job INTEGER, probe_attempt INTEGER, reset_at REAL);
+            CREATE INDEX IF NOT EXISTS attempts_host_ended ON attempts(host, ended_at);
+            """)
+        let have = try db.query("PRAGMA table_info(attempts)").contains { $0.string("name") == "stderr_head" }
+        if !have { try db.execute("ALTER TABLE attempts ADD COLUMN stderr_head TEXT") }
+    }
+
+    /// Every host's breaker that was ever not closed.
+    public func quarantines() throws -> [QuarantineRecord] {
+        try Self.readQuarantines(db)
+    }
+
+    /// The breakers of a journal database (for readers such as `drover hosts`).
+    public static func readQuarantines(_ db: SQLiteDatabase) throws -> [QuarantineRecord] {
+        let exists = try !db.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name='quarantine'").isEmpty
+        guard exists else { return [] }
+        return try db.query("SELECT * FROM quarantine ORDER BY host").compactMap { r in
+            guard let host = r.string("host"), let state = r.string("state").flatMap(QuarantineRecord.State.init(rawValue:)) else { return nil }
+            return QuarantineRecord(host: host, state: state, since: r.double("since") ?? 0, until: r.double("until"), cooldown: r.double("cooldown"),
+                                    reason: r.string("reason"), probeJob: r.int("probe_job"), probeAttempt: r.int("probe_attempt"), resetAt: r.double("reset_at"))
+        }
+    }
+
+    /// Writes a host's breaker.
+    public func setQuarantine(_ q: QuarantineRecord) throws {
+        try db.run("""
+            INSERT INTO quarantine(host, state, since, until, cooldown, reason, probe_job, probe_attempt, reset_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(host) DO UPDATE SET state=excluded.state, since=excluded.since, until=excluded.until, cooldown=excluded.cooldown,
+              reason=excluded.reason, probe_job=excluded.probe_job, probe_attempt=excluded.probe_attempt, reset_at=excluded.reset_at
+            """, .text(q.host), .text(q.state.rawValue), .double(q.since), .from(q.until), .from(q.cooldown), .from(q.reason),
+                   .from(q.probeJob), .from(q.probeAttempt), .from(q.resetAt))
+    }
+
+    /// Keeps the head of a failed attempt's stderr (the breaker's evidence).
+    func setStderrHead(job: Int, attempt: Int, _ head: String) throws {
+        try db.run("UPDATE attempts SET stderr_head=? WHERE job=? AND attempt=?", .text(head), .int(Int64(job)), .int(Int64(attempt)))
+    }
+
+    /// The attempts on `host` that ended after `since`, newest first (at most `limit`), each
+    /// with how its job fared on the other hosts it ran on.
+    public func breakerHistory(host: String, since: Double, settings: QuarantineSettings, limit: Int = 64) throws -> [BreakerAttempt] {
+        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
+        var mine = try db.query("""
+            SELECT job, attempt, agent_state, exit_code, signal, started_at, dispatched_at, ended_at, stderr_head FROM attempts
+            WHERE host=? AND ended_at > ? AND agent_state IN (\(finals)) ORDER BY ended_at DESC LIMIT ?
+            """, .text(host), .double(since), .int(Int64(limit))).map(Self.breakerAttempt)
+        guard !mine.isEmpty else { return [] }
+        let ids = Set(mine.map(\.job)).map(String.init).joined(separator: ",")
+        var others: [Int: [BreakerAttempt]] = [:]
+        for r in try db.query("""
+            SELECT job, attempt, agent_state, exit_code, signal, started_at, dispatched_at, ended_at, NULL AS stderr_head FROM attempts
+            WHERE job IN (\(ids)) AND host != ? AND agent_state IN (\(finals))
+            """, .text(host)) {
+            let a = Self.breakerAttempt(r)
+            others[a.job, default: []].append(a)
+        }
+        for i in mine.indices { mine[i].elsewhere = CircuitBreaker.elsewhere(others[mine[i].job] ?? [], settings: settings) }
+        return mine
+    }
+
+    /// Successes and failures of attempts on hosts other than `host` that ended after `since`.
+    public func otherHostsOutcomes(than host: String, since: Double) throws -> (successes: Int, failures: Int) {
+        let r = try db.query("""
+            SELECT SUM(agent_state='exited' AND exit_code=0) AS ok,
+                   SUM(agent_state IN ('signaled','start_failed') OR (agent_state='exited' AND exit_code != 0)) AS bad
+            FROM attempts WHERE host != ? AND ended_at > ?
+            """, .text(host), .double(since)).first
+        return (r?.int("ok") ?? 0, r?.int("bad") ?? 0)
+    }
+
+    static func breakerAttempt(_ r: SQLRow) -> BreakerAttempt {
+        let end = r.double("ended_at") ?? 0
+        let start = r.double("started_at") ?? r.double("dispatched_at") ?? end
+        return BreakerAttempt(job: r.int("job") ?? 0, attempt: r.int("attempt") ?? 0, state: r.string("agent_state") ?? "", exitCode: r.int("exit_code"),
+                              signal: r.string("signal"), seconds: max(0, end - start), endedAt: end, stderrHead: r.string("stderr_head"))
+    }
+
+    /// For each of `jobs`, the hosts where one of its attempts failed (retries prefer others).
+    public func failedHosts(of jobs: [Int]) throws -> [Int: Set<String>] {
+        guard !jobs.isEmpty else { return [:] }
+        let ids = jobs.map(String.init).joined(separator: ",")
+        var out: [Int: Set<String>] = [:]
+        for r in try db.query("""
+            SELECT DISTINCT job, host FROM attempts WHERE job IN (\(ids))
+            AND (agent_state IN ('signaled','timed_out','resource_limit','start_failed') OR (agent_state='exited' AND exit_code != 0))
+            """) {
+            if let j = r.int("job"), let h = r.string("host") { out[j, default: []].insert(h) }
+        }
+        return out
+    }
+}
+
+/// What a person decides (`drover hosts quarantine` / `release`); the coordinator reads it.
+extension Journal {
+    /// The head of an attempt's stderr, when the coordinator kept it.
+    func stderrHead(job: Int, attempt: Int) throws -> String? {
+        try db.query("SELECT stderr_head FROM attempts WHERE job=? AND attempt=?", .int(Int64(job)), .int(Int64(attempt))).first?.string("stderr_head")
+    }
+
+    /// Quarantines `host` until someone releases it (no probe); running jobs continue.
+    public func quarantineByHand(_ host: String, reason: String, at time: Double = Date().timeIntervalSince1970) throws {
+        try db.transaction {
+            let old = try Self.readQuarantines(db).first { $0.host == host }
+            try setQuarantine(QuarantineRecord(host: host, state: .manual, since: time, reason: reason, resetAt: old?.resetAt))
+            try audit("quarantine", host: host, state: "quarantined", "\(host) quarantined by hand (\(reason)): no new work there until `drover hosts release \(host)`", time: time)
+        }
+    }
+
+    /// Releases `host` from quarantine (a manual one or the breaker's); earlier failures no
+    /// longer count. False when it was not quarantined.
+    @discardableResult
+    public func releaseQuarantine(_ host: String, by who: String, at time: Double = Date().timeIntervalSince1970) throws -> Bool {
+        try db.transaction {
+            guard let old = try Self.readQuarantines(db).first(where: { $0.host == host }), old.isQuarantined else { return false }
+            try setQuarantine(QuarantineRecord(host: host, state: .closed, since: time, reason: "released by \(who)", resetAt: time))
+            try audit("quarantine", host: host, state: "closed", "\(host) released from quarantine by \(who); jobs go there again", time: time)
+            return true
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import DroverCore
+import DroverInventory
+import Foundation
+
+/// The circuit breaker per host (docs/failures.md, "Black-hole hosts"): a host that fails
+/// several different jobs in a row quickly is quarantined (no new work), and after a
+/// cool-down one probe job decides whether it is healed.
+extension Coordinator {
+    /// Reads every breaker from the journal (at start, and after another process — `drover
+    /// hosts quarantine/release` — committed); says what changed that this loop did not do.
+    func loadBreakers() throws {
+        var fresh: [String: QuarantineRecord] = [:]
+        for q in try journal.quarantines() { fresh[q.host] = q }
+        for (host, q) in fresh where breakers[host] != q && breakersLoaded {
+            log("\(host): \(q.isQuarantined ? "quarantined" : "released") by hand\(q.reason.map { " (\($0))" } ?? "")")
+        }
+        breakers = fresh
+        breakersLoaded = true
+        dirty = true
+    }
+
+    /// How many new jobs the scheduler may place on `host` now: nil for any, 0 for none
+    /// (quarantined), 1 for a half-open host's probe.
+    func placementLimit(_ host: String) -> Int? {
+        guard let q = breakers[host], q.isQuarantined else { return nil }
+        return q.halfOpen(at: wallNow) ? 1 : 0
+    }
+
+    /// The earliest end of a cool-down still ahead, Unix seconds.
+    var breakerDue: Double? {
+        breakers.values.filter { $0.state == .open }.compactMap(\.until).filter { $0 > wallNow }.min()
+    }
+
+    /// Cool-downs that ended: each such host may take one probe job (said once).
+    func openHalfway() throws {
+        for (host, q) in breakers where q.halfOpen(at: wallNow) && !announcedHalfOpen.contains(host) {
+            announcedHalfOpen.insert(host)
+            try journal.audit("quarantine", host: host, state: "half_open", "\(host): cool-down of \(Self.span(q.cooldown ?? 0)) over; one probe job may run there")
+            log("\(host): cool-down over; one probe job may run there (half-open)")
+            dirty = true
+        }
+    }
+
+    /// A probe job was placed on a half-open host (inside the schedule transaction).
+    func placedProbe(on host: String, job: Int, attempt: Int, label: String) throws {
+        guard var q = breakers[host], q.halfOpen(at: wallNow) else { return }
+        q.state = .probing
+        q.probeJob = job
+        q.probeAttempt = attempt
+        try journal.setQuarantine(q)
+        try journal.audit("quarantine", job: job, attempt: attempt, host: host, state: "probing", "\(host): job \(label) attempt \(attempt) is its probe")
+        breakers[host] = q
+        log("\(host): probe job \(label) attempt \(attempt)")
+    }
+
+    /// A probe that ended without being concluded (lost with its host, replaced): the host is
+    /// half-open again and another probe may go.
+    func checkProbes() throws {
+        for (host, q) in breakers where q.state == .probing {
+            guard let job = q.probeJob, let n = q.probeAttempt else { continue }
+            let a = try journal.attempt(job, n)
+            let live = a.map { !$0.stale && ["dispatched", "accepted", "starting", "running"].contains($0.state) } ?? false
+            let concluded = a?.agentState.map { AgentStates.final.contains($0) } ?? false
+            if live || concluded { continue }
+            try reopen(host, q, cooldown: q.cooldown ?? 0, until: wallNow, why: "its probe (job \(job) attempt \(n)) ended without a verdict")
+        }
+    }
+
+    /// Judges a concluded attempt (inside the caller's transaction): the end of a probe opens or
+    /// closes the breaker; a quick failure may trip it.
+    func judgeBreaker(_ a: AttemptRecord, job: JobRecord) throws {
+        guard let settings = settings.quarantine else { return }
+        let host = a.host
+        if let q = breakers[host], q.state == .probing, q.probeJob == a.job, q.probeAttempt == a.attempt {
+            try judgeProbe(a, job: job, q, settings: settings)
+            return
+        }
+        guard breakers[host]?.isQuarantined != true, let state = a.agentState else { return }
+        let seconds = (a.endedAt ?? wallNow) - (a.startedAt ?? a.endedAt ?? wallNow)
+        let me = BreakerAttempt(job: a.job, attempt: a.attempt, state: state, exitCode: a.exitCode, seconds: seconds, endedAt: a.endedAt ?? wallNow)
+        guard CircuitBreaker.verdict(me, settings: settings) == .counts else { return }
+        let since = max(breakers[host]?.resetAt ?? 0, wallNow - settings.within)
+        let history = try journal.breakerHistory(host: host, since: since, settings: settings)
+        guard let evidence = CircuitBreaker.evidence(history, settings: settings, now: wallNow, since: since), try !jobsAtFault(host, since: since) else { return }
+        let labels = Dictionary(try journal.jobs(evidence.map(\.job)).map { ($0.id, $0.label) }) { a, _ in a }
+        let text = CircuitBreaker.describe(evidence, label: { labels[$0] ?? String($0) })
+        let span = (evidence.map(\.endedAt).max() ?? 0) - (evidence.map(\.endedAt).min() ?? 0)
+        let why = "\(evidence.count) different jobs failed there in a row within \(Self.span(span)), each in under \(Self.span(settings.short)): \(text)"
+        try quarantine(host, cooldown: settings.cooldown, why: why)
+    }
+
+    func judgeProbe(_ a: AttemptRecord, job: JobRecord, _ q: QuarantineRecord, settings: QuarantineSettings) throws {
+        let host = a.host
+        let seconds = (a.endedAt ?? wallNow) - (a.startedAt ?? a.endedAt ?? wallNow)
+        var me = BreakerAttempt(job: a.job, attempt: a.attempt, state: a.agentState ?? "", exitCode: a.exitCode, signal: a.signal,
+                                seconds: seconds, endedAt: a.endedAt ?? wallNow)
+        let others = try journal.attempts(of: a.job).filter { $0.host != host }.compactMap { o in
+            o.agentState.map { BreakerAttempt(job: o.job, attempt: o.attempt, state: $0, exitCode: o.exitCode, seconds: 0, endedAt: o.endedAt ?? 0) }
+        }
+        me.elsewhere = CircuitBreaker.elsewhere(others, settings: settings)
+        switch CircuitBreaker.verdict(me, settings: settings) {
+        case .success:
+            let closed = QuarantineRecord(host: host, state: .closed, since: wallNow, reason: "probe job \(job.label) succeeded", resetAt: wallNow)
+            try journal.setQuarantine(closed)
+            try journal.audit("quarantine", job: a.job, attempt: a.attempt, host: host, state: "closed", "\(host): probe job \(job.label) succeeded; jobs go there again")
+            breakers[host] = closed
+            announcedHalfOpen.remove(host)
+            dirty = true
+            log("\(host): probe job \(job.label) succeeded; released from quarantine")
+        case .counts where try jobsAtFault(host, since: wallNow - settings.within):
+            try reopen(host, q, cooldown: q.cooldown ?? settings.cooldown, until: wallNow,
+                       why: "its probe job \(job.label) ended \(me.outcome), but jobs fail on the other hosts too")
+        case .counts:
+            me.stderrHead = try journal.stderrHead(job: a.job, attempt: a.attempt)
+            let evidence = CircuitBreaker.describe([me], label: { _ in job.label })
+            try quarantine(host, cooldown: CircuitBreaker.doubled(q.cooldown ?? settings.cooldown), why: "its probe failed: \(evidence)")
+        case .ranLong, .ignored:
+            try reopen(host, q, cooldown: q.cooldown ?? settings.cooldown, until: wallNow,
+                       why: "its probe job \(job.label) ended \(me.outcome), which says nothing about the host")
+        }
+    }
+
+    /// Opens the breaker: no new work on `host` for `cooldown` seconds, then one probe.
+    func quarantine(_ host: String, cooldown: Double, why: String) throws {
+        let until = wallNow + cooldown
+        let q = QuarantineRecord(host: host, state: .open, since: wallNow, until: until, cooldown: cooldown, reason: why,
+                                 resetAt: breakers[host]?.resetAt)
+        try journal.setQuarantine(q)
+        let text = "\(host) quarantined: \(why); no new work there for \(Self.span(cooldown)), then one probe job"
+        try journal.audit("quarantine", host: host, state: "quarantined", text)
+        breakers[host] = q
+        announcedHalfOpen.remove(host)
+        log("warning: " + text)
+    }
+
+    /// Back to `open` with the same cool-down, half-open again at `until`.
+    func reopen(_ host: String, _ old: QuarantineRecord, cooldown: Double, until: Double, why: String) throws {
+        var q = old
+        q.state = .open
+        q.until = until
+        q.cooldown = cooldown
+        q.probeJob = nil
+        q.probeAttempt = nil
+        try journal.setQuarantine(q)
+        try journal.audit("quarantine", host: host, state: "half_open", "\(host): \(why); another probe may run there")
+        breakers[host] = q
+        announcedHalfOpen.remove(host)
+        dirty = true
+    }
+
+    /// Whether the other hosts fail too (`CircuitBreaker.jobsAtFault`).
+    func jobsAtFault(_ host: String, since: Double) throws -> Bool {
+        let others = try journal.otherHostsOutcomes(than: host, since: since)
+        return CircuitBreaker.jobsAtFault(otherHosts: inventory.hosts.count - 1, otherSuccesses: others.successes, otherFailures: others.failures)
+    }
+
+    /// "45 s", "10 min", "1.5 h".
+    static func span(_ seconds: Double) -> String {
+        if seconds < 120 { return "\(Int(seconds.rounded())) s" }
+        if seconds < 7200 { return String(format: "%g min", (seconds / 60 * 10).rounded() / 10) }
+        return String(format: "%g h", (seconds / 3600 * 10).rounded() / 10)
+    }
+}
