@@ -27,6 +27,8 @@ public struct AttemptSpec: Sendable, Equatable {
     public var keepRunning: Bool
     /// The coordinator that started it (matched against the lease).
     public var coordinator: String?
+    /// Files the shim snapshots while the job runs and at its end (docs/checkpoints.md).
+    public var checkpoint: CheckpointSpec?
 
     public init(id: AttemptID, argv: [String], shell: String? = nil) {
         self.id = id
@@ -45,6 +47,7 @@ public struct AttemptSpec: Sendable, Equatable {
         nice = 10
         keepRunning = false
         coordinator = nil
+        checkpoint = nil
     }
 
     /// The argv actually executed.
@@ -81,6 +84,7 @@ public struct AttemptSpec: Sendable, Equatable {
         o.set("nice", nice)
         o.set("keep_running", keepRunning)
         o.set("coordinator", coordinator)
+        if let checkpoint { o.set("checkpoint", object: checkpoint.jsonObject) }
         return o.text
     }
 
@@ -148,6 +152,7 @@ public struct AttemptSpec: Sendable, Equatable {
         }
         spec.keepRunning = r.bool("keep_running") ?? false
         spec.coordinator = r.string("coordinator")
+        if let n = r.node("checkpoint") { spec.checkpoint = CheckpointSpec.parse(n, path: "checkpoint", diagnostics: d) }
         r.finish()
         if !d.issues.isEmpty { return .failure(SpecError(d.issues)) }
         return .success(spec)

@@ -14,6 +14,8 @@ final class EventLog {
     private(set) var nextSeq = 1
     /// How many transitions of each attempt are already in the log.
     private(set) var loggedTransitions: [AttemptID: Int] = [:]
+    /// The newest snapshot of each attempt already in the log.
+    private(set) var loggedCheckpoints: [AttemptID: Int] = [:]
 
     init(path: String) throws(AgentError) {
         self.path = path
@@ -32,6 +34,9 @@ final class EventLog {
             if let job = node["job"]?.stringValue, let attempt = node["attempt"]?.intValue, let n = node["n"]?.intValue {
                 let id = AttemptID(job: job, attempt: attempt)
                 loggedTransitions[id] = max(loggedTransitions[id] ?? 0, n)
+            } else if node["type"]?.stringValue == "checkpoint", let job = node["job"]?.stringValue,
+                      let attempt = node["attempt"]?.intValue, let k = node["index"]?.intValue {
+                noteCheckpoint(AttemptID(job: job, attempt: attempt), index: k)
             }
         }
     }
@@ -64,6 +69,10 @@ final class EventLog {
             throw error
         }
         nextSeq = seq
+    }
+
+    func noteCheckpoint(_ id: AttemptID, index: Int) {
+        loggedCheckpoints[id] = max(loggedCheckpoints[id] ?? 0, index)
     }
 
     func noteLogged(_ id: AttemptID, n: Int) {

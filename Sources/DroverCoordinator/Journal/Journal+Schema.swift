@@ -25,6 +25,11 @@ extension Journal {
             }
             try db.execute("CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch, batch_job)")
         }
+        // Steps 3–5 are other parts of issue 14 (other branches); empty here until they merge.
+        while m.latest < 5 { m.register(m.latest + 1, "reserved") { _ in } }
+        m.register(6, "checkpoints: the newest snapshot of each job") { db in
+            try db.execute(checkpointsSchema)
+        }
         m.afterStep = { db, version in
             try db.run("INSERT INTO meta(key, value) VALUES ('format', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", .text(String(version)))
         }
