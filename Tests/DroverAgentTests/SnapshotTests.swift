@@ -50,15 +50,19 @@ struct SnapshotTests {
     @Test func neverTakesAFileThatIsBeingWritten() throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try write("progress.json", "1")
-        // A job writing state/big.sobj in place, without a rename: it grows while it is copied.
+        // A job rewriting state/big.sobj in place, without a rename, while it is copied.
         let big = root + "/work/state/big.sobj"
-        FileManager.default.createFile(atPath: big, contents: Data(repeating: 0x61, count: 8 << 20))
+        FileManager.default.createFile(atPath: big, contents: Data(repeating: 0x61, count: 1 << 20))
         let writing = Locked(true)
         let writer = Thread {
-            let fd = open(big, O_WRONLY | O_APPEND)
+            let fd = open(big, O_WRONLY)
             defer { close(fd) }
             let chunk = [UInt8](repeating: 0x62, count: 512)
-            while writing.withLock({ $0 }) { _ = chunk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+            var offset: off_t = 0
+            while writing.withLock({ $0 }) {
+                _ = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, offset) }
+                offset = (offset + 512) % (1 << 20)
+            }
         }
         writer.start()
         var s = snapshotter()

@@ -122,8 +122,11 @@ struct Snapshotter {
         var hash = SHA256()
         var total = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        // Never more than the size seen first: a file that grows is caught below, and a copy
+        // of one that grows without end must not fill the disk.
+        while Int64(total) < before.size {
+            let want = Int(min(Int64(buffer.count), before.size - Int64(total)))
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, want) }
             if n < 0 { if errno == EINTR { continue }; throw SystemError.current("read", path: source) }
             if n == 0 { break }
             hash.update(buffer[0..<n])
