@@ -62,7 +62,7 @@ extension TestbedSuite {
                 #expect(attempts.first?.exitCode == 85)
                 #expect(try f.drover(["logs", String(id)]).stdout == "resumed from 41 of attempt 1\n")
                 let status = try f.droverState(["status", String(id)]).stdout
-                #expect(status.contains("checkpoint: snapshot 1 of attempt 1"), "\(status)")
+                #expect(status.contains("checkpoint: snapshot 1 of attempt 2 (on \(job.host ?? "?")), ") && status.contains("1 file(s), 3 bytes"), "\(status)")
             }
         }
 
