@@ -12,6 +12,8 @@ public enum AgentEvent: Sendable, Equatable {
     case ownerChanged(previousMachineID: String, previousHostname: String, machineID: String, hostname: String)
     case agentStarted(pid: Int, machineID: String, hostname: String)
     case agentStopped(pid: Int)
+    /// An attempt's shim took a snapshot of its checkpoint files (docs/checkpoints.md).
+    case checkpoint(CheckpointEvent)
     /// A type this side does not know (from a newer agent): recorded by neither side's logic.
     case other(type: String)
 
@@ -48,6 +50,8 @@ public enum AgentEvent: Sendable, Equatable {
         case .agentStopped(let pid):
             o.set("type", "agent_stopped")
             o.set("pid", pid)
+        case .checkpoint(let c):
+            return "{\"type\":\"checkpoint\"," + c.jsonObject.text.dropFirst()
         case .other(let type):
             o.set("type", type)
         }
@@ -66,6 +70,7 @@ public enum AgentEvent: Sendable, Equatable {
         case "owner_changed": return .ownerChanged(previousMachineID: s("previous_machine_id"), previousHostname: s("previous_hostname"), machineID: s("machine_id"), hostname: s("hostname"))
         case "agent_started": return .agentStarted(pid: i("pid"), machineID: s("machine_id"), hostname: s("hostname"))
         case "agent_stopped": return .agentStopped(pid: i("pid"))
+        case "checkpoint": return CheckpointEvent(node).map { .checkpoint($0) } ?? .other(type: type)
         default: return .other(type: type)
         }
     }

@@ -30,6 +30,8 @@ public struct AttemptSpec: Sendable, Equatable {
     public var lease: Double?
     /// The coordinator that started it (matched against the lease).
     public var coordinator: String?
+    /// Files the shim snapshots while the job runs and at its end (docs/checkpoints.md).
+    public var checkpoint: CheckpointSpec?
 
     public init(id: AttemptID, argv: [String], shell: String? = nil) {
         self.id = id
@@ -49,6 +51,7 @@ public struct AttemptSpec: Sendable, Equatable {
         keepRunning = false
         lease = nil
         coordinator = nil
+        checkpoint = nil
     }
 
     /// The argv actually executed.
@@ -86,6 +89,7 @@ public struct AttemptSpec: Sendable, Equatable {
         o.set("keep_running", keepRunning)
         if let lease { o.set("lease", lease) }
         o.set("coordinator", coordinator)
+        if let checkpoint { o.set("checkpoint", object: checkpoint.jsonObject) }
         return o.text
     }
 
@@ -156,6 +160,7 @@ public struct AttemptSpec: Sendable, Equatable {
             if l > 0 { spec.lease = l } else { d.report("lease must be positive seconds", path: "lease", at: r.node("lease")?.position) }
         }
         spec.coordinator = r.string("coordinator")
+        if let n = r.node("checkpoint") { spec.checkpoint = CheckpointSpec.parse(n, path: "checkpoint", diagnostics: d) }
         r.finish()
         if !d.issues.isEmpty { return .failure(SpecError(d.issues)) }
         return .success(spec)

@@ -46,6 +46,8 @@ public struct StateDirectory: Sendable {
     public func cancelFile(_ id: AttemptID) -> String { attemptDirectory(id) + "/cancel" }
     /// The attempt's own working directory, for specs with `workdir`.
     public func workDirectory(_ id: AttemptID) -> String { attemptDirectory(id) + "/work" }
+    /// Snapshots of the attempt's checkpoint files (`checkpoints/1`, `2`, …; docs/checkpoints.md).
+    public func checkpointsDirectory(_ id: AttemptID) -> String { attemptDirectory(id) + "/checkpoints" }
 
     /// The cookie every process of an attempt carries in its environment, as
     /// `DROVER_COOKIE=<root id>/<job>/<attempt>`; the root id keeps agents of different roots apart.

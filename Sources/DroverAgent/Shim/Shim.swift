@@ -87,7 +87,10 @@ struct Shim {
         if let n = try? Transitions.append(.running, to: dir.transitionsFile(id), fields: running, after: written.last) {
             written.last = (n, .running)
         }
-        let code = supervise(spec: spec, pid: pid, startedAt: startedAt, cgroup: cgroup, tracking: (subreaper, shimStart), watch: watch, signals: signals)
+        var snapshots = spec.checkpoint.map {
+            Snapshotter(globs: $0.paths, workdir: cwd.map { LocalUser.expand($0) } ?? LocalUser.home, folder: dir.checkpointsDirectory(id), job: id.job, attempt: id.attempt)
+        }
+        let code = supervise(spec: spec, pid: pid, startedAt: startedAt, cgroup: cgroup, tracking: (subreaper, shimStart), watch: watch, signals: signals, snapshots: &snapshots)
         return code
     }
 
@@ -105,7 +108,9 @@ struct Shim {
 
     private var portable: Bool { Platform.processes is PortableProcessTable }
 
-    private func supervise(spec: AttemptSpec, pid: pid_t, startedAt: Double, cgroup: JobCgroup?, tracking: (subreaper: Bool, shimStart: String?), watch: FileWatch, signals: SignalWake?) -> Int32 {
+    private func supervise(spec: AttemptSpec, pid: pid_t, startedAt: Double, cgroup: JobCgroup?, tracking: (subreaper: Bool, shimStart: String?), watch: FileWatch, signals: SignalWake?, snapshots: inout Snapshotter?) -> Int32 {
+        let every = spec.checkpoint?.every
+        var nextSnapshot = every.map { monotonicTime() + $0 }
         let killer = TreeKiller(table: table, cookie: dir.cookie(id), scansCookies: !tracking.subreaper, startedAfter: tracking.shimStart, cgroup: cgroup)
         let deadline = spec.timeout.map { monotonicTime() + $0 }
         var stopReason: AttemptState?
@@ -146,8 +151,14 @@ struct Shim {
                 killer.signalAll(SIGKILL, pgid: pid, ancestor: getpid())
                 termSentAt = nil
             }
+            if stopReason == nil, let due = nextSnapshot, let every, now >= due {
+                let outcome = snapshot(&snapshots, reason: "interval")
+                // A file the job was writing in place: try again soon, not a whole interval later.
+                nextSnapshot = now + (outcome.isBusy ? min(1, every) : every)
+            }
             var next: Double?
             if stopReason == nil, let deadline { next = deadline }
+            if stopReason == nil, let due = nextSnapshot { next = min(next ?? .infinity, due) }
             if let sent = termSentAt { next = min(next ?? .infinity, sent + spec.grace) }
             if spec.memoryBytes != nil { next = min(next ?? .infinity, lastMemoryCheck + 0.1) }
             // Without the signal pipe (it could not be made), SIGCHLD is noticed every 50 ms.
@@ -160,6 +171,8 @@ struct Shim {
         // The job is done: nothing it started may outlive it.
         let leftovers = killer.killAll(pgid: pid, ancestor: getpid())
         cgroup?.remove()
+        // Whatever ended it (exit, cancel, timeout), its files are still there: the last snapshot.
+        _ = snapshot(&snapshots, reason: "end")
         var reason: AttemptState
         var fields = JSONObject()
         if drover_wifexited(status) != 0 {
@@ -182,6 +195,18 @@ struct Shim {
         fields.set("tracking", ["process-group"] + finders + (cgroup != nil ? ["cgroup"] : []))
         if stale && reason == .cancelled { fields.set("stale", true) }
         return finish(reason, fields: fields)
+    }
+
+    /// Takes a snapshot of the checkpoint files (when the spec declares them), logging problems.
+    private func snapshot(_ snapshots: inout Snapshotter?, reason: String) -> Snapshotter.Outcome {
+        guard snapshots != nil else { return .unchanged }
+        let outcome = snapshots!.take(reason: reason)
+        switch outcome {
+        case .busy(let path): AgentLog.write("shim \(id): checkpoint skipped: \(path) changed while it was copied (write it to a temporary file and rename it); trying again")
+        case .failed(let why): AgentLog.write("shim \(id): checkpoint failed: \(why)")
+        case .taken, .unchanged: break
+        }
+        return outcome
     }
 
     /// Sum of RSS over the job's process group and the shim's other descendants.

@@ -21,6 +21,8 @@ final class EventLog {
     private(set) var loggedTransitions: [AttemptID: Int] = [:]
     /// The `seq` of each attempt's final transition (what a coordinator's collected mark is compared with).
     private(set) var finalSeq: [AttemptID: Int] = [:]
+    /// The newest snapshot of each attempt already in the log.
+    private(set) var loggedCheckpoints: [AttemptID: Int] = [:]
 
     init(dir: StateDirectory, segmentSize: Int64 = RetentionPolicy.defaultSegmentSize) throws(AgentError) {
         self.dir = dir
@@ -40,6 +42,7 @@ final class EventLog {
         nextSeq = index.lastSeq + 1
         loggedTransitions = index.logged
         finalSeq = index.finalSeq
+        loggedCheckpoints = index.checkpoints
         activeFirstSeq = EventSegments.firstSeq(path: path)
     }
 
@@ -96,6 +99,10 @@ final class EventLog {
         loggedTransitions[id] = nil
     }
 
+    func noteCheckpoint(_ id: AttemptID, index: Int) {
+        loggedCheckpoints[id] = max(loggedCheckpoints[id] ?? 0, index)
+    }
+
     func noteLogged(_ id: AttemptID, n: Int) {
         loggedTransitions[id] = max(loggedTransitions[id] ?? 0, n)
     }
@@ -132,11 +139,13 @@ final class EventLog {
 }
 
 /// What the whole event log (every kept segment) says: its last `seq`, how many transitions of
-/// each attempt it holds, and the `seq` of each attempt's final transition.
+/// each attempt it holds, the `seq` of each attempt's final transition, and each attempt's
+/// newest snapshot logged.
 struct EventLogIndex {
     var lastSeq = 0
     var logged: [AttemptID: Int] = [:]
     var finalSeq: [AttemptID: Int] = [:]
+    var checkpoints: [AttemptID: Int] = [:]
 
     static func scan(_ dir: StateDirectory) -> EventLogIndex {
         var index = EventLogIndex()
@@ -147,6 +156,12 @@ struct EventLogIndex {
                 guard let node = try? JSONParser.parse(Array(line)) else { continue }
                 guard let seq = node["seq"]?.intValue else { continue }
                 index.lastSeq = max(index.lastSeq, seq)
+                if node["type"]?.stringValue == "checkpoint", let job = node["job"]?.stringValue,
+                   let attempt = node["attempt"]?.intValue, let k = node["index"]?.intValue {
+                    let id = AttemptID(job: job, attempt: attempt)
+                    index.checkpoints[id] = max(index.checkpoints[id] ?? 0, k)
+                    continue
+                }
                 guard let job = node["job"]?.stringValue, let attempt = node["attempt"]?.intValue, let n = node["n"]?.intValue else { continue }
                 let id = AttemptID(job: job, attempt: attempt)
                 index.logged[id] = max(index.logged[id] ?? 0, n)

@@ -12,6 +12,8 @@ extension Supervisor {
     /// Logs the new lines of the attempts' transitions files (every live attempt's, or one's).
     func pollTransitions(only: AttemptID? = nil) {
         for id in only.map({ [$0] }) ?? Array(live.keys) {
+            // Before its transitions: the end's snapshot is logged before the end.
+            if attemptByCheckpoints[dir.checkpointsDirectory(id)] != nil { pollCheckpoints(id) }
             var st = stat()
             guard stat(dir.transitionsFile(id), &st) == 0 else { continue }
             guard Int(st.st_size) != live[id]?.transitionsSize else { continue }
@@ -52,6 +54,20 @@ extension Supervisor {
         }
     }
 
+    /// Logs the attempt's new snapshots (`checkpoints/K` folders its shim renamed into place).
+    func pollCheckpoints(_ id: AttemptID) {
+        let folder = dir.checkpointsDirectory(id)
+        let logged = log.loggedCheckpoints[id] ?? 0
+        for k in listDirectory(folder).compactMap(Int.init).filter({ $0 > logged }).sorted() {
+            guard let node = readJSON(folder + "/\(k)/manifest.json"), let c = CheckpointEvent(node) else {
+                AgentLog.write("\(id): checkpoint \(k) has no readable manifest; not reported")
+                continue
+            }
+            emit(.checkpoint(c))
+            log.noteCheckpoint(id, index: k)
+        }
+    }
+
     func flushEvents(durable: Bool = true) {
         guard !pendingEvents.isEmpty else { return }
         let base = log.nextSeq
@@ -75,6 +91,8 @@ extension Supervisor {
     /// Watches the attempt's transitions file (shims append to it); where it cannot be
     /// watched, it is re-read every 250 ms instead.
     func follow(_ id: AttemptID) {
+        let snapshots = dir.checkpointsDirectory(id)
+        if LocalFile.exists(snapshots), watch.watch(snapshots) { attemptByCheckpoints[snapshots] = id }
         let path = dir.transitionsFile(id)
         if watch.watch(path) {
             attemptByTransitions[path] = id
@@ -91,6 +109,7 @@ extension Supervisor {
         watch.unwatch(path)
         attemptByTransitions[path] = nil
         unwatched.remove(id)
+        if attemptByCheckpoints.removeValue(forKey: dir.checkpointsDirectory(id)) != nil { watch.unwatch(dir.checkpointsDirectory(id)) }
         if let fd = live[id]?.exitHandle {
             watch.unwatch(descriptor: fd)
             attemptByHandle[fd] = nil

@@ -100,6 +100,7 @@ extension Supervisor {
         do { try writeFile(Array((spec.json + "\n").utf8), to: dir.specFile(id)) } catch { throw .system(error) }
         try Transitions.append(.accepted, to: dir.transitionsFile(id))
         live[id] = Live(state: .accepted, coordinator: spec.coordinator, keepRunning: spec.keepRunning, lease: spec.lease)
+        if spec.checkpoint != nil { try StateDirectory.makeDirectory(dir.checkpointsDirectory(id)) }
         // Watched before the shim exists, so none of its lines can come unnoticed.
         follow(id)
         pollTransitions(only: id)

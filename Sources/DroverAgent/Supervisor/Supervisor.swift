@@ -63,6 +63,8 @@ final class Supervisor {
     /// Live attempts by the path of their watched transitions file, and by exit handle.
     var attemptByTransitions: [String: AttemptID] = [:]
     var attemptByHandle: [Int32: AttemptID] = [:]
+    /// Live attempts with checkpoints, by their watched `checkpoints` folder.
+    var attemptByCheckpoints: [String: AttemptID] = [:]
     /// Live attempts whose transitions file could not be watched: re-read every 250 ms.
     var unwatched: Set<AttemptID> = []
     var nextUnwatchedPoll = 0.0
@@ -140,7 +142,7 @@ final class Supervisor {
             if sweep {
                 pollTransitions()
             } else {
-                for path in wake.paths { if let id = attemptByTransitions[path] { pollTransitions(only: id) } }
+                for path in wake.paths { if let id = attemptByTransitions[path] ?? attemptByCheckpoints[path] { pollTransitions(only: id) } }
                 if !unwatched.isEmpty && now >= nextUnwatchedPoll {
                     for id in unwatched { pollTransitions(only: id) }
                 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import DroverCoordinator
 import DroverCore
 import DroverInventory
+import DroverProtocol
 
 /// What a job asks for: shared by `run` and `submit`.
 struct JobOptions: ParsableArguments {
@@ -44,6 +45,15 @@ struct JobOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("An environment variable for the job (repeatable).", valueName: "key=value"))
     var env: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("Files the job saves its progress in (a glob in its working directory; repeatable): snapshotted while it runs and restored when it runs again (docs/checkpoints.md).", valueName: "glob"))
+    var checkpoint: [String] = []
+
+    @Option(name: .customLong("checkpoint-every"), help: ArgumentHelp("How often to snapshot the --checkpoint files while the job runs (only when one changed): 30s, 5m (default: only at the end).", valueName: "duration"))
+    var checkpointEvery: String?
+
+    @Option(name: .customLong("checkpoint-exit-code"), help: ArgumentHelp("An exit with this code means \"I saved, restart me\": Drover snapshots and starts the job again at once, not counting a failure (HTCondor uses 85).", valueName: "n"))
+    var checkpointExitCode: Int?
+
     @Flag(name: .long, help: "Run COMMAND as one /bin/sh line on the host instead of exec'ing it.")
     var shell = false
 
@@ -64,10 +74,30 @@ struct JobOptions: ParsableArguments {
         if cwd != nil { given.append("--cwd") }
         if !env.isEmpty { given.append("--env") }
         if shell { given.append("--shell") }
+        if !checkpoint.isEmpty || checkpointEvery != nil || checkpointExitCode != nil { given.append("--checkpoint") }
         if !given.isEmpty {
             Terminal.error("\(given.joined(separator: ", ")) apply to a single job; for a batch, set them in the file's `defaults` (docs/batches.md)")
             throw ExitCode(2)
         }
+    }
+
+    /// `--checkpoint`, `--checkpoint-every`, `--checkpoint-exit-code`, checked.
+    private func checkpointSpec() throws -> CheckpointSpec? {
+        guard !checkpoint.isEmpty else {
+            if checkpointEvery != nil || checkpointExitCode != nil { throw ValidationError("--checkpoint-every and --checkpoint-exit-code need --checkpoint GLOB (the files to save)") }
+            return nil
+        }
+        for g in checkpoint { if let p = CheckpointSpec.problem(glob: g) { throw ValidationError("--checkpoint \(p)") } }
+        var spec = CheckpointSpec(paths: checkpoint)
+        if let e = checkpointEvery {
+            guard let t = Durations.parse(e), t > 0 else { throw ValidationError("--checkpoint-every \(e): not a duration (30s, 5m, 1h)") }
+            spec.every = t
+        }
+        if let c = checkpointExitCode {
+            guard (1...255).contains(c) else { throw ValidationError("--checkpoint-exit-code \(c): must be 1–255 (e.g. 85)") }
+            spec.exitCode = c
+        }
+        return spec
     }
 
     /// The request, checked against the inventory; exits 2 with a clear message when it cannot run anywhere.
@@ -105,6 +135,7 @@ struct JobOptions: ParsableArguments {
             guard let b = Durations.parseSize(mem), b > 0 else { throw ValidationError("--mem \(mem): not a size (512M, 8G, 1T, or bytes)") }
             r.memoryBytes = b
         }
+        r.checkpoint = try checkpointSpec()
         for pair in labels {
             guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { throw ValidationError("--on \(pair): expected key=value") }
             r.labels[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])

@@ -97,6 +97,9 @@ struct JobListOptions: ParsableArguments {
                                   a.cpuSeconds.map { String(format: "%.2f", $0) } ?? "-", a.reason ?? ""])
                 }
                 text += "\n" + TextTable.render(arows)
+                if let c = try journal.checkpoint(of: j.id) {
+                    text += "\ncheckpoint: snapshot \(c.index) of attempt \(c.attempt) (on \(c.host)), \(Self.duration(max(0, now - c.takenAt))) old, \(c.files.count) file(s), \(c.bytes < 1 << 20 ? "\(c.bytes) bytes" : Terminal.bytes(UInt64(c.bytes)))"
+                }
             }
         }
         print(text)

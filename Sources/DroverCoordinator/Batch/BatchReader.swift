@@ -1,4 +1,5 @@
 import DroverCore
+import DroverProtocol
 import Foundation
 
 /// A batch file that cannot be used, with every problem found (file:line:column: path: message).
@@ -13,7 +14,7 @@ public struct BatchReader {
     /// The fields a job (or `defaults`) may set.
     public static let jobFields = [
         "id", "argv", "shell", "host", "on", "slots", "priority", "timeout", "lease", "keep_running", "memory", "cwd", "env",
-        "retries", "lost_retries", "retry", "after", "inputs", "outputs", "approval",
+        "retries", "lost_retries", "retry", "after", "inputs", "outputs", "approval", "checkpoint",
     ]
 
     let file: String
@@ -193,6 +194,7 @@ public struct BatchReader {
             f.request.inputs = inputs(n, path: "\(p).inputs", from: &f.fromInputs)
         }
         if let n = r.node("outputs") { f.request.outputs = outputs(n, path: "\(p).outputs") }
+        if let n = r.node("checkpoint") { f.request.checkpoint = CheckpointSpec.parse(n, path: "\(p).checkpoint", diagnostics: diagnostics, duration: Durations.parse) }
         if let a = r.bool("approval"), !isDefaults { f.request.approval = a ? true : nil }
     }
 

@@ -1,3 +1,4 @@
+import DroverProtocol
 import Foundation
 
 /// What a user asked to run: everything `drover run`/`submit` takes.
@@ -39,6 +40,8 @@ public struct JobRequest: Codable, Sendable, Equatable {
     public var approval: Bool?
     /// `{%}` in the command is replaced at dispatch by the slot number on the host (drover map).
     public var fillsSlot: Bool?
+    /// Files the job saves of itself, snapshotted and restored by Drover (docs/checkpoints.md).
+    public var checkpoint: CheckpointSpec?
 
     public init(argv: [String]) { self.argv = argv }
     public init(shell: String) { self.shell = shell }
@@ -50,7 +53,7 @@ public struct JobRequest: Codable, Sendable, Equatable {
 
     /// Whether the job needs its own working directory on the host (inputs or outputs, no cwd).
     public var needsWorkdir: Bool {
-        cwd == nil && (!(inputs ?? []).isEmpty || !(outputs ?? []).isEmpty)
+        cwd == nil && (!(inputs ?? []).isEmpty || !(outputs ?? []).isEmpty || checkpoint != nil)
     }
 
     /// The command as one line for tables.

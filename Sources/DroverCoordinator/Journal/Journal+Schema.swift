@@ -28,6 +28,9 @@ extension Journal {
         m.register(3, "host quarantine (circuit breakers) and the head of failed attempts' stderr") { db in
             try addQuarantine(db)
         }
+        m.register(4, "checkpoints: the newest snapshot of each job") { db in
+            try db.execute(checkpointsSchema)
+        }
         m.afterStep = { db, version in
             try db.run("INSERT INTO meta(key, value) VALUES ('format', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", .text(String(version)))
         }

@@ -36,7 +36,7 @@ extension Coordinator {
         // A job whose cancel is pending is cancelled by handleRequests, never started.
         // A window of the queue: enough for label-bound jobs to let others past, small enough that a
         // round costs the same with 10 or 100,000 queued (each round reads it again).
-        let queued = try journal.jobs(in: [.queued], readyAt: wallNow, limit: max(free * 8, 64)).filter { !$0.cancelRequested }
+        let queued = try journal.jobs(in: [.queued], readyAt: wallNow, limit: max(free * 8, 64)).filter { !$0.cancelRequested && !waitsForCheckpoint($0.id) }
         guard !queued.isEmpty else { return }
         var byID: [Int: JobRecord] = [:]
         for j in queued { byID[j.id] = j }
@@ -72,6 +72,7 @@ extension Coordinator {
                 try journal.db.run("UPDATE jobs SET state='dispatched', attempt=?, host=? WHERE id=?", .int(Int64(n)), .text(p.host), .int(Int64(job.id)))
                 try journal.audit("job", job: job.id, attempt: n, host: p.host, state: "dispatched", "job \(job.label) attempt \(n) dispatched to \(p.host)", time: t)
                 if placementLimit(p.host) == 1 { try placedProbe(on: p.host, job: job.id, attempt: n, label: job.label) }
+                try noteRestore(job, attempt: n, host: p.host)
                 starts.append((p.host, startCommand(job, attempt: n, host: spec, slot: slot, files: files)))
             }
         }
@@ -96,7 +97,8 @@ extension Coordinator {
         spec.workdir = r.needsWorkdir
         spec.inputs = files.map { InputLink(path: $0.path, sha256: $0.sha256) }
         spec.cwd = r.cwd
-        spec.env = host.env.merging(r.env) { _, job in job }
+        spec.env = host.env.merging(r.env) { _, job in job }.merging(restoredEnvironment(job)) { _, restored in restored }
+        spec.checkpoint = r.checkpoint
         spec.timeout = r.timeout
         spec.lease = r.lease
         spec.keepRunning = r.keepRunning ?? false

@@ -62,6 +62,7 @@ extension Coordinator {
             // Nothing of the batch was applied; the stream is restarted from the last applied sequence.
             for (_, c) in pendingCollections { collecting.remove("\(c.job)/\(c.attempt)") }
             pendingCollections.removeAll()
+            pendingPulls.removeAll()
             log("\(host): could not apply agent events: \(error); reconnecting")
             links[host]?.restart()
             return
@@ -153,6 +154,8 @@ extension Coordinator {
             try journal.audit("agent", host: host, "agent started on \(host) (pid \(pid))", time: time)
         case .agentStopped(let pid):
             try journal.audit("agent", host: host, "agent stopped on \(host) (pid \(pid))", time: time)
+        case .checkpoint(let c):
+            try checkpointTaken(c, host: host, time: time)
         case .other:
             break
         }
@@ -266,6 +269,8 @@ extension Coordinator {
             try finish(job, .cancelled, reason: "cancelled by user (attempt \(state))", exitCode: a.exitCode, signal: a.signal)
         case "lost", "orphaned":
             try requeue(job, reason: "attempt \(n) \(detail) on \(host)", lost: true)
+        case "exited" where !job.cancelRequested && a.exitCode != nil && a.exitCode == job.request.checkpoint?.exitCode:
+            try restartFromCheckpoint(job, attempt: n, host: host)
         default:
             if job.cancelRequested {
                 try finish(job, .cancelled, reason: "cancelled by user (\(state))", exitCode: a.exitCode, signal: a.signal)

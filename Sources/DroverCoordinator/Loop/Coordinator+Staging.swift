@@ -23,7 +23,7 @@ extension Coordinator {
     /// The files an attempt of `job` needs on its host: local inputs as hashed at submission,
     /// and the fetched outputs of upstream jobs (`from`), hashed now.
     func stagedInputs(_ job: JobRecord) throws -> [StagedFile] {
-        guard let inputs = job.request.inputs, !inputs.isEmpty else { return [] }
+        guard let inputs = job.request.inputs, !inputs.isEmpty else { return restoredFiles(job) }
         var out: [StagedFile] = []
         for input in inputs {
             guard let pattern = input.from else {
@@ -44,7 +44,7 @@ extension Coordinator {
                 }
             }
         }
-        return out
+        return out + restoredFiles(job)
     }
 
     /// A local file's SHA-256, cached by size and modification time.
@@ -100,6 +100,7 @@ extension Coordinator {
     func flushCollections() {
         for (host, c) in pendingCollections { links[host]?.collect(c) }
         pendingCollections.removeAll()
+        flushPulls()
     }
 
     /// A link fetched (or failed to fetch) an attempt's results.

@@ -71,6 +71,9 @@ public actor Coordinator: HostLinkDelegate {
     var applyingSeq = 0
     /// Collections decided in the current transaction, handed to the links after it commits.
     var pendingCollections: [(String, HostLink.Collection)] = []
+    /// Snapshots to pull, decided in the current transaction; jobs with pulls under way (and the host).
+    var pendingPulls: [(String, CheckpointPull)] = []
+    var pullingCheckpoints: [Int: (host: String, count: Int)] = [:]
     /// Hashes of local files staged as inputs, by path (reused while size and mtime are the same).
     var hashCache: [String: HashedFile] = [:]
     var stopRequested = false

@@ -81,6 +81,7 @@ extension HostLink {
 
     func collectLoop() async {
         for await _ in collectWakes {
+            await pullCheckpoints()
             while true {
                 let (session, group) = state.withLock { s -> ((any HostSession)?, [Collection]) in
                     guard let session = s.session, s.agentPath != nil, !s.collections.isEmpty else { return (nil, []) }

@@ -26,6 +26,8 @@ protocol HostLinkDelegate: Actor {
     func staged(_ host: String, files: [StagedFile], bytes: Int)
     /// An attempt's results were fetched (or not).
     func collected(_ host: String, job: Int, attempt: Int, outcome: HostLink.CollectOutcome)
+    /// A snapshot's files were pulled into the coordinator's store (`error` nil), or not.
+    func pulledCheckpoint(_ host: String, pull: CheckpointPull, error: String?)
     /// Something the coordinator loop acts on was recorded: wake it.
     nonisolated func workArrived()
 }
@@ -71,6 +73,8 @@ final class HostLink: @unchecked Sendable {
         var agentPath: String?
         var pending: [Outgoing] = []
         var collections: [Collection] = []
+        /// Snapshots to pull into the coordinator's store (docs/checkpoints.md).
+        var pulls: [CheckpointPull] = []
         /// Hashes known to be in the host's store (this session).
         var stored: Set<String> = []
         var stream: HostStream?
@@ -87,7 +91,7 @@ final class HostLink: @unchecked Sendable {
     let state = Locked(State())
     let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
-    private let collectWake: AsyncStream<Void>.Continuation
+    let collectWake: AsyncStream<Void>.Continuation
     let collectWakes: AsyncStream<Void>
     private var tasks: [Task<Void, Never>] = []
     let log: @Sendable (String) -> Void

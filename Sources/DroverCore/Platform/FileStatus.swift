@@ -17,4 +17,11 @@ public struct FileStatus: Sendable, Equatable {
         guard stat(path, &st) == 0 else { throw SystemError.current("stat", path: path) }
         return FileStatus(size: Int64(st.st_size), modified: modificationTime(st))
     }
+
+    /// The status of an open file (the file itself, whatever its path now names).
+    public static func of(descriptor fd: Int32, path: String) throws(SystemError) -> FileStatus {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SystemError.current("fstat", path: path) }
+        return FileStatus(size: Int64(st.st_size), modified: modificationTime(st))
+    }
 }

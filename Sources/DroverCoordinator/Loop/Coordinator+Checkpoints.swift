@@ -1,0 +1,79 @@
+import DroverCore
+import DroverProtocol
+import Foundation
+
+/// Checkpoint/restart (docs/checkpoints.md): snapshots reported by agents are pulled into the
+/// coordinator's store, the newest of each job is recorded, and a job that runs again gets it
+/// staged into its working directory.
+extension Coordinator {
+    /// An agent reported a snapshot (inside the caller's transaction): audit it and pull it
+    /// once the transaction commits (`flushCollections`).
+    func checkpointTaken(_ c: CheckpointEvent, host: String, time: Double) throws {
+        guard let id = jobID(fromAgentJob: c.job), let a = try journal.attempt(id, c.attempt), a.host == host else { return }
+        try journal.audit("checkpoint", job: id, attempt: c.attempt, host: host,
+                          "snapshot \(c.index) of attempt \(c.attempt) of job \(id) taken on \(host) (\(c.reason)): \(c.files.count) file(s), \(c.bytes) bytes", time: time)
+        guard !c.files.isEmpty, let spec = inventory.host(named: host) else { return }
+        let folder = spec.root + "/attempts/" + c.job + "/" + String(c.attempt) + "/checkpoints/" + String(c.index) + "/files"
+        pendingPulls.append((host, CheckpointPull(job: id, event: c, remoteFolder: folder, store: journal.checkpointStore)))
+        pullingCheckpoints[id, default: (host, 0)].count += 1
+    }
+
+    /// Hands the pulls decided in the last transaction to their links.
+    func flushPulls() {
+        for (host, p) in pendingPulls { links[host]?.pull(p) }
+        pendingPulls.removeAll()
+    }
+
+    func pulledCheckpoint(_ host: String, pull p: CheckpointPull, error: String?) {
+        if let c = pullingCheckpoints[p.job] {
+            pullingCheckpoints[p.job] = c.count > 1 ? (c.host, c.count - 1) : nil
+        }
+        let c = p.event
+        do {
+            try journal.db.transaction {
+                if let error {
+                    try journal.audit("checkpoint", job: p.job, attempt: c.attempt, host: host, "snapshot \(c.index) of attempt \(c.attempt) could not be pulled from \(host): \(error)")
+                } else if try journal.recordCheckpoint(job: p.job, host: host, c, storedAt: wallNow) {
+                    try journal.audit("checkpoint", job: p.job, attempt: c.attempt, host: host, "snapshot \(c.index) of attempt \(c.attempt) stored (\(c.files.count) file(s), \(c.bytes) bytes); the job restarts from it")
+                }
+            }
+        } catch {
+            log("\(host): recording a checkpoint of job \(p.job): \(error)")
+        }
+        dirty = true
+    }
+
+    /// Whether a queued job waits for a snapshot still being pulled from a host that is up.
+    func waitsForCheckpoint(_ job: Int) -> Bool {
+        guard let p = pullingCheckpoints[job] else { return false }
+        return hostState[p.host] == "up"
+    }
+
+    /// The newest snapshot's files, to stage into the working directory of the job's next attempt.
+    func restoredFiles(_ job: JobRecord) -> [StagedFile] {
+        guard job.request.checkpoint != nil, let c = try? journal.checkpoint(of: job.id) else { return [] }
+        return c.files.map { StagedFile(sha256: $0.sha256, localPath: journal.checkpointStore + "/" + $0.sha256, path: $0.path) }
+    }
+
+    /// What the job is told of a restored snapshot (`DROVER_CHECKPOINT=restored`, its time and attempt).
+    func restoredEnvironment(_ job: JobRecord) -> [String: String] {
+        guard job.request.checkpoint != nil, let c = try? journal.checkpoint(of: job.id) else { return [:] }
+        return ["DROVER_CHECKPOINT": "restored", "DROVER_CHECKPOINT_TIME": JSONText.number(c.takenAt), "DROVER_CHECKPOINT_ATTEMPT": String(c.attempt)]
+    }
+
+    /// Audits that attempt `n` starts from the job's newest snapshot (inside the dispatch transaction).
+    func noteRestore(_ job: JobRecord, attempt n: Int, host: String) throws {
+        guard job.request.checkpoint != nil, let c = try journal.checkpoint(of: job.id) else { return }
+        try journal.audit("checkpoint", job: job.id, attempt: n, host: host, state: "restored",
+                          "attempt \(n) of job \(job.label) on \(host) starts from snapshot \(c.index) of attempt \(c.attempt) (\(c.files.count) file(s), \(c.bytes) bytes, taken \(Int(wallNow - c.takenAt)) s ago)")
+    }
+
+    /// The job exited with its `checkpoint.exit_code` ("I saved, restart me"): queued again at
+    /// once, counting neither a failure nor a retry; it waits for the end's snapshot to be pulled.
+    func restartFromCheckpoint(_ job: JobRecord, attempt n: Int, host: String) throws {
+        try journal.requeueAtOnce(job.id)
+        try journal.audit("job", job: job.id, attempt: n, host: host, state: "queued",
+                          "job \(job.label) exited \(job.request.checkpoint?.exitCode ?? 0) (its checkpoint exit code) on \(host): restarting it from its snapshot (not counted as a failure)")
+        dirty = true
+    }
+}
