@@ -47,10 +47,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Quarantine a host after this many different jobs failed there in a row (default 4, or the inventory's defaults.quarantine).", valueName: "n"))
     var quarantineFailures: Int?
 
-    @Option(name: .long, help: ArgumentHelp("… all ending within this span, e.g. 10m (default 10m).", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("The span those failures must all end within, e.g. 10m (default 10m).", valueName: "duration"))
     var quarantineWithin: String?
 
-    @Option(name: .long, help: ArgumentHelp("… each within this time of its start, e.g. 1m (default 1m); longer failures end the streak.", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("How soon after its start a failure counts, e.g. 1m (default 1m); a job that fails later ends the streak.", valueName: "duration"))
     var quarantineShort: String?
 
     @Option(name: .long, help: ArgumentHelp("Time before a quarantined host gets one probe job, e.g. 10m (default 10m); doubled after each failed probe.", valueName: "duration"))
