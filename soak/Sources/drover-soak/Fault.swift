@@ -15,6 +15,8 @@ struct Fault: CustomStringConvertible {
         case coordinatorSleep = "stop-coordinator"
         /// The scratch host's agent root filled up, deleted after the duration.
         case diskFill = "disk-full"
+        /// The tool the jobs run first taken away from a host (a black-hole host), put back after the duration.
+        case blackHole = "black-hole"
     }
 
     var kind: Kind
@@ -32,7 +34,7 @@ struct Fault: CustomStringConvertible {
 
     /// The next fault of a seeded plan.
     static func next(_ rng: inout SplitMix64, hosts: [String], scratchHost: String?) -> Fault {
-        var kinds: [(Kind, Int)] = [(.powerCycle, 20), (.partition, 22), (.agentKill, 15), (.agentCrash, 8), (.coordinatorKill, 18), (.coordinatorSleep, 10)]
+        var kinds: [(Kind, Int)] = [(.powerCycle, 20), (.partition, 22), (.agentKill, 15), (.agentCrash, 8), (.coordinatorKill, 18), (.coordinatorSleep, 10), (.blackHole, 12)]
         if scratchHost != nil { kinds.append((.diskFill, 12)) }
         let kind = rng.weighted(kinds)
         let gap = rng.uniform(2...8)
@@ -53,6 +55,9 @@ struct Fault: CustomStringConvertible {
             return Fault(kind: kind, host: nil, duration: rng.uniform(11...40), gap: gap)
         case .diskFill:
             return Fault(kind: kind, host: scratchHost, duration: rng.uniform(8...20), gap: gap)
+        case .blackHole:
+            // Long enough for several jobs to fail there and the breaker to trip.
+            return Fault(kind: kind, host: host, duration: rng.uniform(12...25), gap: gap)
         }
     }
 }

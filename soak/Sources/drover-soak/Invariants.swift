@@ -103,7 +103,7 @@ struct Invariants {
             let last = attempts[job.id]?.first { $0.attempt == job.attempt }
             let why = "job \(job.id) (\(kind.rawValue)) ended \(job.state.rawValue): \(job.reason ?? "")"
             switch kind {
-            case .short, .long, .forking, .large:
+            case .short, .long, .forking, .large, .checkpointed:
                 if job.state != .succeeded { problems.append(why) }
             case .failing:
                 if job.state != .failed || job.exitCode != 3 { problems.append(why) }
