@@ -35,12 +35,20 @@ final class FaultInjector {
     /// seeded host is not one, so power-offs exercise checkpoint restarts.
     var checkpointedHosts: () -> [String] = { [] }
     let files: RunFiles
+    /// The kinds still to come of the plan's opening (`Fault.opening`).
+    private var opening: [Fault.Kind]
+    /// When each fault began (Unix seconds).
+    private(set) var begins: [Double] = []
+    /// A power-off waits at most this long for a checkpointed job to hit.
+    static let powerOffPatience = 20.0
+    private var waitingSaid = false
     private var logFile: UnsafeMutablePointer<FILE>?
 
     init(seed: UInt64, testbed: Testbed, coordinator: CoordinatorProcess, scratch: ScratchDisk?, files: RunFiles, logPath: String, started: Date) {
         self.files = files
         // Its own stream, so the fault plan does not depend on how many jobs were submitted.
         rng = SplitMix64(seed: seed ^ 0xFA17_FA17_FA17_FA17)
+        opening = Fault.opening(&rng, scratchHost: scratch?.host)
         self.testbed = testbed
         self.coordinator = coordinator
         self.scratch = scratch
@@ -88,14 +96,22 @@ final class FaultInjector {
             return
         }
         if upcoming == nil {
-            let fault = Fault.next(&rng, hosts: testbed.hosts, scratchHost: scratch?.host)
+            let kind = opening.isEmpty ? nil : opening.removeFirst()
+            let fault = Fault.next(&rng, hosts: testbed.hosts, scratchHost: scratch?.host, kind: kind)
             upcoming = fault
             upcomingAt = now.addingTimeInterval(fault.gap)
         }
         guard startNew, var fault = upcoming, now >= upcomingAt else { return }
+        let candidates = fault.kind == .powerCycle ? checkpointedHosts() : []
+        if fault.kind == .powerCycle && candidates.isEmpty && now < upcomingAt.addingTimeInterval(Self.powerOffPatience) {
+            if !waitingSaid { log("power-off of \(fault.host ?? "?") waits (at most \(Int(Self.powerOffPatience)) s) for a checkpointed job with a snapshot to hit") }
+            waitingSaid = true
+            return
+        }
+        waitingSaid = false
         upcoming = nil
+        begins.append(now.timeIntervalSince1970)
         if fault.kind == .powerCycle, let seeded = fault.host {
-            let candidates = checkpointedHosts()
             if !candidates.isEmpty && !candidates.contains(seeded) {
                 fault.host = candidates[0]
                 log("power-off: \(candidates[0]) instead of the seeded \(seeded), to hit a checkpointed job")

@@ -206,11 +206,13 @@ struct Invariants {
 
     /// No host was declared down, and no attempt lost, because the coordinator slept: nothing
     /// of the kind is recorded from a SIGSTOP until 10 s (the hosts' grace after a wake) plus
-    /// 1 s after its SIGCONT.
-    mutating func checkNoRerunForSleep(_ events: [AuditEvent], sleeps: [(from: Double, to: Double)]) {
+    /// 1 s after its SIGCONT, or until the next fault began if that is sooner (its own losses
+    /// are not the sleep's).
+    mutating func checkNoRerunForSleep(_ events: [AuditEvent], sleeps: [(from: Double, to: Double)], faultBegins: [Double]) {
         var problems: [String] = []
         for s in sleeps {
-            for e in events where e.time >= s.from && e.time <= s.to + 11 {
+            let end = min(s.to + 11, faultBegins.filter { $0 > s.to }.min() ?? .infinity)
+            for e in events where e.time >= s.from && e.time <= end {
                 if (e.kind == "host" && e.state == "down") || (e.kind == "attempt" && e.state == "lost") {
                     problems.append("\(e.message) (\(String(format: "%.1f", e.time - s.to)) s after a SIGCONT of the coordinator)")
                 }

@@ -213,7 +213,7 @@ final class Soak {
         inv.checkNoOrphans(leftovers)
         inv.checkAuditMatchesAgents(hosts, attempts: attempts, events: events, dispatchTimes: dispatchTimes)
         inv.checkMemory(memory.earlyAndLate())
-        inv.checkNoRerunForSleep(events, sleeps: faults.coordinatorSleeps)
+        inv.checkNoRerunForSleep(events, sleeps: faults.coordinatorSleeps, faultBegins: faults.begins)
         inv.checkCheckpointRestarts(jobs, attempts: attempts, powerOffs: faults.powerOffs, outages: faults.coordinatorOutages)
         let effects = inv.checkBlackHoles(faults.blackHoles, jobs: jobs, attempts: attempts, events: events, quarantines: try journal.quarantines(),
                                           threshold: Self.quarantineFailures, started: started.timeIntervalSince1970)
