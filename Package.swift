@@ -56,7 +56,7 @@ let package = Package(
         // Benchmarks (bench/): print figures, never part of the pass/fail of tests.
         .executableTarget(name: "drover-bench", dependencies: ["DroverAgent", "DroverCore", "DroverCoordinator"], path: "bench/Sources/drover-bench"),
         // Fault-injection soak (soak/): a mixed job stream under seeded faults, invariants checked.
-        .executableTarget(name: "drover-soak", dependencies: ["DroverCoordinator", "DroverCore"], path: "soak/Sources/drover-soak"),
+        .executableTarget(name: "drover-soak", dependencies: ["DroverCoordinator", "DroverCore", "DroverProtocol"], path: "soak/Sources/drover-soak"),
         // Seeded input mutation for the robustness tests (not part of any product).
         .target(name: "DroverTestSupport", path: "Tests/DroverTestSupport"),
         .testTarget(name: "DroverCoreTests", dependencies: ["DroverCore"]),

@@ -221,7 +221,11 @@ extension Supervisor {
         do {
             try AttemptEnd.record(.lost, fields: f, dir: dir, id: id)
         } catch {
-            AgentLog.write("cannot mark \(id) lost: \(error)")
+            // A full disk: the attempt stays live with its shim gone. The shim timer checks it
+            // again every second, and marks it lost once the write succeeds (else it would
+            // never end, and its job never run again).
+            AgentLog.write("cannot mark \(id) lost: \(error); trying again in a second")
+            live[id]?.onTimer = true
         }
         AgentLog.write("\(id) lost: \(why); \(killed) leftover process(es) killed")
         live[id]?.transitionsSize = -1

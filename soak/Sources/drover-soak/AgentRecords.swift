@@ -12,6 +12,17 @@ struct AgentRecords {
         var exitCode: Int?
     }
 
+    /// One line of a `checkpointed` job's progress log: its start (with the count it starts
+    /// from) or one count reached, with the host's clock (this machine's: the testbed shares it).
+    struct Progress {
+        var job: Int
+        var attempt: Int
+        var start: Bool
+        var count: Int
+        var time: Double
+        var restored: Bool
+    }
+
     var host: String
     var transitions: [Transition] = []
     /// The highest `seq` in the log (0 when it is empty or missing).
@@ -20,13 +31,15 @@ struct AgentRecords {
     var malformed = 0
     /// (job, attempt) of every evidence line.
     var evidence: [(job: Int, attempt: Int)] = []
+    /// The progress lines of `checkpointed` jobs that ran on this host.
+    var progress: [Progress] = []
     /// The log as read (kept with the journal when a run fails).
     var text = ""
     /// Where the first out-of-order `seq` was (for the report).
     var firstDisorder: String?
 
-    /// Reads `ROOT/events.log` and `~/EVIDENCE` on the host (as root, inside it).
-    static func read(_ testbed: Testbed, host: String, root: String, evidenceFile: String, coordinator cid: String) throws -> AgentRecords {
+    /// Reads `ROOT/events.log`, and the evidence and progress files in the host's home (as root, inside it).
+    static func read(_ testbed: Testbed, host: String, root: String, files: RunFiles, coordinator cid: String) throws -> AgentRecords {
         var out = AgentRecords(host: host)
         let log = try testbed.shell(host, #"cat "$1/events.log" 2>/dev/null || true"#, root, timeout: 120)
         out.text = log
@@ -47,11 +60,18 @@ struct AgentRecords {
                   let state = node["state"]?.stringValue else { continue }
             out.transitions.append(Transition(seq: seq, job: job, attempt: attempt, state: state, exitCode: node["exit_code"]?.intValue))
         }
-        let marks = try testbed.shell(host, #"cat "/home/dtest/$1" 2>/dev/null || true"#, evidenceFile)
+        let marks = try testbed.shell(host, #"cat "/home/dtest/$1" 2>/dev/null || true"#, files.evidence)
         for line in marks.split(separator: "\n") {
             let words = line.split(separator: " ")
             guard words.count >= 2, words[0].hasPrefix(cid + "-"), let job = Int(words[0].dropFirst(cid.count + 1)), let n = Int(words[1]) else { continue }
             out.evidence.append((job, n))
+        }
+        let counts = try testbed.shell(host, #"cat "/home/dtest/$1" 2>/dev/null || true"#, files.progress)
+        for line in counts.split(separator: "\n") {
+            let w = line.split(separator: " ").map(String.init)
+            guard w.count >= 5, w[0].hasPrefix(cid + "-"), let job = Int(w[0].dropFirst(cid.count + 1)), let n = Int(w[1]),
+                  let count = Int(w[3]), let time = Double(w[4]) else { continue }
+            out.progress.append(Progress(job: job, attempt: n, start: w[2] == "start", count: count, time: time, restored: w.count > 5 && w[5] == "restored"))
         }
         return out
     }

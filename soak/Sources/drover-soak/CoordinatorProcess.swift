@@ -8,11 +8,14 @@ final class CoordinatorProcess {
     let drover: String
     let state: String
     let inventory: String
+    /// More `drover coordinator` options (the soak's quarantine settings).
+    let extra: [String]
     private(set) var pid: pid_t = 0
     /// How many times it was started.
     private(set) var starts = 0
 
-    init(drover: String, state: String, inventory: String) {
+    init(drover: String, state: String, inventory: String, extra: [String] = []) {
+        self.extra = extra
         self.drover = drover
         self.state = state
         self.inventory = inventory
@@ -26,7 +29,7 @@ final class CoordinatorProcess {
         try location.prepare()
         let child: pid_t
         do {
-            child = try ChildProcess.startDetached([drover, "coordinator", "--state", state, "--inventory", inventory], output: location.logPath)
+            child = try ChildProcess.startDetached([drover, "coordinator", "--state", state, "--inventory", inventory] + extra, output: location.logPath)
         } catch {
             throw SoakFailure("cannot start the coordinator: \(error)")
         }

@@ -15,6 +15,8 @@ struct Fault: CustomStringConvertible {
         case coordinatorSleep = "stop-coordinator"
         /// The scratch host's agent root filled up, deleted after the duration.
         case diskFill = "disk-full"
+        /// The tool the jobs run first taken away from a host (a black-hole host), put back after the duration.
+        case blackHole = "black-hole"
     }
 
     var kind: Kind
@@ -30,11 +32,27 @@ struct Fault: CustomStringConvertible {
         return duration > 0 ? "\(what) for \(String(format: "%.1f", duration)) s" : what
     }
 
-    /// The next fault of a seeded plan.
-    static func next(_ rng: inout SplitMix64, hosts: [String], scratchHost: String?) -> Fault {
-        var kinds: [(Kind, Int)] = [(.powerCycle, 20), (.partition, 22), (.agentKill, 15), (.agentCrash, 8), (.coordinatorKill, 18), (.coordinatorSleep, 10)]
+    /// The kinds a plan draws from, with their weights.
+    static func weights(scratchHost: String?) -> [(Kind, Int)] {
+        var kinds: [(Kind, Int)] = [(.powerCycle, 20), (.partition, 22), (.agentKill, 15), (.agentCrash, 8), (.coordinatorKill, 18), (.coordinatorSleep, 10), (.blackHole, 12)]
         if scratchHost != nil { kinds.append((.diskFill, 12)) }
-        let kind = rng.weighted(kinds)
+        return kinds
+    }
+
+    /// The opening of a seeded plan: the kinds the soak added for checkpoints and black holes
+    /// first (in a seeded order), so that even a 2-minute run exercises them, then one of each
+    /// other kind in a seeded order; after it, `next` draws by weight.
+    static func opening(_ rng: inout SplitMix64, scratchHost: String?) -> [Kind] {
+        var first: [Kind] = [.powerCycle, .blackHole]
+        var rest = weights(scratchHost: scratchHost).map(\.0).filter { !first.contains($0) }
+        first.shuffle(using: &rng)
+        rest.shuffle(using: &rng)
+        return first + rest
+    }
+
+    /// The next fault of a seeded plan: of kind `kind`, or one drawn by weight.
+    static func next(_ rng: inout SplitMix64, hosts: [String], scratchHost: String?, kind given: Kind? = nil) -> Fault {
+        let kind = given ?? rng.weighted(weights(scratchHost: scratchHost))
         let gap = rng.uniform(2...8)
         let host = hosts[Int.random(in: 0..<hosts.count, using: &rng)]
         switch kind {
@@ -53,6 +71,9 @@ struct Fault: CustomStringConvertible {
             return Fault(kind: kind, host: nil, duration: rng.uniform(11...40), gap: gap)
         case .diskFill:
             return Fault(kind: kind, host: scratchHost, duration: rng.uniform(8...20), gap: gap)
+        case .blackHole:
+            // Long enough for several jobs to fail there and the breaker to trip.
+            return Fault(kind: kind, host: host, duration: rng.uniform(12...25), gap: gap)
         }
     }
 }

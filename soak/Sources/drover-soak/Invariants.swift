@@ -83,7 +83,9 @@ struct Invariants {
             }
             for a in list where a.attempt != job.attempt || job.state != .succeeded {
                 if evidence["\(job.id)/\(a.attempt)"] != nil {
-                    if a.stale || job.state != .succeeded { extra += 1 } else { problems.append("job \(job.id) attempt \(a.attempt) completed but is neither accepted nor replaced") }
+                    // A lost attempt was replaced too (its result never reached the agent's
+                    // log, e.g. its shim could not record the end on a full disk).
+                    if a.stale || a.state == "lost" || job.state != .succeeded { extra += 1 } else { problems.append("job \(job.id) attempt \(a.attempt) completed but is neither accepted nor replaced") }
                 }
             }
         }
@@ -103,7 +105,7 @@ struct Invariants {
             let last = attempts[job.id]?.first { $0.attempt == job.attempt }
             let why = "job \(job.id) (\(kind.rawValue)) ended \(job.state.rawValue): \(job.reason ?? "")"
             switch kind {
-            case .short, .long, .forking, .large:
+            case .short, .long, .forking, .large, .checkpointed:
                 if job.state != .succeeded { problems.append(why) }
             case .failing:
                 if job.state != .failed || job.exitCode != 3 { problems.append(why) }
@@ -206,11 +208,13 @@ struct Invariants {
 
     /// No host was declared down, and no attempt lost, because the coordinator slept: nothing
     /// of the kind is recorded from a SIGSTOP until 10 s (the hosts' grace after a wake) plus
-    /// 1 s after its SIGCONT.
-    mutating func checkNoRerunForSleep(_ events: [AuditEvent], sleeps: [(from: Double, to: Double)]) {
+    /// 1 s after its SIGCONT, or until the next fault began if that is sooner (its own losses
+    /// are not the sleep's).
+    mutating func checkNoRerunForSleep(_ events: [AuditEvent], sleeps: [(from: Double, to: Double)], faultBegins: [Double]) {
         var problems: [String] = []
         for s in sleeps {
-            for e in events where e.time >= s.from && e.time <= s.to + 11 {
+            let end = min(s.to + 11, faultBegins.filter { $0 > s.to }.min() ?? .infinity)
+            for e in events where e.time >= s.from && e.time <= end {
                 if (e.kind == "host" && e.state == "down") || (e.kind == "attempt" && e.state == "lost") {
                     problems.append("\(e.message) (\(String(format: "%.1f", e.time - s.to)) s after a SIGCONT of the coordinator)")
                 }

@@ -1,4 +1,5 @@
 import DroverCoordinator
+import DroverProtocol
 
 /// The kinds of job the soak submits, each designed so that its end is known in advance
 /// whatever the faults do (enough retry and host-loss budget for the succeeding kinds).
@@ -16,9 +17,12 @@ enum JobKind: String, CaseIterable {
     case forking
     /// Writes about 6 MB to stdout; succeeds.
     case large
+    /// Counts to 40–80 at two a second (20–40 s) in a `progress` file it replaces by rename,
+    /// snapshotted every 2 s (`checkpoint`); restarts from the restored count; succeeds.
+    case checkpointed
 
     /// How often each kind is drawn.
-    static let weights: [(JobKind, Int)] = [(.short, 30), (.long, 18), (.failing, 12), (.timeout, 10), (.forking, 15), (.large, 15)]
+    static let weights: [(JobKind, Int)] = [(.short, 30), (.long, 18), (.failing, 12), (.timeout, 10), (.forking, 15), (.large, 15), (.checkpointed, 6)]
 
     var succeeds: Bool { self != .failing && self != .timeout }
 
@@ -27,26 +31,36 @@ enum JobKind: String, CaseIterable {
     /// outputs would fill it for good).
     static let steadyDisk = ["disk": "steady"]
 
-    /// The request for one job of this kind. `evidence` is the per-run file name (under the
-    /// host's home) where a successful attempt appends `<agent job> <attempt> <host>` just
-    /// before it exits 0, so a second completion would be visible on the hosts.
-    func request(_ rng: inout SplitMix64, evidence: String) -> JobRequest {
-        let mark = "printf '%s %s %s\\n' \"$DROVER_JOB\" \"$DROVER_ATTEMPT\" \"$(hostname)\" >> \"$HOME/\(evidence)\""
+    /// Seconds between two counts of a `checkpointed` job.
+    static let tick = 0.5
+    /// Its checkpoint interval.
+    static let checkpointEvery = 2.0
+
+    /// The request for one job of this kind. A successful attempt appends
+    /// `<agent job> <attempt> <host>` to the per-run evidence file (under the host's home) just
+    /// before it exits 0, so a second completion would be visible on the hosts. The kinds that
+    /// succeed (but `checkpointed`) first run the per-run tool, which the black-hole fault takes away.
+    func request(_ rng: inout SplitMix64, files: RunFiles) -> JobRequest {
+        let mark = "printf '%s %s %s\\n' \"$DROVER_JOB\" \"$DROVER_ATTEMPT\" \"$(hostname)\" >> \"$HOME/\(files.evidence)\""
+        let tool = "\"$HOME/\(files.tool)\" \(rawValue)"
         var r: JobRequest
         switch self {
         case .short:
-            r = JobRequest(shell: "sleep \(tenths(&rng, 0.1...0.8)) && echo short && \(mark)")
+            r = JobRequest(shell: "\(tool) && sleep \(tenths(&rng, 0.1...0.8)) && echo short && \(mark)")
         case .long:
-            r = JobRequest(shell: "sleep \(tenths(&rng, 8...25)) && echo long && \(mark)")
+            r = JobRequest(shell: "\(tool) && sleep \(tenths(&rng, 8...25)) && echo long && \(mark)")
         case .failing:
             r = JobRequest(shell: "sleep \(tenths(&rng, 0.2...1.5)); echo failing on purpose >&2; exit 3")
         case .timeout:
             r = JobRequest(shell: "echo sleeping past the timeout; exec sleep 120")
             r.timeout = 2
         case .forking:
-            r = JobRequest(shell: "(sleep 300 </dev/null >/dev/null 2>&1 &); setsid -f sleep 300 </dev/null >/dev/null 2>&1; sleep \(tenths(&rng, 0.5...3)) && \(mark)")
+            r = JobRequest(shell: "\(tool) && (sleep 300 </dev/null >/dev/null 2>&1 &); setsid -f sleep 300 </dev/null >/dev/null 2>&1; sleep \(tenths(&rng, 0.5...3)) && \(mark)")
         case .large:
-            r = JobRequest(shell: "yes \"soak large output line of $DROVER_JOB\" | head -c 6000000 && \(mark)")
+            r = JobRequest(shell: "\(tool) && yes \"soak large output line of $DROVER_JOB\" | head -c 6000000 && \(mark)")
+        case .checkpointed:
+            r = JobRequest(shell: Self.counter(to: Int(rng.uniform(40...80)), log: files.progress, mark: mark))
+            r.checkpoint = CheckpointSpec(paths: ["progress"], every: Self.checkpointEvery)
         }
         r.name = "soak-\(rawValue)"
         if self == .large {
@@ -65,6 +79,23 @@ enum JobKind: String, CaseIterable {
             r.labels = Self.steadyDisk
         }
         return r
+    }
+
+    /// Counts from the restored `progress` (or 0) to `target`, one a tick. Each count is logged
+    /// to `~/LOG` (`<job> <attempt> start|tick <count> <unix time> [restored|fresh]`, the log
+    /// before the file, so the log never lags the file) and then written to `progress` by rename.
+    static func counter(to target: Int, log: String, mark: String) -> String {
+        """
+        log="$HOME/\(log)"; n=0
+        if [ "$DROVER_CHECKPOINT" = restored ]; then n=$(cat progress) || exit 1; fi
+        printf '%s %s start %s %s %s\\n' "$DROVER_JOB" "$DROVER_ATTEMPT" "$n" "$(date +%s.%N)" "${DROVER_CHECKPOINT:-fresh}" >> "$log"
+        while [ "$n" -lt \(target) ]; do
+          sleep \(tick); n=$((n + 1))
+          printf '%s %s tick %s %s\\n' "$DROVER_JOB" "$DROVER_ATTEMPT" "$n" "$(date +%s.%N)" >> "$log"
+          printf '%s\\n' "$n" > progress.tmp && mv -f progress.tmp progress || exit 1
+        done
+        echo "counted to $n" && \(mark)
+        """
     }
 
     private func tenths(_ rng: inout SplitMix64, _ range: ClosedRange<Double>) -> String {

@@ -10,7 +10,7 @@ final class Soak {
     let scratch: ScratchDisk
     let state: String
     let inventoryPath: String
-    let evidenceFile: String
+    let files: RunFiles
     let faultLog: String
     let coordinator: CoordinatorProcess
     let started = Date()
@@ -23,6 +23,10 @@ final class Soak {
     static let openCap = 30
     /// How long the jobs have to finish after the fault phase.
     static let drainLimit = 120.0
+    /// The breaker's settings for this run: the default threshold, a short cool-down so a
+    /// black-hole host gets work again within the run.
+    static let quarantineFailures = 4
+    static let quarantineCooldown = 5.0
 
     init(_ options: SoakOptions) throws {
         self.options = options
@@ -39,9 +43,10 @@ final class Soak {
         guard let made = mkdtemp(&template) else { throw SoakFailure("cannot create a folder in /tmp (errno \(errno))") }
         state = String(cString: made)
         inventoryPath = state + "/soak-hosts.json"
-        evidenceFile = "soak-evidence-\(options.seed)-\(getpid()).log"
+        files = RunFiles(tag: "\(options.seed)-\(getpid())")
         faultLog = "/tmp/drover-soak-seed\(options.seed).faults.log"
-        coordinator = CoordinatorProcess(drover: options.drover, state: state, inventory: inventoryPath)
+        coordinator = CoordinatorProcess(drover: options.drover, state: state, inventory: inventoryPath,
+                                         extra: ["--quarantine-failures", String(Self.quarantineFailures), "--quarantine-cooldown", "\(Int(Self.quarantineCooldown))s"])
         try writeInventory(defaults: node["defaults"]?.jsonText ?? "{}", hosts: hosts)
     }
 
@@ -70,7 +75,7 @@ final class Soak {
     func run() -> Int32 {
         say("soak: seed \(options.seed), \(options.minutes) min of faults, testbed \(testbed.directory), state \(state)")
         say("soak: fault log \(faultLog)")
-        let faults = FaultInjector(seed: options.seed, testbed: testbed, coordinator: coordinator, scratch: scratch, logPath: faultLog, started: started)
+        let faults = FaultInjector(seed: options.seed, testbed: testbed, coordinator: coordinator, scratch: scratch, files: files, logPath: faultLog, started: started)
         let memory = MemorySampler(testbed: testbed, started: started)
         var status: Int32 = 1
         do {
@@ -80,7 +85,7 @@ final class Soak {
         }
         cleanUp(faults)
         if Interrupt.pending && status == 0 { status = 130 }
-        say("soak: \(status == 0 ? "PASSED" : status == 130 ? "INTERRUPTED" : "FAILED") — seed \(options.seed), \(options.minutes) min, \(kinds.count) jobs, \(faults.total) faults (\(faults.injected.keys.sorted().map { "\(faults.injected[$0]!) \($0)" }.joined(separator: ", ")))")
+        say("soak: \(status == 0 ? "PASSED" : status == 130 ? "INTERRUPTED" : "FAILED") — seed \(options.seed), \(options.minutes) min, \(kinds.count) jobs, \(faults.total) faults (\(faults.summary))")
         say("soak: replay with: soak/run --minutes \(Self.number(options.minutes)) --seed \(options.seed)")
         say("soak: fault log: \(faultLog)")
         return status
@@ -92,8 +97,10 @@ final class Soak {
         try healAll()
         scratch.unmount()  // whatever an interrupted earlier run left
         try scratch.mount()
+        try files.install(testbed)
         try coordinator.start()
         let journal = try Journal(StateLocation(explicit: state))
+        faults.checkpointedHosts = { [unowned self] in (try? self.checkpointedHosts(journal)) ?? [] }
         try waitFor("every host up", timeout: 90) { try journal.hosts().filter { $0.state == "up" }.count == testbed.hosts.count }
         faults.log("\(testbed.hosts.count) hosts up; jobs and faults start (\(scratch.host)'s agent root is a \(scratch.megabytes) MiB tmpfs)")
 
@@ -110,7 +117,7 @@ final class Soak {
                 let open = try journal.db.query("SELECT COUNT(*) AS n FROM jobs WHERE state IN \(JobState.openSQL)").first?.int("n") ?? 0
                 if open < Self.openCap {
                     let kind = rng.weighted(JobKind.weights)
-                    let id = try journal.submit(kind.request(&rng, evidence: evidenceFile))
+                    let id = try journal.submit(kind.request(&rng, files: files))
                     kinds[id] = kind
                 }
                 nextSubmit = Date().addingTimeInterval(rng.uniform(0.2...1.0))
@@ -137,7 +144,17 @@ final class Soak {
             let open = try journal.db.query("SELECT COUNT(*) AS n FROM jobs WHERE state IN \(JobState.openSQL)").first?.int("n") ?? 0
             let live = try journal.liveAttempts().count
             let up = try journal.hosts().filter { $0.state == "up" }.count
-            if open == 0 && live == 0 && up == testbed.hosts.count { break }
+            let quarantined = try journal.quarantines().filter(\.isQuarantined).map(\.host)
+            if open == 0 && live == 0 && up == testbed.hosts.count && quarantined.isEmpty { break }
+            if open == 0 && live == 0 {
+                // Nothing left to serve as a probe: one short job pinned to each quarantined host.
+                for h in quarantined {
+                    var r = JobKind.short.request(&rng, files: files)
+                    r.host = h
+                    kinds[try journal.submit(r)] = .short
+                    faults.log("drain: a short job pinned to \(h), still quarantined, to serve as its probe")
+                }
+            }
             usleep(250_000)
         }
         if Interrupt.pending { return 130 }
@@ -161,7 +178,7 @@ final class Soak {
         repeat {
             records = [:]
             for h in testbed.hosts {
-                records[h] = try AgentRecords.read(testbed, host: h, root: root(of: h), evidenceFile: evidenceFile, coordinator: cid)
+                records[h] = try AgentRecords.read(testbed, host: h, root: root(of: h), files: files, coordinator: cid)
             }
             hosts = try journal.hosts()
             if hosts.allSatisfy({ records[$0.name]?.lastSeq == $0.lastSeq }) { break }
@@ -196,7 +213,11 @@ final class Soak {
         inv.checkNoOrphans(leftovers)
         inv.checkAuditMatchesAgents(hosts, attempts: attempts, events: events, dispatchTimes: dispatchTimes)
         inv.checkMemory(memory.earlyAndLate())
-        inv.checkNoRerunForSleep(events, sleeps: faults.coordinatorSleeps)
+        inv.checkNoRerunForSleep(events, sleeps: faults.coordinatorSleeps, faultBegins: faults.begins)
+        inv.checkCheckpointRestarts(jobs, attempts: attempts, powerOffs: faults.powerOffs, outages: faults.coordinatorOutages)
+        let effects = inv.checkBlackHoles(faults.blackHoles, jobs: jobs, attempts: attempts, events: events, quarantines: try journal.quarantines(),
+                                          threshold: Self.quarantineFailures, started: started.timeIntervalSince1970)
+        for had in effects where !had { faults.uncount(.blackHole) }
         inv.checkNoCrash(crashes)
         say("")
         say(inv.table())
@@ -213,6 +234,16 @@ final class Soak {
     }
 
     private var keep = false
+
+    /// The hosts (in the testbed's order) where a `checkpointed` job runs whose attempt there
+    /// already has a snapshot in the coordinator's store.
+    func checkpointedHosts(_ journal: Journal) throws -> [String] {
+        var hosts: Set<String> = []
+        for a in try journal.liveAttempts() where kinds[a.job] == .checkpointed && a.agentState == "running" && !a.stale {
+            if let c = try journal.checkpoint(of: a.job), c.attempt == a.attempt { hosts.insert(a.host) }
+        }
+        return testbed.hosts.filter(hosts.contains)
+    }
 
     /// Every host on and connected.
     func healAll() throws {
@@ -243,7 +274,8 @@ final class Soak {
         if !down.isEmpty { say(down.split(separator: "\n").map { "soak: drover down: \($0)" }.joined(separator: "\n")) }
         scratch.unmount()
         for h in testbed.hosts {
-            _ = try? testbed.shell(h, #"rm -rf "$1" "/home/dtest/$2""#, Self.defaultRoot, evidenceFile)
+            _ = try? testbed.shell(h, #"rm -rf "$1""#, Self.defaultRoot)
+            try? files.remove(on: h, testbed)
         }
         if keep || options.keepState {
             say("soak: state kept in \(state)")

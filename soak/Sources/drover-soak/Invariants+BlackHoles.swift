@@ -1,0 +1,58 @@
+import DroverCoordinator
+import Foundation
+
+/// The check of the black-hole faults (docs/reliability.md, "Black-hole hosts").
+extension Invariants {
+    /// Per black-hole fault (the tool away on `host` from `from` to `to`):
+    /// - it had an effect: at least one attempt there exited 127 (`not found`) in the window
+    ///   (otherwise the fault is reported as without effect and not counted);
+    /// - when the longest streak there of such failures of different jobs, with no success
+    ///   ending in between, reached `threshold`, the host was quarantined (an audit event)
+    ///   before the window ended + 10 s; below the threshold no quarantine is required;
+    /// - no job ended `failed` with exit 127;
+    /// - the host ran a job successfully that started after the tool was back, and no
+    ///   automatic quarantine of it is left at the end.
+    /// Returns, per fault, whether it had an effect.
+    mutating func checkBlackHoles(_ holes: [(host: String, from: Double, to: Double)], jobs: [JobRecord], attempts: [Int: [AttemptRecord]],
+                                  events: [AuditEvent], quarantines: [QuarantineRecord], threshold: Int, started: Double) -> [Bool] {
+        var problems: [String] = []
+        var shown: [String] = []
+        var effects: [Bool] = []
+        let all = attempts.values.flatMap { $0 }.filter { kinds[$0.job] != nil }
+        for hole in holes {
+            let name = "\(hole.host) at T+\(Int(hole.from - started)) s"
+            let there = all.filter { $0.host == hole.host }
+            let ended = there.filter { ($0.endedAt ?? 0) >= hole.from && ($0.endedAt ?? 0) <= hole.to + 2 }.sorted { ($0.endedAt ?? 0) < ($1.endedAt ?? 0) }
+            let toolFailures = ended.filter { $0.agentState == "exited" && $0.exitCode == 127 }
+            effects.append(!toolFailures.isEmpty)
+            guard !toolFailures.isEmpty else {
+                shown.append("\(name): no effect (no job ran the tool there meanwhile; not counted)")
+                continue
+            }
+            var streak: Set<Int> = [], longest = 0
+            for a in ended {
+                if a.agentState == "exited" && a.exitCode == 0 { streak = [] }
+                else if a.agentState == "exited" && a.exitCode == 127 { streak.insert(a.job); longest = max(longest, streak.count) }
+            }
+            let quarantinedAt = events.first { $0.kind == "quarantine" && $0.host == hole.host && $0.state == "quarantined" && $0.time >= hole.from && $0.time <= hole.to + 10 }?.time
+            if longest >= threshold && quarantinedAt == nil {
+                problems.append("\(name): \(longest) different jobs failed there in a row with exit 127, but it was not quarantined")
+            }
+            let retried = Set(toolFailures.map(\.job)).filter { j in (attempts[j] ?? []).contains { a in a.host != hole.host && toolFailures.contains { $0.job == j && $0.attempt < a.attempt } } }
+            let back = there.filter { ($0.startedAt ?? 0) > hole.to && $0.agentState == "exited" && $0.exitCode == 0 }.map(\.startedAt!).min()
+            if back == nil { problems.append("\(name): no job succeeded there after its tool came back") }
+            var text = "\(name): \(toolFailures.count) exit 127 (\(Set(toolFailures.map(\.job)).count) jobs, \(retried.count) retried elsewhere), longest streak \(longest)"
+            text += quarantinedAt.map { ", quarantined at T+\(Int($0 - started)) s" } ?? ", not quarantined (streak below \(threshold))"
+            text += back.map { ", a job succeeded there \(Self.seconds($0 - hole.to)) s after the tool was back" } ?? ""
+            shown.append(text)
+        }
+        for job in jobs where kinds[job.id] != nil && job.state == .failed && job.exitCode == 127 {
+            problems.append("job \(job.id) (\(kinds[job.id]!.rawValue)) failed for good with exit 127")
+        }
+        for q in quarantines where q.state != .closed && q.state != .manual {
+            problems.append("\(q.host) is still quarantined at the end (\(q.state.rawValue): \(q.reason ?? ""))")
+        }
+        add("black-hole hosts", problems, ok: holes.isEmpty ? "no black-hole fault in this run" : shown.joined(separator: "; "))
+        return effects
+    }
+}
