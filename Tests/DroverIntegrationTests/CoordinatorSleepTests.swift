@@ -70,6 +70,35 @@ extension TestbedSuite {
             }
         }
 
+        /// `drover wait` notices a coordinator killed while it waits (its flock on the lock
+        /// returns) and starts it again; without that it would wait for ever.
+        @Test(.timeLimit(.minutes(2))) func waitStartsTheCoordinatorAgainWhenItIsKilledDuringTheWait() async throws {
+            try await CoordinatorFixture.with(deadAfter: 3, leaseTTL: nil) { f in
+                let location = StateLocation(explicit: f.state)
+                let id = try f.submit(["sh", "-c", "sleep 8; echo finished"])
+                let j = try f.journal()
+                try f.waitFor("the job to run", timeout: 30) { try j.job(id)?.state == .running }
+                let out = f.state + "/../wait.out"
+                let waiter = try ChildProcess.startDetached([Testbed.droverBinary, "wait", String(id), "--state", f.state], output: out)
+                defer { kill(waiter, SIGKILL); var st: Int32 = 0; waitpid(waiter, &st, WNOHANG) }
+                // Its watch on the coordinator is in place once it holds the lock file open.
+                try f.waitFor("wait to watch the coordinator's lock", timeout: 10) {
+                    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(waiter)/fd"))?.contains { fd in
+                        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(waiter)/fd/\(fd)")) == location.lockPath
+                    } ?? false
+                }
+                f.kill9()
+                var status: Int32 = 0
+                try f.waitFor("wait to return", timeout: 60) { waitpid(waiter, &status, WNOHANG) == waiter }
+                f.adopt(location.runningCoordinator())
+                let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+                #expect(status == 0, "\(text)")
+                #expect(text.contains("exited while jobs were unfinished") && text.contains("starting it"), "\(text)")
+                #expect(text.contains("\(id)\tsucceeded"), "\(text)")
+                #expect(try j.attempts(of: id).count == 1, "the job was adopted, not re-run")
+            }
+        }
+
         @Test(.timeLimit(.minutes(2))) func psAndWaitStartACoordinatorThatWasKilledOrSayNoneRuns() async throws {
             try await CoordinatorFixture.with(deadAfter: 3, leaseTTL: nil) { f in
                 let location = StateLocation(explicit: f.state)

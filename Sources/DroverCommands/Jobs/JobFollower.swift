@@ -31,8 +31,13 @@ final class JobFollower {
 
     /// Waits until every job is final (or `timeout` passes); returns their last records.
     func waitFinal(_ ids: [Int], timeout: Double? = nil) async throws -> [JobRecord] {
-        let deadline = timeout.map { Date().addingTimeInterval($0) }
-        return try await watch.reread(until: deadline, { try journal.jobs(ids) }, done: { $0.allSatisfy(\.state.isFinal) })
+        try await waitFinal(ids, until: timeout.map { Date().addingTimeInterval($0) })
+    }
+
+    /// Waits until every job is final, `deadline` passes, or `giveUp` says so when the watch
+    /// wakes (`poke()` it then); returns their last records.
+    func waitFinal(_ ids: [Int], until deadline: Date?, giveUp: @escaping () -> Bool = { false }) async throws -> [JobRecord] {
+        try await watch.reread(until: deadline, { try journal.jobs(ids) }, done: { $0.allSatisfy(\.state.isFinal) || giveUp() })
     }
 
     /// The shell line that prints an attempt's output on its host.

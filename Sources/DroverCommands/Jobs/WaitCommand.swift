@@ -10,7 +10,7 @@ struct WaitCommand: AsyncParsableCommand {
         commandName: "wait",
         abstract: "Wait until jobs end; exit 0 when all succeeded, 1 otherwise.",
         discussion: """
-            When jobs are unfinished but no coordinator runs (it crashed, was killed, its machine rebooted), wait starts it first, as run and submit do; with --no-start it says so on stderr and waits for one to be started.
+            When jobs are unfinished but no coordinator runs (it crashed, was killed, its machine rebooted), wait starts it first, as run and submit do, and again if it exits while wait waits; with --no-start it says so on stderr and waits for one to be started.
 
             Examples:
               drover wait 12 13 14
@@ -39,9 +39,24 @@ struct WaitCommand: AsyncParsableCommand {
     func run() async throws {
         let journal = try stateOptions.openJournal(create: false)
         let ids = try journal.resolveAll(jobs).map(\.id)
-        try CoordinatorPresence.ensure(journal, inventory: nil, noStart: start.noStart)
         let follower = try JobFollower(journal: journal, inventory: Inventory(source: .embeddedDefault, hosts: []))
-        let result = try await follower.waitFinal(ids, timeout: timeout.flatMap(Durations.parse))
+        let deadline = timeout.flatMap(Durations.parse).map { Date().addingTimeInterval($0) }
+        var result: [JobRecord]
+        while true {
+            try CoordinatorPresence.ensure(journal, inventory: nil, noStart: start.noStart)
+            // A coordinator that exits while we wait (killed, crashed) is noticed at once: a
+            // thread blocks in flock on its lock; the wait then starts it again (or says so).
+            let gone = Locked(false)
+            let watcher: Task<Void, Never>? = journal.state.runningCoordinator() == nil ? nil : Task { [watch = follower.watch, state = journal.state] in
+                guard await CoordinatorLauncher.waitForExit(state: state, timeout: 366 * 86_400) else { return }
+                gone.withLock { $0 = true }
+                watch.poke()
+            }
+            result = try await follower.waitFinal(ids, until: deadline, giveUp: { gone.withLock { $0 } })
+            watcher?.cancel()
+            if result.allSatisfy(\.state.isFinal) || !gone.withLock({ $0 }) { break }
+            Terminal.note("the coordinator of \(journal.state.path) exited while jobs were unfinished")
+        }
         if json {
             print(try Terminal.json(result))
         } else {
