@@ -78,14 +78,14 @@ struct Snapshotter {
         if now == last { return .unchanged }
         let index = next
         let tmp = folder + "/\(index).tmp"
-        removeTree(tmp)
+        DiskUsage.removeTree(tmp)
         var files: [CheckpointFile] = []
         var taken: [String: FileStatus] = [:]
         do throws(SystemError) {
             try LocalFile.makeDirectories(tmp + "/files")
             for p in paths {
                 guard let (file, status) = try copy(p, into: tmp + "/files") else {
-                    removeTree(tmp)
+                    DiskUsage.removeTree(tmp)
                     return .busy(p)
                 }
                 files.append(file)
@@ -95,12 +95,12 @@ struct Snapshotter {
             try AtomicFile.write(Array((manifest.jsonObject.text + "\n").utf8), to: tmp + "/manifest.json", durable: false)
             guard rename(tmp, folder + "/\(index)") == 0 else { throw SystemError.current("rename", path: tmp) }
         } catch {
-            removeTree(tmp)
+            DiskUsage.removeTree(tmp)
             return .failed(error.description)
         }
         last = taken
         next = index + 1
-        for old in listDirectory(folder).compactMap(Int.init) where old <= index - Self.kept { removeTree(folder + "/\(old)") }
+        for old in listDirectory(folder).compactMap(Int.init) where old <= index - Self.kept { DiskUsage.removeTree(folder + "/\(old)") }
         return .taken(index)
     }
 
@@ -136,17 +136,5 @@ struct Snapshotter {
         let after = try FileStatus.of(descriptor: fd, path: source)
         guard after == before, Int64(total) == before.size else { return nil }
         return (CheckpointFile(path: rel, size: total, sha256: hexString(hash.finalize())), before)
-    }
-}
-
-/// Removes a folder and everything in it (never following symlinks).
-func removeTree(_ path: String) {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if st.st_mode & S_IFMT == S_IFDIR {
-        for name in listDirectory(path) { removeTree(path + "/" + name) }
-        rmdir(path)
-    } else {
-        unlink(path)
     }
 }

@@ -18,7 +18,7 @@ enum CoordinatorPresence {
     /// the journal), else the default search.
     static func ensure(_ journal: Journal, inventory explicit: String?, noStart: Bool) throws {
         let state = journal.state
-        guard state.runningCoordinator() == nil, try journal.hasUnfinishedJobs() else { return }
+        guard state.runningCoordinator() == nil, try journal.hasOpenJobs() else { return }
         if noStart {
             Terminal.note(staleNote(journal))
             return
