@@ -43,7 +43,7 @@ extension Coordinator {
         // Retries prefer hosts where the job has not failed yet.
         let failedOn = try journal.failedHosts(of: queued.filter { $0.failures > 0 }.map(\.id))
         let placements = Scheduler.place(queued.map { SchedulerJob(id: $0.id, slots: $0.request.slots, host: $0.request.host, labels: $0.request.labels,
-                                                                    avoid: failedOn[$0.id] ?? []) }, on: hosts)
+                                                                    avoid: failedOn[$0.id] ?? [], prefer: restartHost($0)) }, on: hosts)
         guard !placements.isEmpty else { return }
         var starts: [(host: String, start: HostLink.Outgoing)] = []
         // Input files are hashed before the write transaction, never while it holds the lock.

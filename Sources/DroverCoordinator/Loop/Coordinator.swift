@@ -74,6 +74,8 @@ public actor Coordinator: HostLinkDelegate {
     /// Snapshots to pull, decided in the current transaction; jobs with pulls under way (and the host).
     var pendingPulls: [(String, CheckpointPull)] = []
     var pullingCheckpoints: [Int: (host: String, count: Int)] = [:]
+    /// A snapshot was replaced or its job succeeded: the store has files to remove.
+    var storePruneDue = true
     /// Hashes of local files staged as inputs, by path (reused while size and mtime are the same).
     var hashCache: [String: HashedFile] = [:]
     var stopRequested = false
@@ -434,6 +436,7 @@ public actor Coordinator: HostLinkDelegate {
             """, .text(state.rawValue), .text(reason), .from(exitCode), .from(signal), .double(wallNow), .int(Int64(job.id)))
         guard n > 0 else { return }
         batchesDirty = true
+        if state == .succeeded && job.request.checkpoint != nil { storePruneDue = true }
         try journal.audit("job", job: job.id, attempt: job.attempt, host: job.host, state: state.rawValue, "job \(job.label) \(state.rawValue): \(reason)")
         guard let batch = job.batch else { return }
         dependentsDirty = true
