@@ -27,12 +27,18 @@ extension Coordinator {
             }
         }
         // A routine beat of a host that is up changes only its time and sequence: liveness
-        // takes every beat (in memory), the journal one every `heartbeatRecordInterval`.
+        // takes every beat (in memory); the journal gets the routine beats of every host
+        // together, one transaction every `heartbeatRecordInterval` (`flushBeats`), or with
+        // the host's next events. A beat that says something new is written at once.
         let beatKey = heartbeat.map { hb in
             ["version", "build", "cpus", "machine_id"].map { hb[$0]?.jsonText ?? "" }.joined(separator: "|") + "|\(hb["coordinators"]?.arrayValue?.count ?? -1)"
         }
-        let recordBeat = heartbeat != nil && (hostState[host] != "up" || beatKey != heartbeatRecorded[host]?.key
-            || now - (heartbeatRecorded[host]?.at ?? -.infinity) >= Self.heartbeatRecordInterval)
+        let routine = heartbeat != nil && hostState[host] == "up" && beatKey == heartbeatRecorded[host]?.key
+        let recordBeat = heartbeat != nil && (!routine || !events.isEmpty || caughtUpTo != nil)
+        if let hb = heartbeat, !recordBeat {
+            pendingBeats[host] = beat(hb, host: host)
+            if beatsFlushAt == nil { beatsFlushAt = now + Self.heartbeatRecordInterval }
+        }
         if events.isEmpty && caughtUpTo == nil && !recordBeat {
             observe(heartbeat, host: host)
             return
@@ -50,12 +56,13 @@ extension Coordinator {
                     try journal.setLastSeq(host, seq)
                 }
                 if let hb = heartbeat, recordBeat {
-                    try journal.recordHeartbeat(host, Journal.Beat(time: hb["time"]?.doubleValue, seq: hb["seq"]?.intValue, version: hb["version"]?.stringValue,
-                                                                   build: hb["build"]?.stringValue, slots: inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue,
-                                                                   machineID: hb["machine_id"]?.stringValue, coordinators: hb["coordinators"]?.arrayValue?.count))
+                    try journal.recordHeartbeat(host, beat(hb, host: host))
                 }
             }
-            if recordBeat, let beatKey { heartbeatRecorded[host] = (now, beatKey) }
+            if recordBeat, let beatKey {
+                heartbeatRecorded[host] = (now, beatKey)
+                pendingBeats[host] = nil
+            }
             lastSeq[host] = seq
         } catch {
             // Nothing of the batch was applied; the stream is restarted from the last applied sequence.
@@ -300,5 +307,28 @@ extension Coordinator {
         }
         sameMachineAs = found
         dirty = true
+    }
+
+    /// What a heartbeat line says, as the journal records it.
+    func beat(_ hb: JSONNode, host: String) -> Journal.Beat {
+        Journal.Beat(time: hb["time"]?.doubleValue, seq: hb["seq"]?.intValue, version: hb["version"]?.stringValue,
+                     build: hb["build"]?.stringValue, slots: inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue,
+                     machineID: hb["machine_id"]?.stringValue, coordinators: hb["coordinators"]?.arrayValue?.count)
+    }
+
+    /// Writes the routine beats received since the last flush, every host's in one transaction.
+    func flushBeats() {
+        beatsFlushAt = nil
+        guard !pendingBeats.isEmpty else { return }
+        let beats = pendingBeats
+        do {
+            try journal.db.transaction {
+                for (host, b) in beats { try journal.recordHeartbeat(host, b) }
+            }
+            pendingBeats.removeAll()
+        } catch {
+            log("journal: recording heartbeats: \(error)")
+            beatsFlushAt = now + Self.heartbeatRecordInterval
+        }
     }
 }

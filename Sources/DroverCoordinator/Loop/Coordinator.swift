@@ -94,8 +94,12 @@ public actor Coordinator: HostLinkDelegate {
     var announcedHalfOpen: Set<String> = []
     /// When each host's heartbeat was last written to the journal, and what it said.
     var heartbeatRecorded: [String: (at: Double, key: String)] = [:]
-    /// The journal records a routine heartbeat of an `up` host at most this often (seconds).
-    static let heartbeatRecordInterval = 2.0
+    /// Routine beats not written yet (the newest of each host), and when they will be.
+    var pendingBeats: [String: Journal.Beat] = [:]
+    var beatsFlushAt: Double?
+    /// The journal records the routine heartbeats of `up` hosts this often, all in one
+    /// transaction (seconds): `drover hosts` shows their age.
+    static let heartbeatRecordInterval = 5.0
     /// The most often the loop's housekeeping runs, seconds.
     static let housekeepingInterval = 0.02
     let started = ContinuousClock.now
@@ -222,6 +226,7 @@ public actor Coordinator: HostLinkDelegate {
                         sleep = min(sleep, idleSince + idle - now)
                     }
                 }
+                if let b = beatsFlushAt, now >= b { flushBeats() }
                 if dirty {
                     do { try schedule() } catch {
                         dirty = true
@@ -239,12 +244,14 @@ public actor Coordinator: HostLinkDelegate {
             if let w = wakeAt { sleep = min(sleep, w - wallNow) }
             if let b = breakerDue { sleep = min(sleep, b - wallNow) }
             if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
+            if let b = beatsFlushAt { sleep = min(sleep, b - now) }
             if dependentsDirty || batchesDirty || hostsDirty { sleep = min(sleep, nextHousekeeping - now) }
             if dirty || requestsPending { sleep = 0 }
             checkForSleep()
             sleepDetector?.willWait(until: now + max(sleep, 0))
             await doorbell.wait(seconds: max(sleep, 0) + (sleep > 0 ? 0.002 : 0))
         }
+        flushBeats()
         try? journal.audit("coordinator", "coordinator stopped (pid \(getpid()))")
         for link in links.values { await link.stop() }
     }
