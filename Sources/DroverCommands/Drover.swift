@@ -29,6 +29,9 @@ extension Drover {
     public static func runMain(_ arguments: [String]? = nil) async {
         do {
             var command = try parseAsRoot(arguments)
+            if let words = command as? PassesWordsThrough, words.asksForHelp {
+                exit(withError: CleanExit.helpRequest(type(of: command)))
+            }
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -59,6 +59,9 @@ struct ConfigCommand: AsyncParsableCommand {
         }
         print("settings for a coordinator started now (inventory: \(inventory.source); config file: \(UserConfigFile.path())):")
         print(SettingsSources.table(SettingsSources.rows(resolved)))
+        if resolved.contains(where: { $0.setting == .idleExit && $0.origin == .builtIn }) {
+            print("(idle_exit: a coordinator that run, submit, map or ps start exits after \(SettingValue.seconds(CoordinatorLauncher.idleExit)) without unfinished jobs unless idle_exit is set)")
+        }
         guard let running else { return }
         print("")
         if let rows = SettingsSources.rows(recorded: running.record), !rows.isEmpty {
