@@ -214,8 +214,6 @@ public enum SettingsError: Error, Sendable, CustomStringConvertible {
     case unreadable(file: String, SystemError)
     case syntax(file: String, JSONSyntaxError)
     case invalid([ConfigIssue])
-    /// The inventory could not be loaded (it holds a `coordinator` section).
-    case inventory(InventoryError)
 
     public var description: String {
         switch self {
@@ -227,8 +225,6 @@ public enum SettingsError: Error, Sendable, CustomStringConvertible {
             return "\(file):\(e.position.line):\(e.position.column): malformed JSON: \(e.message)"
         case .invalid(let issues):
             return issues.map(\.description).joined(separator: "\n")
-        case .inventory(let e):
-            return e.description
         }
     }
 }
