@@ -85,13 +85,16 @@ public enum InventorySource: Sendable, Equatable, CustomStringConvertible {
 public struct Inventory: Sendable {
     public var source: InventorySource
     public var hosts: [HostSpec]
-    /// When a host is quarantined as a black hole (`defaults.quarantine`); nil: never.
-    public var quarantine: QuarantineSettings?
+    /// The `coordinator` section: settings of the coordinators that use this inventory.
+    public var coordinator: CoordinatorSection
+    /// When a host is quarantined as a black hole (`coordinator.quarantine`, or the older
+    /// `defaults.quarantine`; the built-in rules when absent); nil: never.
+    public var quarantine: QuarantineSettings? { coordinator.quarantineSettings }
 
-    public init(source: InventorySource, hosts: [HostSpec], quarantine: QuarantineSettings? = QuarantineSettings()) {
+    public init(source: InventorySource, hosts: [HostSpec], coordinator: CoordinatorSection = CoordinatorSection()) {
         self.source = source
         self.hosts = hosts
-        self.quarantine = quarantine
+        self.coordinator = coordinator
     }
 
     /// The host named `name`, if any.

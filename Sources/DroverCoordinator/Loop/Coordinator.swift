@@ -24,6 +24,9 @@ public struct CoordinatorSettings: Sendable {
     /// When a host is quarantined as a black hole (nil: never); the inventory's
     /// `defaults.quarantine` unless the command line says otherwise.
     public var quarantine: QuarantineSettings? = QuarantineSettings()
+    /// The settings with where each came from (JSON), recorded in the journal's meta
+    /// `settings` when the loop starts, for `drover config`.
+    public var record: String?
 
     public init() {}
 }
@@ -151,6 +154,7 @@ public actor Coordinator: HostLinkDelegate {
             try journal.setMeta("epoch", String(epoch))
             try journal.setMeta("pid", String(getpid()))
             try journal.setMeta("inventory", "\(inventory.source)")
+            try journal.setMeta("settings", settings.record ?? "")
             try journal.audit("coordinator", "coordinator started (pid \(getpid()), epoch \(epoch), \(inventory.hosts.count) host(s))")
             for host in inventory.hosts {
                 lastSeq[host.name] = try journal.registerHost(host.name, at: wallNow)
