@@ -73,7 +73,7 @@ extension Journal {
         var p = StorePruning()
         for name in names where !kept.contains(name) {
             let path = store + "/" + name
-            guard let modified = LocalFile.modificationTime(path), now - modified > (name.hasPrefix(".") ? max(grace, 3600) : grace) else { continue }
+            guard let modified = try? FileStatus.of(path).modified, now - modified > (name.hasPrefix(".") ? max(grace, 3600) : grace) else { continue }
             let size = Int64(LocalFile.size(path) ?? 0)
             if unlink(path) == 0 { p.files += 1; p.bytes += size }
         }

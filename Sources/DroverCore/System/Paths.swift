@@ -83,17 +83,6 @@ public enum LocalFile {
         return stat(path, &st) == 0 ? Int(st.st_size) : nil
     }
 
-    /// When a file was last modified (seconds since 1970, following symlinks), or nil when it cannot be read.
-    public static func modificationTime(_ path: String) -> Double? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        #if canImport(Darwin)
-        return Double(st.st_mtimespec.tv_sec) + Double(st.st_mtimespec.tv_nsec) / 1e9
-        #else
-        return Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
-        #endif
-    }
-
     /// Sets a file's access and modification times to now; false when it cannot.
     @discardableResult
     public static func touch(_ path: String) -> Bool {
