@@ -77,12 +77,12 @@ extension TestbedSuite {
             try await CoordinatorFixture.with(inventory: try Self.inventory()) { f in
                 _ = try Self.waitForFacts(f)
                 let spread = try files.write("spread.json", """
-                    {"name": "spread", "defaults": {"require": {"python": "*"}}, "jobs": [{"id": "a", "argv": ["python3", "-V"]}, {"id": "b", "argv": ["python3", "-V"]}]}
+                    {"batch": "spread", "defaults": {"require": {"python": "*"}}, "jobs": [{"id": "a", "argv": ["python3", "-V"]}, {"id": "b", "argv": ["python3", "-V"]}]}
                     """)
                 let r = try f.drover(["submit", spread, "--results", files.results])
                 #expect(r.status == 0 && r.stderr.contains("warning: batch spread may run on hosts with different versions") && r.stderr.contains("3.9.2 on h3"), "\(r.stderr)")
                 let pinned = try files.write("pinned.json", """
-                    {"name": "pinned", "defaults": {"require": {"python": ">=3.11"}}, "jobs": [{"id": "a", "argv": ["python3", "-V"]}]}
+                    {"batch": "pinned", "defaults": {"require": {"python": ">=3.11"}}, "jobs": [{"id": "a", "argv": ["python3", "-V"]}]}
                     """)
                 let p = try f.drover(["submit", pinned, "--results", files.results])
                 #expect(p.status == 0 && !p.stderr.contains("warning"), "\(p.stderr)")

@@ -104,7 +104,7 @@ struct Options {
     var flags: Set<String> = []
     var values: [String: String] = [:]
     var positional: [String] = []
-    private static let valued: Set<String> = ["--root", "--from", "--heartbeat-interval", "--coordinator", "--protocol", "--keep", "--max-size", "--segment-size"]
+    private static let valued: Set<String> = ["--root", "--from", "--heartbeat-interval", "--coordinator", "--protocol", "--keep", "--max-size", "--segment-size", "--request"]
 
     init(_ args: [String]) throws(AgentError) {
         var i = 0
