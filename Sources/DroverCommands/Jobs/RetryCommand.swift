@@ -61,6 +61,7 @@ struct RetryCommand: AsyncParsableCommand {
                 ids += try journal.resolveAll([t]).map(\.id)
             }
         }
+        ids = ids.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
         guard !ids.isEmpty else {
             print("nothing to retry: no failed job\(targets.isEmpty ? "" : " in \(targets.joined(separator: ", "))")")
             return

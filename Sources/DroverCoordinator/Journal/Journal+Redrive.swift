@@ -57,9 +57,9 @@ extension Journal {
                 let next: JobState = j.batch != nil ? .waiting : .queued
                 try db.run("""
                     UPDATE jobs SET state=?, reason=NULL, exit_code=NULL, signal=NULL, ended_at=NULL, not_before=NULL, cancel_requested=0,
-                      host=NULL, started_at=CASE WHEN ?='waiting' THEN NULL ELSE started_at END\(resetBudget ? ", failures=0, losses=0" : "")
+                      host=NULL\(resetBudget ? ", failures=0, losses=0" : "")
                     WHERE id=? AND state IN ('failed','cancelled')
-                    """, .text(next.rawValue), .text(next.rawValue), .int(Int64(id)))
+                    """, .text(next.rawValue), .int(Int64(id)))
                 let budget = resetBudget ? "its retry budgets reset" : "one more attempt (budgets kept; --reset-budget restores them)"
                 try audit("retry", job: id, attempt: j.attempt, state: next.rawValue,
                           "job \(j.label) re-driven by \(who) after it \(j.state.rawValue) (\(j.reason ?? "no reason recorded")): attempt \(j.attempt + 1) next, \(budget)", time: time)
