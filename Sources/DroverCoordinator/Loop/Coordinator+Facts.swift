@@ -50,8 +50,8 @@ extension Coordinator {
         host.gpus?.count ?? knownFacts()[host.name]?.gpus.count ?? 0
     }
 
-    func schedulerJob(_ job: JobRecord, avoid: Set<String>) -> SchedulerJob {
-        SchedulerJob(id: job.id, slots: job.request.slots, host: job.request.host, labels: job.request.labels, avoid: avoid,
+    func schedulerJob(_ job: JobRecord, avoid: Set<String>, prefer: String? = nil) -> SchedulerJob {
+        SchedulerJob(id: job.id, slots: job.request.slots, host: job.request.host, labels: job.request.labels, avoid: avoid, prefer: prefer,
                      gpus: job.request.gpus ?? 0, requirements: job.request.requirements)
     }
 
