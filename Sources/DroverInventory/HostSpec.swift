@@ -51,6 +51,10 @@ public struct HostSpec: Sendable, Equatable {
     public var jump: [HostSpec] = []
     /// How long the host's agent keeps collected attempts and how much disk its root may use.
     public var retention = RetentionPolicy()
+    /// The GPU devices jobs may use (`gpus`: a count means 0…N-1); nil: what the agent detects.
+    public var gpus: [String]? = nil
+    /// Facts the agent collects: name → shell line whose output is the fact (`{"python": "python3 -V"}`).
+    public var facts: [String: String] = [:]
 
     /// The hops' names, first one first.
     public var via: [String] { jump.map(\.name) }

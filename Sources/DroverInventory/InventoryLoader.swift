@@ -40,7 +40,7 @@ public struct InventoryLoader {
     /// The fields a host (or `defaults`) may set.
     public static let hostFields = [
         "name", "address", "port", "user", "identity", "known_hosts", "host_key_policy", "slots",
-        "labels", "root", "env", "connect_timeout", "transport", "jump", "retention",
+        "labels", "root", "env", "connect_timeout", "transport", "jump", "retention", "gpus", "facts",
     ]
 
     /// Finds the inventory by the lookup order and loads it.
@@ -155,6 +155,8 @@ public struct InventoryLoader {
         /// The hops as written: one string per hop (a string with commas is a chain).
         var jump: Located<[String]>?
         var retention: RetentionPolicy?
+        var gpus: [String]?
+        var facts: [String: String]?
         /// `defaults.quarantine` (the older place of `coordinator.quarantine`).
         var quarantine: CoordinatorSection?
     }
@@ -273,6 +275,8 @@ public struct InventoryLoader {
             }
         }
         if let n = r.node("retention") { raw.retention = readRetention(n, path: r.childPath("retention"), diagnostics: d) }
+        if let n = r.node("gpus") { raw.gpus = readGPUs(n, path: r.childPath("gpus"), diagnostics: d) }
+        if let n = r.node("facts") { raw.facts = readFacts(n, path: r.childPath("facts"), diagnostics: d) }
         if let s = r.string("transport") {
             if let t = Transport(rawValue: s) {
                 raw.transport = t
@@ -351,7 +355,9 @@ public struct InventoryLoader {
             transport: transport,
             unsupportedConfig: ssh.unsupported,
             ignoredConfig: ssh.ignored,
-            retention: raw.retention ?? defaults.retention ?? RetentionPolicy())
+            retention: raw.retention ?? defaults.retention ?? RetentionPolicy(),
+            gpus: raw.gpus ?? defaults.gpus,
+            facts: (defaults.facts ?? [:]).merging(raw.facts ?? [:]) { _, host in host })
     }
 
     // MARK: - Checks

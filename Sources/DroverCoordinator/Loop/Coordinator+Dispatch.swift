@@ -30,7 +30,9 @@ extension Coordinator {
         dirty = false
         guard !usable.isEmpty else { return }
         let used = try journal.hosts().reduce(into: [String: Int]()) { $0[$1.name] = $1.usedSlots }
-        let hosts = usable.map { SchedulerHost(name: $0.name, slots: slots(of: $0), used: used[$0.name] ?? 0, labels: $0.labels, limit: placementLimit($0.name)) }
+        let gpusUsed = try journal.gpusInUse()
+        let hosts = usable.map { SchedulerHost(name: $0.name, slots: slots(of: $0), used: used[$0.name] ?? 0, labels: placementLabels($0), limit: placementLimit($0.name),
+                                               gpus: gpuCount($0), gpusUsed: gpusUsed[$0.name] ?? 0) }
         let free = hosts.reduce(0) { $0 + $1.free }
         guard free > 0 else { return }
         // A job whose cancel is pending is cancelled by handleRequests, never started.
@@ -42,8 +44,8 @@ extension Coordinator {
         for j in queued { byID[j.id] = j }
         // Retries prefer hosts where the job has not failed yet.
         let failedOn = try journal.failedHosts(of: queued.filter { $0.failures > 0 }.map(\.id))
-        let placements = Scheduler.place(queued.map { SchedulerJob(id: $0.id, slots: $0.request.slots, host: $0.request.host, labels: $0.request.labels,
-                                                                    avoid: failedOn[$0.id] ?? [], prefer: restartHost($0)) }, on: hosts)
+        let placements = Scheduler.place(queued.map { schedulerJob($0, avoid: failedOn[$0.id] ?? [], prefer: restartHost($0)) }, on: hosts)
+        try noteUnplaceable(queued, placed: Set(placements.map(\.job)))
         guard !placements.isEmpty else { return }
         var starts: [(host: String, start: HostLink.Outgoing)] = []
         // Input files are hashed before the write transaction, never while it holds the lock.
@@ -68,6 +70,7 @@ extension Coordinator {
                     slot = s
                 }
                 try journal.recordDispatch(job: job.id, attempt: n, host: p.host, slot: slot, at: t)
+                if job.reason?.hasPrefix("waits: ") == true { try journal.setReason(job.id, nil) }
                 try journal.audit("job", job: job.id, attempt: n, host: p.host, state: "dispatched", "job \(job.label) attempt \(n) dispatched to \(p.host)", time: t)
                 if placementLimit(p.host) == 1 { try placedProbe(on: p.host, job: job.id, attempt: n, label: job.label) }
                 try noteRestore(job, attempt: n, host: p.host)
@@ -97,6 +100,7 @@ extension Coordinator {
         spec.cwd = r.cwd
         spec.env = host.env.merging(r.env) { _, job in job }.merging(restoredEnvironment(job)) { _, restored in restored }
         spec.checkpoint = r.checkpoint
+        spec.gpus = gpuGrant(r, host: host)
         spec.timeout = r.timeout
         spec.lease = r.lease
         spec.keepRunning = r.keepRunning ?? false

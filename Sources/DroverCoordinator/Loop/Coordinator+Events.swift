@@ -24,6 +24,8 @@ extension Coordinator {
                 caughtUpTo = c.intValue ?? Int.max
             } else if let s = node["seq"]?.intValue {
                 events.append((s, node))
+            } else if let f = node["facts"] {
+                recordFacts(host, HostFactsReport.parse(f))
             }
         }
         // A routine beat of a host that is up changes only its time and sequence: liveness

@@ -1,4 +1,5 @@
 import DroverCore
+import DroverProtocol
 import DroverInventory
 import DroverSSH
 import Foundation
@@ -93,6 +94,8 @@ public actor Coordinator: HostLinkDelegate {
     /// Each host's circuit breaker, as in the journal (`Coordinator+Quarantine`).
     var breakers: [String: QuarantineRecord] = [:]
     var breakersLoaded = false
+    /// Each host's facts as its agent last reported them (`Coordinator+Facts`); nil until read from the journal.
+    var facts: [String: HostFactsReport]?
     /// Half-open hosts whose end of cool-down was said already.
     var announcedHalfOpen: Set<String> = []
     /// When each host's heartbeat was last written to the journal, and what it said.
@@ -267,6 +270,7 @@ public actor Coordinator: HostLinkDelegate {
     func handleRequests() throws {
         dirty = true
         dependentsDirty = true
+        facts = nil  // `drover hosts --facts` may have collected newer ones
         try loadBreakers()
         let ids = try journal.jobsToCancel()
         var outbox: [String: [String]] = [:]
