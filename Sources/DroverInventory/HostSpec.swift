@@ -87,11 +87,14 @@ public struct Inventory: Sendable {
     public var hosts: [HostSpec]
     /// When a host is quarantined as a black hole (`defaults.quarantine`); nil: never.
     public var quarantine: QuarantineSettings?
+    /// Where the coordinator sends notifications (top-level `notify`).
+    public var notify: [NotifyTarget]
 
-    public init(source: InventorySource, hosts: [HostSpec], quarantine: QuarantineSettings? = QuarantineSettings()) {
+    public init(source: InventorySource, hosts: [HostSpec], quarantine: QuarantineSettings? = QuarantineSettings(), notify: [NotifyTarget] = []) {
         self.source = source
         self.hosts = hosts
         self.quarantine = quarantine
+        self.notify = notify
     }
 
     /// The host named `name`, if any.

@@ -31,6 +31,9 @@ extension Journal {
         m.register(4, "checkpoints: the newest snapshot of each job") { db in
             try db.execute(checkpointsSchema)
         }
+        m.register(5, "sagas (compensations), approval escalation and notifications") { db in
+            try addSagasAndNotifications(db)
+        }
         m.afterStep = { db, version in
             try db.run("INSERT INTO meta(key, value) VALUES ('format', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", .text(String(version)))
         }

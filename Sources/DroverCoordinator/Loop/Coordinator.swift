@@ -83,6 +83,12 @@ public actor Coordinator: HostLinkDelegate {
     var approvalsDue: Double?
     /// A job ended: a batch may be over.
     var batchesDirty = true
+    /// When the notification outbox must be looked at again (Unix seconds; nil: nothing pending).
+    var notifyDue: Double? = 0
+    /// Notifications being delivered now (by their row id).
+    var delivering: Set<Int> = []
+    /// A saga may move on (a compensation ended, `drover compensate` asked, a batch failed).
+    var sagasDirty = true
     /// A host's link or heartbeats changed what its state may be.
     var hostsDirty = true
     /// Each host's circuit breaker, as in the journal (`Coordinator+Quarantine`).
@@ -215,6 +221,14 @@ public actor Coordinator: HostLinkDelegate {
                         batchesDirty = false
                         try checkFinishedBatches()
                     }
+                    if notifyDue.map({ wallNow >= $0 }) ?? false { notifyDue = try deliverNotifications() }
+                    if sagasDirty {
+                        sagasDirty = false
+                        do { try advanceSagas() } catch {
+                            sagasDirty = true
+                            throw error
+                        }
+                    }
                     if let idle = settings.idleExit {
                         if try journal.hasOpenJobs() { idleSince = now }
                         if now - idleSince >= idle {
@@ -241,7 +255,8 @@ public actor Coordinator: HostLinkDelegate {
             if let w = wakeAt { sleep = min(sleep, w - wallNow) }
             if let b = breakerDue { sleep = min(sleep, b - wallNow) }
             if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
-            if dependentsDirty || batchesDirty || hostsDirty { sleep = min(sleep, nextHousekeeping - now) }
+            if let n = notifyDue { sleep = min(sleep, max(n - wallNow, nextHousekeeping - now)) }
+            if dependentsDirty || batchesDirty || hostsDirty || sagasDirty { sleep = min(sleep, nextHousekeeping - now) }
             if dirty || requestsPending { sleep = 0 }
             checkForSleep()
             sleepDetector?.willWait(until: now + max(sleep, 0))
@@ -258,6 +273,7 @@ public actor Coordinator: HostLinkDelegate {
     func handleRequests() throws {
         dirty = true
         dependentsDirty = true
+        sagasDirty = true
         try loadBreakers()
         let rows = try journal.db.query("SELECT id FROM jobs WHERE cancel_requested=1 AND state IN \(JobState.openSQL)")
         var outbox: [String: [String]] = [:]
@@ -315,6 +331,7 @@ public actor Coordinator: HostLinkDelegate {
                 try journal.db.run("UPDATE hosts SET state=?, since=? WHERE name=?", .text(new), .double(wallNow), .text(name))
                 try journal.audit("host", host: name, state: new, "\(name): \(old) → \(new)\(new == "down" ? " (no heartbeat for \(Int(settings.deadAfter)) s)" : "")")
                 if new == "down" && old != "untrusted" { try loseAttempts(on: name) }
+                if new == "down" { try notify(.hostDown, host: name, message: "\(name): \(old) → down (no heartbeat for \(Int(settings.deadAfter)) s)") }
             }
             hostState[name] = new
             log("\(name): \(old) → \(new)")
@@ -434,7 +451,16 @@ public actor Coordinator: HostLinkDelegate {
             """, .text(state.rawValue), .text(reason), .from(exitCode), .from(signal), .double(wallNow), .int(Int64(job.id)))
         guard n > 0 else { return }
         batchesDirty = true
+        if job.compensates != nil { sagasDirty = true }
         try journal.audit("job", job: job.id, attempt: job.attempt, host: job.host, state: state.rawValue, "job \(job.label) \(state.rawValue): \(reason)")
+        if state == .failed {
+            try notify(.jobFailed, batch: job.batch, job: job, message: "job \(job.label) failed: \(reason)") { o in
+                o.set("reason", reason)
+                o.set("exit_code", exitCode)
+                o.set("signal", signal)
+                o.set("compensates", job.compensates)
+            }
+        }
         guard let batch = job.batch else { return }
         dependentsDirty = true
         if state == .failed, try journal.batch(named: batch)?.failFast == true {
