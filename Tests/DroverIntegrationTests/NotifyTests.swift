@@ -15,10 +15,21 @@ extension TestbedSuite {
             return path
         }
 
-        /// The JSON objects a recording hook wrote, one per line.
-        static func recorded(_ path: String) -> [[String: Any]] {
-            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        /// A hook that records each event it gets on stdin in a file of its own under `folder`
+        /// (deliveries run at the same time); `$0` is the folder, an argument, never interpolated.
+        static func recorder(_ folder: String) throws -> String {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            return #"["/bin/sh", "-c", "f=$(mktemp \"$0/e.XXXXXX\") && cat > \"$f\"", "\#(folder)"]"#
+        }
+
+        /// The JSON objects a recording hook wrote, in the order they were queued.
+        static func recorded(_ folder: String) -> [[String: Any]] {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+            let events = names.compactMap { name -> [String: Any]? in
+                guard let data = FileManager.default.contents(atPath: folder + "/" + name) else { return nil }
+                return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            }
+            return events.sorted { ($0["time"] as? Double ?? 0) < ($1["time"] as? Double ?? 0) }
         }
 
         @Test func hooksAndHTTPReceiversGetTheEventsAndFailingHooksBlockNothing() async throws {
@@ -26,9 +37,8 @@ extension TestbedSuite {
             defer { files.remove() }
             let http = try HTTPReceiver(statuses: [500])
             defer { http.stop() }
-            let hookLog = files.dir + "/hook.jsonl"
-            // The event JSON arrives on stdin; `$0` is the log file, an argument, never interpolated.
-            let recorder = #"["/bin/sh", "-c", "cat >> \"$0\"; echo >> \"$0\"", "\#(hookLog)"]"#
+            let hookLog = files.dir + "/hook"
+            let recorder = try Self.recorder(hookLog)
             let inventory = try Self.inventory(files.dir, notify: """
                 [{"command": \(recorder), "events": ["job_failed", "batch_finished"]},
                  {"command": ["/bin/sleep", "30"], "timeout": "1s", "attempts": 2, "events": ["batch_finished"]},
@@ -65,9 +75,9 @@ extension TestbedSuite {
         @Test func anApprovalGateEscalatesThenTimesOutAsConfigured() async throws {
             let files = try BatchFiles()
             defer { files.remove() }
-            let hookLog = files.dir + "/hook.jsonl"
+            let hookLog = files.dir + "/hook"
             let file = try files.write("gates.json", """
-                {"batch": "gates", "notify": {"command": ["/bin/sh", "-c", "cat >> \\"$0\\"; echo >> \\"$0\\"", "\(hookLog)"],
+                {"batch": "gates", "notify": {"command": \(try Self.recorder(hookLog)),
                                                "events": ["approval_waiting", "approval_escalated"]},
                  "jobs": [
                   {"id": "auto", "approval": true, "escalate_after": "1s", "timeout": "3s", "on_timeout": "approve"},
