@@ -70,8 +70,10 @@ extension Journal {
     /// write, like --dry-run).
     public static func existingJobs(_ db: SQLiteDatabase, batch: String) throws -> [String: BatchPlan.Existing] {
         var existing: [String: BatchPlan.Existing] = [:]
-        for r in try db.query("SELECT id, batch_job, state, spec_hash FROM jobs WHERE batch=? AND superseded=0", .text(batch)) {
-            guard let id = r.int("id"), let job = r.string("batch_job"), let state = r.string("state").flatMap(JobState.init(rawValue:)) else { continue }
+        for r in try db.query("SELECT id, batch_job, state, spec_hash, compensation FROM jobs WHERE batch=? AND superseded=0", .text(batch)) {
+            guard let id = r.int("id"), let job = r.string("batch_job"), var state = r.string("state").flatMap(JobState.init(rawValue:)) else { continue }
+            // A job whose compensation ran (or began) was undone: a resubmission runs it again.
+            if state == .succeeded, r.string("compensation") != nil { state = .cancelled }
             existing[job] = .init(row: id, state: state, specHash: r.string("spec_hash"))
         }
         return existing
