@@ -102,6 +102,7 @@ extension Coordinator {
             let escalateAt = job.request.escalateAfter.flatMap { job.escalation == nil || job.escalation == "waiting" ? since + $0 : nil }
             let timeoutAt = job.request.timeout.flatMap { job.escalation != "timed_out" ? since + $0 : nil }
             for t in [escalateAt, timeoutAt].compactMap({ $0 }) where t > now { next = min(next ?? t, t) }
+            guard job.escalation == nil || escalateAt.map({ now >= $0 }) == true || timeoutAt.map({ now >= $0 }) == true else { continue }
             try journal.db.transaction {
                 if job.escalation == nil {
                     try journal.setEscalation(job.id, "waiting")

@@ -230,7 +230,8 @@ public actor Coordinator: HostLinkDelegate {
                         }
                     }
                     if let idle = settings.idleExit {
-                        if try journal.hasOpenJobs() { idleSince = now }
+                        // Unfinished jobs, and notifications not yet delivered, keep it running.
+                        if try journal.hasOpenJobs() || notifyDue != nil || !delivering.isEmpty { idleSince = now }
                         if now - idleSince >= idle {
                             log("no unfinished job for \(Int(idle)) s; exiting")
                             break
