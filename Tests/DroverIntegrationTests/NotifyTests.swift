@@ -72,6 +72,25 @@ extension TestbedSuite {
             }
         }
 
+        @Test func aHostThatDiesIsNotifiedOnceWithoutHoldingUpItsJobsReRun() async throws {
+            let files = try BatchFiles()
+            defer { files.remove() }
+            let hookLog = files.dir + "/hook"
+            let inventory = try Self.inventory(files.dir, notify: #"{"command": \#(try Self.recorder(hookLog)), "events": ["host_down"]}"#)
+            try await CoordinatorFixture.with(deadAfter: 4, inventory: inventory) { f in
+                let id = try f.submit(["sleep", "8"], options: ["--host", "h3", "--lost-retries", "0"])
+                _ = try f.runningJob(on: "h3", among: [id])
+                try await Testbed.withHostKilled("h3") {
+                    try f.waitFor("the host_down notification", timeout: 30) { !Self.recorded(hookLog).isEmpty }
+                    let events = Self.recorded(hookLog)
+                    #expect(events.count == 1 && events.first?["event"] as? String == "host_down" && events.first?["host"] as? String == "h3", "\(events)")
+                    #expect((events.first?["message"] as? String)?.contains("no heartbeat") == true)
+                    let delivered = try f.journal().events().filter { $0.kind == "notify" && $0.state == "delivered" }
+                    #expect(delivered.count == 1 && delivered[0].message.contains("host_down delivered"), "\(delivered.map(\.message))")
+                }
+            }
+        }
+
         @Test func anApprovalGateEscalatesThenTimesOutAsConfigured() async throws {
             let files = try BatchFiles()
             defer { files.remove() }
