@@ -141,7 +141,7 @@ public struct BatchReader {
 
     // MARK: Fields
 
-    private mutating func readFields(_ r: inout ObjectReader, into f: inout Fields, isDefaults: Bool) {
+    mutating func readFields(_ r: inout ObjectReader, into f: inout Fields, isDefaults: Bool) {
         let p = r.path
         if isDefaults {
             for k in ["id", "argv", "shell", "after", "approval", "compensate"] where r.node(k) != nil {
@@ -213,38 +213,10 @@ public struct BatchReader {
         if let n = r.node("outputs") { f.request.outputs = outputs(n, path: "\(p).outputs") }
         if let n = r.node("checkpoint") { f.request.checkpoint = CheckpointSpec.parse(n, path: "\(p).checkpoint", diagnostics: diagnostics, duration: Durations.parse) }
         if let a = r.bool("approval"), !isDefaults { f.request.approval = a ? true : nil }
-        if let n = r.node("escalate_after") { f.request.escalateAfter = duration(n, path: "\(p).escalate_after") }
-        if let a = r.string("on_timeout") {
-            if let v = ApprovalTimeoutAction(rawValue: a) { f.request.onTimeout = v } else {
-                diagnostics.report("must be \"wait\", \"approve\" or \"fail\" (the default)", path: "\(p).on_timeout", at: r.node("on_timeout")?.position)
-            }
-        }
-        if let n = r.node("compensate"), !isDefaults { f.request.compensate = compensation(n, path: "\(p).compensate", of: f.request) }
+        readSagaFields(&r, into: &f, isDefaults: isDefaults)
     }
 
-    /// A job's `compensate`: the fields of a job minus those that tie it into the batch; env,
-    /// placement and cwd default to the job's own.
-    private mutating func compensation(_ node: JSONNode, path: String, of job: JobRequest) -> Compensation? {
-        guard var r = ObjectReader(node, path: path, diagnostics: diagnostics) else { return nil }
-        for k in Self.notInCompensation where r.node(k) != nil {
-            diagnostics.report("a compensation cannot have `\(k)`: it runs after the batch failed, on its own", path: r.childPath(k), at: r.node(k)?.position)
-        }
-        var f = Fields()
-        f.request.argv = nil
-        f.request.env = job.env
-        f.request.host = job.host
-        f.request.labels = job.labels
-        f.request.cwd = job.cwd
-        readFields(&r, into: &f, isDefaults: false)
-        r.finish()
-        if !f.hasCommand {
-            diagnostics.report("needs `argv` (an array: program and arguments) or `shell` (a /bin/sh line)", path: path, at: node.position)
-            return nil
-        }
-        return Compensation(f.request)
-    }
-
-    private func duration(_ n: JSONNode, path: String) -> Double? {
+    func duration(_ n: JSONNode, path: String) -> Double? {
         if let d = n.doubleValue, d > 0 { return d }
         if let s = n.stringValue, let d = Durations.parse(s), d > 0 { return d }
         diagnostics.report("must be a positive duration: seconds, or \"90s\", \"15m\", \"2h\", \"1d\"", path: path, at: n.position)

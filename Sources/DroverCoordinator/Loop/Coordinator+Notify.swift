@@ -29,6 +29,16 @@ extension Coordinator {
         notifyDue = wallNow
     }
 
+    /// `job_failed`, with how the job ended.
+    func notifyFailed(_ job: JobRecord, reason: String, exitCode: Int?, signal: String?) throws {
+        try notify(.jobFailed, batch: job.batch, job: job, message: "job \(job.label) failed: \(reason)") { o in
+            o.set("reason", reason)
+            o.set("exit_code", exitCode)
+            o.set("signal", signal)
+            o.set("compensates", job.compensates)
+        }
+    }
+
     /// Starts the deliveries that are due (each on its own thread); returns when the next is due.
     func deliverNotifications() throws -> Double? {
         for n in try journal.dueNotifications(at: wallNow) where !delivering.contains(n.id) {

@@ -454,14 +454,7 @@ public actor Coordinator: HostLinkDelegate {
         batchesDirty = true
         if job.compensates != nil { sagasDirty = true }
         try journal.audit("job", job: job.id, attempt: job.attempt, host: job.host, state: state.rawValue, "job \(job.label) \(state.rawValue): \(reason)")
-        if state == .failed {
-            try notify(.jobFailed, batch: job.batch, job: job, message: "job \(job.label) failed: \(reason)") { o in
-                o.set("reason", reason)
-                o.set("exit_code", exitCode)
-                o.set("signal", signal)
-                o.set("compensates", job.compensates)
-            }
-        }
+        if state == .failed { try notifyFailed(job, reason: reason, exitCode: exitCode, signal: signal) }
         guard let batch = job.batch else { return }
         dependentsDirty = true
         if state == .failed, try journal.batch(named: batch)?.failFast == true {
