@@ -36,6 +36,7 @@ extension TestbedSuite {
             try await CoordinatorFixture.with { f in
                 let r = try f.runBatch(file, files)
                 #expect(r.status == 1, "step 3 fails, so the batch fails: \(r.stderr)")
+                #expect(r.stdout.contains("compensation: compensated"), "drover run follows the saga to its end:\n\(r.stdout)")
                 let j = try f.journal()
                 try f.waitFor("the saga to end", timeout: 60) { try j.batch(named: "saga")?.saga != "compensating" }
                 #expect(try j.batch(named: "saga")?.saga == "compensated")
@@ -87,7 +88,8 @@ extension TestbedSuite {
                 ]}
                 """)
             try await CoordinatorFixture.with { f in
-                #expect(try f.runBatch(file, files).status == 1)
+                let r = try f.runBatch(file, files)
+                #expect(r.status == 1 && r.stdout.contains("compensation: stopped") && r.stdout.contains("drover compensate stop --resume"), "\(r.stdout)")
                 let j = try f.journal()
                 try f.waitFor("the saga to stop", timeout: 60) { try j.batch(named: "stop")?.saga == "stopped" }
                 let jobs = try f.batchJobs("stop")
