@@ -114,6 +114,35 @@ extension TestbedSuite {
             }
         }
 
+        @Test func aCoordinatorKilledDuringASagaFinishesItAfterItsRestartWithoutRunningACompensationTwice() async throws {
+            let files = try BatchFiles()
+            defer { files.remove() }
+            let file = try files.write("k.json", """
+                {"batch": "k", "policy": "compensate-on-failure", "jobs": [
+                  {"id": "a", "argv": ["true"], "compensate": {"shell": "sleep 4"}},
+                  {"id": "b", "after": ["a"], "argv": ["true"], "compensate": {"shell": "sleep 4"}},
+                  {"id": "c", "after": ["b"], "argv": ["false"]}
+                ]}
+                """)
+            try await CoordinatorFixture.with { f in
+                #expect(try f.drover(["submit", file, "--results", files.results]).status == 0)
+                let j = try f.journal()
+                var running = 0
+                try f.waitFor("b's compensation to run", timeout: 30) {
+                    running = try f.batchJobs("k")["b"]?.compensationJob ?? 0
+                    return try j.job(running)?.state == .running
+                }
+                f.kill9()
+                try f.start()
+                try f.waitFor("the saga to end after the restart", timeout: 60) { try j.batch(named: "k")?.saga != "compensating" }
+                #expect(try j.batch(named: "k")?.saga == "compensated")
+                #expect(try j.attempts(of: running).count == 1, "the running compensation was adopted, not run again")
+                let queued = try j.events().filter { $0.kind == "saga" && $0.state == "compensating" }
+                #expect(queued.count == 2, "one compensation job per job: \(queued.map(\.message))")
+                #expect(try j.db.query("SELECT COUNT(*) AS n FROM jobs WHERE compensates IS NOT NULL").first?.int("n") == 2)
+            }
+        }
+
         @Test func aPowerOffDuringACompensationReRunsItElsewhere() async throws {
             let files = try BatchFiles()
             defer { files.remove() }
