@@ -38,6 +38,7 @@ extension Journal {
             }
             _ = try db.run("DELETE FROM events WHERE job IN (\(jobs)) OR (job IS NULL AND time < ?1)", t)
             _ = try db.run("DELETE FROM attempts WHERE job IN (\(jobs))", t)
+            try forgetCheckpoints(ofJobsIn: jobs, t)
             _ = try db.run("DELETE FROM jobs WHERE \(Self.prunableJobs)", t)
             // Notifications delivered or given up before the cutoff (the audit trail kept their outcome).
             _ = try db.run("DELETE FROM notifications WHERE state!='pending' AND time < ?1", t)

@@ -29,13 +29,17 @@ public struct SchedulerJob: Sendable, Equatable {
     public var labels: [String: String]
     /// Hosts where the job failed before: it goes there only when no other host fits.
     public var avoid: Set<String>
+    /// A host to take when it fits and has room (a job that asked to be restarted from its
+    /// checkpoint goes back where its files are warm); otherwise placement as usual.
+    public var prefer: String?
 
-    public init(id: Int, slots: Int = 1, host: String? = nil, labels: [String: String] = [:], avoid: Set<String> = []) {
+    public init(id: Int, slots: Int = 1, host: String? = nil, labels: [String: String] = [:], avoid: Set<String> = [], prefer: String? = nil) {
         self.id = id
         self.slots = slots
         self.host = host
         self.labels = labels
         self.avoid = avoid
+        self.prefer = prefer
     }
 
     /// Whether `host` satisfies the job's placement constraints (ignoring free slots).
@@ -54,7 +58,8 @@ public struct SchedulerJob: Sendable, Equatable {
 /// later job is placed there in this round, so a job asking for many slots is not starved
 /// by a stream of small ones slipping into every slot that frees up. A retried job considers
 /// only the hosts where it has not failed yet when any of them fits (it waits for one of them
-/// rather than go back to where it failed), as GNU parallel's `--retries` does.
+/// rather than go back to where it failed), as GNU parallel's `--retries` does. A job with a
+/// preferred host (restarted from its checkpoint at its own request) goes there when it has room.
 public enum Scheduler {
     public struct Placement: Sendable, Equatable {
         public var job: Int
@@ -74,7 +79,8 @@ public enum Scheduler {
             let eligible = (fresh.isEmpty ? fitting : fresh).filter { !reserved.contains(hosts[$0].name) }
             if eligible.isEmpty { continue }
             let open = eligible.filter { hosts[$0].free >= job.slots }
-            if let best = open.max(by: { better(hosts[$1], than: hosts[$0]) }) {
+            let preferred = job.prefer.flatMap { name in open.first { hosts[$0].name == name } }
+            if let best = preferred ?? open.max(by: { better(hosts[$1], than: hosts[$0]) }) {
                 hosts[best].used += job.slots
                 hosts[best].limit = hosts[best].limit.map { $0 - 1 }
                 out.append(Placement(job: job.id, host: hosts[best].name))

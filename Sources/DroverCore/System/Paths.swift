@@ -83,6 +83,23 @@ public enum LocalFile {
         return stat(path, &st) == 0 ? Int(st.st_size) : nil
     }
 
+    /// When a file was last modified (seconds since 1970, following symlinks), or nil when it cannot be read.
+    public static func modificationTime(_ path: String) -> Double? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        #if canImport(Darwin)
+        return Double(st.st_mtimespec.tv_sec) + Double(st.st_mtimespec.tv_nsec) / 1e9
+        #else
+        return Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+        #endif
+    }
+
+    /// Sets a file's access and modification times to now; false when it cannot.
+    @discardableResult
+    public static func touch(_ path: String) -> Bool {
+        utimensat(AT_FDCWD, path, nil, 0) == 0
+    }
+
     /// Whether a relative path stays inside the folder it is taken from: not empty, not
     /// absolute, no `..` component, no NUL.
     public static func staysInside(_ relativePath: String) -> Bool {
