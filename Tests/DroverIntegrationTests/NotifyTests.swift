@@ -91,6 +91,26 @@ extension TestbedSuite {
             }
         }
 
+        @Test func aHostQuarantinedAsABlackHoleIsNotified() async throws {
+            let files = try BatchFiles()
+            defer { files.remove() }
+            let hookLog = files.dir + "/hook"
+            var inventory = try Self.inventory(files.dir, notify: #"{"command": \#(try Self.recorder(hookLog)), "events": ["host_quarantined"]}"#)
+            let text = try String(contentsOfFile: inventory, encoding: .utf8)
+                .replacingOccurrences(of: #""defaults": {"#, with: #""defaults": { "quarantine": {"failures": 2, "within": "10m", "short": "1m", "cooldown": "10m"},"#)
+            inventory = try files.write("hosts-q.json", text)
+            // Every job fails on h3 only (at once), and succeeds when retried elsewhere.
+            let jobs = (1...9).map { #"{"id": "j\#($0)", "shell": "[ \"$(hostname)\" != h3 ] || exit 9; sleep 1"}"# }.joined(separator: ",\n")
+            let batch = try files.write("bh.json", #"{"batch": "bh", "defaults": {"retry": {"max_attempts": 4, "initial": 0}}, "jobs": [\#(jobs)]}"#)
+            try await CoordinatorFixture.with(inventory: inventory) { f in
+                #expect(try f.runBatch(batch, files).status == 0)
+                try f.waitFor("the host_quarantined notification", timeout: 30) { !Self.recorded(hookLog).isEmpty }
+                let events = Self.recorded(hookLog)
+                #expect(events.count == 1 && events[0]["event"] as? String == "host_quarantined" && events[0]["host"] as? String == "h3", "\(events)")
+                #expect((events[0]["message"] as? String)?.contains("h3 quarantined") == true, "\(events)")
+            }
+        }
+
         @Test func anApprovalGateEscalatesThenTimesOutAsConfigured() async throws {
             let files = try BatchFiles()
             defer { files.remove() }
