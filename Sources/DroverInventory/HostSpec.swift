@@ -94,11 +94,14 @@ public struct Inventory: Sendable {
     /// When a host is quarantined as a black hole (`coordinator.quarantine`, or the older
     /// `defaults.quarantine`; the built-in rules when absent); nil: never.
     public var quarantine: QuarantineSettings? { coordinator.quarantineSettings }
+    /// Where the coordinator sends notifications (top-level `notify`).
+    public var notify: [NotifyTarget]
 
-    public init(source: InventorySource, hosts: [HostSpec], coordinator: CoordinatorSection = CoordinatorSection()) {
+    public init(source: InventorySource, hosts: [HostSpec], coordinator: CoordinatorSection = CoordinatorSection(), notify: [NotifyTarget] = []) {
         self.source = source
         self.hosts = hosts
         self.coordinator = coordinator
+        self.notify = notify
     }
 
     /// The host named `name`, if any.

@@ -86,6 +86,7 @@ public struct InventoryLoader {
         let diagnostics = ConfigDiagnostics(file: file)
         var hosts: [HostSpec] = []
         var coordinator = CoordinatorSection()
+        var notify: [NotifyTarget] = []
         if var top = ObjectReader(root, path: "", diagnostics: diagnostics) {
             var defaults = RawHost()
             if let d = top.node("defaults") {
@@ -122,10 +123,11 @@ public struct InventoryLoader {
             } else {
                 diagnostics.report("missing `hosts`: the list of hosts to use", path: "", at: root.position)
             }
+            if let n = top.node("notify") { notify = NotifyTarget.readList(n, path: "notify", diagnostics: diagnostics) }
             top.finish()
         }
         if !diagnostics.issues.isEmpty { throw .invalid(diagnostics.issues) }
-        return Inventory(source: .file(file), hosts: hosts, coordinator: coordinator)
+        return Inventory(source: .file(file), hosts: hosts, coordinator: coordinator, notify: notify)
     }
 
     // MARK: - Reading one host

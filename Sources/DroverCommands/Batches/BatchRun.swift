@@ -16,10 +16,21 @@ enum BatchRun {
             try await handleInterrupt(journal, watch: follower.watch, batch: batch, jobs: jobs, choice: InterruptChoice.resolve(onInterrupt))
             jobs = try journal.batchJobs(batch)
         }
+        if !interrupt.fired, try journal.batch(named: batch)?.compensateOnFailure == true, jobs.contains(where: { $0.state == .failed }) {
+            try await followSaga(journal, batch: batch, watch: follower.watch) { interrupt.fired }
+        }
         // With JSON progress, stdout stays JSON lines only: the summary goes to stderr.
         try report(journal, batch: batch, joblog: options.joblog, to: options.progress == .json ? .standardError : .standardOutput)
         if interrupt.fired { throw ExitCode(130) }
         if !jobs.allSatisfy({ $0.state == .succeeded }) { throw ExitCode(1) }
+    }
+
+    /// `compensate-on-failure`: waits (until Ctrl-C) while the coordinator undoes what succeeded.
+    private static func followSaga(_ journal: Journal, batch: String, watch: JournalWatch, interrupted: () -> Bool) async throws {
+        Terminal.note("batch \(batch) failed: compensating the jobs that succeeded (compensate-on-failure)…")
+        _ = try await watch.reread({ try journal.batch(named: batch) }) { b in
+            interrupted() || (b?.finishedAt != nil && b?.saga != "compensating")
+        }
     }
 
     /// Prints the summary and writes report.json (and the joblog).

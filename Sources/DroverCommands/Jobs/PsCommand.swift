@@ -94,7 +94,7 @@ struct JobListOptions: ParsableArguments {
         var text = TextTable.render(rows)
         if detailed {
             for j in list {
-                text += "\n\njob \(j.id)\(j.name.map { " (\($0))" } ?? ""): \(j.state.rawValue)\(j.reason.map { " — \($0)" } ?? "")"
+                text += "\n\njob \(j.id)\(j.name.map { " (\($0))" } ?? ""): \(j.state.rawValue)\(j.reason.map { " — \($0)" } ?? "")\(SagaStatus.jobNote(j))"
                 var arows = [["ATTEMPT", "HOST", "STATE", "STARTED", "ENDED", "EXIT", "MAX RSS", "CPU s", "NOTE"]]
                 for a in try journal.attempts(of: j.id) {
                     arows.append([String(a.attempt), a.host, a.state + (a.stale ? " (replaced)" : ""), a.startedAt.map(Self.clock) ?? "-", a.endedAt.map(Self.clock) ?? "-",
@@ -106,6 +106,7 @@ struct JobListOptions: ParsableArguments {
                     text += "\ncheckpoint: snapshot \(c.index) of attempt \(c.attempt) (on \(c.host)), \(Self.duration(max(0, now - c.takenAt))) old, \(c.files.count) file(s), \(c.bytes < 1 << 20 ? "\(c.bytes) bytes" : Terminal.bytes(UInt64(c.bytes)))"
                 }
             }
+            text += try SagaStatus.text(journal, references: jobs)
         }
         print(text)
     }

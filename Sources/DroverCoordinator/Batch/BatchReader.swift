@@ -1,4 +1,5 @@
 import DroverCore
+import DroverInventory
 import DroverProtocol
 import Foundation
 
@@ -14,8 +15,11 @@ public struct BatchReader {
     /// The fields a job (or `defaults`) may set.
     public static let jobFields = [
         "id", "argv", "shell", "host", "on", "slots", "priority", "timeout", "lease", "keep_running", "memory", "cwd", "env",
-        "retries", "lost_retries", "retry", "after", "inputs", "outputs", "approval", "checkpoint", "gpus", "require",
+        "retries", "lost_retries", "retry", "after", "inputs", "outputs", "approval", "checkpoint", "gpus", "require", "compensate",
+        "escalate_after", "on_timeout",
     ]
+    /// Job fields a compensation may not set (it runs on its own, after the batch).
+    static let notInCompensation = ["id", "after", "inputs", "outputs", "approval", "checkpoint", "compensate", "escalate_after", "on_timeout", "priority"]
 
     let file: String
     let baseDirectory: String
@@ -54,13 +58,16 @@ public struct BatchReader {
             diagnostics.report("batch name \"\(name)\" may use only \(BatchNames.rule)\(r.node("batch") == nil ? " (it comes from the file name; set `batch`)" : "")", path: "batch", at: r.node("batch")?.position ?? node.position)
         }
         var failFast = false
+        var compensate = false
         if let p = r.string("policy") {
             switch p {
             case "keep-going": failFast = false
             case "fail-fast": failFast = true
-            default: diagnostics.report("must be \"keep-going\" (the default) or \"fail-fast\"", path: "policy", at: r.node("policy")?.position)
+            case "compensate-on-failure": (failFast, compensate) = (true, true)
+            default: diagnostics.report("must be \"keep-going\" (the default), \"fail-fast\" or \"compensate-on-failure\"", path: "policy", at: r.node("policy")?.position)
             }
         }
+        let notify = r.node("notify").map { NotifyTarget.readList($0, path: "notify", diagnostics: diagnostics) } ?? []
         var defaults = Fields()
         if let d = r.node("defaults"), var dr = ObjectReader(d, path: "defaults", diagnostics: diagnostics) {
             readFields(&dr, into: &defaults, isDefaults: true)
@@ -82,7 +89,7 @@ public struct BatchReader {
         r.finish()
         for p in BatchGraph.problems(jobs) { diagnostics.report(p.message, path: p.path, at: nil) }
         checkFromInputs(jobs)
-        return BatchSpec(name: name, failFast: failFast, jobs: jobs, file: file)
+        return BatchSpec(name: name, failFast: failFast, jobs: jobs, file: file, compensateOnFailure: compensate, notify: notify)
     }
 
     /// The fields of a job; also what `defaults` holds.
@@ -105,8 +112,18 @@ public struct BatchReader {
             diagnostics.report("job id \"\(id)\" may use only \(BatchNames.rule)", path: "\(path).id", at: r.node("id")?.position)
         }
         readFields(&r, into: &f, isDefaults: false)
-        r.finish()
         let approval = f.request.approval == true
+        for k in ["escalate_after", "on_timeout"] where !approval && r.node(k) != nil {
+            diagnostics.report("`\(k)` is for approval gates (`approval: true`)", path: r.childPath(k), at: r.node(k)?.position)
+        }
+        if approval, let n = r.node("compensate") {
+            diagnostics.report("an approval gate runs nothing, so it has nothing to compensate", path: r.childPath("compensate"), at: n.position)
+        }
+        r.finish()
+        if !approval {
+            f.request.escalateAfter = nil
+            f.request.onTimeout = nil
+        }
         if approval && f.hasCommand {
             diagnostics.report("an approval gate runs nothing: remove `argv`/`shell`, or `approval`", path: path, at: node.position)
         } else if !approval && !f.hasCommand {
@@ -124,10 +141,10 @@ public struct BatchReader {
 
     // MARK: Fields
 
-    private mutating func readFields(_ r: inout ObjectReader, into f: inout Fields, isDefaults: Bool) {
+    mutating func readFields(_ r: inout ObjectReader, into f: inout Fields, isDefaults: Bool) {
         let p = r.path
         if isDefaults {
-            for k in ["id", "argv", "shell", "after", "approval"] where r.node(k) != nil {
+            for k in ["id", "argv", "shell", "after", "approval", "compensate"] where r.node(k) != nil {
                 diagnostics.report("`\(k)` cannot have a default; set it on each job", path: r.childPath(k), at: r.node(k)?.position)
             }
         } else {
@@ -209,9 +226,10 @@ public struct BatchReader {
             }
             f.request.require = (f.request.require ?? [:]).merging(map) { _, new in new }
         }
+        readSagaFields(&r, into: &f, isDefaults: isDefaults)
     }
 
-    private func duration(_ n: JSONNode, path: String) -> Double? {
+    func duration(_ n: JSONNode, path: String) -> Double? {
         if let d = n.doubleValue, d > 0 { return d }
         if let s = n.stringValue, let d = Durations.parse(s), d > 0 { return d }
         diagnostics.report("must be a positive duration: seconds, or \"90s\", \"15m\", \"2h\", \"1d\"", path: path, at: n.position)

@@ -7,6 +7,8 @@ public struct BatchReport: Sendable {
     public struct Job: Sendable {
         public var record: JobRecord
         public var attempts: [AttemptRecord]
+        /// Its compensation job and that job's attempts, once the saga made one.
+        public var compensation: (record: JobRecord, attempts: [AttemptRecord])? = nil
     }
 
     /// Per-host figures over the batch's attempts.
@@ -33,7 +35,8 @@ public struct BatchReport: Sendable {
         var hosts: [String: Host] = [:]
         for r in records {
             let attempts = try journal.attempts(of: r.id)
-            jobs.append(Job(record: r, attempts: attempts))
+            let compensation = try r.compensationJob.flatMap { try journal.job($0) }.map { ($0, try journal.attempts(of: $0.id)) }
+            jobs.append(Job(record: r, attempts: attempts, compensation: compensation))
             for a in attempts {
                 var h = hosts[a.host] ?? Host(name: a.host, slots: slots[a.host] ?? nil)
                 h.attempts += 1
@@ -64,7 +67,7 @@ public struct BatchReport: Sendable {
         o.set("format", 1)
         o.set("batch", batch.name)
         o.set("file", batch.file)
-        o.set("policy", batch.failFast ? "fail-fast" : "keep-going")
+        o.set("policy", batch.compensateOnFailure ? "compensate-on-failure" : batch.failFast ? "fail-fast" : "keep-going")
         o.set("generation", batch.generation)
         o.set("submitted_at", batch.submittedAt)
         o.set("finished_at", batch.finishedAt)
@@ -93,6 +96,7 @@ public struct BatchReport: Sendable {
             return e
         })
         o.set("jobs", objects: jobs.map(jobJSON))
+        if let saga = sagaJSON { o.set("saga", object: saga) }
         return o.text
     }
 
@@ -112,7 +116,12 @@ public struct BatchReport: Sendable {
         e.set("started_at", r.startedAt)
         e.set("ended_at", r.endedAt)
         e.set("results", batch.folder + "/" + (r.batchJob ?? String(r.id)))
-        e.set("attempts", objects: j.attempts.map { a in
+        e.set("attempts", objects: j.attempts.map(Self.attemptJSON))
+        if let c = compensationJSON(j) { e.set("compensation", object: c) }
+        return e
+    }
+
+    static func attemptJSON(_ a: AttemptRecord) -> JSONObject {
             var x = JSONObject()
             x.set("attempt", a.attempt)
             x.set("host", a.host)
@@ -126,8 +135,6 @@ public struct BatchReport: Sendable {
             x.set("max_rss_bytes", a.maxRSSBytes)
             x.set("cpu_seconds", a.cpuSeconds.map(Self.round))
             return x
-        })
-        return e
     }
 
     func utilisation(_ h: Host) -> Double? {
@@ -166,6 +173,7 @@ public struct BatchReport: Sendable {
             lines.append([String(i + 1), a.host, String(format: "%.3f", start), String(format: "%.3f", runtime), "0", String(received),
                           String(a.exitCode ?? -1), signal, j.record.request.commandLine.replacingOccurrences(of: "\n", with: " ")].joined(separator: "\t"))
         }
+        lines += compensationJoblogLines(from: jobs.count + 1)
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -202,6 +210,7 @@ public struct BatchReport: Sendable {
             }
             out.append(TextTable.render(rows))
         }
+        out += sagaSummary
         out.append("")
         out.append("results: \(batch.folder)/ (report.json, one folder per job)")
         return out.joined(separator: "\n")

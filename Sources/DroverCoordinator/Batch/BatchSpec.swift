@@ -1,3 +1,5 @@
+import DroverInventory
+
 /// A batch as read from a batch file (or built by `drover map`): a name, a policy and jobs.
 public struct BatchSpec: Sendable {
     public var name: String
@@ -7,12 +9,19 @@ public struct BatchSpec: Sendable {
     public var jobs: [BatchJob]
     /// The file it was read from ("-" for none).
     public var file: String
+    /// `compensate-on-failure`: when the batch fails for good, the compensations of the jobs
+    /// that succeeded run in reverse dependency order.
+    public var compensateOnFailure: Bool
+    /// Where this batch's notifications go (besides the inventory's).
+    public var notify: [NotifyTarget]
 
-    public init(name: String, failFast: Bool = false, jobs: [BatchJob], file: String = "-") {
+    public init(name: String, failFast: Bool = false, jobs: [BatchJob], file: String = "-", compensateOnFailure: Bool = false, notify: [NotifyTarget] = []) {
         self.name = name
         self.failFast = failFast
         self.jobs = jobs
         self.file = file
+        self.compensateOnFailure = compensateOnFailure
+        self.notify = notify
     }
 }
 

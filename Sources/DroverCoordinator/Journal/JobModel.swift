@@ -47,6 +47,12 @@ public struct JobRequest: Codable, Sendable, Equatable {
     public var gpus: Int?
     /// Host facts it needs, fact → `>=3.11`, `=3.9`, `!=…`, `<4` or `*` (present) (docs/inventory.md#facts).
     public var require: [String: String]?
+    /// What undoes the job's effects when its batch fails for good (the saga pattern; docs/batches.md).
+    public var compensate: Compensation?
+    /// An approval gate: seconds of waiting before an `approval_escalated` notification.
+    public var escalateAfter: Double?
+    /// An approval gate: what happens when its `timeout` passes (nil: `fail`).
+    public var onTimeout: ApprovalTimeoutAction?
 
     public init(argv: [String]) { self.argv = argv }
     public init(shell: String) { self.shell = shell }
@@ -72,6 +78,40 @@ public struct JobRequest: Codable, Sendable, Equatable {
         if let shell { return shell }
         return (argv ?? []).map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " ")
     }
+}
+
+/// A job's compensation: a command with the fields of a job (argv or shell, env, placement,
+/// timeout, retry), run as a job of its own when the batch fails for good.
+public struct Compensation: Codable, Sendable, Equatable {
+    private var boxed: [JobRequest]
+
+    public init(_ request: JobRequest) { boxed = [request] }
+
+    /// The compensation's own request.
+    public var request: JobRequest { boxed[0] }
+
+    public init(from decoder: any Decoder) throws { boxed = [try JobRequest(from: decoder)] }
+    public func encode(to encoder: any Encoder) throws { try boxed[0].encode(to: encoder) }
+}
+
+/// What an approval gate does when its `timeout` passes.
+public enum ApprovalTimeoutAction: String, Codable, Sendable, CaseIterable {
+    /// Keep waiting for `drover approve` (the timeout is only recorded and notified).
+    case wait
+    /// Approve it (recorded as approved by the timeout).
+    case approve
+    /// Fail it, which skips what comes after it (the default).
+    case fail
+}
+
+/// Where a job stands in its batch's saga (`jobs.compensation`).
+public enum CompensationState: String, Codable, Sendable, CaseIterable {
+    /// Its compensation job runs (or waits for a slot).
+    case compensating
+    /// Its compensation succeeded.
+    case compensated
+    /// Its compensation failed for good: the saga stopped there.
+    case compensationFailed = "compensation_failed"
 }
 
 /// A job's state in the journal.
@@ -124,6 +164,14 @@ public struct JobRecord: Codable, Sendable {
     public var batchJob: String?
     /// A retry waits in the queue until this time (Unix seconds).
     public var notBefore: Double?
+    /// On a compensation job: the journal id of the job it compensates.
+    public var compensates: Int? = nil
+    /// Where the job stands in its batch's saga (nil: not compensated).
+    public var compensation: CompensationState? = nil
+    /// The journal id of its (latest) compensation job.
+    public var compensationJob: Int? = nil
+    /// An approval gate's SLA so far: nil, `waiting` (announced), `escalated`, `timed_out`.
+    public var escalation: String? = nil
 
     /// `BATCH/JOB` for batch jobs, else the numeric id.
     public var label: String {

@@ -1,4 +1,5 @@
 import DroverCore
+import DroverInventory
 import Foundation
 
 /// A batch as recorded in the journal.
@@ -12,6 +13,12 @@ public struct BatchRecord: Sendable {
     public var finishedAt: Double?
     /// How many times it was submitted.
     public var generation: Int
+    /// The policy `compensate-on-failure`.
+    public var compensateOnFailure: Bool = false
+    /// The saga's state: nil (none), `compensating`, `compensated` or `stopped`.
+    public var saga: String? = nil
+    /// Where this batch's notifications go.
+    public var notify: [NotifyTarget] = []
 
     /// `<results>/<batch>`.
     public var folder: String { results + "/" + name }
@@ -33,11 +40,14 @@ extension Journal {
             let now = Date().timeIntervalSince1970
             let previous = try batch(named: spec.name)
             let generation = (previous?.generation ?? 0) + 1
+            let notify = spec.notify.isEmpty ? nil : String(decoding: try JSONEncoder().encode(spec.notify), as: UTF8.self)
             try db.run("""
-                INSERT INTO batches(name, fail_fast, results, file, submitted_at, generation) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO batches(name, fail_fast, results, file, submitted_at, generation, compensate, notify) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(name) DO UPDATE SET fail_fast=excluded.fail_fast, results=excluded.results, file=excluded.file,
-                  submitted_at=excluded.submitted_at, finished_at=NULL, generation=excluded.generation
-                """, .text(spec.name), .int(spec.failFast ? 1 : 0), .text(results), .text(spec.file), .double(now), .int(Int64(generation)))
+                  submitted_at=excluded.submitted_at, finished_at=NULL, generation=excluded.generation,
+                  compensate=excluded.compensate, notify=excluded.notify, saga=NULL
+                """, .text(spec.name), .int(spec.failFast ? 1 : 0), .text(results), .text(spec.file), .double(now), .int(Int64(generation)),
+                       .int(spec.compensateOnFailure ? 1 : 0), .from(notify))
             for row in plan.cancel {
                 try db.run("UPDATE jobs SET cancel_requested=1 WHERE id=?", .int(Int64(row)))
                 try audit("cancel_requested", job: row, "cancelled: batch \(spec.name) restarted")
@@ -60,8 +70,10 @@ extension Journal {
     /// write, like --dry-run).
     public static func existingJobs(_ db: SQLiteDatabase, batch: String) throws -> [String: BatchPlan.Existing] {
         var existing: [String: BatchPlan.Existing] = [:]
-        for r in try db.query("SELECT id, batch_job, state, spec_hash FROM jobs WHERE batch=? AND superseded=0", .text(batch)) {
-            guard let id = r.int("id"), let job = r.string("batch_job"), let state = r.string("state").flatMap(JobState.init(rawValue:)) else { continue }
+        for r in try db.query("SELECT id, batch_job, state, spec_hash, compensation FROM jobs WHERE batch=? AND superseded=0", .text(batch)) {
+            guard let id = r.int("id"), let job = r.string("batch_job"), var state = r.string("state").flatMap(JobState.init(rawValue:)) else { continue }
+            // A job whose compensation ran (or began) was undone: a resubmission runs it again.
+            if state == .succeeded, r.string("compensation") != nil { state = .cancelled }
             existing[job] = .init(row: id, state: state, specHash: r.string("spec_hash"))
         }
         return existing
@@ -85,7 +97,8 @@ extension Journal {
     func batch(from r: SQLRow) -> BatchRecord {
         BatchRecord(name: r.string("name") ?? "", failFast: r.int("fail_fast") == 1, results: r.string("results") ?? "",
                     file: r.string("file"), submittedAt: r.double("submitted_at") ?? 0, finishedAt: r.double("finished_at"),
-                    generation: r.int("generation") ?? 1)
+                    generation: r.int("generation") ?? 1, compensateOnFailure: r.int("compensate") == 1, saga: r.string("saga"),
+                    notify: r.string("notify").flatMap { try? JSONDecoder().decode([NotifyTarget].self, from: Data($0.utf8)) } ?? [])
     }
 
     /// The current job `BATCH/JOB`, or nil.

@@ -19,7 +19,7 @@ extension Journal {
         """
 
     /// Removes finished jobs that ended before `cutoff` with their attempts and audit lines,
-    /// audit lines before `cutoff` that name no job, and batches finished before it that have no
+    /// audit lines before `cutoff` that name no job, notifications delivered or given up before it, and batches finished before it that have no
     /// job left. Live jobs, and jobs of batches still running, stay. `dryRun`: only counts.
     public func prune(before cutoff: Double, dryRun: Bool = false) throws -> Pruning {
         try db.transaction {
@@ -40,6 +40,8 @@ extension Journal {
             _ = try db.run("DELETE FROM attempts WHERE job IN (\(jobs))", t)
             try forgetCheckpoints(ofJobsIn: jobs, t)
             _ = try db.run("DELETE FROM jobs WHERE \(Self.prunableJobs)", t)
+            // Notifications delivered or given up before the cutoff (the audit trail kept their outcome).
+            _ = try db.run("DELETE FROM notifications WHERE state!='pending' AND time < ?1", t)
             p.batches = try db.run("""
                 DELETE FROM batches WHERE finished_at IS NOT NULL AND finished_at < ?1
                 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch=batches.name)

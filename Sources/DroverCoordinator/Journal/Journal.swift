@@ -98,7 +98,7 @@ public final class Journal {
 
     // MARK: Reading
 
-    static let jobColumns = "id, name, request, state, attempt, host, failures, losses, exit_code, signal, reason, submitted_at, started_at, ended_at, cancel_requested, batch, batch_job, not_before"
+    static let jobColumns = "id, name, request, state, attempt, host, failures, losses, exit_code, signal, reason, submitted_at, started_at, ended_at, cancel_requested, batch, batch_job, not_before, compensates, compensation, compensation_job, escalation"
 
     func job(from row: SQLRow) -> JobRecord? {
         guard let id = row.int("id"), let text = row.string("request"), let request = request(id, text),
@@ -108,7 +108,9 @@ public final class Journal {
                          exitCode: row.int("exit_code"), signal: row.string("signal"), reason: row.string("reason"),
                          submittedAt: row.double("submitted_at") ?? 0, startedAt: row.double("started_at"),
                          endedAt: row.double("ended_at"), cancelRequested: row.int("cancel_requested") == 1,
-                         batch: row.string("batch"), batchJob: row.string("batch_job"), notBefore: row.double("not_before"))
+                         batch: row.string("batch"), batchJob: row.string("batch_job"), notBefore: row.double("not_before"),
+                         compensates: row.int("compensates"), compensation: row.string("compensation").flatMap(CompensationState.init(rawValue:)),
+                         compensationJob: row.int("compensation_job"), escalation: row.string("escalation"))
     }
 
     /// The request of job `id` decoded from `text`, from the cache when the text is the same.
@@ -176,6 +178,11 @@ public final class Journal {
             AuditEvent(id: r.int("id") ?? 0, time: r.double("time") ?? 0, kind: r.string("kind") ?? "", job: r.int("job"),
                        attempt: r.int("attempt"), host: r.string("host"), state: r.string("state"), message: r.string("message") ?? "")
         }
+    }
+
+    /// Records how far an approval gate's SLA went (`waiting`, `escalated`, `timed_out`).
+    public func setEscalation(_ job: Int, _ value: String) throws {
+        try db.run("UPDATE jobs SET escalation=? WHERE id=?", .text(value), .int(Int64(job)))
     }
 
     /// The id of the newest audit event (0 when there is none).

@@ -91,19 +91,45 @@ extension Coordinator {
         }
     }
 
-    /// Approval gates that waited longer than their timeout fail.
-    /// Fails approval gates whose timeout passed; returns when the next one times out.
+    /// Approval gates and their SLA: announces each gate once (`approval_waiting`), escalates
+    /// it after `escalate_after` (`approval_escalated`) and applies `on_timeout` when its
+    /// `timeout` passes; returns when the next of these deadlines falls.
     func checkApprovals() throws -> Double? {
-        let gates = try journal.jobs(in: [.approval])
         var next: Double?
-        for job in gates {
-            guard let timeout = job.request.timeout, let since = job.startedAt else { continue }
-            guard wallNow - since >= timeout else {
-                next = min(next ?? since + timeout, since + timeout)
-                continue
-            }
+        for job in try journal.jobs(in: [.approval]) {
+            guard let since = job.startedAt else { continue }
+            let now = wallNow
+            let escalateAt = job.request.escalateAfter.flatMap { job.escalation == nil || job.escalation == "waiting" ? since + $0 : nil }
+            let timeoutAt = job.request.timeout.flatMap { job.escalation != "timed_out" ? since + $0 : nil }
+            for t in [escalateAt, timeoutAt].compactMap({ $0 }) where t > now { next = min(next ?? t, t) }
+            guard job.escalation == nil || escalateAt.map({ now >= $0 }) == true || timeoutAt.map({ now >= $0 }) == true else { continue }
             try journal.db.transaction {
-                try finish(job, .failed, reason: "not approved within \(Durations.clock(timeout)) (timeout)")
+                if job.escalation == nil {
+                    try journal.setEscalation(job.id, "waiting")
+                    try notify(.approvalWaiting, batch: job.batch, job: job, message: "\(job.label) awaits approval (drover approve \(job.label))")
+                }
+                if let after = job.request.escalateAfter, let at = escalateAt, now >= at {
+                    let text = "\(job.label) not approved within \(Durations.clock(after)): escalated"
+                    try journal.setEscalation(job.id, "escalated")
+                    try journal.audit("approval", job: job.id, state: "escalated", text)
+                    try notify(.approvalEscalated, batch: job.batch, job: job, message: text) { $0.set("waited_seconds", wallNow - since) }
+                }
+                guard let timeout = job.request.timeout, let at = timeoutAt, now >= at else { return }
+                let waited = "not approved within \(Durations.clock(timeout))"
+                switch job.request.onTimeout ?? .fail {
+                case .fail:
+                    try finish(job, .failed, reason: "\(waited) (timeout)")
+                case .approve:
+                    try finish(job, .succeeded, reason: "approved by its timeout: \(waited) (on_timeout approve)", exitCode: 0)
+                case .wait:
+                    let text = "\(job.label) \(waited) (timeout); still waiting for `drover approve` (on_timeout wait)"
+                    try journal.setEscalation(job.id, "timed_out")
+                    try journal.audit("approval", job: job.id, state: "timed_out", text)
+                    try notify(.approvalEscalated, batch: job.batch, job: job, message: text) {
+                        $0.set("waited_seconds", wallNow - since)
+                        $0.set("timed_out", true)
+                    }
+                }
             }
         }
         return next ?? wallNow + 3600
@@ -118,6 +144,14 @@ extension Coordinator {
                 try journal.markBatchFinished(name, at: wallNow)
                 let counts = Dictionary(grouping: jobs, by: \.state).map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", ")
                 try journal.audit("batch", "batch \(name) finished: \(counts)")
+                try notify(.batchFinished, batch: name, message: "batch \(name) finished: \(counts)") { o in
+                    var totals = JSONObject()
+                    for s in JobState.allCases where s.isFinal { totals.set(s.rawValue, jobs.filter { $0.state == s }.count) }
+                    o.set("totals", object: totals)
+                    o.set("succeeded", jobs.allSatisfy { $0.state == .succeeded })
+                    o.set("report", batch.folder + "/report.json")
+                }
+                try startSagaIfAsked(batch, jobs: jobs)
             }
             do {
                 let report = try BatchReport.build(journal, batch: batch)

@@ -128,6 +128,7 @@ extension Coordinator {
         try journal.setQuarantine(q)
         let text = "\(host) quarantined: \(why); no new work there for \(Self.span(cooldown)), then one probe job"
         try journal.audit("quarantine", host: host, state: "quarantined", text)
+        try notify(.hostQuarantined, host: host, message: text)
         breakers[host] = q
         announcedHalfOpen.remove(host)
         log("warning: " + text)

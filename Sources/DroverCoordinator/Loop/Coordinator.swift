@@ -89,6 +89,12 @@ public actor Coordinator: HostLinkDelegate {
     var approvalsDue: Double?
     /// A job ended: a batch may be over.
     var batchesDirty = true
+    /// When the notification outbox must be looked at again (Unix seconds; nil: nothing pending).
+    var notifyDue: Double? = 0
+    /// Notifications being delivered now (by their row id).
+    var delivering: Set<Int> = []
+    /// A saga may move on (a compensation ended, `drover compensate` asked, a batch failed).
+    var sagasDirty = true
     /// A host's link or heartbeats changed what its state may be.
     var hostsDirty = true
     /// Each host's circuit breaker, as in the journal (`Coordinator+Quarantine`).
@@ -224,8 +230,17 @@ public actor Coordinator: HostLinkDelegate {
                         batchesDirty = false
                         try checkFinishedBatches()
                     }
+                    if notifyDue.map({ wallNow >= $0 }) ?? false { notifyDue = try deliverNotifications() }
+                    if sagasDirty {
+                        sagasDirty = false
+                        do { try advanceSagas() } catch {
+                            sagasDirty = true
+                            throw error
+                        }
+                    }
                     if let idle = settings.idleExit {
-                        if try journal.hasOpenJobs() { idleSince = now }
+                        // Unfinished jobs, and notifications not yet delivered, keep it running.
+                        if try journal.hasOpenJobs() || notifyDue != nil || !delivering.isEmpty { idleSince = now }
                         if now - idleSince >= idle {
                             log("no unfinished job for \(Int(idle)) s; exiting")
                             break
@@ -252,7 +267,8 @@ public actor Coordinator: HostLinkDelegate {
             if let b = breakerDue { sleep = min(sleep, b - wallNow) }
             if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
             if let b = beatsFlushAt { sleep = min(sleep, b - now) }
-            if dependentsDirty || batchesDirty || hostsDirty { sleep = min(sleep, nextHousekeeping - now) }
+            if let n = notifyDue { sleep = min(sleep, max(n - wallNow, nextHousekeeping - now)) }
+            if dependentsDirty || batchesDirty || hostsDirty || sagasDirty { sleep = min(sleep, nextHousekeeping - now) }
             if dirty || requestsPending { sleep = 0 }
             checkForSleep()
             sleepDetector?.willWait(until: now + max(sleep, 0))
@@ -271,6 +287,7 @@ public actor Coordinator: HostLinkDelegate {
         dirty = true
         dependentsDirty = true
         facts = nil  // `drover hosts --facts` may have collected newer ones
+        sagasDirty = true
         try loadBreakers()
         let ids = try journal.jobsToCancel()
         var outbox: [String: [String]] = [:]
@@ -328,6 +345,7 @@ public actor Coordinator: HostLinkDelegate {
                 try journal.setHostState(name, new, since: wallNow)
                 try journal.audit("host", host: name, state: new, "\(name): \(old) → \(new)\(new == "down" ? " (no heartbeat for \(Int(settings.deadAfter)) s)" : "")")
                 if new == "down" && old != "untrusted" { try loseAttempts(on: name) }
+                if new == "down" { try notify(.hostDown, host: name, message: "\(name): \(old) → down (no heartbeat for \(Int(settings.deadAfter)) s)") }
             }
             hostState[name] = new
             log("\(name): \(old) → \(new)")
@@ -433,8 +451,10 @@ public actor Coordinator: HostLinkDelegate {
     func finish(_ job: JobRecord, _ state: JobState, reason: String, exitCode: Int? = nil, signal: String? = nil) throws {
         guard try journal.finishJob(job.id, state, reason: reason, exitCode: exitCode, signal: signal, at: wallNow) else { return }
         batchesDirty = true
+        if job.compensates != nil { sagasDirty = true }
         if state == .succeeded && job.request.checkpoint != nil { storePruneDue = true }
         try journal.audit("job", job: job.id, attempt: job.attempt, host: job.host, state: state.rawValue, "job \(job.label) \(state.rawValue): \(reason)")
+        if state == .failed { try notifyFailed(job, reason: reason, exitCode: exitCode, signal: signal) }
         guard let batch = job.batch else { return }
         dependentsDirty = true
         if state == .failed, try journal.batch(named: batch)?.failFast == true {
