@@ -15,7 +15,7 @@ public struct Drover: AsyncParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, SubmitCommand.self, MapCommand.self, ApproveCommand.self, ReportCommand.self, PsCommand.self, StatusCommand.self, LogsCommand.self, WaitCommand.self, CancelCommand.self,
-            EventsCommand.self, HostsCommand.self, DeployCommand.self, ReapCommand.self, GCCommand.self, DownCommand.self, CoordinatorCommand.self,
+            EventsCommand.self, ServeCommand.self, HostsCommand.self, DeployCommand.self, ReapCommand.self, GCCommand.self, DownCommand.self, CoordinatorCommand.self,
         ]
     )
 
