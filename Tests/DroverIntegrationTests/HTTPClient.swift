@@ -52,6 +52,13 @@ struct HTTPClient {
                 throw HTTPClientError("recv: errno \(errno)")
             }
             raw += buffer[0..<n]
+            // A server that keeps the connection open (chromedriver) is done once Content-Length bytes came.
+            if until == nil, let end = raw.firstRange(of: Array("\r\n\r\n".utf8)),
+               let length = String(decoding: raw[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+                .first(where: { $0.lowercased().hasPrefix("content-length:") }).flatMap({ Int($0.dropFirst(15).trimmingCharacters(in: .whitespaces)) }),
+               raw.count - end.upperBound >= length {
+                break
+            }
             if let until, let partial = try? Self.parse(raw, partial: true), until(partial.text) { return partial }
         }
         if until != nil, Date() >= deadline { throw HTTPClientError("timed out after \(Int(timeout)) s on \(method) \(path); got:\n\(String(decoding: raw.suffix(3000), as: UTF8.self))") }

@@ -120,7 +120,7 @@ extension TestbedSuite {
                 let last = try s.coordinator.journal().lastEventID()
                 let (http, bearer) = (s.http, s.bearer)
                 let later = Task { try http.request("GET", "/api/events/stream?after=now", headers: bearer, timeout: 30, until: { $0.contains("live-one") }) }
-                let next = try s.coordinator.submit(["true"], options: ["--name", "live-one"])
+                let next = try s.coordinator.submit(["echo", "live-one"])
                 let live = try await later.value
                 #expect(live.text.contains("event: audit"))
                 #expect(live.text.split(separator: "\n").filter { $0.hasPrefix("id: ") }.allSatisfy { Int($0.dropFirst(4))! > last })
