@@ -30,8 +30,14 @@ struct TimelinePage {
         var lanes: [String: [Double]] = [:]
         var placed: [(AttemptRecord, Int)] = []
         let now = Date().timeIntervalSince1970
+        // A lost attempt has no end of its own: it ended when its host was declared down.
+        func end(_ a: AttemptRecord) -> Double {
+            if let e = a.endedAt { return e }
+            guard a.stale || a.state == "lost" else { return now }
+            return marks.first { $0.host == a.host && $0.state == "down" && $0.time >= (a.startedAt ?? from) }?.time ?? now
+        }
         for a in attempts {
-            let start = a.startedAt ?? from, end = a.endedAt ?? now
+            let start = a.startedAt ?? from, end = end(a)
             var free = lanes[a.host] ?? []
             let lane = free.firstIndex { $0 <= start } ?? free.count
             if lane == free.count { free.append(end) } else { free[lane] = end }
@@ -59,9 +65,9 @@ struct TimelinePage {
         }
         for (a, lane) in placed {
             guard let r = rowTop[a.host] else { continue }
-            let x0 = x(a.startedAt ?? from), x1 = max(x0 + 2, x(a.endedAt ?? now))
+            let x0 = x(a.startedAt ?? from), x1 = max(x0 + 2, x(end(a)))
             let ok = a.agentState == "exited" && a.exitCode == 0 && !a.stale
-            let running = a.endedAt == nil
+            let running = a.endedAt == nil && !a.stale && a.state != "lost"
             let cls = running ? "running" : ok ? "succeeded" : "failed"
             let symbol = running ? "▶" : ok ? "✓" : "✕"
             let label = jobs[a.job].map { $0.batchJob ?? $0.name ?? "\($0.id)" } ?? "\(a.job)"

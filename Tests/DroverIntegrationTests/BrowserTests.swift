@@ -33,6 +33,15 @@ extension TestbedSuite {
                 try browser.waitFor("the job page to say cancelled", timeout: 20, "return document.getElementById('live').innerText.includes('cancelled')")
                 browser.snap(shots + "/3-job-cancelled.png")
 
+                // A batch running (for the screenshots: its DAG, its timeline with h3's death).
+                let results = try Testbed.tempDirectory()
+                defer { try? FileManager.default.removeItem(atPath: results) }
+                let chunks = (1...6).map { #"{"id": "chunk-\#($0)", "after": ["prep"], "shell": "sleep 20; echo \#($0)"}"# }.joined(separator: ",")
+                let batch = #"{"batch": "sweep", "jobs": [{"id": "prep", "argv": ["true"]}, "# + chunks + #", {"id": "sum", "after": ["chunk-1", "chunk-2", "chunk-3", "chunk-4", "chunk-5", "chunk-6"], "argv": ["true"]}]}"#
+                let submitted = try s.post("/api/batches", json: ["content": batch, "file": "sweep.json", "args": ["--results", results]])
+                #expect(submitted.status == 200, "\(submitted.text)")
+                try s.coordinator.waitFor("a chunk to run on h3", timeout: 60) { try s.coordinator.journal().jobs().contains { $0.state == .running && $0.host == "h3" } }
+
                 // A powered-off host turns down on the open page, without a reload.
                 try browser.open("http://127.0.0.1:\(s.port)/")
                 try browser.script("window.__noReload = true; return true")
@@ -42,8 +51,11 @@ extension TestbedSuite {
                     #expect(try browser.script("return window.__noReload === true") as? Bool == true, "the page was reloaded")
                     browser.snap(shots + "/4-host-down.png")
                 }
-                try browser.open("http://127.0.0.1:\(s.port)/timeline")
-                browser.snap(shots + "/5-timeline.png")
+                try browser.open("http://127.0.0.1:\(s.port)/batches/sweep")
+                browser.snap(shots + "/5-batch.png")
+                try browser.open("http://127.0.0.1:\(s.port)/timeline?batch=sweep")
+                browser.snap(shots + "/6-timeline.png")
+                _ = try s.post("/api/jobs/sweep/cancel", json: [:])
             }
         }
     }
