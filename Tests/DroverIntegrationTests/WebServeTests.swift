@@ -160,6 +160,24 @@ extension TestbedSuite {
             }
         }
 
+        @Test func anotherAddressIsWarnedAboutAndTLSIsRefusedClearly() throws {
+            let state = try Testbed.tempDirectory()
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            let tls = try Testbed.run(Testbed.droverBinary, ["serve", "--state", state, "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            #expect(tls.status != 0 && tls.stderr.contains("does not speak TLS") && tls.stderr.contains("ssh -L"), "\(tls.stderr)")
+            let log = state + "/serve.log"
+            let pid = try ChildProcess.startDetached([Testbed.droverBinary, "serve", "--state", state, "--listen", "0.0.0.0:0"], output: log)
+            defer { kill(pid, SIGKILL); var st: Int32 = 0; waitpid(pid, &st, 0) }
+            let deadline = Date().addingTimeInterval(20)
+            var text = ""
+            while !text.contains("open http://"), Date() < deadline {
+                usleep(50_000)
+                text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            }
+            #expect(text.contains("unencrypted") && text.contains("ssh -L"), "\(text)")
+            #expect(text.contains("open http://0.0.0.0:"))
+        }
+
         @Test func theNotebookClientSubmitsWaitsAndStreamsOutput() async throws {
             try await ServeFixture.with { s in
                 let client = Testbed.repoRoot + "/examples/notebook-client.py"
