@@ -1,9 +1,9 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
     name: "Drover",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "drover", targets: ["drover"]),
         .executable(name: "drover-agent", targets: ["drover-agent"]),
@@ -12,6 +12,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // The coordinator's log (not the agent's: it stays dependency-free and static).
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // `drover serve` only (DroverWeb): never linked into the agent. No traits: the
+        // swift-configuration support is not used and costs build time.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
         // libssh2 from the system (apt libssh2-1-dev, brew libssh2).
@@ -38,11 +41,13 @@ let package = Package(
         .target(name: "DroverInventory", dependencies: ["DroverCore"]),
         // The coordinator: journal, scheduling, host links, liveness, deploy.
         .target(name: "DroverCoordinator", dependencies: ["DroverCore", "DroverProtocol", "DroverSSH", "DroverInventory", "CSQLite", .product(name: "Logging", package: "swift-log")]),
+        // `drover serve`: the dashboard and HTTP API over the journal (Hummingbird).
+        .target(name: "DroverWeb", dependencies: ["DroverCoordinator", "DroverCore", .product(name: "Hummingbird", package: "hummingbird")]),
         // One file per `drover` subcommand.
         .target(
             name: "DroverCommands",
             dependencies: [
-                "DroverCoordinator", "DroverInventory", "DroverCore", "CDroverSys",
+                "DroverCoordinator", "DroverWeb", "DroverInventory", "DroverCore", "CDroverSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -69,7 +74,7 @@ let package = Package(
         .testTarget(name: "DroverCommandsTests", dependencies: ["DroverCommands", "DroverCoordinator", "DroverInventory", "DroverCore"]),
         .testTarget(
             name: "DroverIntegrationTests",
-            dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore"]
+            dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore", "DroverWeb"]
         ),
     ],
     swiftLanguageModes: [.v6]

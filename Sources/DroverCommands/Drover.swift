@@ -17,7 +17,7 @@ public struct Drover: AsyncParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, SubmitCommand.self, MapCommand.self, ApproveCommand.self, CompensateCommand.self, ReportCommand.self, PsCommand.self, StatusCommand.self, LogsCommand.self, WaitCommand.self, CancelCommand.self, RetryCommand.self,
-            EventsCommand.self, HostsCommand.self, DeployCommand.self, ReapCommand.self, GCCommand.self, DownCommand.self, CoordinatorCommand.self, ConfigCommand.self,
+            EventsCommand.self, ServeCommand.self, HostsCommand.self, DeployCommand.self, ReapCommand.self, GCCommand.self, DownCommand.self, CoordinatorCommand.self, ConfigCommand.self,
         ]
     )
 

@@ -3,8 +3,16 @@ import Foundation
 
 /// Output helpers shared by the commands.
 enum Terminal {
+    /// While set (the actions of `drover serve`), errors are collected here instead of printed,
+    /// so the API answers with the very message the command line prints.
+    @TaskLocal static var captured: Locked<[String]>?
+
     /// Prints `drover: error: …` to stderr, one line per line of `message`.
     static func error(_ message: String) {
+        if let captured {
+            captured.withLock { $0.append(message) }
+            return
+        }
         let lines = message.split(separator: "\n", omittingEmptySubsequences: false)
         var text = "drover: error: " + (lines.first.map(String.init) ?? "") + "\n"
         for line in lines.dropFirst() { text += "  " + line + "\n" }

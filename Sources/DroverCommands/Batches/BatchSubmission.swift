@@ -34,10 +34,25 @@ struct BatchSubmission {
         }
         let spec: BatchSpec
         do { spec = try BatchReader.read(path) } catch {
-            Terminal.error("\(path): the batch cannot be used:\n" + error.issues.map { "  " + $0.description }.joined(separator: "\n"))
-            throw ExitCode(2)
+            throw unusable(path, error)
         }
         return try BatchSubmission(spec, options: options, inventory: inventory)
+    }
+
+    /// A batch file's content that did not come from a file here (`drover serve`'s API): checked
+    /// and worded as `read` does, relative paths taken from `baseDirectory`.
+    static func parse(_ content: [UInt8], file: String, baseDirectory: String, options: BatchOptions, inventory: Inventory) throws -> BatchSubmission {
+        let spec: BatchSpec
+        do { spec = try BatchReader.parse(content, file: file, baseDirectory: baseDirectory) } catch {
+            throw unusable(file, error)
+        }
+        return try BatchSubmission(spec, options: options, inventory: inventory)
+    }
+
+    /// Prints every problem of an unusable batch file; the exit status to throw.
+    private static func unusable(_ path: String, _ error: BatchFileError) -> ExitCode {
+        Terminal.error("\(path): the batch cannot be used:\n" + error.issues.map { "  " + $0.description }.joined(separator: "\n"))
+        return ExitCode(2)
     }
 
     /// Checks every job's placement against the inventory (exits 2 naming each job that cannot run anywhere).

@@ -42,6 +42,11 @@ final class JobFollower {
 
     /// The shell line that prints an attempt's output on its host.
     private func outputCommand(_ attempt: AttemptRecord, follow: Bool, stdout: Bool, stderr: Bool) throws -> String {
+        try Self.outputCommand(attempt, journal: journal, inventory: inventory, follow: follow, stdout: stdout, stderr: stderr)
+    }
+
+    /// The shell line that prints an attempt's output on its host (also for `drover serve`).
+    static func outputCommand(_ attempt: AttemptRecord, journal: Journal, inventory: Inventory, follow: Bool, stdout: Bool = true, stderr: Bool = true) throws -> String {
         guard let spec = inventory.host(named: attempt.host) else { throw ExitCode(1) }
         let build = try journal.hosts().first { $0.name == attempt.host }?.agentBuild ?? ""
         let q = RemotePath.shell
