@@ -83,7 +83,7 @@ enum HTTPPost {
         var offset = 0
         while offset < bytes.count {
             try waitFor(fd, for: Int16(POLLOUT), deadline: deadline)
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL_FLAG)) }
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(noSignalFlag)) }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
                 throw Failure(description: "sending failed: \(String(cString: strerror(errno)))")
@@ -110,10 +110,10 @@ enum HTTPPost {
     }
 
     #if canImport(Glibc)
-    private static let MSG_NOSIGNAL_FLAG = Int32(MSG_NOSIGNAL)
+    private static let noSignalFlag = Int32(MSG_NOSIGNAL)  // portable: under canImport(Glibc); 0 on Darwin
     private static func Glibc_connect(_ fd: Int32, _ addr: UnsafeMutablePointer<sockaddr>!, _ len: socklen_t) -> Int32 { Glibc.connect(fd, addr, len) }
     #else
-    private static let MSG_NOSIGNAL_FLAG = Int32(0)
+    private static let noSignalFlag = Int32(0)
     private static func Glibc_connect(_ fd: Int32, _ addr: UnsafeMutablePointer<sockaddr>!, _ len: socklen_t) -> Int32 { Darwin.connect(fd, addr, len) }
     #endif
 }
