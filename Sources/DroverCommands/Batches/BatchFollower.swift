@@ -16,9 +16,14 @@ final class BatchFollower {
     private var json = false
     private var lastEvent = 0
     private var lastFrame = 0.0
+    /// Progress lines go to stderr (for `drover map`, whose stdout is the jobs' output).
+    private let linesToStandardError: Bool
+    /// Called with the batch's jobs after each reading of the journal (`drover map` prints their output).
+    var onRead: (([JobRecord]) throws -> Void)?
 
-    init(journal: Journal, batch: String, progress: ProgressChoice) throws {
+    init(journal: Journal, batch: String, progress: ProgressChoice, linesToStandardError: Bool = false) throws {
         self.journal = journal
+        self.linesToStandardError = linesToStandardError
         self.batch = batch
         watch = try JournalWatch(journal)
         let color = LocalUser.environment("NO_COLOR").map(\.isEmpty) ?? true
@@ -64,6 +69,7 @@ final class BatchFollower {
                 lastRead = Date().timeIntervalSince1970
                 jobs = try journal.batchJobs(batch)
                 hosts = try journal.hosts()
+                try onRead?(jobs)
             }
             let snapshot = self.snapshot(jobs, hosts: hosts)
             if fresh { try emitChanges(jobs, snapshot) }
@@ -97,7 +103,7 @@ final class BatchFollower {
 
     private func write(_ text: String) {
         guard !text.isEmpty else { return }
-        if toTerminal { FileHandle.standardError.write(Data(text.utf8)) } else {
+        if toTerminal || linesToStandardError { FileHandle.standardError.write(Data(text.utf8)) } else {
             FileHandle.standardOutput.write(Data(text.utf8))
         }
     }

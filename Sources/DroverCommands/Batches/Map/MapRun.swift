@@ -1,0 +1,84 @@
+import ArgumentParser
+import DroverCoordinator
+import DroverCore
+import Foundation
+
+/// A map from submission to exit status: follows the batch, prints each job's output as it
+/// ends, applies `--halt`, writes the joblog and report, and returns parallel's exit status.
+struct MapRun {
+    let submission: BatchSubmission
+    let build: MapBuilder.Built
+    let options: MapOptions
+    let state: StateOptions
+
+    /// Runs the map; the exit status as parallel's: 0, the failed jobs (at most 101), the
+    /// failing job's status under `--halt …,fail=1`, 130 after Ctrl-C.
+    func run() async throws -> Int32 {
+        let spec = submission.spec
+        if spec.jobs.isEmpty {
+            if let path = options.joblog, !LocalFile.exists(path) { try? AtomicFile.write(Array((MapJoblog.header + "\n").utf8), to: path, mode: 0o644) }
+            return 0
+        }
+        let journal: Journal
+        do {
+            (journal, _) = try submission.submit(state: state, quiet: options.progress == nil)
+        } catch {
+            throw ExitCode(255)
+        }
+        if options.detach {
+            print(spec.name)
+            return 0
+        }
+        let folder = try journal.batch(named: spec.name)?.folder ?? submission.resultsRoot + "/" + spec.name
+        let output = MapOutput(folder: folder, keepOrder: options.keepOrder, tags: build.tags, returns: !options.returns.isEmpty)
+        let interrupt = InterruptWatch()
+        defer { interrupt.stop() }
+        let progress = options.progress ?? .none
+        let follower = try BatchFollower(journal: journal, batch: spec.name, progress: progress == .auto ? .bar : progress,
+                                         linesToStandardError: progress != .json)
+        interrupt.wakes(follower.watch)
+        var halted: JobRecord?
+        follower.onRead = { jobs in
+            output.printFinished(jobs)
+            if halted == nil, let trigger = try halt(jobs, journal: journal) { halted = trigger }
+        }
+        var jobs = try await follower.follow { interrupt.fired }
+        if interrupt.fired {
+            try await BatchRun.handleInterrupt(journal, watch: follower.watch, batch: spec.name, jobs: jobs, choice: InterruptChoice.resolve(options.onInterrupt))
+            jobs = try journal.batchJobs(spec.name)
+        }
+        output.printFinished(jobs)
+        try BatchRun.report(journal, batch: spec.name, joblog: nil, print: options.progress != nil && options.progress != .json, to: .standardError)
+        if let path = options.joblog, let batch = try journal.batch(named: spec.name) {
+            MapJoblog.write(try BatchReport.build(journal, batch: batch), to: path, append: options.resume || options.resumeFailed || options.retryFailed)
+        }
+        if interrupt.fired { return 130 }
+        return status(jobs, halted: halted)
+    }
+
+    /// Applies `--halt` to the jobs as read: cancels what it says, returns the job that triggered it.
+    private func halt(_ jobs: [JobRecord], journal: Journal) throws -> JobRecord? {
+        let h = options.halt
+        guard h.when != .never else { return nil }
+        let failed = jobs.filter { $0.state == .failed }
+        let succeeded = jobs.filter { $0.state == .succeeded }
+        guard h.reached(failed: failed.count, succeeded: succeeded.count, total: jobs.count) else { return nil }
+        // `now` kills the running jobs; `soon` lets them finish and starts no more.
+        let stop = jobs.filter { !$0.state.isFinal && (h.when == .now || ![.dispatched, .running].contains($0.state)) }
+        if !stop.isEmpty { _ = try journal.requestCancel(stop.map(\.id)) }
+        let trigger = h.why == .success ? succeeded : h.why == .fail ? failed : failed + succeeded
+        return trigger.max { ($0.endedAt ?? 0) < ($1.endedAt ?? 0) }
+    }
+
+    /// parallel's exit status for the jobs at the end.
+    private func status(_ jobs: [JobRecord], halted: JobRecord?) -> Int32 {
+        let failed = jobs.filter { $0.state == .failed || $0.state == .skipped }.count
+        if let halted, options.halt.why == .fail, options.halt.count == 1, !options.halt.percent {
+            if let code = halted.exitCode, code != 0 { return Int32(code & 255) }
+            return halted.signal.flatMap(Signals.number).map { 128 + $0 } ?? 1
+        }
+        if halted != nil, options.halt.why == .success { return 0 }
+        if halted != nil, options.halt.percent, options.halt.why == .fail { return Int32(min(100, failed * 100 / max(1, jobs.count))) }
+        return Int32(min(failed, 101))
+    }
+}

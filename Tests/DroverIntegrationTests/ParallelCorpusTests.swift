@@ -1,0 +1,109 @@
+import DroverCoordinator
+import DroverCore
+import Foundation
+import Testing
+
+extension TestbedSuite {
+    /// `drover map` side by side with GNU parallel: the corpus in Tests/Fixtures/parallel-corpus.txt
+    /// (the same stdout and exit status for each line), injection through input values, and the
+    /// output of a job re-run after a host loss printed once.
+    @Suite("drover map as GNU parallel")
+    struct ParallelCorpusTests {
+        /// The corpus's folder: the input files its lines read.
+        static func corpusFolder() throws -> String {
+            let dir = try Testbed.tempDirectory()
+            let files = ["abc-file": "A\nB\nC\n", "def-file": "D\nE\nF\n", "abc0-file": "A\0B\0C\0",
+                         "tsv-file.tsv": "f1\tf2\nA\tB\nC\tD\n", "num30": (1...30).map { "\($0)\n" }.joined()]
+            for (name, text) in files { try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
+            return dir
+        }
+
+        /// Runs one corpus line with `program` in place of PARALLEL, in `dir`.
+        static func run(_ line: String, program: String, in dir: String) throws -> (status: Int32, stdout: String, stderr: String) {
+            try Testbed.run("/bin/sh", ["-c", "cd \(ShellQuote.quote(dir)) && " + line.replacing("PARALLEL", with: program)])
+        }
+
+        @Test func theCorpusGivesParallelsOutputAndExitStatus() async throws {
+            let text = try String(contentsOfFile: Testbed.repoRoot + "/Tests/Fixtures/parallel-corpus.txt", encoding: .utf8)
+            let lines = text.split(separator: "\n").map(String.init).filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            #expect(lines.count >= 40, "the corpus has at least 40 invocations")
+            let dir = try Self.corpusFolder()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try await CoordinatorFixture.with { f in
+                let drover = [Testbed.droverBinary, "map", "--state", f.state, "--inventory", f.inventory].map(ShellQuote.quote).joined(separator: " ")
+                for var line in lines {
+                    var mode = "sorted"
+                    for prefix in ["exact:", "status:"] where line.hasPrefix(prefix) {
+                        mode = String(prefix.dropLast())
+                        line = line.dropFirst(prefix.count).trimmingCharacters(in: .whitespaces)
+                    }
+                    let words = line.split(separator: " ")
+                    if words.contains("-k") || words.contains("--keep-order") { mode = mode == "status" ? mode : "exact" }
+                    let theirs = try Self.run(line, program: "parallel --will-cite", in: dir)
+                    let ours = try Self.run(line, program: drover, in: dir)
+                    #expect(ours.status == theirs.status, "\(line): exit status \(ours.status), parallel's \(theirs.status)\n\(ours.stderr)")
+                    switch mode {
+                    case "exact":
+                        #expect(ours.stdout == theirs.stdout, "\(line): stdout\n\(ours.stdout)\nparallel's\n\(theirs.stdout)\n\(ours.stderr)")
+                    case "sorted":
+                        let sorted = { (s: String) in s.split(separator: "\n", omittingEmptySubsequences: false).sorted() }
+                        #expect(sorted(ours.stdout) == sorted(theirs.stdout), "\(line): stdout\n\(ours.stdout)\nparallel's\n\(theirs.stdout)\n\(ours.stderr)")
+                    default: break
+                    }
+                }
+            }
+        }
+
+        @Test func inputValuesInjectNothingIntoTheShellLine() async throws {
+            let tag = String(UUID().uuidString.prefix(8)).lowercased()
+            let marker = { (i: Int) in "/tmp/pwned-map-\(tag)-\(i)" }
+            let payloads = ["$(touch \(marker(1)))", "`touch \(marker(2))`", "; touch \(marker(3))", "| touch \(marker(4))",
+                            "&& touch \(marker(5))", "' ; touch \(marker(6)) ; '", "\" ; touch \(marker(7)) ; \"",
+                            "${IFS}touch${IFS}\(marker(8))", "> \(marker(9))", "x\ntouch \(marker(10))", "*", "-n", "$HOME", "\\"]
+            let dir = try Testbed.tempDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let listFile = dir + "/values"
+            try payloads.joined(separator: "\n").write(toFile: listFile, atomically: true, encoding: .utf8)
+            let expected = payloads.flatMap { $0.split(separator: "\n").map { "[\($0)]" } }.joined(separator: "\n") + "\n"
+            try await CoordinatorFixture.with { f in
+                for (how, template) in [("a shell line", ["printf '[%s]\\n' {}"]), ("-q", ["-q", "printf", "[%s]\\n", "{}"]),
+                                        ("{1} in a sentence", ["echo [{1}] | cat"])] {
+                    let r = try f.drover(["map", "-k"] + template + ["::::", listFile])
+                    #expect(r.status == 0, "\(how): \(r.stderr)")
+                    if how == "{1} in a sentence" {
+                        #expect(r.stdout.split(separator: "\n").count == expected.split(separator: "\n").count, "\(how): \(r.stdout)")
+                    } else {
+                        #expect(r.stdout == expected, "\(how): each value arrives as one word, byte for byte:\n\(r.stdout)")
+                    }
+                }
+                var found: [String] = []
+                for h in ["h1", "h2", "h3"] {
+                    let listing = try ShellInjectionTests.testbed(["exec", h, "ls", "-A", "/tmp"])
+                    found += listing.split(separator: "\n").filter { $0.hasPrefix("pwned-map-\(tag)") }.map { "\(h):/tmp/\($0)" }
+                }
+                found += ((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix("pwned-map-\(tag)") }
+                #expect(found.isEmpty, "no value ran as shell code: \(found)")
+            }
+        }
+
+        @Test func aJobRerunAfterAHostLossPrintsItsOutputOnce() async throws {
+            try await CoordinatorFixture.with(deadAfter: 4) { f in
+                let args = [Testbed.droverBinary, "map", "--state", f.state, "--inventory", f.inventory, "--name", "lossmap", "-k",
+                            "sleep 4; echo out-{}; echo err-{} >&2", ":::"] + (1...6).map(String.init)
+                let map = Task.detached { try Testbed.run(args[0], Array(args.dropFirst())) }
+                let j = try f.journal()
+                try f.waitFor("the map's jobs", timeout: 30) { try j.batchJobs("lossmap").count == 6 }
+                let ids = try j.batchJobs("lossmap").map(\.id)
+                _ = try f.runningJob(on: "h3", among: ids)
+                let r = try await Testbed.withHostKilled("h3") { try await map.value }
+                #expect(r.status == 0, "\(r.stderr)")
+                #expect(r.stdout == (1...6).map { "out-\($0)\n" }.joined(), "each job's stdout once, in order:\n\(r.stdout)")
+                for n in 1...6 {
+                    #expect(r.stderr.components(separatedBy: "err-\(n)\n").count == 2, "err-\(n) once on stderr:\n\(r.stderr)")
+                }
+                let done = try j.batchJobs("lossmap")
+                #expect(done.contains { $0.losses > 0 }, "a job was lost with h3 and ran again: \(done.map(\.reason))")
+            }
+        }
+    }
+}
