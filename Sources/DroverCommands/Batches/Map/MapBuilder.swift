@@ -10,6 +10,7 @@ struct MapBuilder {
     let options: MapOptions
     let inventory: Inventory
     let batchOptions: BatchOptions
+    let state: StateOptions
     /// `-S`: the one host the jobs may run on (nil: any).
     let host: String?
 
@@ -25,6 +26,7 @@ struct MapBuilder {
     init(options: MapOptions, inventory: Inventory, state: StateOptions) throws {
         self.options = options
         self.inventory = inventory
+        self.state = state
         host = try Self.sshLogin(options, inventory: inventory)
         var args = ["--results", options.results ?? state.location.path + "/map-results", "--progress", (options.progress ?? .none).rawValue]
         if options.halt.when == .now && options.halt.why == .fail && options.halt.count == 1 && !options.halt.percent { args.append("--fail-fast") }
@@ -84,9 +86,17 @@ struct MapBuilder {
         var jobs: [BatchJob] = []
         let values = inputs.jobs
         var built = Built(spec: BatchSpec(name: "", jobs: [], file: "drover map"))
+        let name = try options.name ?? freeName("map-" + hexString(SHA256.hash(Array((template.words.joined(separator: "\u{0}") + (template.shell ? "\u{1}" : "")).utf8))).prefix(8))
+        guard BatchNames.isValid(name) else {
+            Terminal.error("--name \(name): a batch name may use only \(BatchNames.rule)")
+            throw ExitCode(2)
+        }
         let joblog = try MapJoblog.previous(options)
+        // --resume without a joblog: the jobs of the same map that failed before stay failed
+        // (those that succeeded are kept by the batch's own resume).
+        let failedBefore = options.resume && options.joblog == nil ? try failedJobs(of: name) : []
         for (i, v) in values.enumerated() {
-            if let joblog, joblog.skips(i + 1, resumeFailed: options.resumeFailed) {
+            if failedBefore.contains(String(i + 1)) || joblog?.skips(i + 1, resumeFailed: options.resumeFailed) == true {
                 built.skipped.insert(i + 1)
                 continue
             }
@@ -108,13 +118,31 @@ struct MapBuilder {
         if options.tag || options.tagString != nil {
             built.tags = values.enumerated().map { i, v in options.tagString.map { Self.expandWord($0, v, seq: i + 1) } ?? v.joined(separator: " ") }
         }
-        let name = options.name ?? "map-" + hexString(SHA256.hash(Array((template.words.joined(separator: "\u{0}") + (template.shell ? "\u{1}" : "")).utf8))).prefix(8)
-        guard BatchNames.isValid(name) else {
-            Terminal.error("--name \(name): a batch name may use only \(BatchNames.rule)")
-            throw ExitCode(2)
-        }
         built.spec = BatchSpec(name: name, jobs: jobs, file: "drover map")
         return built
+    }
+
+    /// `base`, or with -2, -3, … when the same command still runs in another map (which a
+    /// new run must not cancel); a resume keeps `base`.
+    private func freeName(_ base: String) throws -> String {
+        let location = state.location
+        guard !(options.resume || options.resumeFailed), location.exists else { return base }
+        let db = try SQLiteDatabase(path: location.journalPath)
+        var name = base
+        var n = 1
+        while try Journal.existingJobs(db, batch: name).values.contains(where: { !$0.state.isFinal }) {
+            n += 1
+            name = base + "-\(n)"
+        }
+        return name
+    }
+
+    /// The jobs of batch `name` that ended other than succeeded, from the journal (none without one).
+    private func failedJobs(of name: String) throws -> Set<String> {
+        let location = state.location
+        guard location.exists else { return [] }
+        let db = try SQLiteDatabase(path: location.journalPath)
+        return Set(try Journal.existingJobs(db, batch: name).filter { $0.value.state.isFinal && $0.value.state != .succeeded }.keys)
     }
 
     /// Drover's job options from parallel's (`--timeout`, `--retries`, `-j`) and Drover's own.
@@ -137,6 +165,8 @@ struct MapBuilder {
         for e in o.env { args += ["--env", e] }
         if let c = o.cwd { args += ["--cwd", c] }
         if let l = o.lostRetries { args += ["--lost-retries", String(l)] }
+        if let l = o.lease { args += ["--lease", l] }
+        if o.keepRunning { args.append("--keep-running") }
         do { return try JobOptions.parse(args) } catch {
             Terminal.error(JobOptions.message(for: error))
             throw ExitCode(2)

@@ -54,7 +54,8 @@ struct MapCommand: AsyncParsableCommand {
                 print(Self.helpMessage())
                 return nil
             }
-            split = try MapArguments.splitLinking(parsed.rest)
+            // --retry-failed takes its commands from the joblog: it needs none here.
+            split = options.retryFailed && parsed.rest.isEmpty ? (["true"], [.values([""])], [false]) : try MapArguments.splitLinking(parsed.rest)
         } catch let error as MapTemplateError {
             Terminal.error("\(error.message); e.g. drover map 'gzip -9 {}' ::: a.txt b.txt (drover help map)")
             throw ExitCode(2)

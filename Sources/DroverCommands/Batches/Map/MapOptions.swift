@@ -46,6 +46,8 @@ struct MapOptions {
     var env: [String] = []
     var cwd: String?
     var lostRetries: Int?
+    var lease: String?
+    var keepRunning = false
     var detach = false
     var onInterrupt: InterruptChoice?
     var help = false
@@ -55,7 +57,7 @@ struct MapOptions {
         "--tagstring", "-a", "--arg-file", "--colsep", "-C", "--header", "-N", "--max-args",
         "-j", "--jobs", "-P", "--max-procs", "-S", "--sshlogin", "--timeout", "--retries", "--halt", "--halt-on-error",
         "--transferfile", "--tf", "--return", "--joblog", "--results", "--res", "--name", "--host", "--on",
-        "--slots", "--priority", "--mem", "--env", "--cwd", "--lost-retries", "--on-interrupt",
+        "--slots", "--priority", "--mem", "--env", "--cwd", "--lost-retries", "--lease", "--on-interrupt",
         "--state", "--inventory",
     ]
 
@@ -112,7 +114,10 @@ struct MapOptions {
             case "--tag": o.tag = true
             case "--tagstring": o.tagString = value
             case "--line-buffer", "--lb": o.lineBuffer = true
-            case "--group", "-g", "--will-cite", "--no-notice", "--shell": break
+            // --shell and --restart are what a map always does now (kept for older scripts).
+            case "--group", "-g", "--will-cite", "--no-notice", "--shell", "--restart": break
+            case "--fail-fast": o.halt = MapHalt(when: .now)
+            case "--keep-going": o.halt = .never
             case "-q", "--quote": o.quote = true
             case "-a", "--arg-file": o.argFiles.append(value!)
             case "-0", "--null": o.null = true
@@ -154,6 +159,8 @@ struct MapOptions {
             case "--env": o.env.append(value!)
             case "--cwd": o.cwd = value
             case "--lost-retries": o.lostRetries = try int(value)
+            case "--lease": o.lease = value
+            case "--keep-running": o.keepRunning = true
             case "--detach": o.detach = true
             case "--on-interrupt":
                 guard let c = InterruptChoice(rawValue: value!) else { throw fail("--on-interrupt \(value!): expected ask, cancel or leave") }

@@ -20,11 +20,16 @@ struct MapRun {
             return 0
         }
         let journal: Journal
+        let ran: Set<String>
         do {
-            (journal, _) = try submission.submit(state: state, quiet: options.progress == nil)
+            let (j, result) = try submission.submit(state: state, quiet: options.progress == nil)
+            journal = j
+            ran = Set(result.plan.run.map(\.job.id))
         } catch {
             throw ExitCode(255)
         }
+        // Only this run's jobs count (not those a resume keeps from before).
+        let current = { (jobs: [JobRecord]) in jobs.filter { ran.contains($0.batchJob ?? "") } }
         if options.detach {
             print(spec.name)
             return 0
@@ -38,16 +43,19 @@ struct MapRun {
                                          linesToStandardError: progress != .json)
         interrupt.wakes(follower.watch)
         var halted: JobRecord?
+        // With JSON progress, stdout is JSON lines only: the jobs' output stays in the results folder.
+        let printing = progress != .json
         follower.onRead = { jobs in
-            output.printFinished(jobs)
-            if halted == nil, let trigger = try halt(jobs, journal: journal) { halted = trigger }
+            if printing { output.printFinished(current(jobs)) }
+            if halted == nil, let trigger = try halt(current(jobs), journal: journal) { halted = trigger }
         }
         var jobs = try await follower.follow { interrupt.fired }
         if interrupt.fired {
             try await BatchRun.handleInterrupt(journal, watch: follower.watch, batch: spec.name, jobs: jobs, choice: InterruptChoice.resolve(options.onInterrupt))
             jobs = try journal.batchJobs(spec.name)
         }
-        output.printFinished(jobs)
+        jobs = current(jobs)
+        if printing { output.printFinished(jobs) }
         try BatchRun.report(journal, batch: spec.name, joblog: nil, print: options.progress != nil && options.progress != .json, to: .standardError)
         if let path = options.joblog, let batch = try journal.batch(named: spec.name) {
             MapJoblog.write(try BatchReport.build(journal, batch: batch), to: path, append: options.resume || options.resumeFailed || options.retryFailed)
