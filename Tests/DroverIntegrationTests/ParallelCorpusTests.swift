@@ -87,6 +87,31 @@ extension TestbedSuite {
             }
         }
 
+        @Test func jobsPerHostAndHostsByNameAsParallelsJAndS() async throws {
+            let dir = try Testbed.tempDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try await CoordinatorFixture.with { f in
+                // -S h1 -j1: one job at a time, all on h1 (the joblog tells where and when).
+                let log = dir + "/j1.log"
+                let r = try f.drover(["map", "-S", "h1", "-j1", "--joblog", log, "sleep 0.5; echo {}", ":::", "a", "b", "c"])
+                #expect(r.status == 0, "\(r.stderr)")
+                #expect(r.stdout.split(separator: "\n").sorted() == ["a", "b", "c"])
+                let rows = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").dropFirst().map { $0.split(separator: "\t") }
+                #expect(rows.count == 3 && rows.allSatisfy { $0[1] == "h1" }, "\(rows)")
+                let spans = rows.compactMap { r in Double(r[2]).flatMap { s in Double(r[3]).map { (s, s + $0) } } }.sorted { $0.0 < $1.0 }
+                #expect(spans.count == 3 && zip(spans, spans.dropFirst()).allSatisfy { $0.1 <= $1.0 + 0.05 }, "-j1: no two jobs at once on h1: \(spans)")
+                // `:` is the inventory's host on this machine; the testbed's has none.
+                let local = try f.drover(["map", "-S", ":", "echo", ":::", "a"])
+                #expect(local.status == 255 && local.stderr.contains("-S :") && local.stdout.isEmpty, "\(local.stderr)")
+                let unknown = try f.drover(["map", "-S", "nosuch", "echo", ":::", "a"])
+                #expect(unknown.status == 255 && unknown.stderr.contains("no host nosuch"), "\(unknown.stderr)")
+                let refused = try f.drover(["map", "--pipe", "wc", "-l"])
+                #expect(refused.status == 255 && refused.stderr.contains("--pipe") && refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
+                let help = try f.drover(["map", "--help"])
+                #expect(help.status == 0 && help.stdout.contains("--keep-order") && help.stdout.contains("Exit status"), "\(help.stderr)")
+            }
+        }
+
         @Test func aJobRerunAfterAHostLossPrintsItsOutputOnce() async throws {
             try await CoordinatorFixture.with(deadAfter: 4) { f in
                 let args = [Testbed.droverBinary, "map", "--state", f.state, "--inventory", f.inventory, "--name", "lossmap", "-k",

@@ -178,9 +178,14 @@ struct MapBuilder {
     private func slotsFromJobs() throws -> Int? {
         guard let j = options.jobs else { return nil }
         let hosts = inventory.hosts.filter { host == nil || $0.name == host }
-        let known = hosts.compactMap(\.slots)
+        // A host without `slots` in the inventory has as many as CPUs, known once it was probed.
+        var probed: [String: Int] = [:]
+        if state.location.exists, let db = try? SQLiteDatabase(path: state.location.journalPath) {
+            for h in (try? Journal.readHosts(db)) ?? [] { if let n = h.slots { probed[h.name] = n } }
+        }
+        let known = hosts.compactMap { $0.slots ?? probed[$0.name] }
         guard known.count == hosts.count, let slots = known.min() else {
-            Terminal.note("-j \(j): each job takes one slot, the hosts' slots are not all in \(inventory.source) (hosts.json `slots` sets them)")
+            Terminal.note("-j \(j): each job takes one slot, the slots of some hosts are not known yet (hosts.json `slots` sets them)")
             return nil
         }
         let perHost: Int
