@@ -76,7 +76,7 @@ struct MapBuilder {
             throw ExitCode(2)
         }
         let template: MapTemplate
-        do { template = try MapTemplate(inputs.renaming(words), shell: !options.quote) } catch {
+        do { template = try MapTemplate(inputs.renaming(words, replace: options.replace), shell: !options.quote) } catch {
             Terminal.error("\(error.message); e.g. drover map 'gzip -9 {}' ::: a.txt b.txt")
             throw ExitCode(2)
         }

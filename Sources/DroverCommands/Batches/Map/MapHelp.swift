@@ -5,7 +5,7 @@ enum MapHelp {
 
         The command is a /bin/sh command line on the host; inserted values are quoted so each stays one word whatever it holds ('sleep 1; echo {}' works as in parallel). -q/--quote runs the words as an argv, without a shell.
 
-        Inputs: ::: VALUES…, :::: FILE…, -a/--arg-file FILE, or stdin, one per line (-0/--null: NUL-separated). Several sources make every combination (the first varying slowest); --link or :::+ pairs them instead. --colsep REGEX splits a line into {1} {2} …; --header : names the columns from the first line ({name}); -N/--max-args N gives each job N values.
+        Inputs: ::: VALUES…, :::: FILE…, -a/--arg-file FILE, or stdin, one per line (-0/--null: NUL-separated; -d D: D-separated). Several sources make every combination (the first varying slowest); --link or :::+ pairs them instead. --colsep REGEX splits a line into {1} {2} …; --header : names the columns from the first line ({name}); -N/--max-args N gives each job N values.
 
         Replacement strings: {} {.} {/} {//} {/.} {#} (job number) {%} (slot on its host), {N} {N.} … of source N. With none, the values are appended.
 

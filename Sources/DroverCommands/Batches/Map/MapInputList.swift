@@ -19,18 +19,18 @@ struct MapInputList {
         var lists: [[String]] = []
         var links: [Bool] = []
         for path in o.argFiles {
-            lists.append(try values(of: try file(path, flag: "-a"), null: o.null))
+            lists.append(try values(of: try file(path, flag: "-a"), o))
             links.append(o.link && !lists.isEmpty && lists.count > 1)
         }
         for (s, link) in zip(sources, linked) {
             switch s {
             case .values(let v): lists.append(v)
-            case .file(let path): lists.append(try values(of: try file(path, flag: "::::"), null: o.null))
+            case .file(let path): lists.append(try values(of: try file(path, flag: "::::"), o))
             }
             links.append(link || (o.link && !lists.isEmpty && lists.count > 1))
         }
         if lists.isEmpty {
-            lists.append(values(of: try readStdin(), null: o.null))
+            lists.append(values(of: try readStdin(), o))
             links.append(false)
         }
         // Each source becomes rows of columns (one column unless --colsep splits it).
@@ -61,11 +61,11 @@ struct MapInputList {
         return MapInputList(jobs: combos, headers: headers)
     }
 
-    /// The template with `{name}` (a `--header` column) written as `{N}`.
-    func renaming(_ words: [String]) -> [String] {
-        guard !headers.isEmpty else { return words }
+    /// The template with `{name}` (a `--header` column) written as `{N}`, and `-I`'s string as `{}`.
+    func renaming(_ words: [String], replace: String? = nil) -> [String] {
         return words.map { word in
             var w = word
+            if let replace, !replace.isEmpty { w = w.replacing(replace, with: "{}") }
             for (i, name) in headers.enumerated() {
                 for part in ["", ".", "/", "//", "/."] { w = w.replacing("{\(name)\(part)}", with: "{\(i + 1)\(part)}") }
             }
@@ -78,10 +78,12 @@ struct MapInputList {
         do { return try LocalFile.read(path) } catch { throw Problem(message: "\(flag) \(path): cannot read the file (\(error))") }
     }
 
-    /// Values of a file or stdin: lines (see `MapInputs.lines`), or NUL-separated with `-0`.
-    static func values(of bytes: [UInt8], null: Bool) -> [String] {
-        guard null else { return MapInputs.lines(String(decoding: bytes, as: UTF8.self)) }
-        var parts = bytes.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+    /// Values of a file or stdin: lines (see `MapInputs.lines`), or NUL-separated with `-0`,
+    /// or separated by `-d`'s delimiter.
+    static func values(of bytes: [UInt8], _ o: MapOptions) -> [String] {
+        let delimiter = o.null ? "\0" : o.delimiter
+        guard let delimiter, !delimiter.isEmpty else { return MapInputs.lines(String(decoding: bytes, as: UTF8.self)) }
+        var parts = String(decoding: bytes, as: UTF8.self).components(separatedBy: delimiter)
         if parts.last?.isEmpty == true { parts.removeLast() }
         return parts
     }

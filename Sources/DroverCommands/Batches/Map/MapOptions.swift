@@ -9,11 +9,14 @@ struct MapOptions {
     var tag = false
     var tagString: String?
     var lineBuffer = false
+    var verbose = false
     // Command
     var quote = false
     // Inputs
     var argFiles: [String] = []
     var null = false
+    var delimiter: String?
+    var replace: String?
     var colsep: String?
     var link = false
     var header: String?
@@ -54,7 +57,7 @@ struct MapOptions {
 
     /// Options that take a value, by every name they have.
     private static let valued: Set<String> = [
-        "--tagstring", "-a", "--arg-file", "--colsep", "-C", "--header", "-N", "--max-args",
+        "--tagstring", "-a", "--arg-file", "-d", "--delimiter", "-I", "--replace", "-n", "--colsep", "-C", "--header", "-N", "--max-args",
         "-j", "--jobs", "-P", "--max-procs", "-S", "--sshlogin", "--timeout", "--retries", "--halt", "--halt-on-error",
         "--transferfile", "--tf", "--return", "--joblog", "--results", "--res", "--name", "--host", "--on",
         "--slots", "--priority", "--mem", "--env", "--cwd", "--lost-retries", "--lease", "--on-interrupt",
@@ -121,10 +124,13 @@ struct MapOptions {
             case "-q", "--quote": o.quote = true
             case "-a", "--arg-file": o.argFiles.append(value!)
             case "-0", "--null": o.null = true
+            case "-d", "--delimiter": o.delimiter = Self.unescape(value!)
+            case "-I", "--replace": o.replace = value
+            case "-v", "--verbose": o.verbose = true
             case "--colsep", "-C": o.colsep = value
             case "--link", "--xapply": o.link = true
             case "--header": o.header = value
-            case "-N", "--max-args": o.maxArgs = try int(value)
+            case "-N", "-n", "--max-args": o.maxArgs = try int(value)
             case "-j", "--jobs", "-P", "--max-procs": o.jobs = value
             case "-S", "--sshlogin": o.sshLogins += value!.split(separator: ",").map(String.init)
             case "--timeout": o.timeout = value
@@ -178,6 +184,32 @@ struct MapOptions {
         if o.resume && o.resumeFailed { throw fail("--resume and --resume-failed exclude each other") }
         if o.retryFailed && o.joblog == nil { throw fail("--retry-failed needs --joblog FILE (the jobs to run again are read from it)") }
         return (o, Array(words[i...]))
+    }
+}
+
+extension MapOptions {
+    /// `-d`'s value with parallel's backslash escapes (`\n`, `\t`, `\r`, `\0`, `\\`) turned into characters.
+    static func unescape(_ text: String) -> String {
+        var out = ""
+        var escaped = false
+        for c in text {
+            if escaped {
+                switch c {
+                case "n": out.append("\n")
+                case "t": out.append("\t")
+                case "r": out.append("\r")
+                case "0": out.append("\0")
+                default: out.append(c)
+                }
+                escaped = false
+            } else if c == "\\" {
+                escaped = true
+            } else {
+                out.append(c)
+            }
+        }
+        if escaped { out.append("\\") }
+        return out
     }
 }
 

@@ -13,12 +13,15 @@ final class MapOutput {
     private let tags: [String]?
     /// `--return`: copy each job's outputs from its results folder to the working directory.
     private let returns: Bool
+    /// `-v`: each job's command line on stdout before its output.
+    private let verbose: Bool
     private var printed: Set<String> = []
     /// With -k: the number of the next job to print.
     private var next = 1
 
     /// `tags[i]` is job `i+1`'s prefix (nil: no tagging).
-    init(folder: String, keepOrder: Bool, tags: [String]?, returns: Bool) {
+    init(folder: String, keepOrder: Bool, tags: [String]?, returns: Bool, verbose: Bool = false) {
+        self.verbose = verbose
         self.folder = folder
         self.keepOrder = keepOrder
         self.tags = tags
@@ -44,6 +47,7 @@ final class MapOutput {
         printed.insert(id)
         let dir = folder + "/" + id
         let tag = tags.flatMap { t in Int(id).flatMap { t.indices.contains($0 - 1) ? t[$0 - 1] : nil } }
+        if verbose { FileHandle.standardOutput.write(Data((job.request.commandLine + "\n").utf8)) }
         Self.copy(dir + "/stdout", to: 1, tag: tag)
         Self.copy(dir + "/stderr", to: 2, tag: tag)
         for path in returns ? job.request.outputs ?? [] : [] {

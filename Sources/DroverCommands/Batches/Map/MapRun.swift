@@ -35,7 +35,7 @@ struct MapRun {
             return 0
         }
         let folder = try journal.batch(named: spec.name)?.folder ?? submission.resultsRoot + "/" + spec.name
-        let output = MapOutput(folder: folder, keepOrder: options.keepOrder, tags: build.tags, returns: !options.returns.isEmpty)
+        let output = MapOutput(folder: folder, keepOrder: options.keepOrder, tags: build.tags, returns: !options.returns.isEmpty, verbose: options.verbose)
         let interrupt = InterruptWatch()
         defer { interrupt.stop() }
         let progress = options.progress ?? .none
