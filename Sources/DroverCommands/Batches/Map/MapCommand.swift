@@ -26,15 +26,20 @@ struct MapCommand: AsyncParsableCommand {
             prepared = p
         } catch let e as ExitCode where e.rawValue == 0 {
             throw e
-        } catch let e as ExitCode {
-            // parallel's status for its own errors (bad option, unreadable input, no host).
-            _ = e
+        } catch is ExitCode {
+            // parallel's status for its own errors (bad option, unreadable input, no such host);
+            // the message is out already.
             throw ExitCode(255)
         } catch {
             Terminal.error("\(error)")
             throw ExitCode(255)
         }
-        throw ExitCode(try await prepared.run())
+        let status: Int32
+        do { status = try await prepared.run() } catch let e as ExitCode { throw e } catch {
+            Terminal.error("\(error)")
+            throw ExitCode(255)
+        }
+        throw ExitCode(status)
     }
 
     /// Reads the options and inputs and builds the batch; nil after `--help` or `--dry-run`.

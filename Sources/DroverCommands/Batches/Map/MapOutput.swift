@@ -31,13 +31,16 @@ final class MapOutput {
     /// Prints the jobs that are over and not printed yet (with -k: up to the first one not over).
     func printFinished(_ jobs: [JobRecord]) {
         if keepOrder {
+            // Jobs not in this run (left out by a resume) hold nothing back.
             let byNumber = Dictionary(jobs.compactMap { j in j.batchJob.flatMap(Int.init).map { ($0, j) } }) { a, _ in a }
-            while let j = byNumber[next], j.state.isFinal {
-                emit(j.batchJob!, j)
+            let last = byNumber.keys.max() ?? 0
+            while next <= last {
+                if let j = byNumber[next] {
+                    guard j.state.isFinal else { break }
+                    emit(j.batchJob!, j)
+                }
                 next += 1
             }
-            // Jobs not in this map (skipped by --resume) do not hold the rest back.
-            while byNumber[next] == nil, next <= (byNumber.keys.max() ?? 0) { next += 1 }
             return
         }
         for j in jobs where j.state.isFinal { if let id = j.batchJob, !printed.contains(id) { emit(id, j) } }
