@@ -112,6 +112,28 @@ extension TestbedSuite {
             }
         }
 
+        @Test func aMapWaitingOnQuarantinedHostsSaysSo() async throws {
+            try await CoordinatorFixture.with { f in
+                func hosts(_ verb: String, _ h: String) throws {
+                    let r = try Testbed.run(Testbed.droverBinary, ["hosts", verb, h, "--state", f.state, "--inventory", f.inventory])
+                    #expect(r.status == 0, "drover hosts \(verb) \(h): \(r.stderr)")
+                }
+                for h in ["h1", "h2", "h3"] { try hosts("quarantine", h) }
+                let errors = f.state + "/../held.stderr"
+                let line = [Testbed.droverBinary, "map", "--state", f.state, "--inventory", f.inventory, "--name", "held", "echo", ":::", "a"].map(ShellQuote.quote).joined(separator: " ")
+                let map = Task.detached { try Testbed.run("/bin/sh", ["-c", line + " 2>" + ShellQuote.quote(errors)]) }
+                // The map waits and says why; once the hosts are released it ends.
+                try f.waitFor("the map's note", timeout: 30) {
+                    ((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "").contains("every host is quarantined")
+                }
+                for h in ["h1", "h2", "h3"] { try hosts("release", h) }
+                let r = try await map.value
+                let stderr = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+                #expect(r.status == 0 && r.stdout == "a\n", "\(stderr)")
+                #expect(stderr.contains("drover hosts release"), "\(stderr)")
+            }
+        }
+
         @Test func aJobRerunAfterAHostLossPrintsItsOutputOnce() async throws {
             try await CoordinatorFixture.with(deadAfter: 4) { f in
                 let args = [Testbed.droverBinary, "map", "--state", f.state, "--inventory", f.inventory, "--name", "lossmap", "-k",

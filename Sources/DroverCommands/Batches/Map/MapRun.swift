@@ -45,8 +45,10 @@ struct MapRun {
         var halted: JobRecord?
         // With JSON progress, stdout is JSON lines only: the jobs' output stays in the results folder.
         let printing = progress != .json
+        var toldQuarantine = false
         follower.onRead = { jobs in
             if printing { output.printFinished(current(jobs)) }
+            if !toldQuarantine { toldQuarantine = try tellIfEveryHostIsQuarantined(current(jobs), journal: journal) }
             if halted == nil, let trigger = try halt(current(jobs), journal: journal) { halted = trigger }
         }
         var jobs = try await follower.follow { interrupt.fired }
@@ -76,6 +78,17 @@ struct MapRun {
         if !stop.isEmpty { _ = try journal.requestCancel(stop.map(\.id)) }
         let trigger = h.why == .success ? succeeded : h.why == .fail ? failed : failed + succeeded
         return trigger.max { ($0.endedAt ?? 0) < ($1.endedAt ?? 0) }
+    }
+
+    /// A map whose jobs wait because every host is quarantined (its jobs failed quickly in a
+    /// row there, as a black hole's do) says so once, instead of waiting in silence.
+    private func tellIfEveryHostIsQuarantined(_ jobs: [JobRecord], journal: Journal) throws -> Bool {
+        let waiting = jobs.filter { $0.state == .queued }.count
+        guard waiting > 0, !jobs.contains(where: { $0.state == .dispatched || $0.state == .running }) else { return false }
+        let held = Set(try journal.quarantines().filter { $0.state != .closed }.map(\.host))
+        guard submission.inventory.hosts.allSatisfy({ held.contains($0.name) }) else { return false }
+        Terminal.note("\(waiting) job(s) wait: every host is quarantined, after jobs failed quickly in a row there (`drover hosts` says why; `drover hosts release HOST` sends jobs there again; `drover coordinator --no-quarantine` turns this off)")
+        return true
     }
 
     /// parallel's exit status for the jobs at the end.
