@@ -12,7 +12,7 @@ struct HostsCommand: AsyncParsableCommand {
         discussion: """
             `drover hosts [HOST…]` (the `show` subcommand) connects to every host and shows its state; see `drover hosts show --help` for its columns and options.
 
-            A host that fails several different jobs in a row quickly (a black hole: the tool the jobs run is missing there, its /tmp is full, a library is broken) is quarantined by the coordinator: it gets no new work (jobs that run there go on), LIVENESS shows `quarantined`, and the evidence (the jobs, their exit codes, the head of their stderr) is in `drover events` and under the table. After a cool-down (10 min, doubled after each failed probe) one probe job may run there; its success releases the host. Settings: `defaults.quarantine` in the inventory (docs/inventory.md) or `drover coordinator --quarantine-*`; docs/failures.md explains the rules.
+            A host that fails several different jobs in a row quickly (a black hole: the tool the jobs run is missing there, its /tmp is full, a library is broken) is quarantined by the coordinator: it gets no new work (jobs that run there go on), LIVENESS shows `quarantined`, and the evidence (the jobs, their exit codes, the head of their stderr) is in `drover events` and under the table. After a cool-down (10 min, doubled after each failed probe) one probe job may run there; its success releases the host. Settings: `coordinator.quarantine` in the inventory or ~/.config/drover/config.json, DROVER_QUARANTINE_* variables, or `drover coordinator --quarantine-*` (`drover config` shows them; docs/settings.md); docs/failures.md explains the rules.
 
             `drover hosts quarantine HOST` takes a host out of use by hand (no probe: it stays quarantined until released); `drover hosts release HOST` puts a quarantined host back in use at once.
 
@@ -45,6 +45,7 @@ struct HostsShowCommand: AsyncParsableCommand {
               drover hosts
               drover hosts --inventory testbed/hosts.json
               drover hosts --json | jq '.[] | select(.state != "up") | .name'
+              drover hosts --facts
             """
     )
 
@@ -53,6 +54,9 @@ struct HostsShowCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Print the same facts as a JSON array.")
     var json = false
+
+    @Flag(name: .long, help: "Collect each host's facts now (OS release, kernel, CPU model, GPUs, and the inventory's `facts` commands, run by the host's agent) and show them; the journal keeps them for placement (`--require`).")
+    var facts = false
 
     @Argument(help: ArgumentHelp("Only these hosts (default: all).", valueName: "host"))
     var names: [String] = []
@@ -76,10 +80,28 @@ struct HostsShowCommand: AsyncParsableCommand {
                 if reports[i].slots == nil { reports[i].slots = h.slots }
             }
         }
+        if location.exists, let journal = try? Journal(location), let known = try? journal.hostFacts() {
+            for i in reports.indices { reports[i].facts = known[reports[i].name].map { HostFactsView($0.report, at: $0.collectedAt) } }
+        }
+        if facts {
+            let collected = await HostFactsCollector.collect(hosts.filter { h in reports.contains { $0.name == h.name && $0.isUp } })
+            let journal = try? stateOptions.openJournal()
+            for (host, result) in collected {
+                guard let i = reports.firstIndex(where: { $0.name == host }) else { continue }
+                switch result {
+                case .success(let report):
+                    reports[i].facts = HostFactsView(report, at: Date().timeIntervalSince1970)
+                    try? journal?.setFacts(host, report)
+                case .failure(let e):
+                    Terminal.note("\(host): facts not collected: \(e.message)")
+                }
+            }
+        }
         if json {
             print(try Terminal.json(reports))
         } else {
             print(Self.render(reports))
+            if facts { print("\n" + HostFactsCollector.render(reports)) }
         }
         if reports.contains(where: { !$0.isUp }) { throw ExitCode(1) }
     }

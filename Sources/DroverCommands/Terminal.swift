@@ -11,6 +11,11 @@ enum Terminal {
         FileHandle.standardError.write(Data(text.utf8))
     }
 
+    /// Prints `drover: warning: …` to stderr.
+    static func warning(_ message: String) {
+        FileHandle.standardError.write(Data("drover: warning: \(message)\n".utf8))
+    }
+
     /// Prints `drover: note: …` to stderr.
     static func note(_ message: String) {
         FileHandle.standardError.write(Data("drover: note: \(message)\n".utf8))

@@ -1,3 +1,4 @@
+import DroverProtocol
 import DroverCore
 import DroverInventory
 import DroverSSH
@@ -53,6 +54,9 @@ public struct HostReport: Sendable, Codable, Equatable {
     public var rootUsedBy: String?
     /// The host's quarantine (by the coordinator's circuit breaker or a person), from the journal; nil when it is not quarantined.
     public var quarantine: QuarantineRecord?
+    /// The host's facts as its agent last reported them (OS release, kernel, CPU model, GPUs and
+    /// the inventory's facts), from the journal or collected by `drover hosts --facts`; nil: never collected.
+    public var facts: HostFactsView?
 
     public var isUp: Bool { state == "up" }
 
@@ -69,7 +73,7 @@ public struct HostReport: Sendable, Codable, Equatable {
         case hostname
         case coordinators
         case rootUsedBy = "root_used_by"
-        case quarantine
+        case quarantine, facts
     }
 
     /// Every key is written, with `null` for what is unknown, so scripts can rely on the shape.
@@ -97,6 +101,7 @@ public struct HostReport: Sendable, Codable, Equatable {
         try c.encode(coordinators, forKey: .coordinators)
         try c.encode(rootUsedBy, forKey: .rootUsedBy)
         try c.encode(quarantine, forKey: .quarantine)
+        try c.encode(facts, forKey: .facts)
     }
 }
 
@@ -286,5 +291,34 @@ public struct HostProbe: Sendable {
     static func agentVersion(fromHeartbeat text: String) -> String? {
         guard !text.isEmpty, let node = try? JSONParser.parse(text), let members = node.objectMembers else { return nil }
         return members.first { $0.key == "version" }?.value.stringValue
+    }
+}
+
+/// A host's facts as `drover hosts` shows them.
+public struct HostFactsView: Sendable, Codable, Equatable {
+    public var os: String?
+    public var kernel: String?
+    public var cpu: String?
+    public var gpus: [String]
+    /// Each inventory fact's value.
+    public var values: [String: String]
+    /// Facts that could not be collected, with why.
+    public var errors: [String: String]
+    /// When they were collected (Unix seconds).
+    public var collectedAt: Double
+
+    public init(_ report: HostFactsReport, at time: Double) {
+        os = report.os
+        kernel = report.kernel
+        cpu = report.cpu
+        gpus = report.gpus
+        values = report.values
+        errors = report.errors
+        collectedAt = time
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case os, kernel, cpu, gpus, values, errors
+        case collectedAt = "collected_at"
     }
 }

@@ -51,6 +51,10 @@ public struct HostSpec: Sendable, Equatable {
     public var jump: [HostSpec] = []
     /// How long the host's agent keeps collected attempts and how much disk its root may use.
     public var retention = RetentionPolicy()
+    /// The GPU devices jobs may use (`gpus`: a count means 0…N-1); nil: what the agent detects.
+    public var gpus: [String]? = nil
+    /// Facts the agent collects: name → shell line whose output is the fact (`{"python": "python3 -V"}`).
+    public var facts: [String: String] = [:]
 
     /// The hops' names, first one first.
     public var via: [String] { jump.map(\.name) }
@@ -85,13 +89,16 @@ public enum InventorySource: Sendable, Equatable, CustomStringConvertible {
 public struct Inventory: Sendable {
     public var source: InventorySource
     public var hosts: [HostSpec]
-    /// When a host is quarantined as a black hole (`defaults.quarantine`); nil: never.
-    public var quarantine: QuarantineSettings?
+    /// The `coordinator` section: settings of the coordinators that use this inventory.
+    public var coordinator: CoordinatorSection
+    /// When a host is quarantined as a black hole (`coordinator.quarantine`, or the older
+    /// `defaults.quarantine`; the built-in rules when absent); nil: never.
+    public var quarantine: QuarantineSettings? { coordinator.quarantineSettings }
 
-    public init(source: InventorySource, hosts: [HostSpec], quarantine: QuarantineSettings? = QuarantineSettings()) {
+    public init(source: InventorySource, hosts: [HostSpec], coordinator: CoordinatorSection = CoordinatorSection()) {
         self.source = source
         self.hosts = hosts
-        self.quarantine = quarantine
+        self.coordinator = coordinator
     }
 
     /// The host named `name`, if any.

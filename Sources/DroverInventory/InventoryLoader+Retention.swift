@@ -31,3 +31,19 @@ extension InventoryLoader {
         return ok ? policy : nil
     }
 }
+
+/// The inventory's `coordinator` section (docs/inventory.md): the settings of every coordinator
+/// that uses this inventory, below options and environment variables (docs/settings.md).
+extension InventoryLoader {
+    func readCoordinator(_ node: JSONNode?, olderQuarantine: CoordinatorSection?, diagnostics d: ConfigDiagnostics) -> CoordinatorSection {
+        var section = olderQuarantine ?? CoordinatorSection()
+        guard let node else { return section }
+        let written = CoordinatorSection.read(node, path: "coordinator", diagnostics: d)
+        if olderQuarantine != nil, let field = written.fields[.quarantine] {
+            d.report("quarantine is also set in defaults.quarantine; keep one (coordinator.quarantine is its place now)", path: field, at: node.position)
+        }
+        section.values.merge(written.values) { _, new in new }
+        section.fields.merge(written.fields) { _, new in new }
+        return section
+    }
+}

@@ -40,7 +40,7 @@ public struct InventoryLoader {
     /// The fields a host (or `defaults`) may set.
     public static let hostFields = [
         "name", "address", "port", "user", "identity", "known_hosts", "host_key_policy", "slots",
-        "labels", "root", "env", "connect_timeout", "transport", "jump", "retention",
+        "labels", "root", "env", "connect_timeout", "transport", "jump", "retention", "gpus", "facts",
     ]
 
     /// Finds the inventory by the lookup order and loads it.
@@ -85,13 +85,13 @@ public struct InventoryLoader {
         do { root = try JSONParser.parse(bytes) } catch { throw .syntax(file: file, error) }
         let diagnostics = ConfigDiagnostics(file: file)
         var hosts: [HostSpec] = []
-        var defaultsQuarantine: QuarantineSettings??
+        var coordinator = CoordinatorSection()
         if var top = ObjectReader(root, path: "", diagnostics: diagnostics) {
             var defaults = RawHost()
             if let d = top.node("defaults") {
                 defaults = readHost(d, path: "defaults", diagnostics: diagnostics, isDefaults: true)
-                defaultsQuarantine = defaults.quarantine
             }
+            coordinator = readCoordinator(top.node("coordinator"), olderQuarantine: defaults.quarantine, diagnostics: diagnostics)
             if let list = top.node("hosts") {
                 if let items = list.arrayValue {
                     if items.isEmpty {
@@ -125,7 +125,7 @@ public struct InventoryLoader {
             top.finish()
         }
         if !diagnostics.issues.isEmpty { throw .invalid(diagnostics.issues) }
-        return Inventory(source: .file(file), hosts: hosts, quarantine: defaultsQuarantine ?? QuarantineSettings())
+        return Inventory(source: .file(file), hosts: hosts, coordinator: coordinator)
     }
 
     // MARK: - Reading one host
@@ -155,8 +155,10 @@ public struct InventoryLoader {
         /// The hops as written: one string per hop (a string with commas is a chain).
         var jump: Located<[String]>?
         var retention: RetentionPolicy?
-        /// `defaults.quarantine`: settings, or `.some(nil)` for `false`.
-        var quarantine: QuarantineSettings??
+        var gpus: [String]?
+        var facts: [String: String]?
+        /// `defaults.quarantine` (the older place of `coordinator.quarantine`).
+        var quarantine: CoordinatorSection?
     }
 
     func readHost(_ node: JSONNode, path: String, diagnostics d: ConfigDiagnostics, isDefaults: Bool) -> RawHost {
@@ -168,7 +170,9 @@ public struct InventoryLoader {
         }
         if isDefaults {
             if let n = r.node("quarantine") {
-                raw.quarantine = QuarantineSettings.read(n, path: r.childPath("quarantine"), diagnostics: d)
+                var section = CoordinatorSection()
+                section.readQuarantine(n, path: r.childPath("quarantine"), diagnostics: d)
+                raw.quarantine = section
             }
             for key in ["name", "address"] {
                 if let n = r.node(key) {
@@ -271,6 +275,8 @@ public struct InventoryLoader {
             }
         }
         if let n = r.node("retention") { raw.retention = readRetention(n, path: r.childPath("retention"), diagnostics: d) }
+        if let n = r.node("gpus") { raw.gpus = readGPUs(n, path: r.childPath("gpus"), diagnostics: d) }
+        if let n = r.node("facts") { raw.facts = readFacts(n, path: r.childPath("facts"), diagnostics: d) }
         if let s = r.string("transport") {
             if let t = Transport(rawValue: s) {
                 raw.transport = t
@@ -349,7 +355,9 @@ public struct InventoryLoader {
             transport: transport,
             unsupportedConfig: ssh.unsupported,
             ignoredConfig: ssh.ignored,
-            retention: raw.retention ?? defaults.retention ?? RetentionPolicy())
+            retention: raw.retention ?? defaults.retention ?? RetentionPolicy(),
+            gpus: raw.gpus ?? defaults.gpus,
+            facts: (defaults.facts ?? [:]).merging(raw.facts ?? [:]) { _, host in host })
     }
 
     // MARK: - Checks

@@ -32,6 +32,8 @@ public struct AttemptSpec: Sendable, Equatable {
     public var coordinator: String?
     /// Files the shim snapshots while the job runs and at its end (docs/checkpoints.md).
     public var checkpoint: CheckpointSpec?
+    /// The GPUs it asks for and, once the agent accepted it, the devices it got.
+    public var gpus: GPUGrant?
 
     public init(id: AttemptID, argv: [String], shell: String? = nil) {
         self.id = id
@@ -52,6 +54,7 @@ public struct AttemptSpec: Sendable, Equatable {
         lease = nil
         coordinator = nil
         checkpoint = nil
+        gpus = nil
     }
 
     /// The argv actually executed.
@@ -90,6 +93,7 @@ public struct AttemptSpec: Sendable, Equatable {
         if let lease { o.set("lease", lease) }
         o.set("coordinator", coordinator)
         if let checkpoint { o.set("checkpoint", object: checkpoint.jsonObject) }
+        if let gpus { o.set("gpus", object: gpus.jsonObject) }
         return o.text
     }
 
@@ -161,6 +165,7 @@ public struct AttemptSpec: Sendable, Equatable {
         }
         spec.coordinator = r.string("coordinator")
         if let n = r.node("checkpoint") { spec.checkpoint = CheckpointSpec.parse(n, path: "checkpoint", diagnostics: d) }
+        if let n = r.node("gpus") { spec.gpus = GPUGrant.parse(n, path: "gpus", diagnostics: d) }
         r.finish()
         if !d.issues.isEmpty { return .failure(SpecError(d.issues)) }
         return .success(spec)

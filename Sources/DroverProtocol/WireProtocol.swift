@@ -5,7 +5,8 @@ import DroverCore
 /// its own), so no side ever reads a message it could misunderstand.
 public enum WireProtocol {
     /// 2: the two-way `link` channel (commands down, events and small results up).
-    public static let version = 2
+    /// 3: host facts (`facts` down and up the link) and GPUs in the attempt spec.
+    public static let version = 3
     /// The most stdout, and the most stderr, an end event carries inline; larger outputs are fetched.
     public static let inlineOutputLimit = 64 * 1024
 }
@@ -76,6 +77,8 @@ public enum AgentCommand: Sendable, Equatable {
     case signal(job: String, attempt: Int?, signal: String)
     /// Renews (writes) the coordinator's lease; handled by `link`, never placed in the inbox.
     case lease(Lease)
+    /// Collects the host's facts; handled by `link` (the answer is a `facts` line), never placed in the inbox.
+    case facts(FactsRequest)
 
     /// The JSON line.
     public var line: String {
@@ -97,6 +100,9 @@ public enum AgentCommand: Sendable, Equatable {
         case .lease(let lease):
             o.set("type", "lease")
             o.set("lease", raw: lease.json)
+        case .facts(let request):
+            o.set("type", "facts")
+            o.set("request", object: request.jsonObject)
         }
         return o.text
     }
@@ -126,8 +132,11 @@ public enum AgentCommand: Sendable, Equatable {
         case "lease":
             guard let l = node["lease"] else { return .failure(WireError("a lease command needs \"lease\"")) }
             return Lease.parse(l).map { .lease($0) }
+        case "facts":
+            guard let r = node["request"] else { return .failure(WireError("a facts command needs \"request\"")) }
+            return FactsRequest.parse(r).map { .facts($0) }
         default:
-            return .failure(WireError("unknown command type \"\(type)\"; use start, cancel or signal"))
+            return .failure(WireError("unknown command type \"\(type)\"; use start, cancel, signal, lease or facts"))
         }
     }
 }
@@ -165,6 +174,8 @@ public enum AgentMessage: Sendable {
     case heartbeat(JSONNode)
     /// An event of the log, in sequence order.
     case event(seq: Int, JSONNode)
+    /// The host's facts, answering a `facts` command.
+    case facts(HostFactsReport)
 
     /// Reads a line; nil for one that is not a message (it is logged and skipped).
     public static func parse(_ line: String) -> AgentMessage? {
@@ -172,6 +183,7 @@ public enum AgentMessage: Sendable {
         if let s = node["seq"]?.intValue { return .event(seq: s, node) }
         if let hb = node["heartbeat"] { return .heartbeat(hb) }
         if let c = node["caught_up"] { return .caughtUp(c.intValue ?? Int.max) }
+        if let f = node["facts"] { return .facts(HostFactsReport.parse(f)) }
         if let h = node["hello"], let p = h["protocol"]?.intValue {
             return .hello(protocolVersion: p, version: h["version"]?.stringValue ?? "?", build: h["build"]?.stringValue ?? "?")
         }

@@ -1,3 +1,4 @@
+import DroverProtocol
 import Foundation
 import Testing
 @testable import DroverCoordinator
@@ -49,5 +50,50 @@ struct JournalRetentionTests {
         #expect(hostLines == ["a recent host line"])
         #expect(try j.batch(named: "live") != nil && j.batch(named: "done") == nil)
         #expect(try j.prune(before: now - 30 * 86_400) == Journal.Pruning(), "nothing left to remove")
+    }
+
+    /// The checkpoint store keeps the files of snapshots that may still be restored (jobs not
+    /// succeeded), young files (a pull in flight) and nothing else; `prune` of a job with a
+    /// snapshot works (its checkpoints row would otherwise block the delete).
+    @Test func theCheckpointStoreKeepsOnlyWhatASnapshotMayStillNeed() throws {
+        let t = TempState()
+        defer { t.remove() }
+        let j = try Journal(t.state)
+        let now = Date().timeIntervalSince1970
+        let store = j.checkpointStore
+        try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
+        func blob(_ name: String, age: Double) throws {
+            let path = store + "/" + name
+            try Data(name.utf8).write(to: URL(fileURLWithPath: path))
+            var times = [timespec(tv_sec: Int(now - age), tv_nsec: 0), timespec(tv_sec: Int(now - age), tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        }
+        func job(_ state: String, snapshot files: [String], attempt: Int = 1, index: Int = 1) throws -> Int {
+            let id = try j.submit(JobRequest(argv: ["true"]))
+            try j.db.run("UPDATE jobs SET state=?, ended_at=? WHERE id=?", .text(state), .double(now - 40 * 86_400), .int(Int64(id)))
+            let event = CheckpointEvent(job: "c-\(id)", attempt: attempt, index: index, takenAt: now, reason: "interval",
+                                        files: files.map { CheckpointFile(path: $0, size: 1, sha256: $0) })
+            try j.recordCheckpoint(job: id, host: "h1", event, storedAt: now)
+            return id
+        }
+        for name in ["running-new", "running-old", "failed", "succeeded", "shared", "orphan", ".pull-x-1"] { try blob(name, age: 7200) }
+        try blob("young", age: 5)
+        let running = try job("running", snapshot: ["running-old", "shared"])
+        // A newer snapshot replaces the older one: its own file is no longer named.
+        _ = try j.recordCheckpoint(job: running, host: "h1", CheckpointEvent(job: "c-\(running)", attempt: 1, index: 2, takenAt: now, reason: "interval",
+                                                                            files: [CheckpointFile(path: "running-new", size: 1, sha256: "running-new"), CheckpointFile(path: "shared", size: 1, sha256: "shared")]), storedAt: now)
+        _ = try job("failed", snapshot: ["failed"])
+        _ = try job("succeeded", snapshot: ["succeeded", "shared"])
+
+        let pruned = try j.pruneCheckpointStore(now: now)
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: store))
+        #expect(left == ["running-new", "shared", "failed", "young"], "\(left)")
+        #expect(pruned.files == 4)
+
+        // drover gc: the failed job goes with its snapshot, and then its file.
+        let p = try j.prune(before: now - 30 * 86_400)
+        #expect(p.jobs == 2)
+        try j.pruneCheckpointStore(now: now)
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: store)) == ["running-new", "shared", "young"])
     }
 }

@@ -223,7 +223,7 @@ struct ProgressRendererTests {
 
         let line = renderer.snapshot(Script.snapshots[5])
         #expect(line == #"{"type":"progress","batch":"demo","total":4,"succeeded":1,"failed":1,"skipped":0,"cancelled":0,"#
-            + #""running":1,"queued":0,"waiting":1,"elapsed":20,"eta":14,"hosts":["#
+            + #""running":1,"starting":0,"queued":0,"waiting":1,"elapsed":20,"eta":14,"hosts":["#
             + #"{"name":"h1","state":"up","used_slots":1,"slots":2,"heartbeat_age":0.4},"#
             + #"{"name":"h2","state":"down","used_slots":0,"slots":2,"heartbeat_age":9.5}]}"# + "\n")
         let hosts = try #require(try parse(line)["hosts"] as? [[String: Any]])

@@ -114,4 +114,14 @@ struct SchedulerTests {
         #expect(h.free == 0)
         #expect(Scheduler.place([SchedulerJob(id: 1)], on: [h, SchedulerHost(name: "b", slots: 1, used: 0)]) == [.init(job: 1, host: "b")])
     }
+
+    @Test func aPreferredHostWinsWhenItHasRoomOnly() {
+        // a is the busier host: by free share the job would go to b, but it prefers a.
+        let hosts = [SchedulerHost(name: "a", slots: 4, used: 2), SchedulerHost(name: "b", slots: 4, used: 0)]
+        #expect(Scheduler.place([SchedulerJob(id: 1)], on: hosts) == [.init(job: 1, host: "b")])
+        #expect(Scheduler.place([SchedulerJob(id: 1, prefer: "a")], on: hosts) == [.init(job: 1, host: "a")])
+        // A full preferred host does not hold the job back.
+        let full = [SchedulerHost(name: "a", slots: 2, used: 2), SchedulerHost(name: "b", slots: 4, used: 0)]
+        #expect(Scheduler.place([SchedulerJob(id: 1, prefer: "a")], on: full) == [.init(job: 1, host: "b")])
+    }
 }

@@ -48,21 +48,37 @@ extension TestbedSuite {
             }
         }
 
-        @Test func anExitWithTheCheckpointCodeRestartsAtOnceWithoutCountingAFailure() async throws {
+        @Test func anExitWithTheCheckpointCodeRestartsAtOnceOnTheSameHostWithoutCountingAFailure() async throws {
             try await CoordinatorFixture.with { f in
+                // The first attempt waits for a go file on its host, then saves and asks for a restart.
+                let go = "/tmp/go-\(UInt32.random(in: 1...UInt32.max))"
                 let script = """
                     if [ "$DROVER_CHECKPOINT" = restored ]; then echo "resumed from $(cat state/s.txt) of attempt $DROVER_CHECKPOINT_ATTEMPT"; exit 0; fi
+                    while [ ! -e \(go) ]; do sleep 0.1; done
                     mkdir -p state; echo 41 > state/s.tmp; mv state/s.tmp state/s.txt; exit 85
                     """
                 let id = try f.submit(["sh", "-c", script], options: ["--checkpoint", "state/*.txt", "--checkpoint-exit-code", "85"])
+                var first: String?
+                try f.waitFor("attempt 1 running", timeout: 30) {
+                    first = try f.journal().attempts(of: id).first { $0.state == "running" }?.host
+                    return first != nil
+                }
+                // A job on the same host makes it the busiest: without the preference the restart
+                // would go to an idle host.
+                let filler = try f.submit(["sleep", "60"], options: ["--host", first!])
+                try f.waitFor("the filler running", timeout: 30) { try f.journal().job(filler)?.state == .running }
+                let touched = try Testbed.run(Testbed.repoRoot + "/scripts/testbed", ["exec", first!, "touch", go], environment: Testbed.scriptEnvironment)
+                #expect(touched.status == 0, "\(touched.stderr)")
                 let job = try f.waitFinal([id], timeout: 60)[0]
                 #expect(job.state == .succeeded, "\(job.reason ?? "")")
                 #expect(job.attempt == 2 && job.failures == 0 && job.losses == 0)
                 let attempts = try f.journal().attempts(of: id)
                 #expect(attempts.first?.exitCode == 85)
+                #expect(attempts.map(\.host) == [first!, first!], "restarted on the host it left")
                 #expect(try f.drover(["logs", String(id)]).stdout == "resumed from 41 of attempt 1\n")
                 let status = try f.droverState(["status", String(id)]).stdout
                 #expect(status.contains("checkpoint: snapshot 1 of attempt 2 (on \(job.host ?? "?")), ") && status.contains("1 file(s), 3 bytes"), "\(status)")
+                _ = try f.drover(["cancel", String(filler)])
             }
         }
 

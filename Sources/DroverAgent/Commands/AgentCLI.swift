@@ -22,7 +22,7 @@ public enum AgentCLI {
                                                     and keeps following; --heartbeat adds {"heartbeat":…} lines when it changes
           link [--from SEQ] [--protocol N] [--keep DURATION] [--max-size SIZE] [--segment-size SIZE]
                                                     the coordinator's two-way channel: command lines (start, cancel,
-                                                    signal, lease) on stdin; on stdout a hello line, the events from SEQ
+                                                    signal, lease, facts) on stdin; on stdout a hello line, the events from SEQ
                                                     as tail --follow --heartbeat prints them, small results inline;
                                                     --keep/--max-size/--segment-size set the retention (retention.json)
           output JOB/ATTEMPT [--follow] [--stdout-only | --stderr-only]
@@ -37,6 +37,9 @@ public enum AgentCLI {
                                                     --coordinator only that coordinator leaves (its lease withdrawn,
                                                     --kill-jobs cancels only its attempts); --keep-if-served leaves
                                                     the agent running while another coordinator holds a live lease
+          facts [--request JSON]                    print the host's facts as one line: OS release, kernel, CPU model,
+                                                    GPUs, and each command of the request ({"commands":{NAME:LINE},
+                                                    "timeout":S}) run with /bin/sh -c (link runs it when asked)
           --version                                 print the version and build hash
 
         every command takes --root DIR (default: $DROVER_ROOT, else ~/.drover).
@@ -71,12 +74,13 @@ public enum AgentCLI {
             case "reap": return try ReapCommand.run(&options)
             case "gc": return try GCCommand.run(&options)
             case "stop": return try StopCommand.run(&options)
+            case "facts": return try FactsCommand.run(&options)
             case "shim":
                 guard options.positional.count == 2, let id = AttemptID(options.positional[1]) else { throw .usage("usage: drover-agent shim ROOT JOB/ATTEMPT (started by the agent)") }
                 return Shim(dir: StateDirectory(root: options.positional[0]), id: id).run()
             default:
                 var message = "unknown command \"\(command)\""
-                if let s = Suggestion.nearest(to: command, among: ["run", "status", "submit", "send", "cancel", "signal", "tail", "link", "output", "reap", "gc", "stop"]) {
+                if let s = Suggestion.nearest(to: command, among: ["run", "status", "submit", "send", "cancel", "signal", "tail", "link", "output", "reap", "gc", "stop", "facts"]) {
                     message += "; did you mean `\(s)`?"
                 }
                 throw .usage(message + " (see drover-agent --help)")
@@ -100,7 +104,7 @@ struct Options {
     var flags: Set<String> = []
     var values: [String: String] = [:]
     var positional: [String] = []
-    private static let valued: Set<String> = ["--root", "--from", "--heartbeat-interval", "--coordinator", "--protocol", "--keep", "--max-size", "--segment-size"]
+    private static let valued: Set<String> = ["--root", "--from", "--heartbeat-interval", "--coordinator", "--protocol", "--keep", "--max-size", "--segment-size", "--request"]
 
     init(_ args: [String]) throws(AgentError) {
         var i = 0

@@ -1,3 +1,4 @@
+import CDroverSys
 import DroverCore
 #if canImport(Glibc)
 import Glibc
@@ -43,12 +44,31 @@ enum LinkCommand {
 
         let watch = FileWatch.forAgent()
         watch.watch(descriptor: 0)
+        var facts: [FactsChild] = []
         while true {
             events.watchFiles(watch)
             guard events.forwardNew() else { return 0 }
             let wake = watch.wait(timeout: nil)
+            for i in facts.indices.reversed() where wake.descriptors.contains(facts[i].fd) {
+                guard let line = facts[i].read() else { continue }
+                watch.unwatch(descriptor: facts[i].fd)
+                facts[i].finish()
+                facts.remove(at: i)
+                if !line.isEmpty, !StreamIO.writeAll(1, Array((line + "\n").utf8)) { return 0 }
+            }
             if wake.descriptors.contains(0) {
-                switch commands.read() {
+                let input = commands.read()
+                for request in commands.factRequests {
+                    do throws(AgentError) {
+                        let child = try FactsChild(request)
+                        watch.watch(descriptor: child.fd)
+                        facts.append(child)
+                    } catch {
+                        AgentCLI.printError("facts: \(error)")
+                    }
+                }
+                commands.factRequests.removeAll()
+                switch input {
                 case .open: break
                 case .closed: return 0
                 case .failed(let e): throw e
@@ -91,6 +111,8 @@ struct CommandReader {
     let dir: StateDirectory
     var partial: [UInt8] = []
     var received = 0
+    /// Facts requests read, for the link to run (`FactsChild`).
+    var factRequests: [FactsRequest] = []
 
     init(dir: StateDirectory) { self.dir = dir }
 
@@ -136,6 +158,8 @@ struct CommandReader {
                 if case .lease(let lease) = command {
                     try StateDirectory.makeDirectory(dir.leases)
                     do { try AtomicFile.write(Array((lease.json + "\n").utf8), to: dir.leaseFile(coordinator: lease.coordinator), durable: false) } catch { throw .system(error) }
+                } else if case .facts(let request) = command {
+                    factRequests.append(request)
                 } else {
                     try InboxCommand.place(text, in: dir, stamp: stamp, order: received, durable: false)
                     placed += 1
@@ -148,5 +172,52 @@ struct CommandReader {
         }
         if placed > 0 { syncFilesystem(dir.root) }
         return ended ? .closed : .open
+    }
+}
+
+/// A `drover-agent facts` child of the link: its output (one line) is forwarded up the link
+/// once it ends, so slow fact commands never hold up events and heartbeats.
+struct FactsChild {
+    let pid: pid_t
+    let fd: Int32
+    var output: [UInt8] = []
+
+    init(_ request: FactsRequest) throws(AgentError) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw .system(.current("pipe", path: nil)) }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devnull) }
+        var err: Int32 = 0
+        let argv = [currentExecutable(), "facts", "--request", request.jsonObject.text]
+        let pid = argv.withCStrings { a in environmentCStrings { e in drover_spawn_job_wrapper(argv[0], a, e, nil, devnull, fds[1], devnull, 0, &err) } }
+        close(fds[1])
+        guard pid > 0 else {
+            close(fds[0])
+            throw .system(SystemError("start \(argv[0]) facts", path: nil, errno: err))
+        }
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        self.pid = pid
+        fd = fds[0]
+    }
+
+    /// Reads what is there; the whole output (its last line) once the child closed it, else nil.
+    mutating func read() -> String? {
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
+            if n > 0 { output += buffer[0..<n]; continue }
+            if n < 0 && currentErrno() == EINTR { continue }
+            if n < 0 && (currentErrno() == EAGAIN || currentErrno() == EWOULDBLOCK) { return nil }
+            break
+        }
+        return String(decoding: output, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+    }
+
+    /// Closes the pipe and reaps the child.
+    func finish() {
+        close(fd)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && currentErrno() == EINTR {}
     }
 }

@@ -267,6 +267,7 @@ struct Shim {
         }
         if env["PATH"] == nil { env["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
         for (k, v) in spec.env { env[k] = v }
+        if let gpus = spec.gpus { for (k, v) in gpus.environment { env[k] = v } }
         env["DROVER_JOB"] = id.job
         env["DROVER_ATTEMPT"] = String(id.attempt)
         let cookie = dir.cookie(id)

@@ -79,6 +79,8 @@ extension Supervisor {
             }
         case .lease:
             throw .invalid("a lease is written by `drover-agent link`, not placed in the inbox")
+        case .facts:
+            throw .invalid("facts are collected by `drover-agent link` (or `drover-agent facts`), not through the inbox")
         }
     }
 
@@ -91,20 +93,38 @@ extension Supervisor {
 
     /// Records a new attempt (spec, then `accepted`); its shim starts once the batch is durable.
     private func accept(_ spec: AttemptSpec) throws(AgentError) {
+        var spec = spec
         let id = spec.id
-        let attemptDir = dir.attemptDirectory(id)
         if LocalFile.exists(dir.transitionsFile(id)) { throw .invalid("attempt \(id) already exists; attempts are never reused") }
+        if var grant = spec.gpus {
+            grant.assigned = try assignGPUs(grant)
+            spec.gpus = grant
+        }
+        let attemptDir = dir.attemptDirectory(id)
         try StateDirectory.makeDirectory(attemptDir)
         // Written in place: until the `accepted` line exists the attempt does not, and a
         // command whose spec write was cut short is still in the inbox and is written again.
         do { try writeFile(Array((spec.json + "\n").utf8), to: dir.specFile(id)) } catch { throw .system(error) }
         try Transitions.append(.accepted, to: dir.transitionsFile(id))
-        live[id] = Live(state: .accepted, coordinator: spec.coordinator, keepRunning: spec.keepRunning, lease: spec.lease)
+        live[id] = Live(state: .accepted, coordinator: spec.coordinator, keepRunning: spec.keepRunning, lease: spec.lease, gpus: spec.gpus?.assigned ?? [])
         if spec.checkpoint != nil { try StateDirectory.makeDirectory(dir.checkpointsDirectory(id)) }
         // Watched before the shim exists, so none of its lines can come unnoticed.
         follow(id)
         pollTransitions(only: id)
         toStart.append(id)
+    }
+
+    /// Picks `grant.count` devices of the host's (the coordinator's list, else the detected ones)
+    /// that no live attempt holds, lowest first; refuses the attempt when too few are free.
+    private func assignGPUs(_ grant: GPUGrant) throws(AgentError) -> [String] {
+        let offered = grant.devices ?? GPUDetection.devices()
+        let held = Set(live.values.flatMap(\.gpus))
+        let free = offered.filter { !held.contains($0) }
+        guard free.count >= grant.count else {
+            throw .invalid("needs \(grant.count) GPU(s) but only \(free.count) of this host's \(offered.count) (\(offered.joined(separator: ",")))" +
+                           " are free; held: \(held.sorted().joined(separator: ",")))")
+        }
+        return Array(free.prefix(grant.count))
     }
 
     func startShim(_ id: AttemptID) {

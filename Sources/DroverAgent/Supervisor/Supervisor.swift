@@ -34,6 +34,8 @@ final class Supervisor {
         var exitHandle: Int32?
         /// An adopted shim with no exit handle (no pidfd here): checked every second.
         var onTimer = false
+        /// The GPU devices given to it (none are given to two live attempts).
+        var gpus: [String] = []
     }
 
     let dir: StateDirectory
@@ -212,7 +214,8 @@ final class Supervisor {
                     state: logged > 0 ? (previousState(id, upTo: logged) ?? .accepted) : .accepted,
                     coordinator: spec?["coordinator"]?.stringValue, keepRunning: spec?["keep_running"]?.boolValue ?? false,
                     lease: spec?["lease"]?.doubleValue,
-                    shimPID: processes.shimPID, shimStart: processes.shimStart)
+                    shimPID: processes.shimPID, shimStart: processes.shimStart,
+                    gpus: spec?["gpus"]?["assigned"]?.stringArray ?? [])
                 follow(id)
                 if state?.isFinal == false, case .takenOver(let previous) = claim {
                     // Its shim and job ran on the other machine: pids mean nothing here, so

@@ -16,6 +16,8 @@ final class BatchFollower {
     private var json = false
     private var lastEvent = 0
     private var lastFrame = 0.0
+    /// The jobs' states as of `lastEvent`, moved on event by event for the change lines.
+    private var tally: ProgressTally
     /// Progress lines go to stderr (for `drover map`, whose stdout is the jobs' output).
     private let linesToStandardError: Bool
     /// Called with the batch's jobs after each reading of the journal (`drover map` prints their output).
@@ -43,7 +45,9 @@ final class BatchFollower {
                 renderer = ProgressRenderer(mode: .lines(color: false))
             }
         }
-        lastEvent = (try? journal.lastEventID()) ?? 0
+        let start = try journal.batchReading(batch, eventsAfter: nil)
+        lastEvent = start.lastEvent
+        tally = ProgressTally(start.jobs)
     }
 
     deinit { watch.stop() }
@@ -59,6 +63,7 @@ final class BatchFollower {
         var fresh = true
         var jobs: [JobRecord] = []
         var hosts: [HostRecord] = []
+        var reading: BatchReading?
         var lastRead = -Double.infinity
         while true {
             if fresh {
@@ -67,12 +72,13 @@ final class BatchFollower {
                 let gap = lastRead + Self.rereadInterval - Date().timeIntervalSince1970
                 if gap > 0 { try await Task.sleep(for: .seconds(gap)) }
                 lastRead = Date().timeIntervalSince1970
-                jobs = try journal.batchJobs(batch)
-                hosts = try journal.hosts()
+                reading = try journal.batchReading(batch, eventsAfter: showsChanges ? lastEvent : nil)
+                jobs = reading?.jobs ?? []
+                hosts = reading?.hosts ?? []
                 try onRead?(jobs)
             }
             let snapshot = self.snapshot(jobs, hosts: hosts)
-            if fresh { try emitChanges(jobs, snapshot) }
+            if fresh, let reading { emitChanges(reading, snapshot) }
             let over = jobs.allSatisfy(\.state.isFinal)
             let now = Date().timeIntervalSince1970
             if toTerminal, now - lastFrame >= Self.frameInterval * 0.9 || over {
@@ -111,19 +117,8 @@ final class BatchFollower {
     /// Counts, ETA and hosts for the display, from the batch's jobs and the hosts as read.
     func snapshot(_ jobs: [JobRecord], hosts: [HostRecord]) -> BatchProgress {
         var p = BatchProgress(batch: batch, total: jobs.count)
-        var runtimes: [Double] = []
-        for j in jobs {
-            switch j.state {
-            case .succeeded: p.succeeded += 1
-            case .failed: p.failed += 1
-            case .skipped: p.skipped += 1
-            case .cancelled: p.cancelled += 1
-            case .dispatched, .running: p.running += 1
-            case .queued: p.queued += 1
-            case .waiting, .approval: p.waiting += 1
-            }
-            if j.state == .succeeded, let s = j.startedAt, let e = j.endedAt { runtimes.append(e - s) }
-        }
+        p.count(jobs.map(\.state))
+        let runtimes = jobs.compactMap { j in j.state == .succeeded ? j.startedAt.flatMap { s in j.endedAt.map { $0 - s } } : nil }
         let now = Date().timeIntervalSince1970
         p.elapsed = now - (jobs.map(\.submittedAt).min() ?? now)
         let slots = hosts.filter { $0.state == "up" }.reduce(0) { $0 + ($1.slots ?? 1) }
@@ -132,20 +127,28 @@ final class BatchFollower {
         return p
     }
 
-    /// One line (or JSON object) per state change of a job of the batch, from the audit trail.
-    private func emitChanges(_ jobs: [JobRecord], _ snapshot: BatchProgress) throws {
-        guard renderer != nil else { return }
+    /// Whether the mode prints one line (or JSON object) per change: lines and json.
+    private var showsChanges: Bool { renderer != nil && !toTerminal }
+
+    /// One line (or JSON object) per state change of a job of the batch, from the audit trail;
+    /// each counts the jobs as they were right after its event.
+    private func emitChanges(_ reading: BatchReading, _ snapshot: BatchProgress) {
+        guard showsChanges else { return }
         var labels: [Int: String] = [:]
-        for j in jobs { labels[j.id] = j.batchJob ?? String(j.id) }
-        let events = try journal.events(after: lastEvent, jobs: Array(labels.keys))
-        lastEvent = events.last?.id ?? lastEvent
-        for e in events {
+        for j in reading.jobs { labels[j.id] = j.batchJob ?? String(j.id) }
+        for e in reading.events {
+            tally.apply(e)
             guard let id = e.job, let label = labels[id], let state = e.state else { continue }
             guard e.kind == "job" || (e.kind == "attempt" && state == "running") else { continue }
             // The reason alone ("exited 3", "c failed (after c:ok)"); the line already says who and what.
             let reason = e.kind == "job" && !["dispatched", "queued"].contains(state) ? e.message.split(separator: ": ", maxSplits: 1).dropFirst().first.map(String.init) ?? "" : ""
             let change = ProgressChange(time: e.time, job: label, attempt: e.attempt == 0 ? nil : e.attempt, host: e.host, state: state, message: reason)
-            write(renderer!.change(change, snapshot))
+            var then = snapshot
+            tally.count(into: &then)
+            write(self.renderer!.change(change, then))
         }
+        lastEvent = reading.lastEvent
+        // Where the events end, the states read are the truth (also for changes no event names).
+        if reading.complete { tally.reset(reading.jobs) }
     }
 }

@@ -15,7 +15,7 @@ struct BatchOptions: ParsableArguments {
     @Flag(name: .long, help: "Run every job whose dependencies allow it, whatever else fails (the default; overrides the file's policy).")
     var keepGoing = false
 
-    @Flag(name: .long, help: "Print the plan (dependency order, hosts, uploads, what a resume keeps) and change nothing.")
+    @Flag(name: .long, help: "Print the plan (dependency order, hosts, uploads, what a resume keeps; for a single job, which hosts fit it and why the others do not: --require, --gpus) and change nothing.")
     var dryRun = false
 
     @Option(name: .long, help: ArgumentHelp("Run only the first N jobs in dependency order, for a trial; submitting again later runs the rest.", valueName: "n"))

@@ -73,6 +73,9 @@ struct BatchSubmission {
             throw ExitCode(1)
         }
         try CoordinatorLauncher.ensureRunning(state: journal.state, inventory: inventory)
+        if let warning = HostFit(inventory: inventory, state: journal.state).spreadWarning(spec.jobs.map(\.request), batch: spec.name) {
+            Terminal.warning(warning)
+        }
         let plan = result.plan
         var note = "batch \(spec.name): \(plan.run.count) job(s) submitted"
         if !plan.kept.isEmpty { note += ", \(plan.kept.count) kept (succeeded before with the same spec)" }
@@ -114,7 +117,13 @@ struct BatchSubmission {
         let up = Set(hostRecords.filter { $0.state == "up" }.map(\.name))
         let usable = coordinator && !up.isEmpty ? inventory.hosts.filter { up.contains($0.name) } : inventory.hosts
         let slotsKnown = Dictionary(hostRecords.compactMap { h in h.slots.map { (h.name, $0) } }) { a, _ in a }
-        let hosts = usable.map { SchedulerHost(name: $0.name, slots: $0.slots ?? slotsKnown[$0.name] ?? 1, used: 0, labels: $0.labels) }
+        let fit = HostFit(inventory: inventory, state: state.location)
+        let usableNames = Set(usable.map(\.name))
+        let hosts = fit.hosts(slots: slotsKnown).filter { usableNames.contains($0.name) }.map { h in
+            var h = h
+            if h.slots == Int.max { h.slots = 1 }
+            return h
+        }
         print("batch \(spec.name) (\(spec.file)), \(spec.failFast ? "fail-fast" : "keep-going"): \(spec.jobs.count) job(s) — \(plan.run.count) to run, \(plan.kept.count) kept from before\(plan.limitedOut.isEmpty ? "" : ", \(plan.limitedOut.count) left out by --limit")")
         print(coordinator && !up.isEmpty
               ? "hosts up now: \(hosts.map { "\($0.name) (\($0.slots) slots)" }.joined(separator: ", "))"
@@ -129,6 +138,14 @@ struct BatchSubmission {
         for id in plan.kept { rows.append(["-", id, "-", "kept", "succeeded before, same spec", ""]) }
         for id in plan.limitedOut { rows.append(["-", id, "-", "later", "--limit", ""]) }
         print(TextTable.render(rows))
+        var shown: Set<String> = []
+        for item in plan.run where (item.job.request.gpus ?? 0) > 0 || !(item.job.request.require ?? [:]).isEmpty {
+            let key = "\(item.job.request.gpus ?? 0)|\(item.job.request.requirements)|\(item.job.request.labels)|\(item.job.request.host ?? "")"
+            guard shown.insert(key).inserted else { continue }
+            print("hosts for \(item.job.id)\(shown.count > 1 || plan.run.count == 1 ? "" : " (and the jobs asking the same)"):")
+            for line in fit.lines(for: item.job.request) { print(line) }
+        }
+        if let warning = fit.spreadWarning(plan.run.map(\.job.request), batch: spec.name) { print("warning: " + warning) }
         printUploads(plan)
         if !plan.retire.isEmpty || !plan.cancel.isEmpty {
             print("replaces \(plan.retire.count) earlier job record(s)\(plan.cancel.isEmpty ? "" : ", cancelling \(plan.cancel.count) unfinished")")
@@ -166,8 +183,8 @@ struct BatchSubmission {
         var used = [String: Int]()
         var wave = 1
         for job in jobs {
-            let probe = SchedulerJob(id: 0, slots: job.request.slots, host: job.request.host, labels: job.request.labels)
-            let fitting = hosts.filter { probe.fits(SchedulerHost(name: $0.name, slots: Int.max, used: 0, labels: $0.labels)) && $0.slots >= job.request.slots }
+            let probe = SchedulerJob(id: 0, slots: job.request.slots, host: job.request.host, labels: job.request.labels, gpus: job.request.gpus ?? 0, requirements: job.request.requirements)
+            let fitting = hosts.filter { probe.fits(SchedulerHost(name: $0.name, slots: Int.max, used: 0, labels: $0.labels, gpus: $0.gpus)) && $0.slots >= job.request.slots }
             guard !fitting.isEmpty else { continue }
             func free(_ h: SchedulerHost) -> Int { h.slots - used[h.name, default: 0] }
             if fitting.allSatisfy({ free($0) < job.request.slots }) {

@@ -18,6 +18,10 @@ enum Placement {
         if let largest = candidates.compactMap(\.slots).max(), candidates.allSatisfy({ $0.slots != nil }), r.slots > largest {
             return "\(r.slots) slots: the largest matching host has \(largest) slot(s) (hosts.json `slots`)"
         }
+        if let n = r.gpus, n > 0, let most = candidates.compactMap({ $0.gpus?.count }).max(), candidates.allSatisfy({ $0.gpus != nil }), n > most {
+            let counts = candidates.map { "\($0.name): \($0.gpus?.count ?? 0)" }.joined(separator: ", ")
+            return "--gpus \(n): no matching host has that many GPUs (\(counts); hosts.json `gpus`)"
+        }
         return nil
     }
 }

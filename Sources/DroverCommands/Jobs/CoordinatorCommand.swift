@@ -15,12 +15,14 @@ struct CoordinatorCommand: AsyncParsableCommand {
         discussion: """
             One coordinator runs per state directory (a lock enforces it). It connects to every host of the inventory over SSH, deploys the agent where none runs, streams each agent's events over one long-lived channel and applies each exactly once to the journal, renews each agent's lease, places queued jobs, declares a silent host down and re-runs its jobs elsewhere, and reconciles with a host that comes back.
 
-            `drover run` and `drover submit` start it detached (with --idle-exit 600) when none runs; its log is <state>/coordinator.log. Stop it with `drover down` or SIGTERM; `kill -9` loses nothing (docs/failures.md).
+            `drover run`, `submit`, `map` and `ps` start it detached when none runs (then idle_exit defaults to 600 s); its log is <state>/coordinator.log. Stop it with `drover down` or SIGTERM; `kill -9` loses nothing (docs/failures.md).
 
-            A host that fails several different jobs in a row quickly (a black hole: a missing tool, a full disk) is quarantined: it gets no new work until, after a cool-down, one probe job succeeds there (docs/failures.md, "Black-hole hosts"). The --quarantine-* options change the inventory's `defaults.quarantine`; --no-quarantine turns it off.
+            Settings: each option here can also be written in the `coordinator` section of the inventory or of ~/.config/drover/config.json, or in an environment variable (DROVER_DEAD_AFTER, DROVER_LEASE_TTL, DROVER_STALE_POLICY, DROVER_IDLE_EXIT, DROVER_QUARANTINE, DROVER_QUARANTINE_FAILURES, …), so the coordinators that other commands start use them too. Precedence: option > environment > inventory > config.json > default; `drover config` shows the values in force and where each came from (docs/settings.md).
+
+            A host that fails several different jobs in a row quickly (a black hole: a missing tool, a full disk) is quarantined: it gets no new work until, after a cool-down, one probe job succeeds there (docs/failures.md, "Black-hole hosts"). The --quarantine-* options change the `coordinator.quarantine` settings; --no-quarantine turns it off.
 
             Examples:
-              drover coordinator --dead-after 20
+              drover coordinator --dead-after 3
               drover coordinator --stale-policy keep-original
               drover coordinator --quarantine-failures 3 --quarantine-cooldown 30m
             """
@@ -29,22 +31,22 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @OptionGroup var stateOptions: StateOptions
     @OptionGroup var inventoryOptions: InventoryOptions
 
-    @Option(name: .long, help: ArgumentHelp("Seconds without a heartbeat before a host is down and its jobs re-run elsewhere.", valueName: "seconds"))
-    var deadAfter: Double = 10
+    @Option(name: .long, help: ArgumentHelp("Seconds without a heartbeat before a host is down and its jobs re-run elsewhere (default 10, at least 2).", valueName: "seconds"))
+    var deadAfter: String?
 
-    @Option(name: .long, help: ArgumentHelp("How long an agent keeps running jobs without hearing from this coordinator (asleep, stopped, cut off) before it kills them itself: 40m, 6h, 2d; a job's own --lease / `lease` overrides it.", valueName: "duration"))
-    var leaseTTL: String = "6h"
+    @Option(name: .long, help: ArgumentHelp("How long an agent keeps running jobs without hearing from this coordinator (asleep, stopped, cut off) before it kills them itself: 40m, 6h, 2d (default 6h); a job's own --lease / `lease` overrides it.", valueName: "duration"))
+    var leaseTTL: String?
 
-    @Option(name: .long, help: ArgumentHelp("What wins when a host comes back with an attempt that was replaced: kill-stale (kill the original) or keep-original (keep it while the replacement has not finished; cancel the replacement).", valueName: "policy"))
-    var stalePolicy: StalePolicy = .killStale
+    @Option(name: .long, help: ArgumentHelp("What wins when a host comes back with an attempt that was replaced: kill-stale (kill the original, the default) or keep-original (keep it while the replacement has not finished; cancel the replacement).", valueName: "policy"))
+    var stalePolicy: StalePolicy?
 
-    @Option(name: .long, help: ArgumentHelp("Exit after this many seconds with no unfinished job (default: run until stopped).", valueName: "seconds"))
-    var idleExit: Double?
+    @Option(name: .long, help: ArgumentHelp("Exit after this long with no unfinished job: seconds, 10m, or never (the default; 600 s for a coordinator that run, submit, map or ps start).", valueName: "seconds"))
+    var idleExit: String?
 
     @Option(name: .long, help: ArgumentHelp("An agent binary to deploy where its platform fits (repeatable).", valueName: "path"))
     var agent: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Quarantine a host after this many different jobs failed there in a row (default 4, or the inventory's defaults.quarantine).", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Quarantine a host after this many different jobs failed there in a row (default 4).", valueName: "n"))
     var quarantineFailures: Int?
 
     @Option(name: .long, help: ArgumentHelp("The span those failures must all end within, e.g. 10m (default 10m).", valueName: "duration"))
@@ -56,31 +58,45 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Time before a quarantined host gets one probe job, e.g. 10m (default 10m); doubled after each failed probe.", valueName: "duration"))
     var quarantineCooldown: String?
 
-    @Flag(name: .long, help: "Never quarantine a host automatically (`drover hosts quarantine` still works).")
-    var noQuarantine = false
+    @Flag(name: .long, inversion: .prefixedNo, help: "Quarantine black-hole hosts automatically (the default), or never (`drover hosts quarantine` still works).")
+    var quarantine: Bool?
 
-    func validate() throws {
-        if deadAfter < 2 { throw ValidationError("--dead-after must be at least 2 seconds (heartbeats come every second)") }
-        guard let ttl = Durations.parse(leaseTTL), ttl >= 3 else { throw ValidationError("--lease-ttl \(leaseTTL): not a duration of at least 3 seconds (90, 40m, 6h, 2d)") }
-        if ttl < 2400 { Terminal.note("--lease-ttl \(leaseTTL) is under 40 minutes: a coordinator that sleeps longer (a closed laptop) makes every agent kill its jobs") }
-        if let n = quarantineFailures, n < 1 { throw ValidationError("--quarantine-failures must be 1 or more") }
-        for (flag, value) in [("within", quarantineWithin), ("short", quarantineShort), ("cooldown", quarantineCooldown)] {
-            if let value, (Durations.parse(value) ?? 0) <= 0 {
-                throw ValidationError("--quarantine-\(flag) \(value) is not a positive duration: write seconds, or e.g. 90s, 10m, 2h")
-            }
+    @Flag(name: .long, help: ArgumentHelp("Started by run, submit, map or ps: idle_exit defaults to 600 s.", visibility: .private))
+    var onDemand = false
+
+    /// The settings given as options, validated; the layer above all others.
+    func flagSection() throws -> CoordinatorSection {
+        var section = CoordinatorSection()
+        let texts: [(CoordinatorSetting, String?)] = [
+            (.deadAfter, deadAfter), (.leaseTTL, leaseTTL), (.stalePolicy, stalePolicy?.rawValue), (.idleExit, idleExit),
+            (.quarantineFailures, quarantineFailures.map(String.init)), (.quarantineWithin, quarantineWithin),
+            (.quarantineShort, quarantineShort), (.quarantineCooldown, quarantineCooldown),
+        ]
+        for (setting, text) in texts {
+            guard let text else { continue }
+            guard let value = setting.parse(text) else { throw ValidationError("\(setting.flag) \(text): must be \(setting.expected)") }
+            section[setting] = value
         }
+        if let quarantine {
+            section[.quarantine] = .on(quarantine)
+            section.fields[.quarantine] = quarantine ? "--quarantine" : "--no-quarantine"
+        } else if let given = section.values.keys.first(where: { $0.rawValue.hasPrefix("quarantine.") }) {
+            // A quarantine option turns it on, whatever the files say.
+            section[.quarantine] = .on(true)
+            section.fields[.quarantine] = given.flag
+        }
+        return section
     }
 
-    /// The inventory's `defaults.quarantine`, with the command line's changes.
-    func quarantineSettings(_ inventory: Inventory) -> QuarantineSettings? {
-        if noQuarantine { return nil }
-        let given = quarantineFailures != nil || quarantineWithin != nil || quarantineShort != nil || quarantineCooldown != nil
-        guard var q = inventory.quarantine ?? (given ? QuarantineSettings() : nil) else { return nil }
-        if let n = quarantineFailures { q.failures = n }
-        if let d = quarantineWithin.flatMap(Durations.parse) { q.within = d }
-        if let d = quarantineShort.flatMap(Durations.parse) { q.short = d }
-        if let d = quarantineCooldown.flatMap(Durations.parse) { q.cooldown = d }
-        return q
+    func validate() throws {
+        _ = try flagSection()
+    }
+
+    /// Every place's settings for a coordinator using `inventory`, options first.
+    func layers(_ inventory: Inventory, environment: @escaping (String) -> String? = { LocalUser.environment($0) }) throws -> CoordinatorSettingsLayers {
+        var layers = try SettingsSources.layers(flags: try flagSection(), inventory: inventory, environment: environment)
+        if onDemand { layers.idleExitDefault = .seconds(CoordinatorLauncher.idleExit) }
+        return layers
     }
 
     func run() async throws {
@@ -101,12 +117,16 @@ struct CoordinatorCommand: AsyncParsableCommand {
             Terminal.error("cannot read an agent binary: \(error)")
             throw ExitCode(2)
         }
-        var settings = CoordinatorSettings()
-        settings.deadAfter = deadAfter
-        settings.leaseTTL = Durations.parse(leaseTTL) ?? CoordinatorSettings.defaultLease
-        settings.stalePolicy = stalePolicy
-        settings.idleExit = idleExit
-        settings.quarantine = quarantineSettings(inventory)
+        let resolved: [ResolvedSetting]
+        do { resolved = try layers(inventory).resolve() } catch let error as SettingsError {
+            Terminal.error(error.description)
+            throw ExitCode(2)
+        }
+        let settings = SettingsSources.settings(resolved)
+        Terminal.note("settings: " + resolved.map { "\($0.setting.key) \($0.value) (\($0.origin))" }.joined(separator: ", "))
+        if settings.leaseTTL < 2400 {
+            Terminal.note("lease_ttl \(SettingValue.seconds(settings.leaseTTL)) is under 40 minutes: a coordinator that sleeps longer (a closed laptop) makes every agent kill its jobs")
+        }
         let coordinator: Coordinator
         do {
             coordinator = try Coordinator(state: state, inventory: inventory, catalog: catalog, settings: settings,

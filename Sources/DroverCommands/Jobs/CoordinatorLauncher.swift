@@ -10,9 +10,12 @@ enum CoordinatorLauncher {
     @discardableResult
     static func ensureRunning(state: StateLocation, inventory: Inventory) throws -> Int32 {
         if let pid = state.runningCoordinator() { return pid }
+        try SettingsSources.check(inventory: inventory)
         try? state.prepare()
         let executable = CommandLine.executablePath
-        var argv = [executable, "coordinator", "--state", state.path, "--idle-exit", "600"]
+        // No settings on its command line: it reads them where the user wrote them (the
+        // environment it inherits, the inventory, config.json), as `drover config` shows.
+        var argv = [executable, "coordinator", "--state", state.path, "--on-demand"]
         if case .file(let path) = inventory.source { argv += ["--inventory", path] }
         let pid: pid_t
         do {
@@ -43,6 +46,9 @@ enum CoordinatorLauncher {
         Terminal.error("the coordinator did not start within 10 s; see \(state.logPath)")
         throw ExitCode(1)
     }
+
+    /// The `idle_exit` of a coordinator started by a command, unless a setting says otherwise (seconds).
+    static let idleExit: Double = 600
 
     /// Seconds between two looks at a starting coordinator that might have exited.
     static let exitCheck = 0.25

@@ -54,6 +54,12 @@ struct JobOptions: ParsableArguments {
     @Option(name: .customLong("checkpoint-exit-code"), help: ArgumentHelp("An exit with this code means \"I saved, restart me\": Drover snapshots and starts the job again at once, not counting a failure (HTCondor uses 85).", valueName: "n"))
     var checkpointExitCode: Int?
 
+    @Option(name: .long, help: ArgumentHelp("GPUs the job needs on its host (counted like slots; it gets its own devices in CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES).", valueName: "n"))
+    var gpus: Int = 0
+
+    @Option(name: .long, help: ArgumentHelp("A host fact the job needs (repeatable): 'python>=3.11', 'gp=2.15', 'sage' (present); facts are named in hosts.json (docs/inventory.md#facts). The job waits for a host that has it.", valueName: "fact<op>version"))
+    var require: [String] = []
+
     @Flag(name: .long, help: "Run COMMAND as one /bin/sh line on the host instead of exec'ing it.")
     var shell = false
 
@@ -74,6 +80,8 @@ struct JobOptions: ParsableArguments {
         if cwd != nil { given.append("--cwd") }
         if !env.isEmpty { given.append("--env") }
         if shell { given.append("--shell") }
+        if gpus != 0 { given.append("--gpus") }
+        if !require.isEmpty { given.append("--require") }
         if !checkpoint.isEmpty || checkpointEvery != nil || checkpointExitCode != nil { given.append("--checkpoint") }
         if !given.isEmpty {
             Terminal.error("\(given.joined(separator: ", ")) apply to a single job; for a batch, set them in the file's `defaults` (docs/batches.md)")
@@ -136,6 +144,14 @@ struct JobOptions: ParsableArguments {
             r.memoryBytes = b
         }
         r.checkpoint = try checkpointSpec()
+        guard gpus >= 0 else { throw ValidationError("--gpus must be 0 or more") }
+        if gpus > 0 { r.gpus = gpus }
+        for text in require {
+            switch FactRequirement.parse(text) {
+            case .success(let q): r.require = (r.require ?? [:]).merging([q.fact: q.op == .present ? "*" : q.requirementText]) { _, new in new }
+            case .failure(let e): throw ValidationError("--require \(text): \(e)")
+            }
+        }
         for pair in labels {
             guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { throw ValidationError("--on \(pair): expected key=value") }
             r.labels[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])

@@ -17,6 +17,7 @@ struct PsCommand: AsyncParsableCommand {
             Examples:
               drover ps
               drover ps --all --json
+              drover ps --failed
               drover status 12
             """
     )
@@ -53,6 +54,9 @@ struct JobListOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON: the jobs, each with its attempts.")
     var json = false
 
+    @Flag(name: .long, help: "Only failed jobs (dead letters), with why they failed and the head of their stderr; re-drive them with `drover retry`.")
+    var failed = false
+
     @Argument(help: ArgumentHelp("Job ids or names.", valueName: "job"))
     var jobs: [String] = []
 
@@ -65,6 +69,7 @@ struct JobListOptions: ParsableArguments {
         }
         let journal = try stateOptions.openJournal(create: false)
         try CoordinatorPresence.ensure(journal, inventory: nil, noStart: start.noStart)
+        if failed { return try listFailed(journal) }
         var list: [JobRecord]
         if !jobs.isEmpty {
             list = try journal.resolveAll(jobs)
@@ -103,6 +108,49 @@ struct JobListOptions: ParsableArguments {
             }
         }
         print(text)
+    }
+
+    /// `--failed`: the dead letters, each with its reason and the head of its stderr.
+    func listFailed(_ journal: Journal) throws {
+        var letters = try journal.deadLetters()
+        if !jobs.isEmpty {
+            let wanted = Set(try journal.resolveAll(jobs).map(\.id))
+            letters = letters.filter { wanted.contains($0.job.id) }
+        }
+        for i in letters.indices where letters[i].stderrHead == nil {
+            letters[i].stderrHead = Self.storedStderrHead(letters[i].job, journal: journal)
+        }
+        if json {
+            print(try Terminal.json(letters))
+            return
+        }
+        guard !letters.isEmpty else {
+            print("no failed jobs")
+            return
+        }
+        var rows = [["ID", "NAME", "HOST", "ATTEMPT", "EXIT", "REASON"]]
+        for l in letters {
+            let j = l.job
+            rows.append([String(j.id), j.name ?? "-", j.host ?? "-", j.attempt == 0 ? "-" : String(j.attempt),
+                         j.exitCode.map(String.init) ?? j.signal.map { "SIG\($0)" } ?? "-", String((j.reason ?? "-").prefix(100))])
+        }
+        var text = TextTable.render(rows)
+        for l in letters {
+            guard let head = l.stderrHead?.trimmingCharacters(in: .whitespacesAndNewlines), !head.isEmpty else { continue }
+            let lines = head.split(separator: "\n", omittingEmptySubsequences: false).prefix(3).map { "    " + $0 }
+            text += "\n\n\(l.job.label) stderr:\n" + lines.joined(separator: "\n")
+        }
+        print(text + "\n\nre-drive with: drover retry JOB… (or BATCH, or --failed for all); see docs/failures.md")
+    }
+
+    /// The head of a job's last stderr from the files kept on this machine (single jobs' inline
+    /// output, or a batch job's results folder), when the journal has none.
+    static func storedStderrHead(_ job: JobRecord, journal: Journal) -> String? {
+        var bytes = AttemptOutput.read(state: journal.state, job: job.id, attempt: job.attempt)?.stderr
+        if bytes == nil, let batch = job.batch, let id = job.batchJob, let b = try? journal.batch(named: batch) {
+            bytes = try? LocalFile.read(b.folder + "/" + id + "/stderr")
+        }
+        return bytes.flatMap { $0.isEmpty ? nil : String(decoding: $0.prefix(400), as: UTF8.self) }
     }
 
     static func duration(_ s: Double) -> String {

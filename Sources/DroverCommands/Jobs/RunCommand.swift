@@ -47,6 +47,7 @@ struct RunCommand: AsyncParsableCommand {
         if let submission = try BatchSubmission.named(batchFile, command: command, job: job, options: batch, inventory: inventoryOptions) {
             return try await submission.run(state: stateOptions, detach: detach, onInterrupt: onInterrupt)
         }
+        if batch.dryRun { return try SubmitCommand.dryRun(job, command: command, state: stateOptions, inventory: inventoryOptions) }
         let submission = try Submission(job, command: command, state: stateOptions, inventory: inventoryOptions)
         let (id, journal, inventory) = (submission.id, submission.journal, submission.inventory)
         if detach {

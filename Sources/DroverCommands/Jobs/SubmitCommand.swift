@@ -48,8 +48,21 @@ struct SubmitCommand: AsyncParsableCommand {
             }
             return
         }
+        if batch.dryRun { return try Self.dryRun(job, command: command, state: stateOptions, inventory: inventoryOptions) }
         let id = try Submission(job, command: command, state: stateOptions, inventory: inventoryOptions).id
         print(json ? "{\"job\":\(id)}" : "\(id)")
+    }
+}
+
+extension SubmitCommand {
+    /// `--dry-run` of a single job: which hosts fit it and why the others do not.
+    static func dryRun(_ job: JobOptions, command: [String], state: StateOptions, inventory options: InventoryOptions) throws {
+        let inventory = try options.load()
+        let request = try job.request(inventory: inventory, command: command)
+        print("job: \(request.commandLine)")
+        print("hosts (facts as last collected):")
+        for line in HostFit(inventory: inventory, state: state.location).lines(for: request) { print(line) }
+        print("nothing was submitted (--dry-run)")
     }
 }
 

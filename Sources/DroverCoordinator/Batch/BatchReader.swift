@@ -14,7 +14,7 @@ public struct BatchReader {
     /// The fields a job (or `defaults`) may set.
     public static let jobFields = [
         "id", "argv", "shell", "host", "on", "slots", "priority", "timeout", "lease", "keep_running", "memory", "cwd", "env",
-        "retries", "lost_retries", "retry", "after", "inputs", "outputs", "approval", "checkpoint",
+        "retries", "lost_retries", "retry", "after", "inputs", "outputs", "approval", "checkpoint", "gpus", "require",
     ]
 
     let file: String
@@ -196,6 +196,19 @@ public struct BatchReader {
         if let n = r.node("outputs") { f.request.outputs = outputs(n, path: "\(p).outputs") }
         if let n = r.node("checkpoint") { f.request.checkpoint = CheckpointSpec.parse(n, path: "\(p).checkpoint", diagnostics: diagnostics, duration: Durations.parse) }
         if let a = r.bool("approval"), !isDefaults { f.request.approval = a ? true : nil }
+        if let n = r.node("gpus") {
+            if let g = n.intValue, g >= 0 { f.request.gpus = g > 0 ? g : nil } else { diagnostics.report("must be a number of GPUs, 0 or more", path: "\(p).gpus", at: n.position) }
+        }
+        if let n = r.node("require") {
+            let map = n.stringMap ?? [:]
+            if n.objectMembers == nil || map.count != n.objectMembers?.count {
+                diagnostics.report("must be an object of host facts and versions, e.g. {\"python\": \">=3.11\"}", path: "\(p).require", at: n.position)
+            }
+            for (fact, text) in map.sorted(by: { $0.key < $1.key }) {
+                if case .failure(let e) = FactRequirement.parse(fact: fact, text) { diagnostics.report(e.description, path: "\(p).require.\(fact)", at: n[fact]?.position) }
+            }
+            f.request.require = (f.request.require ?? [:]).merging(map) { _, new in new }
+        }
     }
 
     private func duration(_ n: JSONNode, path: String) -> Double? {

@@ -89,7 +89,7 @@ public struct BatchReport: Sendable {
             e.set("busy_seconds", Self.round(h.busySeconds))
             e.set("cpu_seconds", Self.round(h.cpuSeconds))
             e.set("utilisation", utilisation(h).map(Self.round))
-            e.set("jobs_per_minute", span > 0 ? Self.round(Double(h.succeeded) / span * 60) : nil)
+            e.set("jobs_per_minute", jobsPerMinute(h).map(Self.round))
             return e
         })
         o.set("jobs", objects: jobs.map(jobJSON))
@@ -133,6 +133,15 @@ public struct BatchReport: Sendable {
     func utilisation(_ h: Host) -> Double? {
         guard let slots = h.slots, slots > 0, span > 0 else { return nil }
         return min(1, h.busySeconds / (Double(slots) * span))
+    }
+
+    /// The least span (seconds) over which a rate per minute is shown: over a shorter one, a
+    /// handful of jobs done in a second would read as thousands a minute.
+    public static let rateWindow: Double = 30
+
+    /// Jobs the host completed per minute over the batch's span; nil under `rateWindow`.
+    func jobsPerMinute(_ h: Host) -> Double? {
+        span >= Self.rateWindow ? Double(h.succeeded) / span * 60 : nil
     }
 
     static func round(_ d: Double) -> Double { (d * 1000).rounded() / 1000 }
@@ -189,7 +198,7 @@ public struct BatchReport: Sendable {
             for h in hosts {
                 rows.append([h.name, String(h.attempts), String(h.succeeded), Durations.clock(h.busySeconds),
                              utilisation(h).map { "\(Int(($0 * 100).rounded())) %" } ?? "-",
-                             span > 0 ? String(format: "%.1f", Double(h.succeeded) / span * 60) : "-"])
+                             jobsPerMinute(h).map { String(format: "%.1f", $0) } ?? "-"])
             }
             out.append(TextTable.render(rows))
         }

@@ -42,8 +42,10 @@ public struct BatchProgress: Sendable, Equatable {
     public var skipped: Int
     /// Jobs cancelled.
     public var cancelled: Int
-    /// Jobs dispatched or running.
+    /// Jobs running (their process started).
     public var running: Int
+    /// Jobs dispatched to a host whose process has not started yet.
+    public var starting: Int
     /// Jobs queued, including those waiting for a retry back-off.
     public var queued: Int
     /// Jobs waiting for dependencies or for an approval.
@@ -60,7 +62,7 @@ public struct BatchProgress: Sendable, Equatable {
     /// Creates a snapshot.
     public init(
         batch: String, total: Int, succeeded: Int = 0, failed: Int = 0, skipped: Int = 0, cancelled: Int = 0,
-        running: Int = 0, queued: Int = 0, waiting: Int = 0, elapsed: Double = 0, eta: Double? = nil,
+        running: Int = 0, starting: Int = 0, queued: Int = 0, waiting: Int = 0, elapsed: Double = 0, eta: Double? = nil,
         hosts: [HostProgress] = []
     ) {
         self.batch = batch
@@ -70,6 +72,7 @@ public struct BatchProgress: Sendable, Equatable {
         self.skipped = skipped
         self.cancelled = cancelled
         self.running = running
+        self.starting = starting
         self.queued = queued
         self.waiting = waiting
         self.elapsed = elapsed
@@ -161,6 +164,7 @@ public struct ProgressRenderer: Sendable {
             if let attempt = c.attempt { text += " (attempt \(attempt))" }
             if !c.message.isEmpty { text += ": \(c.message)" }
             text += " — \(p.done)/\(p.total) done, \(p.running) running"
+            if p.starting > 0 { text += ", \(p.starting) starting" }
             if p.failed > 0 { text += ", \(p.failed) failed" }
             let spans = [
                 Span(Format.clock(c.time), Style.dim), Span(" \(Format.printable(c.job)) "),
@@ -186,7 +190,8 @@ public struct ProgressRenderer: Sendable {
         case .lines:
             var spans = [Span(Format.printable(
                 "batch \(p.batch): \(p.done)/\(p.total) done (\(p.succeeded) succeeded, \(p.failed) failed, "
-                    + "\(p.skipped) skipped, \(p.cancelled) cancelled), \(p.running) running, \(p.queued) queued, "
+                    + "\(p.skipped) skipped, \(p.cancelled) cancelled), \(p.running) running, "
+                    + (p.starting > 0 ? "\(p.starting) starting, " : "") + "\(p.queued) queued, "
                     + "\(p.waiting) waiting, \(Format.duration(p.elapsed)) elapsed, ETA \(Format.duration(p.eta))"
             ))]
             for (i, host) in p.hosts.enumerated() {
@@ -207,7 +212,7 @@ public struct ProgressRenderer: Sendable {
             let object = JSON.object([
                 ("type", .string("progress")), ("batch", .string(p.batch)), ("total", .int(p.total)),
                 ("succeeded", .int(p.succeeded)), ("failed", .int(p.failed)), ("skipped", .int(p.skipped)),
-                ("cancelled", .int(p.cancelled)), ("running", .int(p.running)), ("queued", .int(p.queued)),
+                ("cancelled", .int(p.cancelled)), ("running", .int(p.running)), ("starting", .int(p.starting)), ("queued", .int(p.queued)),
                 ("waiting", .int(p.waiting)), ("elapsed", .number(p.elapsed)), ("eta", .number(p.eta)),
                 ("hosts", .array(hosts)),
             ])
@@ -228,7 +233,9 @@ public struct ProgressRenderer: Sendable {
     private func header(_ p: BatchProgress, width: Int) -> [[Span]] {
         let head = "batch \(Format.printable(p.batch))", count = "\(p.done)/\(p.total)"
         let fields = [
-            Span("running \(p.running)"), Span("queued \(p.queued)"), Span("waiting \(p.waiting)"),
+            Span("running \(p.running)"),
+        ] + (p.starting > 0 ? [Span("starting \(p.starting)")] : []) + [
+            Span("queued \(p.queued)"), Span("waiting \(p.waiting)"),
             Span("failed \(p.failed)", p.failed > 0 ? Style.red : nil), Span("skipped \(p.skipped)"),
         ] + (p.cancelled > 0 ? [Span("cancelled \(p.cancelled)")] : []) + [
             Span("\(Format.duration(p.elapsed)) elapsed"), Span("ETA \(Format.duration(p.eta))"),

@@ -1,3 +1,4 @@
+import DroverCore
 import DroverProtocol
 import Foundation
 
@@ -42,6 +43,10 @@ public struct JobRequest: Codable, Sendable, Equatable {
     public var fillsSlot: Bool?
     /// Files the job saves of itself, snapshotted and restored by Drover (docs/checkpoints.md).
     public var checkpoint: CheckpointSpec?
+    /// GPUs it needs on its host (counted like slots; the agent gives it its own devices).
+    public var gpus: Int?
+    /// Host facts it needs, fact → `>=3.11`, `=3.9`, `!=…`, `<4` or `*` (present) (docs/inventory.md#facts).
+    public var require: [String: String]?
 
     public init(argv: [String]) { self.argv = argv }
     public init(shell: String) { self.shell = shell }
@@ -49,6 +54,11 @@ public struct JobRequest: Codable, Sendable, Equatable {
     /// The retry policy in force: `retry`, or `retries` re-runs with the default back-off.
     public var retryPolicy: RetryPolicy {
         retry ?? RetryPolicy(maxAttempts: retries + 1)
+    }
+
+    /// `require` as requirements (the unreadable ones are refused at submission).
+    public var requirements: [FactRequirement] {
+        (require ?? [:]).sorted { $0.key < $1.key }.compactMap { try? FactRequirement.parse(fact: $0.key, $0.value).get() }
     }
 
     /// Whether the job needs its own working directory on the host (inputs or outputs, no cwd).

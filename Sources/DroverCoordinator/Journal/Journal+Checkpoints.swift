@@ -1,5 +1,11 @@
+import DroverCore
 import DroverProtocol
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A job's newest snapshot: its files are in the coordinator's store (`STATE/store/<sha256>`).
 public struct CheckpointRecord: Sendable {
@@ -43,6 +49,40 @@ extension Journal {
               let files = try? JSONDecoder().decode([CheckpointFile].self, from: Data((r.string("files") ?? "[]").utf8)) else { return nil }
         return CheckpointRecord(job: job, attempt: r.int("attempt") ?? 0, index: r.int("idx") ?? 0, host: r.string("host") ?? "?",
                                 takenAt: r.double("taken_at") ?? 0, storedAt: r.double("stored_at") ?? 0, files: files)
+    }
+
+    /// What `pruneCheckpointStore` removed.
+    public struct StorePruning: Sendable, Equatable {
+        public var files = 0
+        public var bytes: Int64 = 0
+    }
+
+    /// Removes store files that no kept snapshot names: snapshots are kept for jobs that did
+    /// not succeed (a failed or cancelled one may be retried). A file younger than `grace` stays
+    /// (a pull may have just landed or reused it, before its snapshot is recorded; a pull that
+    /// reuses a stored file touches it), and so does a pull's temporary file younger than an hour.
+    @discardableResult
+    public func pruneCheckpointStore(now: Double, grace: Double = 600) throws -> StorePruning {
+        let store = checkpointStore
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: store), !names.isEmpty else { return StorePruning() }
+        var kept = Set<String>()
+        for r in try db.query("SELECT c.files FROM checkpoints c JOIN jobs j ON j.id=c.job WHERE j.state != 'succeeded'") {
+            let files = (try? JSONDecoder().decode([CheckpointFile].self, from: Data((r.string("files") ?? "[]").utf8))) ?? []
+            for f in files { kept.insert(f.sha256) }
+        }
+        var p = StorePruning()
+        for name in names where !kept.contains(name) {
+            let path = store + "/" + name
+            guard let modified = try? FileStatus.of(path).modified, now - modified > (name.hasPrefix(".") ? max(grace, 3600) : grace) else { continue }
+            let size = Int64(LocalFile.size(path) ?? 0)
+            if unlink(path) == 0 { p.files += 1; p.bytes += size }
+        }
+        return p
+    }
+
+    /// Forgets the snapshots of jobs about to be removed from the journal (`prune`).
+    func forgetCheckpoints(ofJobsIn jobs: String, _ value: SQLValue) throws {
+        _ = try db.run("DELETE FROM checkpoints WHERE job IN (\(jobs))", value)
     }
 
     /// Queues a job again at once, counting neither a failure nor a host loss (a checkpoint exit).

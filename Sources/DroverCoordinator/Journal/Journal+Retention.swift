@@ -38,6 +38,7 @@ extension Journal {
             }
             _ = try db.run("DELETE FROM events WHERE job IN (\(jobs)) OR (job IS NULL AND time < ?1)", t)
             _ = try db.run("DELETE FROM attempts WHERE job IN (\(jobs))", t)
+            try forgetCheckpoints(ofJobsIn: jobs, t)
             _ = try db.run("DELETE FROM jobs WHERE \(Self.prunableJobs)", t)
             p.batches = try db.run("""
                 DELETE FROM batches WHERE finished_at IS NOT NULL AND finished_at < ?1

@@ -31,6 +31,12 @@ extension Journal {
         m.register(4, "checkpoints: the newest snapshot of each job") { db in
             try db.execute(checkpointsSchema)
         }
+        // Placeholder for step 5, which another branch (issue 17, compensation) adds: the lead
+        // drops this one at the merge and keeps that branch's step 5.
+        m.register(5, "reserved") { _ in }
+        m.register(6, "host facts (OS, kernel, CPU, GPUs and the inventory's facts)") { db in
+            try addHostFacts(db)
+        }
         m.afterStep = { db, version in
             try db.run("INSERT INTO meta(key, value) VALUES ('format', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", .text(String(version)))
         }

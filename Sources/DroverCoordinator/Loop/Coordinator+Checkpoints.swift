@@ -35,12 +35,27 @@ extension Coordinator {
                     try journal.audit("checkpoint", job: p.job, attempt: c.attempt, host: host, "snapshot \(c.index) of attempt \(c.attempt) could not be pulled from \(host): \(error)")
                 } else if try journal.recordCheckpoint(job: p.job, host: host, c, storedAt: wallNow) {
                     try journal.audit("checkpoint", job: p.job, attempt: c.attempt, host: host, "snapshot \(c.index) of attempt \(c.attempt) stored (\(c.files.count) file(s), \(c.bytes) bytes); the job restarts from it")
+                    storePruneDue = true
                 }
             }
         } catch {
             log("\(host): recording a checkpoint of job \(p.job): \(error)")
         }
+        pruneStoreIfDue()
         dirty = true
+    }
+
+    /// Removes store files that no kept snapshot names any more (a newer snapshot replaced
+    /// theirs, or their job succeeded), after the transaction that made them unnamed.
+    func pruneStoreIfDue() {
+        guard storePruneDue else { return }
+        storePruneDue = false
+        do {
+            let p = try journal.pruneCheckpointStore(now: wallNow)
+            if p.files > 0 { log("checkpoint store: removed \(p.files) file(s) no snapshot names (\(p.bytes) bytes)") }
+        } catch {
+            log("checkpoint store: pruning: \(error)")
+        }
     }
 
     /// Whether a queued job waits for a snapshot still being pulled from a host that is up.
@@ -66,6 +81,13 @@ extension Coordinator {
         guard job.request.checkpoint != nil, let c = try journal.checkpoint(of: job.id) else { return }
         try journal.audit("checkpoint", job: job.id, attempt: n, host: host, state: "restored",
                           "attempt \(n) of job \(job.label) on \(host) starts from snapshot \(c.index) of attempt \(c.attempt) (\(c.files.count) file(s), \(c.bytes) bytes, taken \(Int(wallNow - c.takenAt)) s ago)")
+    }
+
+    /// The host a job goes back to: the one it left with its checkpoint exit code ("restart me").
+    func restartHost(_ job: JobRecord) -> String? {
+        guard let code = job.request.checkpoint?.exitCode, job.exitCode == code, job.attempt > 0,
+              let last = try? journal.attempt(job.id, job.attempt), last.exitCode == code else { return nil }
+        return last.host
     }
 
     /// The job exited with its `checkpoint.exit_code` ("I saved, restart me"): queued again at

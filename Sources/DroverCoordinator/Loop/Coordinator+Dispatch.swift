@@ -30,7 +30,9 @@ extension Coordinator {
         dirty = false
         guard !usable.isEmpty else { return }
         let used = try journal.hosts().reduce(into: [String: Int]()) { $0[$1.name] = $1.usedSlots }
-        let hosts = usable.map { SchedulerHost(name: $0.name, slots: slots(of: $0), used: used[$0.name] ?? 0, labels: $0.labels, limit: placementLimit($0.name)) }
+        let gpusUsed = try journal.gpusInUse()
+        let hosts = usable.map { SchedulerHost(name: $0.name, slots: slots(of: $0), used: used[$0.name] ?? 0, labels: placementLabels($0), limit: placementLimit($0.name),
+                                               gpus: gpuCount($0), gpusUsed: gpusUsed[$0.name] ?? 0) }
         let free = hosts.reduce(0) { $0 + $1.free }
         guard free > 0 else { return }
         // A job whose cancel is pending is cancelled by handleRequests, never started.
@@ -42,8 +44,8 @@ extension Coordinator {
         for j in queued { byID[j.id] = j }
         // Retries prefer hosts where the job has not failed yet.
         let failedOn = try journal.failedHosts(of: queued.filter { $0.failures > 0 }.map(\.id))
-        let placements = Scheduler.place(queued.map { SchedulerJob(id: $0.id, slots: $0.request.slots, host: $0.request.host, labels: $0.request.labels,
-                                                                    avoid: failedOn[$0.id] ?? []) }, on: hosts)
+        let placements = Scheduler.place(queued.map { schedulerJob($0, avoid: failedOn[$0.id] ?? [], prefer: restartHost($0)) }, on: hosts)
+        try noteUnplaceable(queued, placed: Set(placements.map(\.job)))
         guard !placements.isEmpty else { return }
         var starts: [(host: String, start: HostLink.Outgoing)] = []
         // Input files are hashed before the write transaction, never while it holds the lock.
@@ -67,9 +69,8 @@ extension Coordinator {
                     slotsTaken[p.host]!.insert(s)
                     slot = s
                 }
-                try journal.db.run("INSERT INTO attempts(job, attempt, host, state, dispatched_at, slot) VALUES (?, ?, ?, 'dispatched', ?, ?)",
-                                   .int(Int64(job.id)), .int(Int64(n)), .text(p.host), .double(t), .from(slot))
-                try journal.db.run("UPDATE jobs SET state='dispatched', attempt=?, host=? WHERE id=?", .int(Int64(n)), .text(p.host), .int(Int64(job.id)))
+                try journal.recordDispatch(job: job.id, attempt: n, host: p.host, slot: slot, at: t)
+                if job.reason?.hasPrefix("waits: ") == true { try journal.setReason(job.id, nil) }
                 try journal.audit("job", job: job.id, attempt: n, host: p.host, state: "dispatched", "job \(job.label) attempt \(n) dispatched to \(p.host)", time: t)
                 if placementLimit(p.host) == 1 { try placedProbe(on: p.host, job: job.id, attempt: n, label: job.label) }
                 try noteRestore(job, attempt: n, host: p.host)
@@ -99,6 +100,7 @@ extension Coordinator {
         spec.cwd = r.cwd
         spec.env = host.env.merging(r.env) { _, job in job }.merging(restoredEnvironment(job)) { _, restored in restored }
         spec.checkpoint = r.checkpoint
+        spec.gpus = gpuGrant(r, host: host)
         spec.timeout = r.timeout
         spec.lease = r.lease
         spec.keepRunning = r.keepRunning ?? false
@@ -124,12 +126,12 @@ extension Coordinator {
                 let current = !a.stale && job.attempt == a.attempt && !job.state.isFinal
                 if a.agentState == nil {
                     if current && !job.cancelRequested {
-                        let slot = try journal.db.query("SELECT slot FROM attempts WHERE job=? AND attempt=?", .int(Int64(a.job)), .int(Int64(a.attempt))).first?.int("slot")
+                        let slot = try journal.slot(of: a.job, attempt: a.attempt)
                         starts.append((host, startCommand(job, attempt: a.attempt, host: spec, slot: slot, files: (try? stagedInputs(job)) ?? [])))
                     } else {
                         // Never accepted and no longer wanted: make sure it never starts.
                         outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: .stale))
-                        try journal.db.run("UPDATE attempts SET agent_state='never_started' WHERE job=? AND attempt=?", .int(Int64(a.job)), .int(Int64(a.attempt)))
+                        try journal.markNeverStarted(a.job, attempt: a.attempt)
                     }
                     continue
                 }
@@ -153,12 +155,11 @@ extension Coordinator {
     func keepOriginal(_ a: AttemptRecord, of job: JobRecord, outbox: inout [String: [String]]) throws -> Bool {
         if job.attempt != a.attempt {
             guard let replacement = try journal.attempt(job.id, job.attempt) else { return false }
-            try journal.db.run("UPDATE attempts SET stale=1, reason='replaced by the original (keep-original)' WHERE job=? AND attempt=?", .int(Int64(job.id)), .int(Int64(replacement.attempt)))
+            try journal.markStale(job.id, attempt: replacement.attempt, reason: "replaced by the original (keep-original)")
             outbox[replacement.host, default: []].append(cancelCommand(job: job.id, attempt: replacement.attempt, reason: .stale))
         }
         let state = a.agentState == "running" ? "running" : "dispatched"
-        try journal.db.run("UPDATE attempts SET stale=0, state=?, reason=NULL WHERE job=? AND attempt=?", .text(a.agentState ?? "accepted"), .int(Int64(job.id)), .int(Int64(a.attempt)))
-        try journal.db.run("UPDATE jobs SET state=?, attempt=?, host=? WHERE id=?", .text(state), .int(Int64(a.attempt)), .text(a.host), .int(Int64(job.id)))
+        try journal.adoptAttempt(job.id, attempt: a.attempt, host: a.host, attemptState: a.agentState ?? "accepted", jobState: state)
         try journal.audit("stale", job: job.id, attempt: a.attempt, host: a.host, state: state,
                           "attempt \(a.attempt) of job \(job.id) still runs on \(a.host): kept (keep-original)\(job.attempt != a.attempt ? "; attempt \(job.attempt) cancelled" : "")")
         return true

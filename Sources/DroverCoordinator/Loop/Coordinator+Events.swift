@@ -24,15 +24,23 @@ extension Coordinator {
                 caughtUpTo = c.intValue ?? Int.max
             } else if let s = node["seq"]?.intValue {
                 events.append((s, node))
+            } else if let f = node["facts"] {
+                recordFacts(host, HostFactsReport.parse(f))
             }
         }
         // A routine beat of a host that is up changes only its time and sequence: liveness
-        // takes every beat (in memory), the journal one every `heartbeatRecordInterval`.
+        // takes every beat (in memory); the journal gets the routine beats of every host
+        // together, one transaction every `heartbeatRecordInterval` (`flushBeats`), or with
+        // the host's next events. A beat that says something new is written at once.
         let beatKey = heartbeat.map { hb in
             ["version", "build", "cpus", "machine_id"].map { hb[$0]?.jsonText ?? "" }.joined(separator: "|") + "|\(hb["coordinators"]?.arrayValue?.count ?? -1)"
         }
-        let recordBeat = heartbeat != nil && (hostState[host] != "up" || beatKey != heartbeatRecorded[host]?.key
-            || now - (heartbeatRecorded[host]?.at ?? -.infinity) >= Self.heartbeatRecordInterval)
+        let routine = heartbeat != nil && hostState[host] == "up" && beatKey == heartbeatRecorded[host]?.key
+        let recordBeat = heartbeat != nil && (!routine || !events.isEmpty || caughtUpTo != nil)
+        if let hb = heartbeat, !recordBeat {
+            pendingBeats[host] = beat(hb, host: host)
+            if beatsFlushAt == nil { beatsFlushAt = now + Self.heartbeatRecordInterval }
+        }
         if events.isEmpty && caughtUpTo == nil && !recordBeat {
             observe(heartbeat, host: host)
             return
@@ -47,16 +55,16 @@ extension Coordinator {
                     try apply(node, host: host, outbox: &outbox)
                 }
                 if seq != lastSeq[host] {
-                    try journal.db.run("UPDATE hosts SET last_seq=? WHERE name=?", .int(Int64(seq)), .text(host))
+                    try journal.setLastSeq(host, seq)
                 }
                 if let hb = heartbeat, recordBeat {
-                    try journal.db.run("UPDATE hosts SET heartbeat_time=?, heartbeat_seq=?, agent_version=coalesce(?, agent_version), agent_build=coalesce(?, agent_build), slots=?, machine_id=coalesce(?, machine_id), coordinators=? WHERE name=?",
-                                       .from(hb["time"]?.doubleValue), .from(hb["seq"]?.intValue), .from(hb["version"]?.stringValue),
-                                       .from(hb["build"]?.stringValue), .from(inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue),
-                                       .from(hb["machine_id"]?.stringValue), .from(hb["coordinators"]?.arrayValue?.count), .text(host))
+                    try journal.recordHeartbeat(host, beat(hb, host: host))
                 }
             }
-            if recordBeat, let beatKey { heartbeatRecorded[host] = (now, beatKey) }
+            if recordBeat, let beatKey {
+                heartbeatRecorded[host] = (now, beatKey)
+                pendingBeats[host] = nil
+            }
             lastSeq[host] = seq
         } catch {
             // Nothing of the batch was applied; the stream is restarted from the last applied sequence.
@@ -111,14 +119,12 @@ extension Coordinator {
     /// the stream starts again from the new log's first event.
     func replacedEventLog(_ host: String, endsAt end: Int) {
         let applied = lastSeq[host] ?? 0
-        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
         do {
             try journal.db.transaction {
                 try journal.audit("host", host: host, "the agent on \(host) has a new event log (it ends at seq \(end), seq \(applied) was applied): its state directory was replaced; its unfinished attempts are lost")
                 try loseAttempts(on: host, reason: "the agent's state on \(host) was lost")
                 // The agent will never report them: they count as ended, so the host does not wait for them.
-                try journal.db.run("UPDATE attempts SET agent_state='lost' WHERE host=? AND (agent_state IS NULL OR agent_state NOT IN (\(finals)))", .text(host))
-                try journal.db.run("UPDATE hosts SET last_seq=0 WHERE name=?", .text(host))
+                try journal.forgetAgentState(host)
             }
         } catch {
             log("\(host): could not record the replaced event log: \(error); reconnecting")
@@ -170,24 +176,12 @@ extension Coordinator {
         }
         let final = AgentStates.final.contains(state)
         let current = !a.stale && job.attempt == n && !job.state.isFinal
-        var sets = ["agent_state=?"]
-        var values: [SQLValue] = [.text(state)]
-        if state == "running" { sets.append("started_at=?"); values.append(.double(time)) }
-        if final {
-            sets += ["ended_at=?", "exit_code=?", "signal=?", "max_rss_bytes=?", "cpu_seconds=?"]
-            values += [.double(time), .from(event.exitCode), .from(event.signal),
-                       .from(event.maxRSSBytes), .double(event.cpuSeconds ?? 0)]
-        }
-        if current || final {
-            sets.append("state=?")
-            values.append(.text(current || a.state != "lost" ? state : "lost"))
-        }
         let detail = event.summary
-        if final && current {
-            sets.append("reason=?")
-            values.append(.text(detail))
-        }
-        try journal.db.run("UPDATE attempts SET \(sets.joined(separator: ", ")) WHERE job=? AND attempt=?", values + [.int(Int64(id)), .int(Int64(n))])
+        var update = Journal.AttemptUpdate(agentState: state, startedAt: state == "running" ? time : nil)
+        if final { update.ended = (time, event.exitCode, event.signal, event.maxRSSBytes, event.cpuSeconds ?? 0) }
+        if current || final { update.state = current || a.state != "lost" ? state : "lost" }
+        if final && current { update.reason = detail }
+        try journal.updateAttempt(id, n, update)
         guard current else {
             try journal.audit(final ? "late_result" : "attempt", job: id, attempt: n, host: host, state: state,
                               final ? "attempt \(n) of job \(id) on \(host) ended \(detail) after it was replaced; ignored (the job is \(job.state.rawValue))"
@@ -196,7 +190,7 @@ extension Coordinator {
         }
         try journal.audit("attempt", job: id, attempt: n, host: host, state: state, "attempt \(n) of job \(job.label) on \(host): \(detail.isEmpty ? state : detail)", time: time)
         if state == "running" {
-            try journal.db.run("UPDATE jobs SET state='running', started_at=coalesce(started_at, ?) WHERE id=? AND state IN ('dispatched','queued')", .double(time), .int(Int64(id)))
+            try journal.markJobRunning(id, at: time)
         }
         guard final else { return }
         dirty = true
@@ -256,7 +250,7 @@ extension Coordinator {
               let state = a.agentState, AgentStates.final.contains(state) else { return }
         let host = a.host
         let detail = a.reason ?? state
-        try journal.db.run("UPDATE jobs SET exit_code=?, signal=? WHERE id=?", .from(a.exitCode), .from(a.signal), .int(Int64(id)))
+        try journal.setJobExit(id, exitCode: a.exitCode, signal: a.signal)
         job.exitCode = a.exitCode
         job.signal = a.signal
         switch state {
@@ -302,7 +296,7 @@ extension Coordinator {
         guard found != sameMachineAs else { return }
         try journal.db.transaction {
             for h in inventory.hosts where found[h.name] != sameMachineAs[h.name] {
-                try journal.db.run("UPDATE hosts SET same_machine_as=? WHERE name=?", .from(found[h.name]), .text(h.name))
+                try journal.setSameMachine(h.name, as: found[h.name])
                 if let earlier = found[h.name] {
                     let m = machineIDs[h.name] ?? "?"
                     let text = "\(h.name) and \(earlier) are the same machine (machine id \(m.prefix(12))): jobs go to \(earlier) only, unless it is down; remove one of them from the inventory"
@@ -315,5 +309,28 @@ extension Coordinator {
         }
         sameMachineAs = found
         dirty = true
+    }
+
+    /// What a heartbeat line says, as the journal records it.
+    func beat(_ hb: JSONNode, host: String) -> Journal.Beat {
+        Journal.Beat(time: hb["time"]?.doubleValue, seq: hb["seq"]?.intValue, version: hb["version"]?.stringValue,
+                     build: hb["build"]?.stringValue, slots: inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue,
+                     machineID: hb["machine_id"]?.stringValue, coordinators: hb["coordinators"]?.arrayValue?.count)
+    }
+
+    /// Writes the routine beats received since the last flush, every host's in one transaction.
+    func flushBeats() {
+        beatsFlushAt = nil
+        guard !pendingBeats.isEmpty else { return }
+        let beats = pendingBeats
+        do {
+            try journal.db.transaction {
+                for (host, b) in beats { try journal.recordHeartbeat(host, b) }
+            }
+            pendingBeats.removeAll()
+        } catch {
+            log("journal: recording heartbeats: \(error)")
+            beatsFlushAt = now + Self.heartbeatRecordInterval
+        }
     }
 }

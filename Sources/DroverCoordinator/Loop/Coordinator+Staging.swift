@@ -101,6 +101,7 @@ extension Coordinator {
         for (host, c) in pendingCollections { links[host]?.collect(c) }
         pendingCollections.removeAll()
         flushPulls()
+        pruneStoreIfDue()
     }
 
     /// A link fetched (or failed to fetch) an attempt's results.

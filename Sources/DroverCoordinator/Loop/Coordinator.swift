@@ -1,4 +1,5 @@
 import DroverCore
+import DroverProtocol
 import DroverInventory
 import DroverSSH
 import Foundation
@@ -24,6 +25,9 @@ public struct CoordinatorSettings: Sendable {
     /// When a host is quarantined as a black hole (nil: never); the inventory's
     /// `defaults.quarantine` unless the command line says otherwise.
     public var quarantine: QuarantineSettings? = QuarantineSettings()
+    /// The settings with where each came from (JSON), recorded in the journal's meta
+    /// `settings` when the loop starts, for `drover config`.
+    public var record: String?
 
     public init() {}
 }
@@ -74,6 +78,8 @@ public actor Coordinator: HostLinkDelegate {
     /// Snapshots to pull, decided in the current transaction; jobs with pulls under way (and the host).
     var pendingPulls: [(String, CheckpointPull)] = []
     var pullingCheckpoints: [Int: (host: String, count: Int)] = [:]
+    /// A snapshot was replaced or its job succeeded: the store has files to remove.
+    var storePruneDue = true
     /// Hashes of local files staged as inputs, by path (reused while size and mtime are the same).
     var hashCache: [String: HashedFile] = [:]
     var stopRequested = false
@@ -88,12 +94,18 @@ public actor Coordinator: HostLinkDelegate {
     /// Each host's circuit breaker, as in the journal (`Coordinator+Quarantine`).
     var breakers: [String: QuarantineRecord] = [:]
     var breakersLoaded = false
+    /// Each host's facts as its agent last reported them (`Coordinator+Facts`); nil until read from the journal.
+    var facts: [String: HostFactsReport]?
     /// Half-open hosts whose end of cool-down was said already.
     var announcedHalfOpen: Set<String> = []
     /// When each host's heartbeat was last written to the journal, and what it said.
     var heartbeatRecorded: [String: (at: Double, key: String)] = [:]
-    /// The journal records a routine heartbeat of an `up` host at most this often (seconds).
-    static let heartbeatRecordInterval = 2.0
+    /// Routine beats not written yet (the newest of each host), and when they will be.
+    var pendingBeats: [String: Journal.Beat] = [:]
+    var beatsFlushAt: Double?
+    /// The journal records the routine heartbeats of `up` hosts this often, all in one
+    /// transaction (seconds): `drover hosts` shows their age.
+    static let heartbeatRecordInterval = 5.0
     /// The most often the loop's housekeeping runs, seconds.
     static let housekeepingInterval = 0.02
     let started = ContinuousClock.now
@@ -145,13 +157,10 @@ public actor Coordinator: HostLinkDelegate {
             try journal.setMeta("epoch", String(epoch))
             try journal.setMeta("pid", String(getpid()))
             try journal.setMeta("inventory", "\(inventory.source)")
+            try journal.setMeta("settings", settings.record ?? "")
             try journal.audit("coordinator", "coordinator started (pid \(getpid()), epoch \(epoch), \(inventory.hosts.count) host(s))")
             for host in inventory.hosts {
-                try journal.db.run("""
-                    INSERT INTO hosts(name, state, since) VALUES (?, 'connecting', ?)
-                    ON CONFLICT(name) DO UPDATE SET state='connecting', since=excluded.since, error=NULL
-                    """, .text(host.name), .double(wallNow))
-                lastSeq[host.name] = try journal.db.query("SELECT last_seq FROM hosts WHERE name=?", .text(host.name)).first?.int("last_seq") ?? 0
+                lastSeq[host.name] = try journal.registerHost(host.name, at: wallNow)
                 hostState[host.name] = "connecting"
                 liveness[host.name] = HostLiveness(deadAfter: settings.deadAfter, since: now)
             }
@@ -224,6 +233,7 @@ public actor Coordinator: HostLinkDelegate {
                         sleep = min(sleep, idleSince + idle - now)
                     }
                 }
+                if let b = beatsFlushAt, now >= b { flushBeats() }
                 if dirty {
                     do { try schedule() } catch {
                         dirty = true
@@ -241,12 +251,14 @@ public actor Coordinator: HostLinkDelegate {
             if let w = wakeAt { sleep = min(sleep, w - wallNow) }
             if let b = breakerDue { sleep = min(sleep, b - wallNow) }
             if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
+            if let b = beatsFlushAt { sleep = min(sleep, b - now) }
             if dependentsDirty || batchesDirty || hostsDirty { sleep = min(sleep, nextHousekeeping - now) }
             if dirty || requestsPending { sleep = 0 }
             checkForSleep()
             sleepDetector?.willWait(until: now + max(sleep, 0))
             await doorbell.wait(seconds: max(sleep, 0) + (sleep > 0 ? 0.002 : 0))
         }
+        flushBeats()
         try? journal.audit("coordinator", "coordinator stopped (pid \(getpid()))")
         for link in links.values { await link.stop() }
     }
@@ -258,12 +270,13 @@ public actor Coordinator: HostLinkDelegate {
     func handleRequests() throws {
         dirty = true
         dependentsDirty = true
+        facts = nil  // `drover hosts --facts` may have collected newer ones
         try loadBreakers()
-        let rows = try journal.db.query("SELECT id FROM jobs WHERE cancel_requested=1 AND state IN \(JobState.openSQL)")
+        let ids = try journal.jobsToCancel()
         var outbox: [String: [String]] = [:]
         var sent: Set<String> = []
         try journal.db.transaction {
-            for id in rows.compactMap({ $0.int("id") }) {
+            for id in ids {
                 guard let job = try journal.job(id) else { continue }
                 if job.state == .queued || job.state == .waiting || job.state == .approval {
                     try finish(job, .cancelled, reason: cancelReason(job, otherwise: "cancelled before it started"))
@@ -302,7 +315,7 @@ public actor Coordinator: HostLinkDelegate {
             case .up, .suspect:
                 if !caughtUp.contains(name) {
                     new = old == "down" || old == "untrusted" || old == "reconciling" ? "reconciling" : (old == "up" || old == "suspect" ? old : "connecting")
-                } else if old != "up" && old != "suspect", try staleLiveCount(name) > 0 {
+                } else if old != "up" && old != "suspect", try journal.staleLiveCount(on: name) > 0 {
                     // Only a host coming back (reconnected, caught up) waits for its stale attempts
                     // to end; one that stays up keeps its state (and costs no query per round).
                     new = "reconciling"
@@ -312,7 +325,7 @@ public actor Coordinator: HostLinkDelegate {
             }
             if new == old { continue }
             try journal.db.transaction {
-                try journal.db.run("UPDATE hosts SET state=?, since=? WHERE name=?", .text(new), .double(wallNow), .text(name))
+                try journal.setHostState(name, new, since: wallNow)
                 try journal.audit("host", host: name, state: new, "\(name): \(old) → \(new)\(new == "down" ? " (no heartbeat for \(Int(settings.deadAfter)) s)" : "")")
                 if new == "down" && old != "untrusted" { try loseAttempts(on: name) }
             }
@@ -329,24 +342,13 @@ public actor Coordinator: HostLinkDelegate {
         }
     }
 
-    /// Attempts on `host` that its agent still runs but that must not (replaced, or their job is over).
-    func staleLiveCount(_ host: String) throws -> Int {
-        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
-        return try journal.db.query("""
-            SELECT COUNT(*) AS n FROM attempts a JOIN jobs j ON j.id=a.job
-            WHERE a.host=? AND a.agent_state IS NOT NULL AND a.agent_state NOT IN (\(finals))
-              AND (a.stale=1 OR j.state IN \(JobState.finalSQL) OR j.attempt != a.attempt)
-            """, .text(host)).first?.int("n") ?? 0
-    }
-
     /// The host went down (or lost its state, `reason`): its running attempts are lost and their
     /// jobs go back to the queue at once.
     func loseAttempts(on host: String, reason: String? = nil) throws {
         let why = reason ?? "host \(host) down"
-        for a in try journal.db.query("SELECT job, attempt FROM attempts WHERE host=? AND stale=0 AND state IN ('dispatched','accepted','starting','running')", .text(host)) {
-            guard let id = a.int("job"), let n = a.int("attempt"), let job = try journal.job(id) else { continue }
-            try journal.db.run("UPDATE attempts SET state='lost', stale=1, reason=? WHERE job=? AND attempt=?",
-                               .text(why), .int(Int64(id)), .int(Int64(n)))
+        for (id, n) in try journal.openAttempts(on: host) {
+            guard let job = try journal.job(id) else { continue }
+            try journal.markLost(id, attempt: n, reason: why)
             try journal.audit("attempt", job: id, attempt: n, host: host, state: "lost", "attempt \(n) lost with host \(host)")
             guard job.attempt == n, !job.state.isFinal else { continue }
             if job.cancelRequested {
@@ -356,8 +358,8 @@ public actor Coordinator: HostLinkDelegate {
             }
         }
         // Attempts that ended but whose results were not fetched yet: they are lost with the host.
-        for r in try journal.db.query("SELECT id FROM jobs WHERE host=? AND state IN ('dispatched','running')", .text(host)) {
-            guard let id = r.int("id"), let job = try journal.job(id) else { continue }
+        for id in try journal.jobsPlaced(on: host) {
+            guard let job = try journal.job(id) else { continue }
             collecting.remove("\(id)/\(job.attempt)")
             try requeue(job, reason: "\(why) before the results of attempt \(job.attempt) were fetched", lost: true)
         }
@@ -382,7 +384,7 @@ public actor Coordinator: HostLinkDelegate {
             try? journal.audit("host", host: host, "\(host): host key trusted again; connected")
         }
         log("\(host): connected; agent \(deploy.outcome.rawValue) (build \(deploy.build ?? "?"), pid \(deploy.agentPID.map(String.init) ?? "?"))")
-        _ = try? journal.db.run("UPDATE hosts SET agent_build=?, error=NULL WHERE name=?", .from(deploy.build), .text(host))
+        try? journal.setConnected(host, agentBuild: deploy.build)
         if deploy.outcome != .upToDate {
             try? journal.audit("host", host: host, "agent \(deploy.outcome.rawValue) on \(host) (build \(deploy.build ?? "?"))")
         }
@@ -393,7 +395,7 @@ public actor Coordinator: HostLinkDelegate {
     func linkDown(_ host: String, error: String) {
         caughtUp.remove(host)
         log("\(host): link down: \(error)")
-        _ = try? journal.db.run("UPDATE hosts SET error=? WHERE name=?", .text(error), .text(host))
+        try? journal.setHostError(host, error)
         hostsDirty = true
         doorbell.ring()
     }
@@ -411,7 +413,7 @@ public actor Coordinator: HostLinkDelegate {
         let oneLine = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
         do {
             try journal.db.transaction {
-                try journal.db.run("UPDATE hosts SET state='untrusted', since=?, error=? WHERE name=?", .double(wallNow), .text(message), .text(host))
+                try journal.setHostState(host, "untrusted", since: wallNow, error: message)
                 try journal.audit("host", host: host, state: "untrusted",
                                   "\(host): \(old) → untrusted: refusing to connect, no job goes there until its key is trusted again: \(oneLine)")
                 if old != "down" && old != "untrusted" { try loseAttempts(on: host) }
@@ -429,11 +431,9 @@ public actor Coordinator: HostLinkDelegate {
 
     /// Ends a job for good (never twice: a final job is never changed again).
     func finish(_ job: JobRecord, _ state: JobState, reason: String, exitCode: Int? = nil, signal: String? = nil) throws {
-        let n = try journal.db.run("""
-            UPDATE jobs SET state=?, reason=?, exit_code=?, signal=?, ended_at=? WHERE id=? AND state NOT IN \(JobState.finalSQL)
-            """, .text(state.rawValue), .text(reason), .from(exitCode), .from(signal), .double(wallNow), .int(Int64(job.id)))
-        guard n > 0 else { return }
+        guard try journal.finishJob(job.id, state, reason: reason, exitCode: exitCode, signal: signal, at: wallNow) else { return }
         batchesDirty = true
+        if state == .succeeded && job.request.checkpoint != nil { storePruneDue = true }
         try journal.audit("job", job: job.id, attempt: job.attempt, host: job.host, state: state.rawValue, "job \(job.label) \(state.rawValue): \(reason)")
         guard let batch = job.batch else { return }
         dependentsDirty = true
@@ -455,8 +455,7 @@ public actor Coordinator: HostLinkDelegate {
         let used = (lost ? job.losses : job.failures) + 1
         let policy = job.request.retryPolicy
         let budget = lost ? job.request.lostRetries : policy.maxAttempts - 1
-        let column = lost ? "losses" : "failures"
-        try journal.db.run("UPDATE jobs SET \(column)=? WHERE id=?", .int(Int64(used)), .int(Int64(job.id)))
+        try journal.setRetriesUsed(job.id, used, lost: lost)
         if !lost, let failure, !policy.retries(failure) {
             let on = policy.on.map(\.description).joined(separator: ", ")
             try finish(job, .failed, reason: "\(reason) (not retried: retry.on is [\(on)])", exitCode: job.exitCode, signal: job.signal)
@@ -469,7 +468,7 @@ public actor Coordinator: HostLinkDelegate {
         }
         let delay = lost ? 0 : policy.delay(retry: used, random: Double.random(in: 0..<1))
         let notBefore = delay > 0 ? wallNow + delay : nil
-        try journal.db.run("UPDATE jobs SET state='queued', host=NULL, not_before=? WHERE id=?", .from(notBefore), .int(Int64(job.id)))
+        try journal.requeue(job.id, notBefore: notBefore)
         let when = delay > 0 ? " in \(String(format: "%.1f", delay)) s" : ""
         try journal.audit("job", job: job.id, attempt: job.attempt, state: "queued",
                           "job \(job.label) queued again\(when): \(reason) (\(lost ? "host-loss" : "failure") retry \(used) of \(budget))")

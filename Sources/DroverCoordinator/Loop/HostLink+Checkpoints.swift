@@ -41,7 +41,9 @@ extension HostLink {
         }
         for f in p.event.files {
             let target = p.store + "/" + f.sha256
-            if LocalFile.exists(target) { continue }
+            // Reused: touched, so the store's pruning (which spares young files) keeps it until
+            // the snapshot naming it is recorded.
+            if LocalFile.touch(target) { continue }
             let tmp = p.store + "/.pull-" + f.sha256 + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
             do throws(SSHError) {
                 try await session.download(p.remoteFolder + "/" + f.path, to: tmp)

@@ -188,6 +188,8 @@ final class HostLink: @unchecked Sendable {
                     $0.stream = stream
                     $0.input = input
                     $0.leaseDue = true
+                    // The host's facts (docs/inventory.md#facts), collected at each connect.
+                    $0.pending.insert(Outgoing(line: AgentCommand.facts(FactsRequest(commands: spec.facts)).line), at: 0)
                 }
                 wake.yield()
                 let error = await pump(stream)

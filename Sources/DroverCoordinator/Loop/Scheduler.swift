@@ -1,3 +1,5 @@
+import DroverCore
+
 /// A host as the scheduler sees it.
 public struct SchedulerHost: Sendable, Equatable {
     public var name: String
@@ -8,17 +10,23 @@ public struct SchedulerHost: Sendable, Equatable {
     public var usable: Bool
     /// At most this many new jobs in this round (a quarantined host's probe: 1); nil: no limit.
     public var limit: Int?
+    /// GPUs the host offers, and how many live attempts hold.
+    public var gpus: Int
+    public var gpusUsed: Int
 
-    public init(name: String, slots: Int, used: Int, labels: [String: String] = [:], usable: Bool = true, limit: Int? = nil) {
+    public init(name: String, slots: Int, used: Int, labels: [String: String] = [:], usable: Bool = true, limit: Int? = nil, gpus: Int = 0, gpusUsed: Int = 0) {
         self.name = name
         self.slots = slots
         self.used = used
         self.labels = labels
         self.usable = usable
         self.limit = limit
+        self.gpus = gpus
+        self.gpusUsed = gpusUsed
     }
 
     public var free: Int { max(0, slots - used) }
+    public var gpusFree: Int { max(0, gpus - gpusUsed) }
 }
 
 /// A queued job as the scheduler sees it.
@@ -29,20 +37,40 @@ public struct SchedulerJob: Sendable, Equatable {
     public var labels: [String: String]
     /// Hosts where the job failed before: it goes there only when no other host fits.
     public var avoid: Set<String>
+    /// A host to take when it fits and has room (a job that asked to be restarted from its
+    /// checkpoint goes back where its files are warm); otherwise placement as usual.
+    public var prefer: String?
+    public var gpus: Int
+    /// Host facts it needs (checked against the host's labels, which hold its facts).
+    public var requirements: [FactRequirement]
 
-    public init(id: Int, slots: Int = 1, host: String? = nil, labels: [String: String] = [:], avoid: Set<String> = []) {
+    public init(id: Int, slots: Int = 1, host: String? = nil, labels: [String: String] = [:], avoid: Set<String> = [], prefer: String? = nil,
+                gpus: Int = 0, requirements: [FactRequirement] = []) {
         self.id = id
         self.slots = slots
         self.host = host
         self.labels = labels
         self.avoid = avoid
+        self.prefer = prefer
+        self.gpus = gpus
+        self.requirements = requirements
     }
 
     /// Whether `host` satisfies the job's placement constraints (ignoring free slots).
     public func fits(_ host: SchedulerHost) -> Bool {
-        if let h = self.host, h != host.name { return false }
-        for (k, v) in labels where host.labels[k] != v { return false }
-        return host.slots >= slots
+        misfit(host) == nil
+    }
+
+    /// Why `host` can never take the job (`python is 3.9.2, needs >=3.11`, `has 1 GPU(s), needs 2`), or nil when it fits.
+    public func misfit(_ host: SchedulerHost) -> String? {
+        if let h = self.host, h != host.name { return "not the host asked for (\(h))" }
+        for (k, v) in labels.sorted(by: { $0.key < $1.key }) where host.labels[k] != v {
+            return "label \(k) is \(host.labels[k].map { "\"\($0)\"" } ?? "not set"), needs \"\(v)\""
+        }
+        if host.slots < slots { return "has \(host.slots) slot(s), needs \(slots)" }
+        if host.gpus < gpus { return "has \(host.gpus) GPU(s), needs \(gpus)" }
+        for r in requirements { if let p = r.problem(with: host.labels) { return p } }
+        return nil
     }
 }
 
@@ -54,7 +82,8 @@ public struct SchedulerJob: Sendable, Equatable {
 /// later job is placed there in this round, so a job asking for many slots is not starved
 /// by a stream of small ones slipping into every slot that frees up. A retried job considers
 /// only the hosts where it has not failed yet when any of them fits (it waits for one of them
-/// rather than go back to where it failed), as GNU parallel's `--retries` does.
+/// rather than go back to where it failed), as GNU parallel's `--retries` does. A job with a
+/// preferred host (restarted from its checkpoint at its own request) goes there when it has room.
 public enum Scheduler {
     public struct Placement: Sendable, Equatable {
         public var job: Int
@@ -73,9 +102,11 @@ public enum Scheduler {
             let fresh = fitting.filter { !job.avoid.contains(hosts[$0].name) }
             let eligible = (fresh.isEmpty ? fitting : fresh).filter { !reserved.contains(hosts[$0].name) }
             if eligible.isEmpty { continue }
-            let open = eligible.filter { hosts[$0].free >= job.slots }
-            if let best = open.max(by: { better(hosts[$1], than: hosts[$0]) }) {
+            let open = eligible.filter { hosts[$0].free >= job.slots && hosts[$0].gpusFree >= job.gpus }
+            let preferred = job.prefer.flatMap { name in open.first { hosts[$0].name == name } }
+            if let best = preferred ?? open.max(by: { better(hosts[$1], than: hosts[$0]) }) {
                 hosts[best].used += job.slots
+                hosts[best].gpusUsed += job.gpus
                 hosts[best].limit = hosts[best].limit.map { $0 - 1 }
                 out.append(Placement(job: job.id, host: hosts[best].name))
             } else if let hold = eligible.max(by: { hosts[$0].free < hosts[$1].free || (hosts[$0].free == hosts[$1].free && hosts[$0].name > hosts[$1].name) }) {

@@ -83,6 +83,12 @@ public enum LocalFile {
         return stat(path, &st) == 0 ? Int(st.st_size) : nil
     }
 
+    /// Sets a file's access and modification times to now; false when it cannot.
+    @discardableResult
+    public static func touch(_ path: String) -> Bool {
+        utimensat(AT_FDCWD, path, nil, 0) == 0
+    }
+
     /// Whether a relative path stays inside the folder it is taken from: not empty, not
     /// absolute, no `..` component, no NUL.
     public static func staysInside(_ relativePath: String) -> Bool {

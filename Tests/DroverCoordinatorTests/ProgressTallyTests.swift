@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import DroverCoordinator
+
+/// The progress display counts jobs as the journal had them at each event, and shows rates
+/// only over a span long enough to mean something.
+@Suite("Progress counts and rates")
+struct ProgressTallyTests {
+    /// Moves a job as the coordinator does: its state in `jobs` and one audit line, in one transaction.
+    func move(_ j: Journal, _ id: Int, to state: JobState, attempt: Int = 1, kind: String = "job") throws {
+        try j.db.transaction {
+            if kind == "job" {
+                try j.db.run("UPDATE jobs SET state=?, attempt=? WHERE id=?", .text(state.rawValue), .int(Int64(attempt)), .int(Int64(id)))
+            } else {
+                try j.db.run("UPDATE jobs SET state='running' WHERE id=? AND state IN ('dispatched','queued')", .int(Int64(id)))
+            }
+            try j.audit(kind, job: id, attempt: attempt, host: "h1", state: state.rawValue, "job \(id) \(state.rawValue)")
+        }
+    }
+
+    @Test func eachChangeCountsTheJobsAsTheyWereAtItsEvent() throws {
+        let t = TempState()
+        defer { t.remove() }
+        let j = try Journal(t.state)
+        let spec = BatchSpec(name: "demo", jobs: ["a", "b"].map { BatchJob(id: $0, request: JobRequest(argv: ["true"]), path: $0) })
+        let ids = try j.submitBatch(spec, results: t.base + "/results").ids
+        let (a, b) = (ids["a"]!, ids["b"]!)
+        let start = try j.batchReading("demo", eventsAfter: nil)
+        var tally = ProgressTally(start.jobs)
+        // The whole batch runs and ends before the display reads the journal again.
+        try move(j, a, to: .dispatched)
+        try move(j, b, to: .dispatched)
+        try move(j, a, to: .running, kind: "attempt")
+        try move(j, b, to: .running, kind: "attempt")
+        try move(j, a, to: .succeeded)
+        try move(j, b, to: .succeeded)
+        let reading = try j.batchReading("demo", eventsAfter: start.lastEvent)
+        #expect(reading.complete && reading.events.count == 6)
+        var seen: [String] = []
+        for e in reading.events {
+            tally.apply(e)
+            var p = BatchProgress(batch: "demo", total: 0)
+            tally.count(into: &p)
+            seen.append("\(p.done)/\(p.total) done, \(p.running) running, \(p.starting) starting")
+        }
+        #expect(seen == [
+            "0/2 done, 0 running, 1 starting", "0/2 done, 0 running, 2 starting",
+            "0/2 done, 1 running, 1 starting", "0/2 done, 2 running, 0 starting",
+            "1/2 done, 1 running, 0 starting", "2/2 done, 0 running, 0 starting",
+        ])
+        var line = ProgressRenderer(mode: .lines(color: false))
+        var then = BatchProgress(batch: "demo", total: 2)
+        then.count([.running, .dispatched])
+        let text = line.change(ProgressChange(time: 0, job: "a", attempt: 1, host: "h1", state: "running"), then)
+        #expect(text.hasSuffix("a running on h1 (attempt 1) — 0/2 done, 1 running, 1 starting\n"), "\(text)")
+    }
+
+    @Test func aReplacedAttemptStartingMovesNothing() throws {
+        let t = TempState()
+        defer { t.remove() }
+        let j = try Journal(t.state)
+        let spec = BatchSpec(name: "demo", jobs: [BatchJob(id: "a", request: JobRequest(argv: ["true"]), path: "a")])
+        let a = try j.submitBatch(spec, results: t.base + "/results").ids["a"]!
+        try move(j, a, to: .dispatched, attempt: 2)
+        let start = try j.batchReading("demo", eventsAfter: nil)
+        var tally = ProgressTally(start.jobs)
+        try j.audit("attempt", job: a, attempt: 1, host: "h2", state: "running", "attempt 1 of job a on h2: running (replaced)")
+        for e in try j.batchReading("demo", eventsAfter: start.lastEvent).events { tally.apply(e) }
+        #expect(tally.states[a] == .dispatched)
+    }
+
+    @Test func ratesNeedThirtySecondsOfData() {
+        func report(span: Double, succeeded: Int) -> BatchReport {
+            let batch = BatchRecord(name: "m", failFast: false, results: "/r", file: nil, submittedAt: 0, finishedAt: span, generation: 1)
+            let jobs = (0..<succeeded).map { i in
+                BatchReport.Job(
+                    record: JobRecord(id: i + 1, name: nil, request: JobRequest(argv: ["true"]), state: .succeeded, attempt: 1, host: "h1", failures: 0, losses: 0,
+                                      exitCode: 0, signal: nil, reason: nil, submittedAt: 0, startedAt: 0, endedAt: span, cancelRequested: false, batch: "m", batchJob: String(i + 1), notBefore: nil),
+                    attempts: [AttemptRecord(job: i + 1, attempt: 1, host: "h1", state: "exited", agentState: "exited", stale: false, startedAt: 0, endedAt: span,
+                                             exitCode: 0, signal: nil, reason: nil, maxRSSBytes: nil, cpuSeconds: nil)])
+            }
+            return BatchReport(batch: batch, jobs: jobs, hosts: [BatchReport.Host(name: "h1", slots: 4, attempts: succeeded, succeeded: succeeded)], generatedAt: span)
+        }
+        let quick = report(span: 1, succeeded: 30)
+        #expect(quick.jobsPerMinute(quick.hosts[0]) == nil, "30 jobs in one second are not 1,800 a minute")
+        #expect(quick.json.contains("\"jobs_per_minute\":null"))
+        #expect(quick.summary().contains("JOBS/MIN") && !quick.summary().contains("1800"))
+        let long = report(span: 60, succeeded: 30)
+        #expect(long.jobsPerMinute(long.hosts[0]) == 30)
+    }
+}
