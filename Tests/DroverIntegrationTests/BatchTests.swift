@@ -183,8 +183,9 @@ extension TestbedSuite {
             let parallel = try Testbed.run("/usr/bin/env", ["parallel", "--will-cite", "-j1", "-k", "-q"] + template + [":::"] + inputs)
             #expect(parallel.status == 0, "GNU parallel must be installed (scripts/setup): \(parallel.stderr)")
             try await CoordinatorFixture.with { f in
-                let r = try f.drover(["map", "--name", "mapcmp", "--results", files.results, "--progress", "none"] + template + [":::"] + inputs)
+                let r = try f.drover(["map", "--name", "mapcmp", "--results", files.results, "--progress", "none", "-q", "-k"] + template + [":::"] + inputs)
                 #expect(r.status == 0, "\(r.stderr)")
+                #expect(r.stdout == parallel.stdout, "with -k, the jobs' stdout in input order")
                 let ours = (1...inputs.count).map { files.result("mapcmp", String($0), "stdout") ?? "<missing>" }.joined()
                 #expect(ours == parallel.stdout)
                 // {%}: the slot on the host, 1…slots (h1 has 2).

@@ -18,9 +18,14 @@ final class BatchFollower {
     private var lastFrame = 0.0
     /// The jobs' states as of `lastEvent`, moved on event by event for the change lines.
     private var tally: ProgressTally
+    /// Progress lines go to stderr (for `drover map`, whose stdout is the jobs' output).
+    private let linesToStandardError: Bool
+    /// Called with the batch's jobs after each reading of the journal (`drover map` prints their output).
+    var onRead: (([JobRecord]) throws -> Void)?
 
-    init(journal: Journal, batch: String, progress: ProgressChoice) throws {
+    init(journal: Journal, batch: String, progress: ProgressChoice, linesToStandardError: Bool = false) throws {
         self.journal = journal
+        self.linesToStandardError = linesToStandardError
         self.batch = batch
         watch = try JournalWatch(journal)
         let color = LocalUser.environment("NO_COLOR").map(\.isEmpty) ?? true
@@ -70,6 +75,7 @@ final class BatchFollower {
                 reading = try journal.batchReading(batch, eventsAfter: showsChanges ? lastEvent : nil)
                 jobs = reading?.jobs ?? []
                 hosts = reading?.hosts ?? []
+                try onRead?(jobs)
             }
             let snapshot = self.snapshot(jobs, hosts: hosts)
             if fresh, let reading { emitChanges(reading, snapshot) }
@@ -103,7 +109,7 @@ final class BatchFollower {
 
     private func write(_ text: String) {
         guard !text.isEmpty else { return }
-        if toTerminal { FileHandle.standardError.write(Data(text.utf8)) } else {
+        if toTerminal || linesToStandardError { FileHandle.standardError.write(Data(text.utf8)) } else {
             FileHandle.standardOutput.write(Data(text.utf8))
         }
     }

@@ -48,7 +48,7 @@ enum BatchRun {
         if summary { output.write(Data((report.summary() + "\n").utf8)) }
     }
 
-    private static func handleInterrupt(_ journal: Journal, watch: JournalWatch, batch: String, jobs: [JobRecord], choice: InterruptChoice) async throws {
+    static func handleInterrupt(_ journal: Journal, watch: JournalWatch, batch: String, jobs: [JobRecord], choice: InterruptChoice) async throws {
         let open = jobs.filter { !$0.state.isFinal }.map(\.id)
         if open.isEmpty { return }
         if choice.answered("cancel the \(open.count) unfinished job(s) of batch \(batch)", cancel: "cancel them", leave: "leave them running") == .leave {

@@ -75,7 +75,7 @@ struct BatchSubmission {
     }
 
     /// Records the batch and makes sure a coordinator runs; exits 2 when the batch is still running.
-    func submit(state: StateOptions) throws -> (Journal, BatchSubmitResult) {
+    func submit(state: StateOptions, quiet: Bool = false) throws -> (Journal, BatchSubmitResult) {
         let journal = try state.openJournal()
         let result: BatchSubmitResult
         do {
@@ -95,7 +95,7 @@ struct BatchSubmission {
         var note = "batch \(spec.name): \(plan.run.count) job(s) submitted"
         if !plan.kept.isEmpty { note += ", \(plan.kept.count) kept (succeeded before with the same spec)" }
         if !plan.limitedOut.isEmpty { note += ", \(plan.limitedOut.count) left for later (--limit)" }
-        Terminal.note(note + "; results in \(resultsRoot)/\(spec.name)/")
+        if !quiet { Terminal.note(note + "; results in \(resultsRoot)/\(spec.name)/") }
         return (journal, result)
     }
 

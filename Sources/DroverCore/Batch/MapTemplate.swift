@@ -98,6 +98,9 @@ public struct MapTemplateError: Error, Sendable, Equatable, CustomStringConverti
     public var message: String
     /// The message.
     public var description: String { message }
+
+    /// An error saying `message`.
+    public init(message: String) { self.message = message }
 }
 
 /// One part of a template word: literal text or one of parallel's replacement strings.
@@ -332,31 +335,43 @@ public enum MapArguments {
     /// Splits at the first `:::` or `::::`, e.g. `["echo", "{}", ":::", "a", "b", ":::", "1", "2"]` gives
     /// `(["echo", "{}"], [.values(["a", "b"]), .values(["1", "2"])])`. No `:::`/`::::` gives no
     /// sources (the caller reads stdin). Throws when the template is empty, when a `:::` or `::::`
-    /// has no value, or on parallel's linked `:::+`/`::::+`, which drover does not support.
+    /// has no value, or on parallel's linked `:::+`/`::::+` (see `splitLinking`).
     public static func split(_ words: [String]) throws(MapTemplateError) -> (template: [String], sources: [Source]) {
+        let s = try splitLinking(words)
+        if s.linked.contains(true) { throw MapTemplateError(message: ":::+ and ::::+ (linked input sources) are not supported here") }
+        return (s.template, s.sources)
+    }
+
+    /// As `split`, also accepting `:::+`/`::::+`: `linked[i]` tells that source `i` is linked to
+    /// the one before it (its values paired with theirs, as by `--link`) instead of combined.
+    public static func splitLinking(_ words: [String]) throws(MapTemplateError) -> (template: [String], sources: [Source], linked: [Bool]) {
         let markers: Set = [":::", "::::", ":::+", "::::+"]
         var start = words.firstIndex(where: markers.contains) ?? words.endIndex
         let template = Array(words[..<start])
         guard !template.isEmpty else { throw MapTemplateError(message: "no command before \(words.first ?? ":::")") }
         var sources: [Source] = []
+        var linked: [Bool] = []
         while start < words.endIndex {
             let marker = words[start]
             let end = words[(start + 1)...].firstIndex(where: markers.contains) ?? words.endIndex
             let arguments = words[(start + 1)..<end]
-            guard !marker.hasSuffix("+") else { throw MapTemplateError(message: "\(marker) (linked input sources) is not supported") }
             guard !arguments.isEmpty else {
-                throw MapTemplateError(message: "\(marker) needs at least one \(marker == ":::" ? "value" : "file")")
+                throw MapTemplateError(message: "\(marker) needs at least one \(marker.hasPrefix("::::") ? "file" : "value")")
             }
-            if marker == ":::" {
+            let link = marker.hasSuffix("+")
+            if link && sources.isEmpty { throw MapTemplateError(message: "\(marker) links to the source before it, and there is none") }
+            if marker.hasPrefix("::::") {
+                sources += arguments.map(Source.file)
+                linked += arguments.indices.map { $0 == arguments.startIndex ? link : false }
+            } else {
                 // parallel reads `:::` values as lines: a value holding a newline is several inputs.
                 sources.append(.values(arguments.flatMap {
                     $0.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 }))
-            } else {
-                sources += arguments.map(Source.file)
+                linked.append(link)
             }
             start = end
         }
-        return (template, sources)
+        return (template, sources, linked)
     }
 }
