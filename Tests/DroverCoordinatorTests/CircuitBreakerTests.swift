@@ -78,6 +78,9 @@ struct CircuitBreakerTests {
         #expect(!CircuitBreaker.jobsAtFault(otherHosts: 2, otherSuccesses: 1, otherFailures: 5), "other hosts succeed")
         #expect(!CircuitBreaker.jobsAtFault(otherHosts: 2, otherSuccesses: 0, otherFailures: 0), "the other hosts' jobs still run")
         #expect(CircuitBreaker.jobsAtFault(otherHosts: 0, otherSuccesses: 0, otherFailures: 0), "the only host")
+        #expect(CircuitBreaker.jobsAtFault(otherHosts: 2, otherSuccesses: 0, otherFailures: 0, otherYoung: 3),
+                "the other hosts' jobs started just now and may fail as fast: not judged yet")
+        #expect(!CircuitBreaker.jobsAtFault(otherHosts: 2, otherSuccesses: 1, otherFailures: 0, otherYoung: 3), "other hosts succeed")
     }
 
     @Test func eachFailedProbeDoublesTheCoolDownUpToADay() {

@@ -117,13 +117,18 @@ extension Journal {
     }
 
     /// Successes and failures of attempts on hosts other than `host` that ended after `since`.
-    public func otherHostsOutcomes(than host: String, since: Double) throws -> (successes: Int, failures: Int) {
+    public func otherHostsOutcomes(than host: String, since: Double, youngSince: Double = .infinity) throws -> (successes: Int, failures: Int, young: Int) {
         let r = try db.query("""
             SELECT SUM(agent_state='exited' AND exit_code=0) AS ok,
                    SUM(agent_state IN ('signaled','start_failed') OR (agent_state='exited' AND exit_code != 0)) AS bad
             FROM attempts WHERE host != ? AND ended_at > ?
             """, .text(host), .double(since)).first
-        return (r?.int("ok") ?? 0, r?.int("bad") ?? 0)
+        // Attempts elsewhere that started so recently that they may still fail as quickly.
+        let young = try db.query("""
+            SELECT COUNT(*) AS n FROM attempts WHERE host != ? AND stale=0 AND state IN ('dispatched','accepted','starting','running')
+            AND coalesce(started_at, dispatched_at) > ?
+            """, .text(host), .double(youngSince)).first?.int("n") ?? 0
+        return (r?.int("ok") ?? 0, r?.int("bad") ?? 0, young)
     }
 
     static func breakerAttempt(_ r: SQLRow) -> BreakerAttempt {

@@ -116,10 +116,13 @@ public enum CircuitBreaker {
 
     /// Whether the failures are the jobs' fault rather than the host's, judged by the other
     /// hosts' attempts that ended in the same window: some ended and none succeeded (a batch
-    /// whose every job fails, everywhere). With no other host nothing can be compared, and a
-    /// lone host is never quarantined (it would only stop all work).
-    public static func jobsAtFault(otherHosts: Int, otherSuccesses: Int, otherFailures: Int) -> Bool {
-        otherHosts == 0 || (otherSuccesses == 0 && otherFailures > 0)
+    /// whose every job fails, everywhere). None succeeded yet but some started there so
+    /// recently (`otherYoung`) that they may fail as fast: not judged yet (the host's events
+    /// come in bursts, so one host's quick failures may be applied before the others' —
+    /// `parallel false` on every host must quarantine none). With no other host nothing can
+    /// be compared, and a lone host is never quarantined (it would only stop all work).
+    public static func jobsAtFault(otherHosts: Int, otherSuccesses: Int, otherFailures: Int, otherYoung: Int = 0) -> Bool {
+        otherHosts == 0 || (otherSuccesses == 0 && (otherFailures > 0 || otherYoung > 0))
     }
 
     /// The cool-down after a failed probe: twice the last one, at most a day.

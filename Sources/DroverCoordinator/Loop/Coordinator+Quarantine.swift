@@ -151,8 +151,9 @@ extension Coordinator {
 
     /// Whether the other hosts fail too (`CircuitBreaker.jobsAtFault`).
     func jobsAtFault(_ host: String, since: Double) throws -> Bool {
-        let others = try journal.otherHostsOutcomes(than: host, since: since)
-        return CircuitBreaker.jobsAtFault(otherHosts: inventory.hosts.count - 1, otherSuccesses: others.successes, otherFailures: others.failures)
+        let others = try journal.otherHostsOutcomes(than: host, since: since, youngSince: wallNow - (settings.quarantine?.short ?? 60))
+        return CircuitBreaker.jobsAtFault(otherHosts: inventory.hosts.count - 1, otherSuccesses: others.successes, otherFailures: others.failures,
+                                          otherYoung: others.young)
     }
 
     /// "45 s", "10 min", "1.5 h".

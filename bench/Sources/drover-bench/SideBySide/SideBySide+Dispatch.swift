@@ -50,7 +50,8 @@ extension SideBySide {
         -> (rate: Double, cpuPer1000: Double, failed: Int) {
         let cpu0 = c.cpuSeconds() + childrenCPU()
         let t0 = now()
-        let r = try c.command(["map", "--restart", "--progress", "none", "--results", c.state + "/results"] + argv + [":::"] + inputs)
+        // -q: the argv as given, no shell (as Dask's subprocess.run of a list); a map runs a shell line by default, as parallel.
+        let r = try c.command(["map", "-q", "--progress", "none", "--results", c.state + "/results"] + argv + [":::"] + inputs)
         let seconds = now() - t0
         var failed = 0
         if r.status != 0 {
