@@ -51,60 +51,25 @@ extension SessionLoop {
     /// Resolves the address and connects a TCP socket before the deadline.
     private func openSocket(deadline: ContinuousClock.Instant) throws(SSHError) -> Int32 {
         let operation = "connect to \(target.endpoint)"
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        #if canImport(Glibc)
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        #else
-        hints.ai_socktype = SOCK_STREAM
-        #endif
-        var list: UnsafeMutablePointer<addrinfo>?
-        let gai = getaddrinfo(target.address, String(target.port), &hints, &list)
-        guard gai == 0, let first = list else {
-            let reason = String(cString: gai_strerror(gai))
-            throw error(.unreachable, operation, "cannot resolve \(target.address): \(reason); check `address` in the inventory")
-        }
-        defer { freeaddrinfo(list) }
-        var lastError: SSHError?
-        var current: UnsafeMutablePointer<addrinfo>? = first
-        while let ai = current {
-            current = ai.pointee.ai_next
-            let fd = makeSocket(ai.pointee.ai_family, ai.pointee.ai_socktype, ai.pointee.ai_protocol)
-            if fd < 0 { continue }
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            var rc = connectSocket(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen)
-            if rc != 0 && currentErrno() == EINPROGRESS {
-                let remaining = deadline - ContinuousClock.now
-                let ms = remaining.wholeMilliseconds
-                var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                let ready = ms > 0 ? poll(&pfd, 1, Int32(ms)) : 0
-                if ready == 0 {
-                    close(fd)
-                    throw error(.timedOut, operation, "no answer within \(formatSeconds(target.connectTimeout)) (connect_timeout); the host may be down or a firewall drops the connection")
-                }
-                var soError: Int32 = 0
-                var len = socklen_t(MemoryLayout<Int32>.size)
-                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
-                rc = soError == 0 ? 0 : -1
-                if soError != 0 { errno = soError }
-            }
-            if rc == 0 {
-                tune(fd)
-                return fd
-            }
-            let e = currentErrno()
-            close(fd)
-            switch e {
-            case ECONNREFUSED:
-                lastError = error(.connectionRefused, operation, "connection refused: is sshd running and listening on port \(target.port)?")
-            case ETIMEDOUT:
-                lastError = error(.timedOut, operation, "the connection timed out")
-            default:
-                lastError = error(.unreachable, operation, "\(String(cString: strerror(e))) (errno \(e))")
+        let fd: Int32
+        do {
+            fd = try tcpConnect(host: target.address, port: target.port, deadline: deadline)
+        } catch {
+            switch error {
+            case .unresolved(let reason):
+                throw self.error(.unreachable, operation, "cannot resolve \(target.address): \(reason); check `address` in the inventory")
+            case .timedOut:
+                throw self.error(.timedOut, operation, "no answer within \(formatSeconds(target.connectTimeout)) (connect_timeout); the host may be down or a firewall drops the connection")
+            case .failed(errno: ECONNREFUSED):
+                throw self.error(.connectionRefused, operation, "connection refused: is sshd running and listening on port \(target.port)?")
+            case .failed(errno: ETIMEDOUT):
+                throw self.error(.timedOut, operation, "the connection timed out")
+            case .failed, .noAddress:
+                throw self.error(.unreachable, operation, error == .noAddress ? "no usable address for \(target.address)" : error.reason)
             }
         }
-        throw lastError ?? error(.unreachable, operation, "no usable address for \(target.address)")
+        tune(fd)
+        return fd
     }
 
     /// TCP_NODELAY for latency; TCP keepalive and (on Linux) TCP_USER_TIMEOUT so a
@@ -289,12 +254,4 @@ extension SessionLoop {
 /// "3 s", "0.5 s".
 func formatSeconds(_ s: Double) -> String {
     s == s.rounded() ? "\(Int(s)) s" : "\(s) s"
-}
-
-private func makeSocket(_ family: Int32, _ type: Int32, _ proto: Int32) -> Int32 {
-    socket(family, type, proto)
-}
-
-private func connectSocket(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
-    connect(fd, address, length)
 }

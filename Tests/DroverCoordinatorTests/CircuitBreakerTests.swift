@@ -81,6 +81,8 @@ struct CircuitBreakerTests {
         #expect(CircuitBreaker.jobsAtFault(otherHosts: 2, otherSuccesses: 0, otherFailures: 0, otherYoung: 3),
                 "the other hosts' jobs started just now and may fail as fast: not judged yet")
         #expect(!CircuitBreaker.jobsAtFault(otherHosts: 2, otherSuccesses: 1, otherFailures: 0, otherYoung: 3), "other hosts succeed")
+        #expect(CircuitBreaker.blame(otherHosts: 2, otherSuccesses: 0, otherFailures: 0, otherYoung: 3) == .undecided)
+        #expect(CircuitBreaker.blame(otherHosts: 2, otherSuccesses: 0, otherFailures: 2, otherYoung: 3) == .jobs)
     }
 
     @Test func eachFailedProbeDoublesTheCoolDownUpToADay() {

@@ -115,6 +115,24 @@ extension TestbedSuite {
             }
         }
 
+        @Test func aHostQuarantinedByHandIsNotifiedOnce() async throws {
+            let files = try BatchFiles()
+            defer { files.remove() }
+            let hookLog = files.dir + "/hook"
+            let inventory = try Self.inventory(files.dir, notify: #"{"command": \#(try Self.recorder(hookLog)), "events": ["host_quarantined"]}"#)
+            try await CoordinatorFixture.with(inventory: inventory) { f in
+                let r = try Testbed.run(Testbed.droverBinary, ["hosts", "quarantine", "h2", "--state", f.state, "--inventory", inventory])
+                #expect(r.status == 0, "\(r.stderr)")
+                try f.waitFor("the host_quarantined notification", timeout: 30) { !Self.recorded(hookLog).isEmpty }
+                // Released and the journal changed again: still one notification.
+                #expect(try Testbed.run(Testbed.droverBinary, ["hosts", "release", "h2", "--state", f.state, "--inventory", inventory]).status == 0)
+                _ = try f.submit(["true"])
+                let events = Self.recorded(hookLog)
+                #expect(events.count == 1 && events[0]["host"] as? String == "h2", "\(events)")
+                #expect((events[0]["message"] as? String)?.contains("quarantined by hand") == true, "\(events)")
+            }
+        }
+
         @Test func anApprovalGateEscalatesThenTimesOutAsConfigured() async throws {
             let files = try BatchFiles()
             defer { files.remove() }

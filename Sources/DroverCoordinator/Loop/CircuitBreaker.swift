@@ -122,7 +122,22 @@ public enum CircuitBreaker {
     /// `parallel false` on every host must quarantine none). With no other host nothing can
     /// be compared, and a lone host is never quarantined (it would only stop all work).
     public static func jobsAtFault(otherHosts: Int, otherSuccesses: Int, otherFailures: Int, otherYoung: Int = 0) -> Bool {
-        otherHosts == 0 || (otherSuccesses == 0 && (otherFailures > 0 || otherYoung > 0))
+        blame(otherHosts: otherHosts, otherSuccesses: otherSuccesses, otherFailures: otherFailures, otherYoung: otherYoung) != .host
+    }
+
+    /// Who the other hosts' attempts of the window say is at fault.
+    public enum Blame: Sendable, Equatable {
+        case host
+        case jobs
+        /// Nothing ended elsewhere yet, but attempts started there just now: ask again when one ends.
+        case undecided
+    }
+
+    public static func blame(otherHosts: Int, otherSuccesses: Int, otherFailures: Int, otherYoung: Int = 0) -> Blame {
+        if otherHosts == 0 { return .jobs }
+        if otherSuccesses > 0 { return .host }
+        if otherFailures > 0 { return .jobs }
+        return otherYoung > 0 ? .undecided : .host
     }
 
     /// The cool-down after a failed probe: twice the last one, at most a day.

@@ -12,7 +12,11 @@ extension Coordinator {
         var fresh: [String: QuarantineRecord] = [:]
         for q in try journal.quarantines() { fresh[q.host] = q }
         for (host, q) in fresh where breakers[host] != q && breakersLoaded {
-            log("\(host): \(q.isQuarantined ? "quarantined" : "released") by hand\(q.reason.map { " (\($0))" } ?? "")")
+            let text = "\(host): \(q.isQuarantined ? "quarantined" : "released") by hand\(q.reason.map { " (\($0))" } ?? "")"
+            log(text)
+            if q.isQuarantined && breakers[host]?.isQuarantined != true {
+                do { try notify(.hostQuarantined, host: host, message: text) } catch { log("journal: \(error)") }
+            }
         }
         breakers = fresh
         breakersLoaded = true
@@ -75,13 +79,31 @@ extension Coordinator {
             try judgeProbe(a, job: job, q, settings: settings)
             return
         }
+        // Hosts whose verdict waited for the others' attempts: this end may decide it.
+        for other in undecidedBreakers where other != host { try tripIfEvidence(other, settings: settings) }
         guard breakers[host]?.isQuarantined != true, let state = a.agentState else { return }
         let seconds = (a.endedAt ?? wallNow) - (a.startedAt ?? a.endedAt ?? wallNow)
         let me = BreakerAttempt(job: a.job, attempt: a.attempt, state: state, exitCode: a.exitCode, seconds: seconds, endedAt: a.endedAt ?? wallNow)
         guard CircuitBreaker.verdict(me, settings: settings) == .counts else { return }
+        try tripIfEvidence(host, settings: settings)
+    }
+
+    /// Quarantines `host` when its recent attempts hold the evidence and the other hosts do not
+    /// show the jobs at fault; while the other hosts cannot tell yet, the host waits in
+    /// `undecidedBreakers` and is judged again when another host's attempt ends.
+    func tripIfEvidence(_ host: String, settings: QuarantineSettings) throws {
+        undecidedBreakers.remove(host)
+        guard breakers[host]?.isQuarantined != true else { return }
         let since = max(breakers[host]?.resetAt ?? 0, wallNow - settings.within)
         let history = try journal.breakerHistory(host: host, since: since, settings: settings)
-        guard let evidence = CircuitBreaker.evidence(history, settings: settings, now: wallNow, since: since), try !jobsAtFault(host, since: since) else { return }
+        guard let evidence = CircuitBreaker.evidence(history, settings: settings, now: wallNow, since: since) else { return }
+        switch try blame(host, since: since, settings: settings) {
+        case .jobs: return
+        case .undecided:
+            undecidedBreakers.insert(host)
+            return
+        case .host: break
+        }
         let labels = Dictionary(try journal.jobs(evidence.map(\.job)).map { ($0.id, $0.label) }) { a, _ in a }
         let text = CircuitBreaker.describe(evidence, label: { labels[$0] ?? String($0) })
         let span = (evidence.map(\.endedAt).max() ?? 0) - (evidence.map(\.endedAt).min() ?? 0)
@@ -151,9 +173,15 @@ extension Coordinator {
 
     /// Whether the other hosts fail too (`CircuitBreaker.jobsAtFault`).
     func jobsAtFault(_ host: String, since: Double) throws -> Bool {
-        let others = try journal.otherHostsOutcomes(than: host, since: since, youngSince: wallNow - (settings.quarantine?.short ?? 60))
-        return CircuitBreaker.jobsAtFault(otherHosts: inventory.hosts.count - 1, otherSuccesses: others.successes, otherFailures: others.failures,
-                                          otherYoung: others.young)
+        guard let settings = settings.quarantine else { return true }
+        return try blame(host, since: since, settings: settings) != .host
+    }
+
+    /// Who is at fault for a host's quick failures, judged by the other hosts (`CircuitBreaker.blame`).
+    func blame(_ host: String, since: Double, settings: QuarantineSettings) throws -> CircuitBreaker.Blame {
+        let others = try journal.otherHostsOutcomes(than: host, since: since, youngSince: wallNow - settings.short)
+        return CircuitBreaker.blame(otherHosts: inventory.hosts.count - 1, otherSuccesses: others.successes, otherFailures: others.failures,
+                                    otherYoung: others.young)
     }
 
     /// "45 s", "10 min", "1.5 h".

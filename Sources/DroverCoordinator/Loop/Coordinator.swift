@@ -102,6 +102,8 @@ public actor Coordinator: HostLinkDelegate {
     var breakersLoaded = false
     /// Each host's facts as its agent last reported them (`Coordinator+Facts`); nil until read from the journal.
     var facts: [String: HostFactsReport]?
+    /// Hosts with the evidence for a quarantine whose verdict waits for the other hosts' attempts.
+    var undecidedBreakers: Set<String> = []
     /// Half-open hosts whose end of cool-down was said already.
     var announcedHalfOpen: Set<String> = []
     /// When each host's heartbeat was last written to the journal, and what it said.

@@ -1,3 +1,4 @@
+import DroverCore
 import DroverInventory
 #if canImport(Glibc)
 import Glibc
@@ -40,43 +41,11 @@ enum HTTPPost {
     }
 
     private static func open(_ url: HTTPURL, deadline: Double) throws(Failure) -> Int32 {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        #if canImport(Glibc)
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        #else
-        hints.ai_socktype = SOCK_STREAM
-        #endif
-        var list: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(url.host, String(url.port), &hints, &list)
-        guard rc == 0, let first = list else { throw Failure(description: "cannot resolve \(url.host): \(String(cString: gai_strerror(rc)))") }
-        defer { freeaddrinfo(first) }
-        var last = "no address"
-        var next: UnsafeMutablePointer<addrinfo>? = first
-        while let a = next {
-            next = a.pointee.ai_next
-            let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype, a.pointee.ai_protocol)
-            guard fd >= 0 else { continue }
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            if Glibc_connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0 { return fd }
-            if errno == EINPROGRESS {
-                do {
-                    try waitFor(fd, for: Int16(POLLOUT), deadline: deadline)
-                    var error: Int32 = 0
-                    var size = socklen_t(MemoryLayout<Int32>.size)
-                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size)
-                    if error == 0 { return fd }
-                    last = String(cString: strerror(error))
-                } catch {
-                    last = error.description
-                }
-            } else {
-                last = String(cString: strerror(errno))
-            }
-            close(fd)
+        do {
+            return try tcpConnect(host: url.host, port: url.port, deadline: ContinuousClock.now + .seconds(max(0, deadline - monotonicNow())))
+        } catch {
+            throw Failure(description: "cannot connect to \(url.host):\(url.port): \(error.reason)")
         }
-        throw Failure(description: "cannot connect to \(url.host):\(url.port): \(last)")
     }
 
     private static func writeAll(_ bytes: [UInt8], fd: Int32, deadline: Double) throws(Failure) {
@@ -111,9 +80,7 @@ enum HTTPPost {
 
     #if canImport(Glibc)
     private static let noSignalFlag = Int32(MSG_NOSIGNAL)  // portable: under canImport(Glibc); 0 on Darwin
-    private static func Glibc_connect(_ fd: Int32, _ addr: UnsafeMutablePointer<sockaddr>!, _ len: socklen_t) -> Int32 { Glibc.connect(fd, addr, len) }
     #else
     private static let noSignalFlag = Int32(0)
-    private static func Glibc_connect(_ fd: Int32, _ addr: UnsafeMutablePointer<sockaddr>!, _ len: socklen_t) -> Int32 { Darwin.connect(fd, addr, len) }
     #endif
 }
