@@ -35,7 +35,7 @@ extension TestbedSuite {
                     #expect(metrics.contains("drover_host_memory_total_bytes{host=\"\(name)\"} \(totalKB * 1024)\n"))
                 }
                 var page = try s.get("/").text
-                #expect(page.contains("<th>load</th>") && page.contains("<th>memory</th>") && page.contains("<th>platform and facts</th>"))
+                #expect(page.contains("<th scope=\"col\">load</th>") && page.contains("<th scope=\"col\">memory</th>") && page.contains("<th scope=\"col\">platform and facts</th>"))
                 #expect(page.contains("kernel " + kernel) && page.contains(" free of "))
                 // A host quarantined by hand: its state and reason, on the page and in the API.
                 let q = try Testbed.run(Testbed.droverBinary, ["hosts", "quarantine", "h2", "--reason", "fan <failing>", "--state", s.coordinator.state, "--inventory", s.coordinator.inventory])
