@@ -83,6 +83,41 @@ extension TestbedSuite {
             }
         }
 
+        @Test func liveViewersOfOneHostShareOneSSHConnection() async throws {
+            try await ServeFixture.with { s in
+                let fifo = "/tmp/drover-shared-\(UUID().uuidString.prefix(8))"
+                let id = try s.coordinator.submit(["sh", "-c", "mkfifo \(fifo); echo shared-start; read x < \(fifo); echo shared-end; rm -f \(fifo); exec sleep 300"],
+                                                  options: ["--host", "h1"])
+                try s.coordinator.waitFor("the job to run", timeout: 60) { try s.coordinator.journal().job(id)?.state == .running }
+                let (http, bearer) = (s.http, s.bearer)
+                let viewers = (0..<3).map { _ in
+                    // Each on a thread of its own: a blocking read on the test's few cooperative threads would starve the test.
+                    Task { try await onThread { try http.request("GET", "/api/jobs/\(id)/output/stream", headers: bearer, timeout: 60, until: { $0.contains("shared-end") }) } }
+                }
+                let h1 = try await Testbed.connect("h1")
+                // Each viewer's `drover-agent output --follow` on h1, and the sshd (one per connection) it runs under.
+                let probe = #"for p in $(pgrep -f '[d]rover-agent-[^ ]* output .*--follow'); do case $(cat /proc/$p/comm) in drover-agent*) ;; *) continue;; esac; q=$p; while [ "$q" -gt 1 ]; do case $(cat /proc/$q/comm) in sshd*) echo "$p $q"; break;; esac; q=$(cut -d' ' -f4 /proc/$q/stat); done; done"#
+                var lines: [Substring] = []
+                let deadline = Date().addingTimeInterval(30)
+                while true {
+                    lines = String(decoding: try await h1.run(probe, timeout: 10).stdout, as: UTF8.self).split(separator: "\n")
+                    if Set(lines.compactMap { $0.split(separator: " ").first }).count >= 3 { break }
+                    guard Date() < deadline else { throw TestbedError("timed out waiting for 3 viewers' output commands on h1: \(lines)") }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                let connections = Set(lines.compactMap { $0.split(separator: " ").last })
+                #expect(connections.count == 1, "the viewers' output commands run under \(connections.count) SSH connections: \(lines)")
+                _ = try await h1.run("echo go > \(fifo)", timeout: 10)
+                for v in viewers {
+                    let reply = try await v.value
+                    #expect(reply.text.contains("shared-start") && reply.text.contains("shared-end"))
+                }
+                await h1.shutdown()
+                _ = try s.post("/api/jobs/\(id)/cancel", json: [:])
+                _ = try s.coordinator.waitFinal([id], timeout: 60)
+            }
+        }
+
         @Test func theBatchPageShowsTheSagaAndTheJobPageGPUsAndRequiredFacts() async throws {
             let files = try BatchFiles()
             defer { files.remove() }
@@ -110,5 +145,12 @@ extension TestbedSuite {
                 _ = try s.coordinator.waitFinal([gpu], timeout: 60)
             }
         }
+    }
+}
+
+/// Runs a blocking `body` on a thread of its own.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { c in
+        Thread { c.resume(with: Result { try body() }) }.start()
     }
 }

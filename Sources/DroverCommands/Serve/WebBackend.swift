@@ -16,6 +16,8 @@ struct WebBackend: WebActions {
     let access: JournalAccess
     /// Where relative paths of batch files (inputs, results) start: where `drover serve` runs.
     let directory: String
+    /// SSH connections for output, shared by its viewers.
+    let sessions = SessionPool()
 
     func submitJob(arguments: [String]) async throws(WebActionError) -> Int {
         try Self.asCommand {
@@ -99,6 +101,6 @@ struct WebBackend: WebActions {
     }
 
     func output(job: Int, attempt: Int, follow: Bool) -> AsyncThrowingStream<OutputChunk, any Error> {
-        AttemptOutputStream(access: access, inventory: inventory).open(job: job, attempt: attempt, follow: follow)
+        AttemptOutputStream(access: access, inventory: inventory, sessions: sessions).open(job: job, attempt: attempt, follow: follow)
     }
 }
