@@ -16,6 +16,7 @@ struct BatchPage {
         for j in jobs where j.state == .approval {
             html += "<form method=\"post\" action=\"/batches/\(HTML.component(batch.name))/approve/\(HTML.component(j.batchJob ?? ""))?csrf=\(csrf)\"><button>Approve \(HTML.escape(j.batchJob ?? ""))</button></form>"
         }
+        html += sagaSection()
         html += "<h2>Dependency graph</h2>" + DAGView.svg(jobs)
         let failed = jobs.filter { $0.state == .failed }
         html += "<h2>Failures (\(failed.count))</h2>"
@@ -33,6 +34,28 @@ struct BatchPage {
             })
         }
         return html + "</div>"
+    }
+
+    /// The saga: its state, and each compensated job with its compensation's state and job.
+    func sagaSection() -> String {
+        let undoable = jobs.filter { $0.request.compensate != nil }
+        guard batch.saga != nil || batch.compensateOnFailure || !undoable.isEmpty else { return "" }
+        var html = "<h2>Compensation</h2><p id=\"saga\">saga: " + (batch.saga.map(HTML.state) ?? "not started")
+        html += batch.compensateOnFailure ? " (compensate-on-failure: started when the batch fails for good)" : " (started by <code>drover compensate \(HTML.escape(batch.name))</code>)"
+        html += "; \(undoable.count) job(s) with a compensation"
+        if !batch.compensations.isEmpty {
+            html += ": " + batch.compensations.sorted { $0.key < $1.key }.map { "\(HTML.state($0.key)) \($0.value)" }.joined(separator: ", ")
+        }
+        html += "</p>"
+        if batch.saga == "stopped" || batch.compensations["compensation_failed"] != nil {
+            html += "<p>A compensation failed: fix its cause, then <code>drover compensate \(HTML.escape(batch.name)) --resume</code>.</p>"
+        }
+        let rows = jobs.filter { $0.compensation != nil }.map { j -> [String] in
+            [HTML.jobLink(j), HTML.escape(j.batchJob ?? "-"), HTML.state(j.state.rawValue), j.compensation.map { HTML.state($0.rawValue) } ?? "-",
+             j.compensationJob.map { "<a href=\"/jobs/\($0)\">\($0)</a>" } ?? "-"]
+        }
+        if !rows.isEmpty { html += HTML.table(["id", "job", "state", "compensation", "compensation job"], rows, id: "compensations") }
+        return html
     }
 
     /// The first lines of the failed attempt's stderr.
@@ -92,8 +115,8 @@ enum DAGView {
             guard let p = at[j.batchJob ?? ""] else { continue }
             let id = HTML.escape(String((j.batchJob ?? "").prefix(20)))
             svg += "<a href=\"/jobs/\(j.id)\"><g class=\"node st-\(j.state.rawValue)\"><rect x=\"\(p.x)\" y=\"\(p.y)\" width=\"\(w)\" height=\"\(h)\" rx=\"5\"/>"
-            svg += "<text x=\"\(p.x + 6)\" y=\"\(p.y + 17)\">\(id)</text><text class=\"sub\" x=\"\(p.x + 6)\" y=\"\(p.y + 35)\">\(j.state.rawValue)\(j.host.map { " · " + HTML.escape($0) } ?? "")</text>"
-            svg += "<title>\(HTML.escape(j.batchJob ?? "")): \(j.state.rawValue)</title></g></a>"
+            svg += "<text x=\"\(p.x + 6)\" y=\"\(p.y + 17)\">\(id)</text><text class=\"sub\" x=\"\(p.x + 6)\" y=\"\(p.y + 35)\">\(j.state.rawValue)\(j.compensation.map { " ↩ " + $0.rawValue } ?? "")\(j.host.map { " · " + HTML.escape($0) } ?? "")</text>"
+            svg += "<title>\(HTML.escape(j.batchJob ?? "")): \(j.state.rawValue)\(j.compensation.map { ", " + $0.rawValue } ?? "")</title></g></a>"
         }
         return svg + "</svg></div>"
     }

@@ -42,6 +42,8 @@ enum HTML {
         case "down", "failed", "lost", "untrusted": symbol = "✕"
         case "suspect", "waiting", "held", "queued", "dispatched", "starting", "accepted": symbol = "…"
         case "cancelled", "quarantined", "skipped": symbol = "⊘"
+        case "compensating", "compensated": symbol = "↩"
+        case "compensation_failed": symbol = "↩✕"
         default: symbol = "•"
         }
         return "<span class=\"st st-\(escape(s))\">\(symbol) \(escape(s))</span>"

@@ -17,6 +17,17 @@ struct JobPage {
         fact("command", "<code>\(HTML.escape(j.request.commandLine))</code>")
         if let b = j.batch { fact("batch", "<a href=\"/batches/\(HTML.component(b))\">\(HTML.escape(b))</a> / \(HTML.escape(j.batchJob ?? ""))") }
         fact("host", HTML.escape(j.host ?? "-"))
+        let r = j.request
+        fact("needs", "\(r.slots) slot(s)" + (r.gpus.map { $0 > 0 ? ", \($0) GPU(s)" : "" } ?? ""))
+        if let require = r.require, !require.isEmpty {
+            fact("requires", require.sorted { $0.key < $1.key }.map { "<code>\(HTML.escape($0.key)) \(HTML.escape($0.value))</code>" }.joined(separator: " "))
+        }
+        if let c = j.compensation {
+            fact("compensation", HTML.state(c.rawValue) + (j.compensationJob.map { " by job <a href=\"/jobs/\($0)\">\($0)</a>" } ?? ""))
+        } else if let c = r.compensate {
+            fact("compensation", "<code>\(HTML.escape(c.request.commandLine))</code> (runs if the batch fails for good and is compensated)")
+        }
+        if let o = j.compensates { fact("compensates", "job <a href=\"/jobs/\(o)\">\(o)</a>") }
         fact("submitted", HTML.time(j.submittedAt))
         fact("elapsed", j.elapsed(now: now).map(HTML.duration) ?? "-")
         if j.state.isFinal { fact("exit", HTML.exit(j.exitCode, j.signal)) }
@@ -25,6 +36,9 @@ struct JobPage {
             html += "<form method=\"post\" action=\"/jobs/\(j.id)/cancel?csrf=\(csrf)\"><button id=\"cancel\" class=\"danger\">Cancel job \(j.id)</button></form>"
         } else if j.cancelRequested && !j.state.isFinal {
             html += "<p>cancel requested…</p>"
+        }
+        if j.state == .failed || (j.state == .cancelled && j.batch != nil) {
+            html += "<form method=\"post\" action=\"/jobs/\(j.id)/retry?csrf=\(csrf)\"><button id=\"retry\">Retry job \(j.id)</button></form>"
         }
         if j.state == .approval, let b = j.batch, let bj = j.batchJob {
             html += "<form method=\"post\" action=\"/batches/\(HTML.component(b))/approve/\(HTML.component(bj))?csrf=\(csrf)\"><button id=\"approve\">Approve \(HTML.escape(bj))</button></form>"

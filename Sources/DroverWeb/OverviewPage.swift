@@ -7,9 +7,9 @@ struct OverviewPage {
     let site: Site
 
     func render(now: Double = Date().timeIntervalSince1970) throws -> String {
-        let (jobs, quarantined) = try site.access.read { j in (try j.jobs(), Set(try j.quarantines().filter(\.isQuarantined).map(\.host))) }
+        let jobs = try site.access.read { try $0.jobs() }
         let recent = Array(jobs.filter { !$0.state.isFinal }.reversed()) + jobs.filter(\.state.isFinal).suffix(20).reversed()
-        return "<div id=\"live\">" + "<h2>Hosts</h2>" + (try hostsTable(now: now, quarantined: quarantined))
+        return "<div id=\"live\">" + "<h2>Hosts</h2>" + (try hostsTable(now: now))
             + "<h2>Batches</h2>" + (try batchesTable())
             + "<h2>Jobs <small>(unfinished and the 20 latest; <a href=\"/jobs\">all, filterable</a>)</small></h2>" + jobsTable(Array(recent.prefix(200)), now: now)
             + "<h2>Latest events <small>(<a href=\"/events\">all</a>)</small></h2>" + eventsTable(try site.access.read { j in
@@ -19,7 +19,7 @@ struct OverviewPage {
             + "</div>"
     }
 
-    func hostsTable(now: Double, quarantined: Set<String>) throws -> String {
+    func hostsTable(now: Double) throws -> String {
         let rows = try site.hostViews(now: now).map { v -> [String] in
             let h = v.host
             let total = h.slots ?? 0
@@ -29,12 +29,35 @@ struct OverviewPage {
             let labels = v.labels.sorted { $0.key < $1.key }.map { "<code>\(HTML.escape($0.key))=\(HTML.escape($0.value))</code>" }.joined(separator: " ")
             let build = [h.agentVersion, h.agentBuild.map { String($0.prefix(12)) }].compactMap { $0 }.joined(separator: " ")
             var state = HTML.state(h.state)
-            if quarantined.contains(h.name) { state += " " + HTML.state("quarantined") }
+            if let q = v.quarantine {
+                state += " " + HTML.state("quarantined") + " <small class=\"why\">(\(HTML.escape(q.state.rawValue))\(q.reason.map { ": " + HTML.escape($0) } ?? ""))</small>"
+            }
             let error = h.state == "up" ? "" : HTML.escape(h.error ?? "")
-            return ["<span class=\"host\">\(HTML.escape(h.name))</span>", state, HTML.age(h.heartbeatTime, now: now), slots,
-                    build.isEmpty ? "-" : "<code>\(HTML.escape(build))</code>", labels.isEmpty ? "-" : labels, error]
+            return ["<span class=\"host\">\(HTML.escape(h.name))</span>", state, HTML.age(h.heartbeatTime, now: now),
+                    h.load1.map { String(format: "%.2f", $0) } ?? "-", Self.memory(h), slots,
+                    build.isEmpty ? "-" : "<code>\(HTML.escape(build))</code>", Self.platform(v.platform), labels.isEmpty ? "-" : labels, error]
         }
-        return HTML.table(["host", "state", "heartbeat", "slots", "agent", "labels", "last error"], rows, id: "hosts")
+        return HTML.table(["host", "state", "heartbeat", "load", "memory", "slots", "agent", "platform and facts", "labels", "last error"], rows, id: "hosts")
+    }
+
+    /// Available of total memory, with a bar of the part in use.
+    static func memory(_ h: HostRecord) -> String {
+        guard let available = h.memoryAvailableBytes else { return "-" }
+        guard let total = h.memoryTotalBytes, total > 0 else { return HTML.bytes(available) + " free" }
+        let used = max(0, total - available)
+        return "<meter min=\"0\" max=\"\(total)\" value=\"\(used)\" title=\"\(HTML.bytes(used)) of \(HTML.bytes(total)) in use\"></meter> "
+            + "\(HTML.bytes(available)) free of \(HTML.bytes(total))"
+    }
+
+    /// OS, kernel, CPU and GPUs, then the requested facts (as `drover hosts --facts`).
+    static func platform(_ p: PlatformView?) -> String {
+        guard let p else { return "-" }
+        var lines = [p.os, p.kernel.map { "kernel " + $0 }, p.cpu].compactMap { $0 }.map(HTML.escape)
+        if !p.gpus.isEmpty { lines.append("\(p.gpus.count) GPU(s): " + p.gpus.map(HTML.escape).joined(separator: ", ")) }
+        let facts = p.facts.sorted { $0.key < $1.key }.map { "<code>\(HTML.escape($0.key))=\(HTML.escape($0.value))</code>" }
+            + p.errors.sorted { $0.key < $1.key }.map { "<code title=\"\(HTML.escape($0.value))\">\(HTML.escape($0.key))=?</code>" }
+        if !facts.isEmpty { lines.append(facts.joined(separator: " ")) }
+        return lines.isEmpty ? "-" : "<small class=\"platform\">" + lines.joined(separator: "<br>") + "</small>"
     }
 
     func batchesTable() throws -> String {

@@ -16,7 +16,9 @@ enum PageAssets {
         .st-up, .st-succeeded { color: var(--ok); }
         .st-down, .st-failed, .st-lost, .st-untrusted { color: var(--bad); }
         .st-suspect, .st-waiting, .st-queued, .st-approval, .st-dispatched { color: var(--wait); }
-        .st-running { color: var(--run); }
+        .st-running, .st-compensating { color: var(--run); }
+        .st-compensated { color: var(--ok); }
+        .st-compensation_failed { color: var(--bad); }
         .st-cancelled, .st-skipped, .st-quarantined { color: var(--off); }
         .conn { color: var(--off); font-size: .9em; }
         .filter { margin: .5em 0; display: flex; flex-wrap: wrap; gap: .6em; align-items: end; }

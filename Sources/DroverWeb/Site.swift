@@ -26,8 +26,12 @@ public struct Site: Sendable {
     }
 
     func hostViews(now: Double = Date().timeIntervalSince1970) throws -> [HostView] {
-        try access.read { try $0.hosts() }.map { h in
-            HostView(host: h, heartbeatAge: h.heartbeatTime.map { max(0, now - $0) }, labels: facts[h.name]?.labels ?? [:], platform: nil)
+        let (hosts, platforms, quarantines) = try access.read { j in
+            (try j.hosts(), try j.hostFacts(), Dictionary(try j.quarantines().filter(\.isQuarantined).map { ($0.host, $0) }, uniquingKeysWith: { a, _ in a }))
+        }
+        return hosts.map { h in
+            HostView(host: h, heartbeatAge: h.heartbeatTime.map { max(0, now - $0) }, labels: facts[h.name]?.labels ?? [:],
+                     platform: platforms[h.name].map(PlatformView.init), quarantine: quarantines[h.name])
         }
     }
 

@@ -62,6 +62,17 @@ struct WebAPI {
             let id = context.parameters.get("id") ?? ""
             return try await act { ["cancelled": try await site.actions.cancel([id])] }
         }
+        // `drover retry`: a failed job, or a batch's failed and fail-fast-cancelled jobs.
+        router.post("/api/jobs/:id/retry") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            let reset = request.uri.queryParameters.get("resetBudget") == "true"
+            return try await act { ["retried": try await site.actions.retry([id], resetBudget: reset)] }
+        }
+        router.post("/api/batches/:name/retry") { request, context in
+            let name = context.parameters.get("name") ?? ""
+            let reset = request.uri.queryParameters.get("resetBudget") == "true"
+            return try await act { ["retried": try await site.actions.retry([name], resetBudget: reset)] }
+        }
         router.post("/api/batches/:name/jobs/:job/approve") { _, context in
             let gate = (context.parameters.get("name") ?? "") + "/" + (context.parameters.get("job") ?? "")
             return try await act { try await site.actions.approve(gate) }

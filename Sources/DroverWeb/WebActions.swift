@@ -1,7 +1,7 @@
 import DroverCoordinator
 
 /// What the API's actions do, given by the command layer so that they check and word things
-/// exactly as `drover submit`, `cancel` and `approve` do.
+/// exactly as `drover submit`, `cancel`, `retry` and `approve` do.
 public protocol WebActions: Sendable {
     /// Queues one job from the words `drover submit` takes (options, `--`, the command); its id.
     func submitJob(arguments: [String]) async throws(WebActionError) -> Int
@@ -10,6 +10,8 @@ public protocol WebActions: Sendable {
     func submitBatch(content: [UInt8], file: String, arguments: [String]) async throws(WebActionError) -> BatchSubmitted
     /// Asks for jobs to be cancelled (ids or names); the ids it was recorded for.
     func cancel(_ jobs: [String]) async throws(WebActionError) -> [Int]
+    /// Re-drives failed jobs (ids, names or batches) as `drover retry` does; what became of each.
+    func retry(_ jobs: [String], resetBudget: Bool) async throws(WebActionError) -> [RedriveOutcome]
     /// Opens an approval gate (`BATCH/JOB`).
     func approve(_ gate: String) async throws(WebActionError) -> JobRecord
     /// An attempt's output: the kept copy, or what its host prints (`follow`: until it ends).

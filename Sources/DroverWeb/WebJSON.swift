@@ -21,12 +21,14 @@ enum WebJSON {
     }
 }
 
-/// A host as the API shows it: the journal's record, its age and the inventory's labels.
+/// A host as the API shows it: the journal's record, its age, the inventory's labels, its
+/// agent's facts and its quarantine.
 struct HostView: Encodable {
     var host: HostRecord
     var heartbeatAge: Double?
     var labels: [String: String]
-    var platform: String?
+    var platform: PlatformView?
+    var quarantine: QuarantineRecord?
 
     func encode(to encoder: any Encoder) throws {
         try host.encode(to: encoder)
@@ -34,8 +36,31 @@ struct HostView: Encodable {
         try c.encodeIfPresent(heartbeatAge, forKey: .heartbeatAge)
         try c.encode(labels, forKey: .labels)
         try c.encodeIfPresent(platform, forKey: .platform)
+        try c.encodeIfPresent(quarantine, forKey: .quarantine)
     }
-    enum Key: String, CodingKey { case heartbeatAge, labels, platform }
+    enum Key: String, CodingKey { case heartbeatAge, labels, platform, quarantine }
+}
+
+/// A host's platform and facts as its agent last collected them (`drover hosts --facts`).
+struct PlatformView: Encodable {
+    var os: String?
+    var kernel: String?
+    var cpu: String?
+    var gpus: [String]
+    /// The inventory's requested facts and their values.
+    var facts: [String: String]
+    var errors: [String: String]
+    var collectedAt: Double
+
+    init(_ r: HostFactsRecord) {
+        os = r.report.os
+        kernel = r.report.kernel
+        cpu = r.report.cpu
+        gpus = r.report.gpus
+        facts = r.report.values
+        errors = r.report.errors
+        collectedAt = r.collectedAt
+    }
 }
 
 /// A batch with its jobs counted by state.
@@ -49,6 +74,12 @@ struct BatchView: Encodable {
     var failFast: Bool
     var total: Int
     var states: [String: Int]
+    /// The batch undoes its succeeded jobs when it fails for good (`compensate-on-failure`).
+    var compensateOnFailure: Bool
+    /// The saga: nil (no compensation asked), `compensating`, `compensated` or `stopped`.
+    var saga: String?
+    /// Jobs by compensation state (`compensating`, `compensated`, `compensation_failed`).
+    var compensations: [String: Int]
 
     init(_ b: BatchRecord, jobs: [JobRecord]) {
         name = b.name
@@ -60,6 +91,9 @@ struct BatchView: Encodable {
         failFast = b.failFast
         total = jobs.count
         states = Dictionary(grouping: jobs, by: \.state.rawValue).mapValues(\.count)
+        compensateOnFailure = b.compensateOnFailure
+        saga = b.saga
+        compensations = Dictionary(grouping: jobs.compactMap(\.compensation), by: \.rawValue).mapValues(\.count)
     }
 
     /// Jobs that ended, over all jobs.

@@ -30,6 +30,12 @@ struct WebMetrics {
         for h in hosts { if let t = h.heartbeatTime { out += "drover_host_heartbeat_age_seconds{host=\(Self.label(h.name))} \(Self.number(max(0, now - t)))\n" } }
         family("drover_host_slots_used", "gauge", "Slots used by live attempts on each host.")
         for h in hosts { out += "drover_host_slots_used{host=\(Self.label(h.name))} \(h.usedSlots)\n" }
+        family("drover_host_load1", "gauge", "Each host's 1-minute load average, as of its last recorded heartbeat.")
+        for h in hosts { if let l = h.load1 { out += "drover_host_load1{host=\(Self.label(h.name))} \(Self.number(l))\n" } }
+        family("drover_host_memory_available_bytes", "gauge", "Memory available to new work on each host, as of its last recorded heartbeat.")
+        for h in hosts { if let m = h.memoryAvailableBytes { out += "drover_host_memory_available_bytes{host=\(Self.label(h.name))} \(m)\n" } }
+        family("drover_host_memory_total_bytes", "gauge", "Physical memory of each host.")
+        for h in hosts { if let m = h.memoryTotalBytes { out += "drover_host_memory_total_bytes{host=\(Self.label(h.name))} \(m)\n" } }
         family("drover_dispatch_latency_seconds", "histogram", "From submission to the start of the first attempt.")
         out += Self.histogram("drover_dispatch_latency_seconds", jobs.compactMap { j in j.startedAt.map { max(0, $0 - j.submittedAt) } }, Self.latencyBuckets)
         family("drover_job_duration_seconds", "histogram", "Wall time of finished jobs (start of the last attempt to end).")

@@ -35,6 +35,10 @@ struct WebPages {
             let id = context.parameters.get("id") ?? ""
             return await afterAction("/jobs/\(HTML.component(id))") { _ = try await site.actions.cancel([id]) }
         }
+        router.post("/jobs/:id/retry") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            return await afterAction("/jobs/\(HTML.component(id))") { _ = try await site.actions.retry([id], resetBudget: false) }
+        }
         router.post("/batches/:name/approve/:job") { _, context in
             let name = context.parameters.get("name") ?? "", job = context.parameters.get("job") ?? ""
             return await afterAction("/batches/\(HTML.component(name))") { _ = try await site.actions.approve(name + "/" + job) }

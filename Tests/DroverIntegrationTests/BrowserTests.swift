@@ -16,6 +16,11 @@ extension TestbedSuite {
                 try browser.waitFor("the hosts table with 3 hosts up", timeout: 20,
                                     "return document.querySelectorAll('#hosts tbody tr').length === 3 && [...document.querySelectorAll('#hosts tbody tr')].every(r => r.innerText.includes('up'))")
                 try browser.waitFor("the page to go live", timeout: 10, "return document.getElementById('conn').textContent === 'live'")
+                // Load, memory (a bar) and platform of each host (recorded with the heartbeats and facts).
+                #expect(try browser.script("return [...document.querySelectorAll('#hosts thead th')].map(t => t.textContent).join(',')") as? String
+                        == "host,state,heartbeat,load,memory,slots,agent,platform and facts,labels,last error")
+                try browser.waitFor("every host's load, memory and kernel", timeout: 30,
+                                    "return [...document.querySelectorAll('#hosts tbody tr')].every(r => r.cells[4].querySelector('meter') && /^[0-9.]+$/.test(r.cells[3].innerText) && r.cells[7].innerText.includes('kernel '))")
                 browser.snap(shots + "/1-overview.png")
 
                 // Live output, as text: a job printing <script> must stay inert.
@@ -32,6 +37,13 @@ extension TestbedSuite {
                 #expect(try s.coordinator.waitFinal([id], timeout: 60).first?.state == .cancelled)
                 try browser.waitFor("the job page to say cancelled", timeout: 20, "return document.getElementById('live').innerText.includes('cancelled')")
                 browser.snap(shots + "/3-job-cancelled.png")
+
+                // A failed job's Retry button re-drives it (drover retry's code, the page's CSRF proof).
+                let failing = try s.coordinator.submit(["false"], options: ["--name", "browser-retry"])
+                #expect(try s.coordinator.waitFinal([failing], timeout: 60).first?.state == .failed)
+                try browser.open("http://127.0.0.1:\(s.port)/jobs/\(failing)")
+                try browser.click("#retry")
+                try s.coordinator.waitFor("the retried job's second attempt", timeout: 60) { try s.coordinator.journal().job(failing)?.attempt == 2 }
 
                 // A batch running (for the screenshots: its DAG, its timeline with h3's death).
                 let results = try Testbed.tempDirectory()

@@ -95,6 +95,13 @@ extension TestbedSuite {
                 let page = try s.get("/batches/webdag").text
                 #expect(page.contains("<svg class=\"dag\"") && page.contains("boom") && page.contains("✕ failed"))
                 #expect(try s.get("/timeline?batch=webdag").text.contains("<svg class=\"timeline\""))
+                // `drover retry webdag` through the API: the failed job again, the skipped one waits again.
+                let retried = try s.post("/api/batches/webdag/retry", json: [:])
+                #expect(retried.status == 200, "\(retried.text)")
+                let outcome = (try retried.json() as? [String: Any])?["retried"] as? [[String: Any]] ?? []
+                #expect(outcome.count == 1 && outcome.first?["job"] as? Int == ids["two"] && outcome.first?["released"] as? [String] == ["webdag/three"], "\(retried.text)")
+                _ = try s.coordinator.waitFinal(Array(ids.values), timeout: 60)
+                #expect(try s.coordinator.journal().job(ids["two"]!)?.attempt == 2)
                 let bad2 = try s.post("/api/jobs", json: ["args": ["--slots", "0", "--", "true"]])
                 #expect(bad2.status == 400 && bad2.text.contains("--slots must be 1 or more"))
                 let nowhere = try s.post("/api/jobs", json: ["args": ["--host", "nosuchhost", "--", "true"]])

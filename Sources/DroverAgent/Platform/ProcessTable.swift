@@ -66,21 +66,6 @@ enum Platform {
     /// Changes on every boot, so a heartbeat from before a reboot is recognisable.
     static func bootID() -> String { MachineIdentity.current.bootID }
 
-    /// Bytes of memory available to new work, when known.
-    static func availableMemory() -> UInt64? {
-        guard let b = try? LocalFile.read("/proc/meminfo") else { return nil }  // portable: unknown (nil) elsewhere
-        for line in String(decoding: b, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
-            let kb = line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }
-            return kb.map { $0 * 1024 }
-        }
-        return nil
-    }
-
-    static func loadAverage() -> [Double] {
-        var l = [Double](repeating: 0, count: 3)
-        return getloadavg(&l, 3) == 3 ? l : []
-    }
-
     static var cpuCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
 

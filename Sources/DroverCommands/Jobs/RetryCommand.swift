@@ -50,32 +50,13 @@ struct RetryCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let journal = try stateOptions.openJournal(create: false)
-        var ids: [Int] = []
-        if targets.isEmpty {
-            ids = try journal.deadLetters().map(\.job.id)
-        }
-        for t in targets {
-            if Int(t) == nil, try journal.batch(named: t) != nil {
-                ids += try journal.redrivable(batch: t, cancelled: !failed).map(\.id)
-            } else {
-                ids += try journal.resolveAll([t]).map(\.id)
-            }
-        }
-        ids = ids.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+        let ids = try Self.jobs(targets, failedOnly: failed, in: journal)
         guard !ids.isEmpty else {
             print("nothing to retry: no failed job\(targets.isEmpty ? "" : " in \(targets.joined(separator: ", "))")")
             return
         }
-        let who = LocalUser.name
-        let outcomes: [RedriveOutcome]
-        do { outcomes = try journal.redrive(ids, resetBudget: resetBudget, by: who) } catch {
-            Terminal.error("cannot record the retry: \(error)")
-            throw ExitCode(1)
-        }
+        let outcomes = try Self.redrive(ids, resetBudget: resetBudget, by: LocalUser.name, journal: journal) { try inventoryOptions.load() }
         let redriven = outcomes.filter { $0.refused == nil }
-        if !redriven.isEmpty {
-            try CoordinatorLauncher.ensureRunning(state: journal.state, inventory: try inventoryOptions.load())
-        }
         if json {
             print(try Terminal.json(outcomes))
         } else {
@@ -88,5 +69,37 @@ struct RetryCommand: AsyncParsableCommand {
             }
         }
         if redriven.isEmpty { throw ExitCode(2) }
+    }
+
+    /// The jobs `targets` name (ids, names, or batches: their re-drivable jobs), or every dead
+    /// letter when there are none; each once.
+    static func jobs(_ targets: [String], failedOnly: Bool, in journal: Journal) throws -> [Int] {
+        var ids: [Int] = []
+        if targets.isEmpty {
+            ids = try journal.deadLetters().map(\.job.id)
+        }
+        for t in targets {
+            if Int(t) == nil, try journal.batch(named: t) != nil {
+                ids += try journal.redrivable(batch: t, cancelled: !failedOnly).map(\.id)
+            } else {
+                ids += try journal.resolveAll([t]).map(\.id)
+            }
+        }
+        return ids.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+    }
+
+    /// Re-drives `ids` (recorded as done by `who`) and starts the coordinator when one was;
+    /// what became of each (`drover retry` and the dashboard's Retry button).
+    static func redrive(_ ids: [Int], resetBudget: Bool, by who: String, journal: Journal,
+                        inventory: () throws -> Inventory) throws -> [RedriveOutcome] {
+        let outcomes: [RedriveOutcome]
+        do { outcomes = try journal.redrive(ids, resetBudget: resetBudget, by: who) } catch {
+            Terminal.error("cannot record the retry: \(error)")
+            throw ExitCode(1)
+        }
+        if outcomes.contains(where: { $0.refused == nil }) {
+            try CoordinatorLauncher.ensureRunning(state: journal.state, inventory: try inventory())
+        }
+        return outcomes
     }
 }

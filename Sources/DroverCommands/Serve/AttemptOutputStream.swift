@@ -6,10 +6,12 @@ import Foundation
 
 /// An attempt's output for `drover serve`: the copy kept here once it ended, else what the
 /// agent on its host prints (`drover-agent output`, with `--follow` until the attempt ends,
-/// or until the journal says it was lost or replaced).
+/// or until the journal says it was lost or replaced), on a connection shared with the other
+/// viewers of the host (`SessionPool`).
 struct AttemptOutputStream {
     let access: JournalAccess
     let inventory: Inventory
+    let sessions: SessionPool
 
     func open(job: Int, attempt n: Int, follow: Bool) -> AsyncThrowingStream<OutputChunk, any Error> {
         AsyncThrowingStream { continuation in
@@ -40,8 +42,12 @@ struct AttemptOutputStream {
         do { command = try access.read { try JobFollower.outputCommand(a, journal: $0, inventory: inventory, follow: follow) } } catch {
             throw OutputError(message: "cannot name the output of job \(job) attempt \(n) on \(a.host)")
         }
-        let session = try await spec.openSession()
-        let stream = try session.stream(command, stdin: nil)
+        let lease = try await sessions.acquire(spec)
+        let stream: HostStream
+        do { stream = try lease.session.stream(command, stdin: nil) } catch {
+            await sessions.release(lease, broken: true)
+            throw error
+        }
         // A followed attempt whose host died never ends on its own: the journal says when to stop.
         let watcher: Task<Void, Never>? = follow ? Task { [access] in
             var seen = await access.bell.current
@@ -53,20 +59,25 @@ struct AttemptOutputStream {
         } : nil
         defer { watcher?.cancel() }
         do {
-            for try await event in stream {
-                try Task.checkCancellation()
-                switch event {
-                case .stdout(let b): out.yield(.stdout(b))
-                case .stderr(let b): out.yield(.stderr(b))
-                case .exit: break
+            // A viewer that leaves closes its channel at once, not at the job's next output.
+            try await withTaskCancellationHandler {
+                for try await event in stream {
+                    try Task.checkCancellation()
+                    switch event {
+                    case .stdout(let b): out.yield(.stdout(b))
+                    case .stderr(let b): out.yield(.stderr(b))
+                    case .exit: break
+                    }
                 }
+            } onCancel: {
+                stream.cancel()
             }
         } catch {
             stream.cancel()
-            await session.shutdown()
+            await sessions.release(lease, broken: !Task.isCancelled)
             throw error
         }
-        await session.shutdown()
+        await sessions.release(lease, broken: false)
     }
 }
 

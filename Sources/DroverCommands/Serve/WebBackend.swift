@@ -16,6 +16,8 @@ struct WebBackend: WebActions {
     let access: JournalAccess
     /// Where relative paths of batch files (inputs, results) start: where `drover serve` runs.
     let directory: String
+    /// SSH connections for output, shared by its viewers.
+    let sessions = SessionPool()
 
     func submitJob(arguments: [String]) async throws(WebActionError) -> Int {
         try Self.asCommand {
@@ -59,6 +61,19 @@ struct WebBackend: WebActions {
         }
     }
 
+    func retry(_ jobs: [String], resetBudget: Bool) async throws(WebActionError) -> [RedriveOutcome] {
+        try Self.asCommand {
+            let journal = try state.openJournal(create: false)
+            let ids = try RetryCommand.jobs(jobs, failedOnly: false, in: journal)
+            guard !ids.isEmpty else { throw WebActionError(status: 409, message: "nothing to retry: no failed job in \(jobs.joined(separator: ", "))") }
+            let outcomes = try RetryCommand.redrive(ids, resetBudget: resetBudget, by: "web:" + LocalUser.name, journal: journal) { inventory }
+            if let refused = outcomes.first(where: { $0.refused != nil }), outcomes.count == 1 {
+                throw WebActionError(status: 409, message: "\(refused.label): not retried: it is \(refused.refused ?? "")")
+            }
+            return outcomes
+        }
+    }
+
     var state: StateOptions { (try? StateOptions.parse(statePath.map { ["--state", $0] } ?? [])) ?? StateOptions() }
     var inventoryOptions: InventoryOptions { (try? InventoryOptions.parse(inventoryPath.map { ["--inventory", $0] } ?? [])) ?? InventoryOptions() }
 
@@ -86,6 +101,6 @@ struct WebBackend: WebActions {
     }
 
     func output(job: Int, attempt: Int, follow: Bool) -> AsyncThrowingStream<OutputChunk, any Error> {
-        AttemptOutputStream(access: access, inventory: inventory).open(job: job, attempt: attempt, follow: follow)
+        AttemptOutputStream(access: access, inventory: inventory, sessions: sessions).open(job: job, attempt: attempt, follow: follow)
     }
 }

@@ -238,6 +238,11 @@ public struct HostRecord: Codable, Sendable {
     public var sameMachineAs: String?
     /// How many coordinators (this one included) hold a live lease on the host's agent.
     public var coordinators: Int?
+    /// The 1-minute load average of the last recorded heartbeat.
+    public var load1: Double?
+    /// Memory available to new work and physical memory, from the last recorded heartbeat.
+    public var memoryAvailableBytes: Int?
+    public var memoryTotalBytes: Int?
 }
 
 /// Agent attempt states that end an attempt (docs/state-format.md), plus the coordinator's

@@ -20,7 +20,8 @@ extension Journal {
             return HostRecord(name: name, state: r.string("state") ?? "unknown", lastSeq: r.int("last_seq") ?? 0, slots: r.int("slots"),
                               usedSlots: usedBy[name] ?? 0, agentVersion: r.string("agent_version"), agentBuild: r.string("agent_build"), heartbeatTime: r.double("heartbeat_time"),
                               heartbeatSeq: r.int("heartbeat_seq"), since: r.double("since") ?? 0, error: r.string("error"),
-                              machineID: r.string("machine_id"), sameMachineAs: r.string("same_machine_as"), coordinators: r.int("coordinators"))
+                              machineID: r.string("machine_id"), sameMachineAs: r.string("same_machine_as"), coordinators: r.int("coordinators"),
+                              load1: r.double("load1"), memoryAvailableBytes: r.int("mem_available"), memoryTotalBytes: r.int("mem_total"))
         }
     }
 }

@@ -1,4 +1,5 @@
 import DroverCore
+import DroverProtocol
 
 /// The coordinator loop's writes and reads of hosts, jobs and attempts, so that its SQL lives
 /// here with the rest of the journal's (docs/architecture.md, "The journal").
@@ -28,13 +29,24 @@ extension Journal {
         var slots: Int?
         var machineID: String?
         var coordinators: Int?
+        /// Load and memory (nil from an agent that does not send them).
+        var load: HostLoad?
+    }
+
+    /// Format 7 (issue 16): each host's 1-minute load and memory, as of its last recorded beat.
+    static func addHostLoad(_ db: SQLiteDatabase) throws {
+        for (column, definition) in [("load1", "REAL"), ("mem_available", "INTEGER"), ("mem_total", "INTEGER")] {
+            let have = try db.query("PRAGMA table_info(hosts)").contains { $0.string("name") == column }
+            if !have { try db.execute("ALTER TABLE hosts ADD COLUMN \(column) \(definition)") }
+        }
     }
 
     func recordHeartbeat(_ host: String, _ b: Beat) throws {
         try db.run("""
             UPDATE hosts SET heartbeat_time=?, heartbeat_seq=?, agent_version=coalesce(?, agent_version), agent_build=coalesce(?, agent_build),
-            slots=?, machine_id=coalesce(?, machine_id), coordinators=? WHERE name=?
-            """, .from(b.time), .from(b.seq), .from(b.version), .from(b.build), .from(b.slots), .from(b.machineID), .from(b.coordinators), .text(host))
+            slots=?, machine_id=coalesce(?, machine_id), coordinators=?, load1=?, mem_available=?, mem_total=? WHERE name=?
+            """, .from(b.time), .from(b.seq), .from(b.version), .from(b.build), .from(b.slots), .from(b.machineID), .from(b.coordinators),
+            .from(b.load?.load1), .from(b.load?.memoryAvailableBytes.map { Int(clamping: $0) }), .from(b.load?.memoryTotalBytes.map { Int(clamping: $0) }), .text(host))
     }
 
     func setHostState(_ host: String, _ state: String, since: Double, error: String? = nil) throws {

@@ -37,6 +37,9 @@ extension Journal {
         m.register(6, "host facts (OS, kernel, CPU, GPUs and the inventory's facts)") { db in
             try addHostFacts(db)
         }
+        m.register(7, "hosts' load and memory from their heartbeats") { db in
+            try addHostLoad(db)
+        }
         m.afterStep = { db, version in
             try db.run("INSERT INTO meta(key, value) VALUES ('format', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", .text(String(version)))
         }

@@ -315,7 +315,8 @@ extension Coordinator {
     func beat(_ hb: JSONNode, host: String) -> Journal.Beat {
         Journal.Beat(time: hb["time"]?.doubleValue, seq: hb["seq"]?.intValue, version: hb["version"]?.stringValue,
                      build: hb["build"]?.stringValue, slots: inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue,
-                     machineID: hb["machine_id"]?.stringValue, coordinators: hb["coordinators"]?.arrayValue?.count)
+                     machineID: hb["machine_id"]?.stringValue, coordinators: hb["coordinators"]?.arrayValue?.count,
+                     load: HostLoad(heartbeat: hb))
     }
 
     /// Writes the routine beats received since the last flush, every host's in one transaction.
