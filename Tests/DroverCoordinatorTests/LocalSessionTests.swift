@@ -7,7 +7,9 @@ import DroverSSH
 import Testing
 @testable import DroverCoordinator
 
-@Suite(.timeLimit(.minutes(1)))
+// Alone the suite takes about a second; in the full run, tests that block the cooperative
+// pool's threads (two on this machine) have held it back for a minute.
+@Suite(.timeLimit(.minutes(3)))
 struct LocalSessionTests {
     /// Starts `command`, runs `body`, and cancels the stream afterwards even when `body` fails.
     private func withStream<T>(_ command: String, stdin: [UInt8]? = nil, _ body: (LocalStream) async throws -> T) async throws -> T {

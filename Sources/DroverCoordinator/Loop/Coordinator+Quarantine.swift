@@ -26,8 +26,31 @@ extension Coordinator {
     /// How many new jobs the scheduler may place on `host` now: nil for any, 0 for none
     /// (quarantined), 1 for a half-open host's probe.
     func placementLimit(_ host: String) -> Int? {
+        // A host whose verdict waits gets no new work meanwhile: a black hole would eat the queue.
+        if undecidedBreakers[host] != nil { return 0 }
         guard let q = breakers[host], q.isQuarantined else { return nil }
         return q.halfOpen(at: wallNow) ? 1 : 0
+    }
+
+    /// Verdicts that waited `short` for the other hosts: taken now.
+    func judgeUndecided() throws {
+        guard let settings = settings.quarantine else { undecidedBreakers.removeAll(); return }
+        let due = undecidedBreakers.filter { $0.value <= wallNow }.map(\.key)
+        guard !due.isEmpty else { return }
+        try journal.db.transaction {
+            for host in due {
+                undecidedBreakers[host] = nil
+                dirty = true
+                let since = max(breakers[host]?.resetAt ?? 0, wallNow - settings.within)
+                guard breakers[host]?.isQuarantined != true,
+                      let evidence = CircuitBreaker.evidence(try journal.breakerHistory(host: host, since: since, settings: settings),
+                                                             settings: settings, now: wallNow, since: since) else { continue }
+                // Young attempts elsewhere no longer count: they ran longer than a quick failure.
+                let others = try journal.otherHostsOutcomes(than: host, since: since)
+                guard CircuitBreaker.blame(otherHosts: inventory.hosts.count - 1, otherSuccesses: others.successes, otherFailures: others.failures) == .host else { continue }
+                try quarantine(host, evidence: evidence, settings: settings)
+            }
+        }
     }
 
     /// The earliest end of a cool-down still ahead, Unix seconds.
@@ -80,7 +103,7 @@ extension Coordinator {
             return
         }
         // Hosts whose verdict waited for the others' attempts: this end may decide it.
-        for other in undecidedBreakers where other != host { try tripIfEvidence(other, settings: settings) }
+        for other in undecidedBreakers.keys where other != host { try tripIfEvidence(other, settings: settings) }
         guard breakers[host]?.isQuarantined != true, let state = a.agentState else { return }
         let seconds = (a.endedAt ?? wallNow) - (a.startedAt ?? a.endedAt ?? wallNow)
         let me = BreakerAttempt(job: a.job, attempt: a.attempt, state: state, exitCode: a.exitCode, seconds: seconds, endedAt: a.endedAt ?? wallNow)
@@ -90,9 +113,12 @@ extension Coordinator {
 
     /// Quarantines `host` when its recent attempts hold the evidence and the other hosts do not
     /// show the jobs at fault; while the other hosts cannot tell yet, the host waits in
-    /// `undecidedBreakers` and is judged again when another host's attempt ends.
+    /// `undecidedBreakers` — taking no new work — and is judged again when another host's
+    /// attempt ends, or `short` later (`judgeUndecided`: the others' attempts that still run
+    /// then are no quick failures).
     func tripIfEvidence(_ host: String, settings: QuarantineSettings) throws {
-        undecidedBreakers.remove(host)
+        let waiting = undecidedBreakers.removeValue(forKey: host)
+        if waiting != nil { dirty = true }
         guard breakers[host]?.isQuarantined != true else { return }
         let since = max(breakers[host]?.resetAt ?? 0, wallNow - settings.within)
         let history = try journal.breakerHistory(host: host, since: since, settings: settings)
@@ -100,10 +126,15 @@ extension Coordinator {
         switch try blame(host, since: since, settings: settings) {
         case .jobs: return
         case .undecided:
-            undecidedBreakers.insert(host)
+            undecidedBreakers[host] = waiting ?? wallNow + settings.short
             return
         case .host: break
         }
+        try quarantine(host, evidence: evidence, settings: settings)
+    }
+
+    /// Quarantines `host` for the quick failures in `evidence`.
+    func quarantine(_ host: String, evidence: [BreakerAttempt], settings: QuarantineSettings) throws {
         let labels = Dictionary(try journal.jobs(evidence.map(\.job)).map { ($0.id, $0.label) }) { a, _ in a }
         let text = CircuitBreaker.describe(evidence, label: { labels[$0] ?? String($0) })
         let span = (evidence.map(\.endedAt).max() ?? 0) - (evidence.map(\.endedAt).min() ?? 0)

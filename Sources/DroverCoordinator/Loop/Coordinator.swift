@@ -103,7 +103,7 @@ public actor Coordinator: HostLinkDelegate {
     /// Each host's facts as its agent last reported them (`Coordinator+Facts`); nil until read from the journal.
     var facts: [String: HostFactsReport]?
     /// Hosts with the evidence for a quarantine whose verdict waits for the other hosts' attempts.
-    var undecidedBreakers: Set<String> = []
+    var undecidedBreakers: [String: Double] = [:]
     /// Half-open hosts whose end of cool-down was said already.
     var announcedHalfOpen: Set<String> = []
     /// When each host's heartbeat was last written to the journal, and what it said.
@@ -227,6 +227,7 @@ public actor Coordinator: HostLinkDelegate {
                     checkForSleep()
                     try checkHosts()
                     try openHalfway()
+                    try judgeUndecided()
                     if approvalsDue.map({ wallNow >= $0 }) ?? true { approvalsDue = try checkApprovals() }
                     if batchesDirty {
                         batchesDirty = false
@@ -267,6 +268,7 @@ public actor Coordinator: HostLinkDelegate {
             for l in liveness.values { if let t = l.nextChange(after: now) { sleep = min(sleep, t - now) } }
             if let w = wakeAt { sleep = min(sleep, w - wallNow) }
             if let b = breakerDue { sleep = min(sleep, b - wallNow) }
+            if let u = undecidedBreakers.values.min() { sleep = min(sleep, max(u - wallNow, nextHousekeeping - now)) }
             if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
             if let b = beatsFlushAt { sleep = min(sleep, b - now) }
             if let n = notifyDue { sleep = min(sleep, max(n - wallNow, nextHousekeeping - now)) }
