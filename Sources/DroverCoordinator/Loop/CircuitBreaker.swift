@@ -125,6 +125,11 @@ public enum CircuitBreaker {
         blame(otherHosts: otherHosts, otherSuccesses: otherSuccesses, otherFailures: otherFailures, otherYoung: otherYoung) != .host
     }
 
+    /// When the streak of `evidence` began: the earliest start of its failed attempts.
+    public static func streakStart(_ evidence: [BreakerAttempt]) -> Double {
+        evidence.map { $0.endedAt - $0.seconds }.min() ?? 0
+    }
+
     /// Who the other hosts' attempts of the window say is at fault.
     public enum Blame: Sendable, Equatable {
         case host

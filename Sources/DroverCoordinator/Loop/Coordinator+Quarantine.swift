@@ -46,7 +46,7 @@ extension Coordinator {
                       let evidence = CircuitBreaker.evidence(try journal.breakerHistory(host: host, since: since, settings: settings),
                                                              settings: settings, now: wallNow, since: since) else { continue }
                 // Young attempts elsewhere no longer count: they ran longer than a quick failure.
-                let others = try journal.otherHostsOutcomes(than: host, since: since)
+                let others = try journal.otherHostsOutcomes(than: host, since: CircuitBreaker.streakStart(evidence))
                 guard CircuitBreaker.blame(otherHosts: inventory.hosts.count - 1, otherSuccesses: others.successes, otherFailures: others.failures) == .host else { continue }
                 try quarantine(host, evidence: evidence, settings: settings)
             }
@@ -123,7 +123,9 @@ extension Coordinator {
         let since = max(breakers[host]?.resetAt ?? 0, wallNow - settings.within)
         let history = try journal.breakerHistory(host: host, since: since, settings: settings)
         guard let evidence = CircuitBreaker.evidence(history, settings: settings, now: wallNow, since: since) else { return }
-        switch try blame(host, since: since, settings: settings) {
+        // The other hosts are asked about the streak's own time only: successes there before it
+        // began say nothing about jobs that fail everywhere now.
+        switch try blame(host, since: CircuitBreaker.streakStart(evidence), settings: settings) {
         case .jobs: return
         case .undecided:
             undecidedBreakers[host] = waiting ?? wallNow + settings.short
