@@ -92,7 +92,7 @@ final class MapOutput {
                     try AtomicFile.write([], to: path + "/" + name, mode: 0o644)
                 }
             }
-            try AtomicFile.write(Array("\(seq)\n".utf8), to: path + "/seq", mode: 0o644)
+            try AtomicFile.write(Array(String(seq).utf8), to: path + "/seq", mode: 0o644)
         } catch {
             Terminal.error("--results \(dir): cannot write \(path): \(error.localizedDescription)")
         }
