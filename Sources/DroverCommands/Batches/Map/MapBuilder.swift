@@ -44,7 +44,10 @@ struct MapBuilder {
         var names: [String] = []
         for login in o.sshLogins {
             var name = login
-            if let slash = name.firstIndex(of: "/"), Int(name[..<slash]) != nil { name = String(name[name.index(after: slash)...]) }
+            if let slash = name.firstIndex(of: "/"), Int(name[..<slash]) != nil {
+                name = String(name[name.index(after: slash)...])
+                Terminal.note("-S \(login): the number before / is ignored: a host runs as many jobs as its slots allow (hosts.json `slots`; -j N shares them)")
+            }
             if name == ":" {
                 guard let local = inventory.hosts.first(where: { $0.transport == .local }) else {
                     Terminal.error("-S :: the inventory \(inventory.source) has no host on this machine (one with \"address\": \"local\")")
