@@ -16,6 +16,18 @@ struct SchedulerTests {
         #expect(Set(placed.map(\.host)) == ["a", "b", "c"])
     }
 
+    @Test func aSetOfHostsKeepsJobsOnThoseHostsOnly() {
+        // `drover map -S a,c`: six jobs on three idle hosts go to a and c, never to b, even
+        // though b is the emptiest once a and c are busy; full, they wait rather than use b.
+        let hosts = ["a", "b", "c"].map { SchedulerHost(name: $0, slots: 2, used: 0) }
+        let jobs = (1...6).map { SchedulerJob(id: $0, hosts: ["a", "c"]) }
+        let placed = Scheduler.place(jobs, on: hosts)
+        #expect(placed.count == 4)
+        #expect(Set(placed.map(\.host)) == ["a", "c"])
+        #expect(jobs[0].misfit(hosts[1]) == "not one of the hosts asked for (a,c)")
+        #expect(jobs[0].fits(hosts[2]))
+    }
+
     @Test func theLeastLoadedHostWinsByFreeShare() {
         // a is three quarters busy, b half, c idle: the first job goes to c; then b and c tie
         // at a half free, and b has more free slots.

@@ -29,7 +29,10 @@ extension TestbedSuite {
             #expect(lines.count >= 40, "the corpus has at least 40 invocations")
             let dir = try Self.corpusFolder()
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            // Quick failures in a row are what the corpus's exit-status lines are made of, not a black-hole host.
+            // Quick failures in a row are what the corpus's exit-status lines are made of, not a
+            // black-hole host: after the earlier lines succeeded on every host, `seq 105 | PARALLEL
+            // false` fails 4 jobs in a row on each host within the same instant and the breaker
+            // (which waits only while no other host has a success) quarantines all three.
             try await CoordinatorFixture.with(extra: ["--no-quarantine"]) { f in
                 let drover = [Testbed.droverBinary, "map", "--state", f.state, "--inventory", f.inventory].map(ShellQuote.quote).joined(separator: " ")
                 for var line in lines {
@@ -100,6 +103,25 @@ extension TestbedSuite {
                 #expect(rows.count == 3 && rows.allSatisfy { $0[1] == "h1" }, "\(rows)")
                 let spans = rows.compactMap { r in Double(r[2]).flatMap { s in Double(r[3]).map { (s, s + $0) } } }.sorted { $0.0 < $1.0 }
                 #expect(spans.count == 3 && zip(spans, spans.dropFirst()).allSatisfy { $0.1 <= $1.0 + 0.05 }, "-j1: no two jobs at once on h1: \(spans)")
+                // -S h1,3/h3: a subset of the hosts; every job runs on h1 or h3, none on h2 (the
+                // one the scheduler would fill first once h1 and h3 are busy).
+                let subsetLog = dir + "/subset.log"
+                let subset = try f.drover(["map", "-S", "h1,3/h3", "--joblog", subsetLog, "sleep 0.2; echo {}"] + [":::"] + (1...12).map(String.init))
+                #expect(subset.status == 0, "\(subset.stderr)")
+                #expect(subset.stdout.split(separator: "\n").count == 12, "\(subset.stdout)")
+                let used = Set(try String(contentsOfFile: subsetLog, encoding: .utf8).split(separator: "\n").dropFirst().map { String($0.split(separator: "\t")[1]) })
+                #expect(!used.isEmpty && used.isSubset(of: ["h1", "h3"]), "-S h1,3/h3 ran on \(used)")
+                // --results DIR --results-layout parallel: the same files as parallel's --results DIR.
+                let ours = dir + "/res-drover", theirs = dir + "/res-parallel"
+                let args = ["echo {1}; echo e{2} >&2", ":::", "a", "b/c", ":::", "x"]
+                let res = try f.drover(["map", "--results", ours, "--results-layout", "parallel"] + args)
+                #expect(res.status == 0, "\(res.stderr)")
+                _ = try Testbed.run("/bin/sh", ["-c", (["parallel", "--will-cite", "--results", theirs] + args).map(ShellQuote.quote).joined(separator: " ") + " >/dev/null 2>&1"])
+                func tree(_ root: String) -> [String: String] {
+                    let files = (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { !$0.hasSuffix("/") }
+                    return Dictionary(uniqueKeysWithValues: files.compactMap { p in (try? String(contentsOfFile: root + "/" + p, encoding: .utf8)).map { (p, $0) } })
+                }
+                #expect(!tree(theirs).isEmpty && tree(ours) == tree(theirs), "drover's \(tree(ours))\nparallel's \(tree(theirs))")
                 // `:` is the inventory's host on this machine; the testbed's has none.
                 let local = try f.drover(["map", "-S", ":", "echo", ":::", "a"])
                 #expect(local.status == 255 && local.stderr.contains("-S :") && local.stdout.isEmpty, "\(local.stderr)")
@@ -151,6 +173,34 @@ extension TestbedSuite {
                 }
                 let done = try j.batchJobs("lossmap")
                 #expect(done.contains { $0.losses > 0 }, "a job was lost with h3 and ran again: \(done.map(\.reason))")
+            }
+        }
+        @Test func aLineBufferedMapPrintsEachLineAsItComesAndOnceAfterAHostLoss() async throws {
+            try await CoordinatorFixture.with(deadAfter: 4) { f in
+                let out = f.state + "/../lb.stdout", errors = f.state + "/../lb.stderr"
+                let line = [Testbed.droverBinary, "map", "--state", f.state, "--inventory", f.inventory, "--name", "lbmap", "--line-buffer", "--tag",
+                            "echo a-{}; sleep 6; echo b-{}", ":::"].map(ShellQuote.quote).joined(separator: " ") + " " + (1...6).map(String.init).joined(separator: " ")
+                let map = Task.detached { try Testbed.run("/bin/sh", ["-c", line + " >" + ShellQuote.quote(out) + " 2>" + ShellQuote.quote(errors)]) }
+                let j = try f.journal()
+                try f.waitFor("the map's jobs", timeout: 30) { try j.batchJobs("lbmap").count == 6 }
+                let ids = try j.batchJobs("lbmap").map(\.id)
+                let onH3 = try f.runningJob(on: "h3", among: ids)
+                let n = try #require(try j.job(onH3)?.batchJob)
+                // The first line comes while the job still runs (it sleeps 6 s before its second).
+                try f.waitFor("job \(n)'s first line, live", timeout: 20) {
+                    ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("\(n)\ta-\(n)\n")
+                }
+                #expect(try j.job(onH3)?.state.isFinal == false, "a line printed before its job ended")
+                #expect(!(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("b-")), "no second line yet")
+                // h3 dies: its job runs again elsewhere; the line printed already is not printed again.
+                let r = try await Testbed.withHostKilled("h3") { try await map.value }
+                let stdout = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+                let stderr = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+                #expect(r.status == 0, "\(stderr)")
+                let expected = (1...6).flatMap { ["\($0)\ta-\($0)", "\($0)\tb-\($0)"] }.sorted()
+                #expect(stdout.split(separator: "\n").map(String.init).sorted() == expected, "each line once, tagged:\n\(stdout)\n\(stderr)")
+                #expect(stderr.contains("are not printed again"), "the note on stderr: \(stderr)")
+                #expect(try j.batchJobs("lbmap").contains { $0.losses > 0 }, "a job was lost with h3 and ran again")
             }
         }
     }

@@ -198,7 +198,7 @@ struct BatchSubmission {
         var used = [String: Int]()
         var wave = 1
         for job in jobs {
-            let probe = SchedulerJob(id: 0, slots: job.request.slots, host: job.request.host, labels: job.request.labels, gpus: job.request.gpus ?? 0, requirements: job.request.requirements)
+            let probe = SchedulerJob(id: 0, slots: job.request.slots, host: job.request.host, labels: job.request.labels, gpus: job.request.gpus ?? 0, requirements: job.request.requirements, hosts: job.request.hostSet)
             let fitting = hosts.filter { probe.fits(SchedulerHost(name: $0.name, slots: Int.max, used: 0, labels: $0.labels, gpus: $0.gpus)) && $0.slots >= job.request.slots }
             guard !fitting.isEmpty else { continue }
             func free(_ h: SchedulerHost) -> Int { h.slots - used[h.name, default: 0] }

@@ -32,7 +32,7 @@ struct HostFit {
 
     /// One line per host: `h1  fits` or `h3  no: python is 3.9.2, needs >=3.11`.
     func lines(for request: JobRequest) -> [String] {
-        let job = SchedulerJob(id: 0, slots: request.slots, host: request.host, labels: request.labels, gpus: request.gpus ?? 0, requirements: request.requirements)
+        let job = SchedulerJob(id: 0, slots: request.slots, host: request.host, labels: request.labels, gpus: request.gpus ?? 0, requirements: request.requirements, hosts: request.hostSet)
         let width = inventory.hosts.map(\.name.count).max() ?? 0
         return hosts().map { h in
             let pad = String(repeating: " ", count: max(0, width - h.name.count))
@@ -49,7 +49,7 @@ struct HostFit {
         for fact in Set(requests.flatMap { ($0.require ?? [:]).keys }).sorted() {
             var byValue: [String: [String]] = [:]
             for r in requests where r.require?[fact] != nil {
-                let job = SchedulerJob(id: 0, slots: 1, host: r.host, labels: r.labels, gpus: r.gpus ?? 0, requirements: r.requirements)
+                let job = SchedulerJob(id: 0, slots: 1, host: r.host, labels: r.labels, gpus: r.gpus ?? 0, requirements: r.requirements, hosts: r.hostSet)
                 for h in all where job.fits(SchedulerHost(name: h.name, slots: Int.max, used: 0, labels: h.labels, gpus: h.gpus)) {
                     guard let v = h.labels[fact] else { continue }
                     let key = HostFacts.version(in: v).map { $0.map(String.init).joined(separator: ".") } ?? v

@@ -8,7 +8,7 @@ enum Placement {
         if let host = r.host, inventory.host(named: host) == nil {
             return "no host \(host) in \(inventory.source); hosts: \(inventory.hosts.map(\.name).joined(separator: ", "))"
         }
-        let probe = SchedulerJob(id: 0, slots: 1, host: r.host, labels: r.labels)
+        let probe = SchedulerJob(id: 0, slots: 1, host: r.host, labels: r.labels, hosts: r.hostSet)
         let candidates = inventory.hosts.filter { probe.fits(SchedulerHost(name: $0.name, slots: Int.max, used: 0, labels: $0.labels)) }
         if candidates.isEmpty {
             let known = inventory.hosts.map { h in "\(h.name)" + (h.labels.isEmpty ? "" : " (" + h.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + ")") }

@@ -11,6 +11,8 @@ public struct JobRequest: Codable, Sendable, Equatable {
     public var name: String?
     /// Only this host.
     public var host: String?
+    /// Only one of these hosts (`drover map -S h1,h3`); nil: any.
+    public var hosts: [String]?
     /// Only hosts whose labels include all of these.
     public var labels: [String: String] = [:]
     public var slots: Int = 1
@@ -56,6 +58,9 @@ public struct JobRequest: Codable, Sendable, Equatable {
 
     public init(argv: [String]) { self.argv = argv }
     public init(shell: String) { self.shell = shell }
+
+    /// `hosts` as the scheduler takes it.
+    public var hostSet: Set<String>? { hosts.map(Set.init) }
 
     /// The retry policy in force: `retry`, or `retries` re-runs with the default back-off.
     public var retryPolicy: RetryPolicy {

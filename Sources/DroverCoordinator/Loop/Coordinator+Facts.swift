@@ -52,7 +52,7 @@ extension Coordinator {
 
     func schedulerJob(_ job: JobRecord, avoid: Set<String>, prefer: String? = nil) -> SchedulerJob {
         SchedulerJob(id: job.id, slots: job.request.slots, host: job.request.host, labels: job.request.labels, avoid: avoid, prefer: prefer,
-                     gpus: job.request.gpus ?? 0, requirements: job.request.requirements)
+                     gpus: job.request.gpus ?? 0, requirements: job.request.requirements, hosts: job.request.hostSet)
     }
 
     /// The GPU part of an attempt's spec: how many, and the devices the inventory offers (nil: the agent's detection).

@@ -34,6 +34,8 @@ public struct SchedulerJob: Sendable, Equatable {
     public var id: Int
     public var slots: Int
     public var host: String?
+    /// Only one of these hosts (`drover map -S h1,h3`); nil: any.
+    public var hosts: Set<String>?
     public var labels: [String: String]
     /// Hosts where the job failed before: it goes there only when no other host fits.
     public var avoid: Set<String>
@@ -45,8 +47,9 @@ public struct SchedulerJob: Sendable, Equatable {
     public var requirements: [FactRequirement]
 
     public init(id: Int, slots: Int = 1, host: String? = nil, labels: [String: String] = [:], avoid: Set<String> = [], prefer: String? = nil,
-                gpus: Int = 0, requirements: [FactRequirement] = []) {
+                gpus: Int = 0, requirements: [FactRequirement] = [], hosts: Set<String>? = nil) {
         self.id = id
+        self.hosts = hosts
         self.slots = slots
         self.host = host
         self.labels = labels
@@ -64,6 +67,7 @@ public struct SchedulerJob: Sendable, Equatable {
     /// Why `host` can never take the job (`python is 3.9.2, needs >=3.11`, `has 1 GPU(s), needs 2`), or nil when it fits.
     public func misfit(_ host: SchedulerHost) -> String? {
         if let h = self.host, h != host.name { return "not the host asked for (\(h))" }
+        if let hs = hosts, !hs.contains(host.name) { return "not one of the hosts asked for (\(hs.sorted().joined(separator: ",")))" }
         for (k, v) in labels.sorted(by: { $0.key < $1.key }) where host.labels[k] != v {
             return "label \(k) is \(host.labels[k].map { "\"\($0)\"" } ?? "not set"), needs \"\(v)\""
         }

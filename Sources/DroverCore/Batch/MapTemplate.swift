@@ -10,6 +10,8 @@ public struct MapTemplate: Sendable, Equatable {
     public let shell: Bool
     private let pieces: [[TemplatePiece]]
     private let quotesValues: Bool
+    /// `-N0`: no values, and `{}` expands to nothing (not to one empty value).
+    private let noArguments: Bool
 
     /// The text `expand` leaves for `{%}`, filled in by `fillSlot`.
     private static let slotMarker = "{%}"
@@ -18,8 +20,9 @@ public struct MapTemplate: Sendable, Equatable {
     ///
     /// In argv mode a single word holding whitespace is split like a POSIX shell simple command
     /// (quotes and backslashes, no expansion); in shell mode the words are joined with one space.
-    /// With no replacement string anywhere, `{}` is appended as parallel does.
-    public init(_ words: [String], shell: Bool) throws(MapTemplateError) {
+    /// With no replacement string anywhere, `{}` is appended as parallel does, unless
+    /// `noArguments` (parallel's `-N0`: the jobs take no values, `{}` inserts nothing).
+    public init(_ words: [String], shell: Bool, noArguments: Bool = false) throws(MapTemplateError) {
         var words = words
         if shell {
             words = [words.joined(separator: " ")]
@@ -27,13 +30,14 @@ public struct MapTemplate: Sendable, Equatable {
             words = try CommandWords.split(words[0])
         }
         var pieces = words.map(TemplatePiece.parse)
-        if !pieces.joined().contains(where: \.isReplacement) {
+        if !noArguments, !pieces.joined().contains(where: \.isReplacement) {
             if shell { words[0] += " {}" } else { words.append("{}") }
             pieces = words.map(TemplatePiece.parse)
         }
         self.words = words
         self.shell = shell
         self.pieces = pieces
+        self.noArguments = noArguments
         // parallel inserts values unquoted when the line's first word (up to a blank or `=`)
         // holds a replacement string, so that `parallel {} ::: "echo a"` runs `echo a`.
         quotesValues = shell && !TemplatePiece.leadsWithReplacement(pieces[0])
@@ -51,7 +55,7 @@ public struct MapTemplate: Sendable, Equatable {
     /// sources give one argv word per value (one space apart in a shell line).
     public func expand(_ values: [String], seq: Int) -> [String] {
         // parallel substitutes one empty value when there is none.
-        let values = values.isEmpty ? [""] : values
+        let values = values.isEmpty && !noArguments ? [""] : values
         return pieces.flatMap { render($0, values, seq: seq) }
     }
 

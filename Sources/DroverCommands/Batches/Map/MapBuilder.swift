@@ -11,14 +11,16 @@ struct MapBuilder {
     let inventory: Inventory
     let batchOptions: BatchOptions
     let state: StateOptions
-    /// `-S`: the one host the jobs may run on (nil: any).
-    let host: String?
+    /// `-S`/`--host`: the hosts the jobs may run on (nil: any).
+    let hosts: [String]?
 
     /// What the map runs, and what its output printer needs.
     struct Built {
         var spec: BatchSpec
         /// `--tag`/`--tagstring`: each job's prefix.
         var tags: [String]?
+        /// Each job's values (`--results-layout parallel` names its folders by them).
+        var values: [[String]] = []
         /// Job numbers left out (`--resume`/`--resume-failed` with a joblog).
         var skipped: Set<Int> = []
     }
@@ -27,21 +29,25 @@ struct MapBuilder {
         self.options = options
         self.inventory = inventory
         self.state = state
-        host = try Self.sshLogin(options, inventory: inventory)
-        var args = ["--results", options.results ?? state.location.path + "/map-results", "--progress", (options.progress ?? .none).rawValue]
+        hosts = try Self.sshLogin(options, inventory: inventory)
+        let drovers = options.parallelResults ? nil : options.results
+        var args = ["--results", drovers ?? state.location.path + "/map-results", "--progress", (options.progress ?? .none).rawValue]
         if options.halt.when == .now && options.halt.why == .fail && options.halt.count == 1 && !options.halt.percent { args.append("--fail-fast") }
         if !(options.resume || options.resumeFailed) || options.joblog != nil { args.append("--restart") }
         batchOptions = try BatchOptions.parse(args)
     }
 
     /// `-S`: inventory hosts by name (`:` is this machine's host), `N/` prefixes ignored
-    /// (the host's slots count). One host, or all of them.
-    private static func sshLogin(_ o: MapOptions, inventory: Inventory) throws -> String? {
-        guard !o.sshLogins.isEmpty else { return o.host }
-        var names: Set<String> = []
+    /// (the host's slots count). nil: every host (also when all are named).
+    private static func sshLogin(_ o: MapOptions, inventory: Inventory) throws -> [String]? {
+        guard !o.sshLogins.isEmpty else { return o.host.map { [$0] } }
+        var names: [String] = []
         for login in o.sshLogins {
             var name = login
-            if let slash = name.firstIndex(of: "/"), Int(name[..<slash]) != nil { name = String(name[name.index(after: slash)...]) }
+            if let slash = name.firstIndex(of: "/"), Int(name[..<slash]) != nil {
+                name = String(name[name.index(after: slash)...])
+                Terminal.note("-S \(login): the number before / is ignored: a host runs as many jobs as its slots allow (hosts.json `slots`; -j N shares them)")
+            }
             if name == ":" {
                 guard let local = inventory.hosts.first(where: { $0.transport == .local }) else {
                     Terminal.error("-S :: the inventory \(inventory.source) has no host on this machine (one with \"address\": \"local\")")
@@ -55,12 +61,15 @@ struct MapBuilder {
                 Terminal.error("-S \(login): no host \(name) in \(inventory.source) (-S takes inventory host names: \(inventory.hosts.map(\.name).joined(separator: ", ")))")
                 throw ExitCode(2)
             }
-            names.insert(name)
+            if !names.contains(name) { names.append(name) }
         }
+        if let h = o.host, !names.contains(h) {
+            Terminal.error("--host \(h) is not one of the hosts of -S \(o.sshLogins.joined(separator: ","))")
+            throw ExitCode(2)
+        }
+        if let h = o.host { return [h] }
         if names.isEmpty || names.count == inventory.hosts.count { return nil }
-        if names.count == 1 { return names.first }
-        Terminal.error("-S \(o.sshLogins.joined(separator: ",")): a map runs on one host or on all of \(inventory.source); for a group of hosts give them a label there and use --on key=value")
-        throw ExitCode(2)
+        return names
     }
 
     /// The batch for the command `template` and its input sources.
@@ -76,12 +85,13 @@ struct MapBuilder {
             throw ExitCode(2)
         }
         let template: MapTemplate
-        do { template = try MapTemplate(inputs.renaming(words, replace: options.replace), shell: !options.quote) } catch {
+        do { template = try MapTemplate(inputs.renaming(words, replace: options.replace), shell: !options.quote, noArguments: options.maxArgs == 0) } catch {
             Terminal.error("\(error.message); e.g. drover map 'gzip -9 {}' ::: a.txt b.txt")
             throw ExitCode(2)
         }
         var base = try jobOptions().request(inventory: inventory, command: ["true"])
         base.argv = nil
+        if let hosts, hosts.count > 1 { base.hosts = hosts }
         if template.usesSlot { base.fillsSlot = true }
         var jobs: [BatchJob] = []
         let values = inputs.jobs
@@ -118,6 +128,7 @@ struct MapBuilder {
         if options.tag || options.tagString != nil {
             built.tags = values.enumerated().map { i, v in options.tagString.map { Self.expandWord($0, v, seq: i + 1) } ?? v.joined(separator: " ") }
         }
+        built.values = values
         built.spec = BatchSpec(name: name, jobs: jobs, file: "drover map")
         return built
     }
@@ -149,7 +160,7 @@ struct MapBuilder {
     private func jobOptions() throws -> JobOptions {
         let o = options
         var args: [String] = []
-        if let host { args += ["--host", host] }
+        if let hosts, hosts.count == 1 { args += ["--host", hosts[0]] }
         for l in o.labels { args += ["--on", l] }
         if let t = o.timeout {
             guard !t.hasSuffix("%") else {
@@ -177,7 +188,7 @@ struct MapBuilder {
     /// CPUs); `-j N` makes each job take slots/N of them, so N run at once on it.
     private func slotsFromJobs() throws -> Int? {
         guard let j = options.jobs else { return nil }
-        let hosts = inventory.hosts.filter { host == nil || $0.name == host }
+        let hosts = inventory.hosts.filter { self.hosts?.contains($0.name) ?? true }
         // A host without `slots` in the inventory has as many as CPUs, known once it was probed.
         var probed: [String: Int] = [:]
         if state.location.exists, let db = try? SQLiteDatabase(path: state.location.journalPath) {

@@ -5,7 +5,7 @@ enum MapHelp {
 
         The command is a /bin/sh command line on the host; inserted values are quoted so each stays one word whatever it holds ('sleep 1; echo {}' works as in parallel). -q/--quote runs the words as an argv, without a shell.
 
-        Inputs: ::: VALUES…, :::: FILE…, -a/--arg-file FILE, or stdin, one per line (-0/--null: NUL-separated; -d D: D-separated). Several sources make every combination (the first varying slowest); --link or :::+ pairs them instead. --colsep REGEX splits a line into {1} {2} …; --header : names the columns from the first line ({name}); -N/--max-args N gives each job N values.
+        Inputs: ::: VALUES…, :::: FILE…, -a/--arg-file FILE, or stdin, one per line (-0/--null: NUL-separated; -d D: D-separated). Several sources make every combination (the first varying slowest); --link or :::+ pairs them instead. --colsep REGEX splits a line into {1} {2} …; --header : names the columns from the first line ({name}); -N/--max-args N gives each job N values (-N0: none, one job per input).
 
         Replacement strings: {} {.} {/} {//} {/.} {#} (job number) {%} (slot on its host), {N} {N.} … of source N. With none, the values are appended.
 
@@ -14,12 +14,14 @@ enum MapHelp {
               print the jobs' output in input order
           --tag, --tagstring STR
               prefix each output line with the values (or STR) and a tab
-          --group (the default), --line-buffer
+          --group (the default)
               a job's output together, when it ends
+          --line-buffer, --lb
+              each job's lines as they come (whole lines; with -k as --group)
           -j, --jobs N|+N|-N|N%
               jobs per host, from the host's slots (hosts.json `slots`)
-          -S, --sshlogin HOST
-              run on this inventory host; `:` is the one on this machine
+          -S, --sshlogin [N/]HOST[,HOST…]
+              run only on these inventory hosts; `:` is the one on this machine (N/ is ignored: the host's slots count)
           --timeout SECS, --retries N
               kill a job after SECS; run a failing job up to N times
           --halt never|soon,fail=N|now,fail=N (also success=, done=, N%)
@@ -37,7 +39,7 @@ enum MapHelp {
 
         Exit status: 0 when all succeeded, else the number of failed jobs (101 for more than 100); under --halt …,fail=1 the failing job's status; 255 for an error of drover itself (a bad option: parallel's options Drover lacks are refused by name).
 
-        Drover's own: --name NAME (the batch's name, for drover report), --on key=value, --host NAME, --slots N, --priority N, --mem SIZE, --env K=V, --cwd DIR, --lost-retries N, --results DIR (each job's stdout, stderr, returned files and report.json under DIR/NAME/; default STATE/map-results), --progress auto|bar|lines|json|none, --detach, --on-interrupt ask|cancel|leave. Jobs of a host that dies run again elsewhere and print once. docs/parallel.md compares every option with parallel's.
+        Drover's own: --name NAME (the batch's name, for drover report), --on key=value, --host NAME, --slots N, --priority N, --mem SIZE, --env K=V, --cwd DIR, --lost-retries N, --results DIR (each job's stdout, stderr, returned files and report.json under DIR/NAME/; default STATE/map-results; --results-layout parallel: parallel's DIR/1/VALUE/stdout, stderr, seq instead), --progress auto|bar|lines|json|none, --detach, --on-interrupt ask|cancel|leave. Jobs of a host that dies run again elsewhere and print once. docs/parallel.md compares every option with parallel's.
 
         Examples:
           drover map 'gzip -9 < {} > {}.gz' :::: files.txt

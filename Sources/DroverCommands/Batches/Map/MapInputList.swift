@@ -55,7 +55,10 @@ struct MapInputList {
             }
         }
         var combos = groups.reduce([[String]]([[]])) { combos, group in combos.flatMap { c in group.map { c + $0 } } }
-        if let n = o.maxArgs, n > 0 {
+        if o.maxArgs == 0 {
+            // parallel's -N0: one job per input, which it does not see.
+            combos = combos.map { _ in [] }
+        } else if let n = o.maxArgs, n > 0 {
             combos = stride(from: 0, to: combos.count, by: n).map { Array(combos[$0..<min($0 + n, combos.count)].joined()) }
         }
         return MapInputList(jobs: combos, headers: headers)

@@ -34,6 +34,8 @@ struct MapOptions {
     var progress: ProgressChoice?
     var joblog: String?
     var results: String?
+    /// `--results-layout parallel`: `--results DIR` holds parallel's `DIR/1/<value>/stdout, stderr, seq`.
+    var parallelResults = false
     var dryRun = false
     // Resume
     var resume = false
@@ -59,7 +61,7 @@ struct MapOptions {
     private static let valued: Set<String> = [
         "--tagstring", "-a", "--arg-file", "-d", "--delimiter", "-I", "--replace", "-n", "--colsep", "-C", "--header", "-N", "--max-args",
         "-j", "--jobs", "-P", "--max-procs", "-S", "--sshlogin", "--timeout", "--retries", "--halt", "--halt-on-error",
-        "--transferfile", "--tf", "--return", "--joblog", "--results", "--res", "--name", "--host", "--on",
+        "--transferfile", "--tf", "--return", "--joblog", "--results", "--res", "--results-layout", "--name", "--host", "--on",
         "--slots", "--priority", "--mem", "--env", "--cwd", "--lost-retries", "--lease", "--on-interrupt",
         "--state", "--inventory",
     ]
@@ -152,6 +154,9 @@ struct MapOptions {
                 }
             case "--joblog": o.joblog = value
             case "--results", "--res": o.results = value
+            case "--results-layout":
+                guard value == "parallel" || value == "drover" else { throw fail("--results-layout \(value!): expected parallel or drover") }
+                o.parallelResults = value == "parallel"
             case "--dry-run", "--dryrun": o.dryRun = true
             case "--resume": o.resume = true
             case "--resume-failed": o.resumeFailed = true

@@ -16,6 +16,12 @@ final class MapOutput {
     /// `-v`: each job's command line on stdout before its output.
     private let verbose: Bool
     private var printed: Set<String> = []
+    /// Jobs whose output `--line-buffer` prints as it comes (their returned files are still copied here).
+    var streamed: (String) -> Bool = { _ in false }
+    /// `--results DIR --results-layout parallel`: DIR, and each job's values.
+    var parallelResults: (dir: String, values: [[String]])?
+    /// Jobs printed without their output, which was being streamed then.
+    private var withheld: Set<String> = []
     /// With -k: the number of the next job to print.
     private var next = 1
 
@@ -50,9 +56,16 @@ final class MapOutput {
         printed.insert(id)
         let dir = folder + "/" + id
         let tag = tags.flatMap { t in Int(id).flatMap { t.indices.contains($0 - 1) ? t[$0 - 1] : nil } }
-        if verbose { FileHandle.standardOutput.write(Data((job.request.commandLine + "\n").utf8)) }
-        Self.copy(dir + "/stdout", to: 1, tag: tag)
-        Self.copy(dir + "/stderr", to: 2, tag: tag)
+        if streamed(id) {
+            withheld.insert(id)
+        } else {
+            if verbose { FileHandle.standardOutput.write(Data((job.request.commandLine + "\n").utf8)) }
+            Self.copy(dir + "/stdout", to: 1, tag: tag)
+            Self.copy(dir + "/stderr", to: 2, tag: tag)
+        }
+        if let p = parallelResults, let n = Int(id), p.values.indices.contains(n - 1) {
+            Self.writeParallelResults(from: dir, to: p.dir, values: p.values[n - 1], seq: n)
+        }
         for path in returns ? job.request.outputs ?? [] : [] {
             let source = dir + "/" + path
             guard LocalFile.exists(source) else { continue }
@@ -62,6 +75,35 @@ final class MapOutput {
             do { try fm.copyItem(atPath: source, toPath: path) } catch {
                 Terminal.error("--return \(path): cannot copy it from \(source): \(error.localizedDescription)")
             }
+        }
+    }
+
+    /// parallel's `--results DIR` layout: `DIR/1/<value 1>/2/<value 2>/{stdout,stderr,seq}`,
+    /// a value's `\\` written `\\\\` and its `/` written `\\_`, as parallel does.
+    static func writeParallelResults(from source: String, to dir: String, values: [String], seq: Int) {
+        let escaped = { (v: String) in v.replacing("\\", with: "\\\\").replacing("/", with: "\\_") }
+        let path = ([dir] + values.enumerated().flatMap { [String($0.offset + 1), escaped($0.element)] }).joined(separator: "/")
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+            for name in ["stdout", "stderr"] {
+                try? fm.removeItem(atPath: path + "/" + name)
+                if fm.fileExists(atPath: source + "/" + name) { try fm.copyItem(atPath: source + "/" + name, toPath: path + "/" + name) } else {
+                    try AtomicFile.write([], to: path + "/" + name, mode: 0o644)
+                }
+            }
+            try AtomicFile.write(Array(String(seq).utf8), to: path + "/seq", mode: 0o644)
+        } catch {
+            Terminal.error("--results \(dir): cannot write \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// Prints the output of jobs printed without it (`--line-buffer` streams that failed).
+    func printOutput(of ids: [String]) {
+        for id in ids where withheld.contains(id) {
+            let tag = tags.flatMap { t in Int(id).flatMap { t.indices.contains($0 - 1) ? t[$0 - 1] : nil } }
+            Self.copy(folder + "/" + id + "/stdout", to: 1, tag: tag)
+            Self.copy(folder + "/" + id + "/stderr", to: 2, tag: tag)
         }
     }
 
@@ -92,7 +134,7 @@ final class MapOutput {
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) {
+    static func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) {
         var rest = bytes
         while !rest.isEmpty {
             let n = rest.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

@@ -36,6 +36,7 @@ struct MapRun {
         }
         let folder = try journal.batch(named: spec.name)?.folder ?? submission.resultsRoot + "/" + spec.name
         let output = MapOutput(folder: folder, keepOrder: options.keepOrder, tags: build.tags, returns: !options.returns.isEmpty, verbose: options.verbose)
+        if options.parallelResults, let dir = options.results { output.parallelResults = (dir, build.values) }
         let interrupt = InterruptWatch()
         defer { interrupt.stop() }
         let progress = options.progress ?? .none
@@ -46,7 +47,12 @@ struct MapRun {
         // With JSON progress, stdout is JSON lines only: the jobs' output stays in the results folder.
         let printing = progress != .json
         var toldQuarantine = false
+        // --line-buffer: lines as they come (with -k, each job's at its turn, as --group).
+        let lines = printing && options.lineBuffer && !options.keepOrder
+            ? MapLineStream(journal: journal, inventory: submission.inventory, tags: build.tags, verbose: options.verbose) : nil
+        if let lines { output.streamed = { lines.claims($0) } }
         follower.onRead = { jobs in
+            try lines?.update(current(jobs))
             if printing { output.printFinished(current(jobs)) }
             if !toldQuarantine { toldQuarantine = try tellIfEveryHostIsQuarantined(current(jobs), journal: journal) }
             if halted == nil, let trigger = try halt(current(jobs), journal: journal) { halted = trigger }
@@ -57,7 +63,11 @@ struct MapRun {
             jobs = try journal.batchJobs(spec.name)
         }
         jobs = current(jobs)
+        if let lines {
+            if interrupt.fired { await lines.cancel() } else { await lines.finish() }
+        }
         if printing { output.printFinished(jobs) }
+        if let lines { output.printOutput(of: lines.fellBack) }
         try BatchRun.report(journal, batch: spec.name, joblog: nil, print: options.progress != nil && options.progress != .json, to: .standardError)
         if let path = options.joblog, let batch = try journal.batch(named: spec.name) {
             MapJoblog.write(try BatchReport.build(journal, batch: batch), to: path, append: options.resume || options.resumeFailed || options.retryFailed)
@@ -86,7 +96,10 @@ struct MapRun {
         let waiting = jobs.filter { $0.state == .queued }.count
         guard waiting > 0, !jobs.contains(where: { $0.state == .dispatched || $0.state == .running }) else { return false }
         let held = Set(try journal.quarantines().filter { $0.state != .closed }.map(\.host))
-        guard submission.inventory.hosts.allSatisfy({ held.contains($0.name) }) else { return false }
+        // The hosts the map may use (-S, --host), else all.
+        let first = submission.spec.jobs.first?.request
+        let allowed = first?.hosts ?? first?.host.map { [$0] } ?? submission.inventory.hosts.map(\.name)
+        guard allowed.allSatisfy({ held.contains($0) }) else { return false }
         Terminal.note("\(waiting) job(s) wait: every host is quarantined, after jobs failed quickly in a row there (`drover hosts` says why; `drover hosts release HOST` sends jobs there again; `drover coordinator --no-quarantine` turns this off)")
         return true
     }
