@@ -30,9 +30,9 @@ extension TestbedSuite {
             let dir = try Self.corpusFolder()
             defer { try? FileManager.default.removeItem(atPath: dir) }
             // Quick failures in a row are what the corpus's exit-status lines are made of, not a
-            // black-hole host: after the earlier lines succeeded on every host, `seq 105 | PARALLEL
-            // false` fails 4 jobs in a row on each host within the same instant and the breaker
-            // (which waits only while no other host has a success) quarantines all three.
+            // black-hole host: the `exit {}` line's failures followed by `seq 105 | PARALLEL false`
+            // make a streak on every host that began while the other hosts still succeeded, so
+            // the breaker quarantines them all (docs/parallel.md, "Differences to know").
             try await CoordinatorFixture.with(extra: ["--no-quarantine"]) { f in
                 let drover = [Testbed.droverBinary, "map", "--state", f.state, "--inventory", f.inventory].map(ShellQuote.quote).joined(separator: " ")
                 for var line in lines {

@@ -1,10 +1,10 @@
 import DroverCoordinator
 import DroverInventory
 
-/// The SSH connections `drover serve` reads output through, shared: every viewer of a host's
-/// output (live tails in many tabs, the stderr heads of a batch page) gets a channel of its
-/// own on one connection to that host, instead of a connection (TCP, key exchange,
-/// authentication) each.
+/// The SSH connections `drover serve` (and `drover map --line-buffer`) read output through,
+/// shared: every viewer of a host's output (live tails in many tabs, the stderr heads of a
+/// batch page, a map's running jobs) gets a channel of its own on one connection to that
+/// host, instead of a connection (TCP, key exchange, authentication) each.
 ///
 /// A connection serves at most `channelsPerConnection` viewers at once (OpenSSH refuses
 /// channels beyond its `MaxSessions`, 10 by default); more open another. It is closed when its

@@ -74,10 +74,16 @@ final class MapLineStream {
         let handle = StreamHandle()
         let printer = self.printer, pool = self.pool
         let task = Task {
+            // A channel on a connection shared with the host's other streams (at most 8 per
+            // connection: sshd's MaxSessions is 10), given back when the job's stream ends.
+            guard let lease = try? await pool.acquire(spec) else { return printer.end(id, attempt: n, completed: false, lost: handle.isCancelled) }
+            var broken = false
             do {
-                let session = try await pool.session(spec)
-                let stream = try session.stream(command, stdin: nil)
-                guard handle.set(stream) else { return printer.end(id, attempt: n, completed: false, lost: true) }
+                let stream = try lease.session.stream(command, stdin: nil)
+                guard handle.set(stream) else {
+                    await pool.release(lease, broken: false)
+                    return printer.end(id, attempt: n, completed: false, lost: true)
+                }
                 var exited = false
                 for try await event in stream {
                     switch event {
@@ -88,16 +94,17 @@ final class MapLineStream {
                 }
                 printer.end(id, attempt: n, completed: exited, lost: handle.isCancelled)
             } catch {
+                broken = !handle.isCancelled
                 printer.end(id, attempt: n, completed: false, lost: handle.isCancelled)
             }
+            await pool.release(lease, broken: broken)
         }
         streams[id] = Streaming(job: job.id, attempt: attempt.attempt, task: task, handle: handle)
     }
 
-    /// Waits for every stream to end (the jobs are over), then closes the sessions.
+    /// Waits for every stream to end (the jobs are over); the last one's release closes each connection.
     func finish() async {
         for s in streams.values { await s.task.value }
-        await pool.close()
     }
 
     /// Stops every stream (Ctrl-C) and closes the sessions.
@@ -129,23 +136,6 @@ private final class StreamHandle: Sendable {
             return s.stream
         }
         stream?.cancel()
-    }
-}
-
-/// One SSH session per host, opened on first use, shared by the streams there.
-private actor SessionPool {
-    private var sessions: [String: Task<any HostSession, any Error>] = [:]
-
-    func session(_ spec: HostSpec) async throws -> any HostSession {
-        if let open = sessions[spec.name] { return try await open.value }
-        let opening = Task<any HostSession, any Error> { try await spec.openSession() }
-        sessions[spec.name] = opening
-        return try await opening.value
-    }
-
-    func close() async {
-        for t in sessions.values { if let s = try? await t.value { await s.shutdown() } }
-        sessions.removeAll()
     }
 }
 
