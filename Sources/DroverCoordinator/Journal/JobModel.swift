@@ -254,6 +254,8 @@ public struct HostRecord: Codable, Sendable {
 /// own `never_started`: a start command the agent never accepted and never will.
 public enum AgentStates {
     public static let final: Set<String> = ["exited", "signaled", "timed_out", "cancelled", "resource_limit", "orphaned", "lost", "start_failed", "never_started"]
+    /// `final` as an SQL list, `('cancelled',…)` (a constant fragment: one statement text).
+    static let finalSQL = "(" + final.sorted().map { "'\($0)'" }.joined(separator: ",") + ")"
 }
 
 /// What wins when a host comes back with an attempt that was already replaced.

@@ -23,8 +23,7 @@ extension Journal {
 
     /// Attempts the agents may still be running (not known to have ended there).
     public func liveAttempts(on host: String? = nil) throws -> [AttemptRecord] {
-        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
-        let condition = "(agent_state IS NULL OR agent_state NOT IN (\(finals)))"
+        let condition = "(agent_state IS NULL OR agent_state NOT IN \(AgentStates.finalSQL))"
         if let host {
             return try db.query("SELECT \(Self.attemptColumns) FROM attempts WHERE host=? AND \(condition)", .text(host)).map(attempt(from:))
         }
@@ -49,10 +48,9 @@ extension Journal {
     /// The current attempts on `host` that the agent reported over while their job is not
     /// concluded yet: results still to fetch (or to conclude without).
     public func endedUnconcluded(on host: String) throws -> [(job: Int, attempt: Int, agentState: String)] {
-        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
         return try db.query("""
             SELECT j.id AS id, a.attempt AS attempt, a.agent_state AS st FROM jobs j JOIN attempts a ON a.job=j.id AND a.attempt=j.attempt
-            WHERE j.host=? AND j.state IN ('dispatched','running') AND a.stale=0 AND a.agent_state IN (\(finals))
+            WHERE j.host=? AND j.state IN ('dispatched','running') AND a.stale=0 AND a.agent_state IN \(AgentStates.finalSQL)
             """, .text(host)).compactMap { r in
             guard let id = r.int("id"), let n = r.int("attempt"), let st = r.string("st") else { return nil }
             return (id, n, st)

@@ -73,8 +73,7 @@ extension Journal {
     /// The agent's state on `host` was replaced: its attempts will never be reported, so they
     /// count as ended, and its event log starts again.
     func forgetAgentState(_ host: String) throws {
-        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
-        try db.run("UPDATE attempts SET agent_state='lost' WHERE host=? AND (agent_state IS NULL OR agent_state NOT IN (\(finals)))", .text(host))
+        try db.run("UPDATE attempts SET agent_state='lost' WHERE host=? AND (agent_state IS NULL OR agent_state NOT IN \(AgentStates.finalSQL))", .text(host))
         try setLastSeq(host, 0)
     }
 
@@ -182,10 +181,9 @@ extension Journal {
 
     /// Attempts on `host` that its agent still runs but that must not (replaced, or their job is over).
     func staleLiveCount(on host: String) throws -> Int {
-        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
         return try db.query("""
             SELECT COUNT(*) AS n FROM attempts a JOIN jobs j ON j.id=a.job
-            WHERE a.host=? AND a.agent_state IS NOT NULL AND a.agent_state NOT IN (\(finals))
+            WHERE a.host=? AND a.agent_state IS NOT NULL AND a.agent_state NOT IN \(AgentStates.finalSQL)
               AND (a.stale=1 OR j.state IN \(JobState.finalSQL) OR j.attempt != a.attempt)
             """, .text(host)).first?.int("n") ?? 0
     }

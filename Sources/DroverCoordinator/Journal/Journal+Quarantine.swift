@@ -97,17 +97,16 @@ extension Journal {
     /// The attempts on `host` that ended after `since`, newest first (at most `limit`), each
     /// with how its job fared on the other hosts it ran on.
     public func breakerHistory(host: String, since: Double, settings: QuarantineSettings, limit: Int = 64) throws -> [BreakerAttempt] {
-        let finals = AgentStates.final.map { "'\($0)'" }.joined(separator: ",")
         var mine = try db.query("""
             SELECT job, attempt, agent_state, exit_code, signal, started_at, dispatched_at, ended_at, stderr_head FROM attempts
-            WHERE host=? AND ended_at > ? AND agent_state IN (\(finals)) ORDER BY ended_at DESC LIMIT ?
+            WHERE host=? AND ended_at > ? AND agent_state IN \(AgentStates.finalSQL) ORDER BY ended_at DESC LIMIT ?
             """, .text(host), .double(since), .int(Int64(limit))).map(Self.breakerAttempt)
         guard !mine.isEmpty else { return [] }
         let ids = Set(mine.map(\.job)).map(String.init).joined(separator: ",")
         var others: [Int: [BreakerAttempt]] = [:]
         for r in try db.query("""
             SELECT job, attempt, agent_state, exit_code, signal, started_at, dispatched_at, ended_at, NULL AS stderr_head FROM attempts
-            WHERE job IN (\(ids)) AND host != ? AND agent_state IN (\(finals))
+            WHERE job IN (\(ids)) AND host != ? AND agent_state IN \(AgentStates.finalSQL)
             """, .text(host)) {
             let a = Self.breakerAttempt(r)
             others[a.job, default: []].append(a)
@@ -124,7 +123,7 @@ extension Journal {
             FROM attempts WHERE host != ? AND ended_at > ?
             """, .text(host), .double(since)).first
         // Attempts elsewhere that started so recently that they may still fail as quickly.
-        let young = try db.query("""
+        let young = !youngSince.isFinite ? 0 : try db.query("""
             SELECT COUNT(*) AS n FROM attempts WHERE host != ? AND stale=0 AND state IN ('dispatched','accepted','starting','running')
             AND coalesce(started_at, dispatched_at) > ?
             """, .text(host), .double(youngSince)).first?.int("n") ?? 0

@@ -37,19 +37,9 @@ extension Coordinator {
         guard let settings = settings.quarantine else { undecidedBreakers.removeAll(); return }
         let due = undecidedBreakers.filter { $0.value <= wallNow }.map(\.key)
         guard !due.isEmpty else { return }
+        // Young attempts elsewhere no longer count: they ran longer than a quick failure.
         try journal.db.transaction {
-            for host in due {
-                undecidedBreakers[host] = nil
-                dirty = true
-                let since = max(breakers[host]?.resetAt ?? 0, wallNow - settings.within)
-                guard breakers[host]?.isQuarantined != true,
-                      let evidence = CircuitBreaker.evidence(try journal.breakerHistory(host: host, since: since, settings: settings),
-                                                             settings: settings, now: wallNow, since: since) else { continue }
-                // Young attempts elsewhere no longer count: they ran longer than a quick failure.
-                let others = try journal.otherHostsOutcomes(than: host, since: CircuitBreaker.streakStart(evidence))
-                guard CircuitBreaker.blame(otherHosts: inventory.hosts.count - 1, otherSuccesses: others.successes, otherFailures: others.failures) == .host else { continue }
-                try quarantine(host, evidence: evidence, settings: settings)
-            }
+            for host in due { try tripIfEvidence(host, settings: settings, waitedOut: true) }
         }
     }
 
@@ -115,8 +105,8 @@ extension Coordinator {
     /// show the jobs at fault; while the other hosts cannot tell yet, the host waits in
     /// `undecidedBreakers` — taking no new work — and is judged again when another host's
     /// attempt ends, or `short` later (`judgeUndecided`: the others' attempts that still run
-    /// then are no quick failures).
-    func tripIfEvidence(_ host: String, settings: QuarantineSettings) throws {
+    /// then are no quick failures: `waitedOut`).
+    func tripIfEvidence(_ host: String, settings: QuarantineSettings, waitedOut: Bool = false) throws {
         let waiting = undecidedBreakers.removeValue(forKey: host)
         if waiting != nil { dirty = true }
         guard breakers[host]?.isQuarantined != true else { return }
@@ -125,7 +115,7 @@ extension Coordinator {
         guard let evidence = CircuitBreaker.evidence(history, settings: settings, now: wallNow, since: since) else { return }
         // The other hosts are asked about the streak's own time only: successes there before it
         // began say nothing about jobs that fail everywhere now.
-        switch try blame(host, since: CircuitBreaker.streakStart(evidence), settings: settings) {
+        switch try blame(host, since: CircuitBreaker.streakStart(evidence), settings: settings, countingYoung: !waitedOut) {
         case .jobs: return
         case .undecided:
             undecidedBreakers[host] = waiting ?? wallNow + settings.short
@@ -211,8 +201,9 @@ extension Coordinator {
     }
 
     /// Who is at fault for a host's quick failures, judged by the other hosts (`CircuitBreaker.blame`).
-    func blame(_ host: String, since: Double, settings: QuarantineSettings) throws -> CircuitBreaker.Blame {
-        let others = try journal.otherHostsOutcomes(than: host, since: since, youngSince: wallNow - settings.short)
+    /// `countingYoung`: attempts started elsewhere less than `short` ago may make it `.undecided`.
+    func blame(_ host: String, since: Double, settings: QuarantineSettings, countingYoung: Bool = true) throws -> CircuitBreaker.Blame {
+        let others = try journal.otherHostsOutcomes(than: host, since: since, youngSince: countingYoung ? wallNow - settings.short : .infinity)
         return CircuitBreaker.blame(otherHosts: inventory.hosts.count - 1, otherSuccesses: others.successes, otherFailures: others.failures,
                                     otherYoung: others.young)
     }
