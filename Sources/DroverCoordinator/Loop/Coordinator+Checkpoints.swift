@@ -20,7 +20,7 @@ extension Coordinator {
 
     /// Hands the pulls decided in the last transaction to their links.
     func flushPulls() {
-        for (host, p) in pendingPulls { links[host]?.pull(p) }
+        for (host, p) in pendingPulls { roster.links[host]?.pull(p) }
         pendingPulls.removeAll()
     }
 
@@ -61,7 +61,7 @@ extension Coordinator {
     /// Whether a queued job waits for a snapshot still being pulled from a host that is up.
     func waitsForCheckpoint(_ job: Int) -> Bool {
         guard let p = pullingCheckpoints[job] else { return false }
-        return hostState[p.host] == "up"
+        return roster.hostState[p.host] == "up"
     }
 
     /// The newest snapshot's files, to stage into the working directory of the job's next attempt.

@@ -14,19 +14,15 @@ extension Coordinator {
     }
 
     func slots(of host: HostSpec) -> Int {
-        host.slots ?? cpus[host.name] ?? 1
+        host.slots ?? roster.cpus[host.name] ?? 1
     }
 
     /// Places queued jobs on hosts that are `up`, writing each decision before sending it.
     func schedule() throws {
-        // A host that is the same machine as an earlier one gets no jobs (its slots are that
-        // machine's slots, already offered once) unless the earlier one is down or untrusted
-        // (the machine may still be reachable under this name). A quarantined host gets none
-        // either, except one probe once its cool-down is over.
+        // Hosts that take jobs (`HostRoster.takesJobs`); a quarantined host gets none either,
+        // except one probe once its cool-down is over.
         try checkProbes()
-        let usable = inventory.hosts.filter { h in
-            hostState[h.name] == "up" && sameMachineAs[h.name].map { ["down", "untrusted"].contains(hostState[$0]) } ?? true && placementLimit(h.name) != 0
-        }
+        let usable = inventory.hosts.filter { h in roster.takesJobs(h.name) && placementLimit(h.name) != 0 }
         dirty = false
         guard !usable.isEmpty else { return }
         let used = try journal.hosts().reduce(into: [String: Int]()) { $0[$1.name] = $1.usedSlots }
@@ -85,7 +81,7 @@ extension Coordinator {
     /// Hands start commands to their links (after the journal committed them); a link first
     /// stages the start's input files on its host.
     func send(_ starts: [(host: String, start: HostLink.Outgoing)]) {
-        for (host, start) in starts { links[host]?.send(start) }
+        for (host, start) in starts { roster.links[host]?.send(start) }
     }
 
     /// The inbox command that starts an attempt (docs/state-format.md, "spec"), with the input

@@ -10,7 +10,7 @@ extension Coordinator {
         var heartbeat: JSONNode?
         var caughtUpTo: Int?
         var outbox: [String: [String]] = [:]
-        var seq = lastSeq[host] ?? 0
+        var seq = roster.lastSeq[host] ?? 0
         let before = seq
         var events: [(seq: Int, node: JSONNode)] = []
         for line in lines {
@@ -35,7 +35,7 @@ extension Coordinator {
         let beatKey = heartbeat.map { hb in
             ["version", "build", "cpus", "machine_id"].map { hb[$0]?.jsonText ?? "" }.joined(separator: "|") + "|\(hb["coordinators"]?.arrayValue?.count ?? -1)"
         }
-        let routine = heartbeat != nil && hostState[host] == "up" && beatKey == heartbeatRecorded[host]?.key
+        let routine = heartbeat != nil && roster.hostState[host] == "up" && beatKey == heartbeatRecorded[host]?.key
         let recordBeat = heartbeat != nil && (!routine || !events.isEmpty || caughtUpTo != nil)
         if let hb = heartbeat, !recordBeat {
             pendingBeats[host] = beat(hb, host: host)
@@ -54,7 +54,7 @@ extension Coordinator {
                     applyingSeq = s
                     try apply(node, host: host, outbox: &outbox)
                 }
-                if seq != lastSeq[host] {
+                if seq != roster.lastSeq[host] {
                     try journal.setLastSeq(host, seq)
                 }
                 if let hb = heartbeat, recordBeat {
@@ -65,14 +65,14 @@ extension Coordinator {
                 heartbeatRecorded[host] = (now, beatKey)
                 pendingBeats[host] = nil
             }
-            lastSeq[host] = seq
+            roster.lastSeq[host] = seq
         } catch {
             // Nothing of the batch was applied; the stream is restarted from the last applied sequence.
             for (_, c) in pendingCollections { collecting.remove("\(c.job)/\(c.attempt)") }
             pendingCollections.removeAll()
             pendingPulls.removeAll()
             log("\(host): could not apply agent events: \(error); reconnecting")
-            links[host]?.restart()
+            roster.links[host]?.restart()
             return
         }
         observe(heartbeat, host: host)
@@ -80,36 +80,18 @@ extension Coordinator {
         flushCollections()
         // Applied events (a slot freed, a job ended) and a host's first beat are the loop's work;
         // a routine heartbeat of a host that is up is not.
-        if caughtUpTo != nil || (heartbeat != nil && hostState[host] != "up") { hostsDirty = true }
+        if caughtUpTo != nil || (heartbeat != nil && roster.hostState[host] != "up") { hostsDirty = true }
         if seq != before || hostsDirty { doorbell.ring() }
         if let end = caughtUpTo, end < seq {
             replacedEventLog(host, endsAt: end)
             return
         }
         if caughtUpTo != nil {
-            caughtUp.insert(host)
+            roster.caughtUp.insert(host)
             do {
                 try reconcile(host)
                 try recollect(host)
             } catch { log("\(host): reconcile: \(error)") }
-        }
-    }
-
-    /// Feeds a heartbeat to the host's liveness (and notes its machine identity).
-    func observe(_ heartbeat: JSONNode?, host: String) {
-        guard let hb = heartbeat, let seq = hb["seq"]?.intValue else { return }
-        if let c = hb["cpus"]?.intValue, cpus[host] != c {
-            cpus[host] = c
-            dirty = true
-        }
-        liveness[host]?.observe(seq: seq, pid: hb["pid"]?.intValue, interval: hb["interval"]?.doubleValue, at: now)
-        if let m = hb["machine_id"]?.stringValue, !m.isEmpty {
-            machineIDs[host] = m
-            let key = HostProbe.systemKey(machineID: m, bootID: hb["boot_id"]?.stringValue, hostname: hb["hostname"]?.stringValue)
-            if systemKeys[host] != key {
-                systemKeys[host] = key
-                do { try noteSameMachines() } catch { log("journal: \(error)") }
-            }
         }
     }
 
@@ -118,7 +100,7 @@ extension Coordinator {
     /// before will ever be reported. Its unfinished attempts are lost (their jobs re-run), and
     /// the stream starts again from the new log's first event.
     func replacedEventLog(_ host: String, endsAt end: Int) {
-        let applied = lastSeq[host] ?? 0
+        let applied = roster.lastSeq[host] ?? 0
         do {
             try journal.db.transaction {
                 try journal.audit("host", host: host, "the agent on \(host) has a new event log (it ends at seq \(end), seq \(applied) was applied): its state directory was replaced; its unfinished attempts are lost")
@@ -128,13 +110,13 @@ extension Coordinator {
             }
         } catch {
             log("\(host): could not record the replaced event log: \(error); reconnecting")
-            links[host]?.restart()
+            roster.links[host]?.restart()
             return
         }
-        lastSeq[host] = 0
+        roster.lastSeq[host] = 0
         dirty = true
         log("\(host): new event log (ends at seq \(end), seq \(applied) was applied); its unfinished attempts are lost; reading it from the start")
-        links[host]?.restart()
+        roster.links[host]?.restart()
     }
 
     /// Applies one agent event (inside the caller's transaction).
@@ -280,37 +262,6 @@ extension Coordinator {
 }
 
 extension Coordinator {
-    /// Finds inventory hosts whose agents report the same machine id (and boot id and host
-    /// name, so clones of one image that kept its machine id stay apart) — one machine under
-    /// two names (two addresses, or an alias) — and says so once per pair: a `host` audit event
-    /// naming both, `hosts.same_machine_as` and the coordinator log. The later host in the
-    /// inventory gets no jobs while the earlier one is up (see `schedule`): placing jobs on
-    /// both would give the machine twice its slots.
-    func noteSameMachines() throws {
-        var first: [String: String] = [:]
-        var found: [String: String] = [:]
-        for h in inventory.hosts {
-            guard let key = systemKeys[h.name] else { continue }
-            if let earlier = first[key] { found[h.name] = earlier } else { first[key] = h.name }
-        }
-        guard found != sameMachineAs else { return }
-        try journal.db.transaction {
-            for h in inventory.hosts where found[h.name] != sameMachineAs[h.name] {
-                try journal.setSameMachine(h.name, as: found[h.name])
-                if let earlier = found[h.name] {
-                    let m = machineIDs[h.name] ?? "?"
-                    let text = "\(h.name) and \(earlier) are the same machine (machine id \(m.prefix(12))): jobs go to \(earlier) only, unless it is down; remove one of them from the inventory"
-                    try journal.audit("host", host: h.name, state: "same_machine", text)
-                    log("warning: " + text)
-                } else if let was = sameMachineAs[h.name] {
-                    try journal.audit("host", host: h.name, "\(h.name) is no longer the same machine as \(was)")
-                }
-            }
-        }
-        sameMachineAs = found
-        dirty = true
-    }
-
     /// What a heartbeat line says, as the journal records it.
     func beat(_ hb: JSONNode, host: String) -> Journal.Beat {
         Journal.Beat(time: hb["time"]?.doubleValue, seq: hb["seq"]?.intValue, version: hb["version"]?.stringValue,

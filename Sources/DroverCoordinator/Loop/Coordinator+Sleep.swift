@@ -14,11 +14,7 @@ extension Coordinator {
     func checkForSleep() {
         guard let gap = sleepDetector?.check(monotonic: now, wall: wallNow) else { return }
         let grace = max(0, Self.wakeGrace - settings.deadAfter)
-        var excused: [String] = []
-        for host in inventory.hosts where hostState[host.name] != "down" && untrusted[host.name] == nil {
-            liveness[host.name]?.excuse(at: now, grace: grace)
-            excused.append(host.name)
-        }
+        let excused = roster.excuse(inventory.hosts.map(\.name), at: now, grace: grace)
         hostsDirty = true
         let message = "the coordinator did not run for \(String(format: "%.1f", gap.seconds)) s (\(gap.cause.rawValue): asleep or stopped); "
             + "hosts \(excused.isEmpty ? "(none)" : excused.joined(separator: ", ")) get \(Int(settings.deadAfter + grace)) s to report before any is judged"

@@ -81,6 +81,15 @@ extension Coordinator {
 
     // MARK: Results
 
+    /// The applied sequence, held below the final event of any attempt on `host` whose results
+    /// are still being fetched (0 while one whose event is not known is: after a restart).
+    func collectedSeq(_ host: String) -> Int {
+        collectingSeq = collectingSeq.filter { collecting.contains($0.key) }
+        var mark = roster.lastSeq[host] ?? 0
+        for (_, c) in collectingSeq where c.host == host { mark = min(mark, max(0, c.seq - 1)) }
+        return mark
+    }
+
     /// What to fetch when an attempt of a batch job ended (nil: nothing, conclude at once).
     func collection(for job: JobRecord, attempt n: Int, state: String, host: String) -> HostLink.Collection? {
         guard let name = job.batch, ["exited", "signaled", "timed_out", "resource_limit", "cancelled"].contains(state),
@@ -98,7 +107,7 @@ extension Coordinator {
 
     /// Hands the collections decided in the last transaction to their links.
     func flushCollections() {
-        for (host, c) in pendingCollections { links[host]?.collect(c) }
+        for (host, c) in pendingCollections { roster.links[host]?.collect(c) }
         pendingCollections.removeAll()
         flushPulls()
         pruneStoreIfDue()
@@ -124,7 +133,7 @@ extension Coordinator {
         } catch {
             log("\(host): recording the results of job \(id): \(error)")
         }
-        if case .failed = outcome { links[host]?.restart() }
+        if case .failed = outcome { roster.links[host]?.restart() }
     }
 
     /// After a reconnect: attempts that ended while their results were not fetched yet.
@@ -132,7 +141,7 @@ extension Coordinator {
         for (id, n, st) in try journal.endedUnconcluded(on: host) {
             guard let job = try journal.job(id) else { continue }
             if let c = collection(for: job, attempt: n, state: st, host: host) {
-                links[host]?.collect(c)
+                roster.links[host]?.collect(c)
             } else if !collecting.contains("\(id)/\(n)") {
                 try journal.db.transaction { try conclude(id, attempt: n) }
             }

@@ -44,22 +44,9 @@ public actor Coordinator: HostLinkDelegate {
     let deployer: Deployer
     let cid: String
     var epoch = 0
-    var links: [String: HostLink] = [:]
-    var liveness: [String: HostLiveness] = [:]
-    var hostState: [String: String] = [:]
-    var lastSeq: [String: Int] = [:]
-    var cpus: [String: Int] = [:]
-    var caughtUp: Set<String> = []
-    /// Hosts whose key is not trusted (changed, unknown or revoked), with why; nothing is sent
-    /// to them and their state stays `untrusted` until a connection succeeds.
-    var untrusted: [String: String] = [:]
+    /// Each host's link, liveness, state and identity (`Coordinator+Hosts`).
+    var roster = HostRoster()
     var cancelSent: Set<String> = []
-    /// Machine ids from the agents' heartbeats.
-    var machineIDs: [String: String] = [:]
-    /// What makes a host one running system (`HostProbe.systemKey`), from the heartbeats.
-    var systemKeys: [String: String] = [:]
-    /// Hosts that are the same machine as an earlier inventory host (host → that host).
-    var sameMachineAs: [String: String] = [:]
     var dirty = true
     /// A job ended: waiting dependents may be released or skipped.
     var dependentsDirty = true
@@ -168,9 +155,9 @@ public actor Coordinator: HostLinkDelegate {
             try journal.setMeta("settings", settings.record ?? "")
             try journal.audit("coordinator", "coordinator started (pid \(getpid()), epoch \(epoch), \(inventory.hosts.count) host(s))")
             for host in inventory.hosts {
-                lastSeq[host.name] = try journal.registerHost(host.name, at: wallNow)
-                hostState[host.name] = "connecting"
-                liveness[host.name] = HostLiveness(deadAfter: settings.deadAfter, since: now)
+                roster.lastSeq[host.name] = try journal.registerHost(host.name, at: wallNow)
+                roster.hostState[host.name] = "connecting"
+                roster.liveness[host.name] = HostLiveness(deadAfter: settings.deadAfter, since: now)
             }
         }
         wakeAt = try? nextWake()
@@ -178,7 +165,7 @@ public actor Coordinator: HostLinkDelegate {
         log("coordinator \(cid) epoch \(epoch) started with \(inventory.hosts.count) host(s)")
         for host in inventory.hosts {
             let link = HostLink(spec: host, deployer: deployer, lease: .init(coordinator: cid, epoch: epoch, ttl: settings.leaseTTL), delegate: self, log: log)
-            links[host.name] = link
+            roster.links[host.name] = link
             link.start()
         }
         sleepDetector = SleepDetector(threshold: SleepDetector.threshold(deadAfter: settings.deadAfter), monotonic: now, wall: wallNow)
@@ -265,7 +252,7 @@ public actor Coordinator: HostLinkDelegate {
                 sleep = 1
             }
             // The next deadline: a host's heartbeat age, a retry's back-off, an approval's timeout.
-            for l in liveness.values { if let t = l.nextChange(after: now) { sleep = min(sleep, t - now) } }
+            if let t = roster.nextLivenessChange(after: now) { sleep = min(sleep, t - now) }
             if let w = wakeAt { sleep = min(sleep, w - wallNow) }
             if let b = breakerDue { sleep = min(sleep, b - wallNow) }
             if let u = undecidedBreakers.values.min() { sleep = min(sleep, max(u - wallNow, nextHousekeeping - now)) }
@@ -280,7 +267,7 @@ public actor Coordinator: HostLinkDelegate {
         }
         flushBeats()
         try? journal.audit("coordinator", "coordinator stopped (pid \(getpid()))")
-        for link in links.values { await link.stop() }
+        for link in roster.links.values { await link.stop() }
     }
 
     // MARK: Requests from commands
@@ -304,7 +291,7 @@ public actor Coordinator: HostLinkDelegate {
                     continue
                 }
                 guard let host = job.host else { continue }
-                if hostState[host] == "down" || hostState[host] == "untrusted" {
+                if roster.hostState[host] == "down" || roster.hostState[host] == "untrusted" {
                     try finish(job, .cancelled, reason: "cancelled while \(host) is down: its attempt is killed when the host comes back (or by its agent when the lease expires)")
                     continue
                 }
@@ -318,135 +305,6 @@ public actor Coordinator: HostLinkDelegate {
         }
         cancelSent.formUnion(sent)
         flush(outbox)
-    }
-
-    // MARK: Hosts
-
-    /// Updates every host's state from its heartbeats; a host that goes `down` loses its attempts.
-    func checkHosts() throws {
-        for host in inventory.hosts {
-            let name = host.name
-            guard let live = liveness[name], untrusted[name] == nil else { continue }
-            let beat = live.state(at: now)
-            let old = hostState[name] ?? "connecting"
-            var new: String
-            switch beat {
-            case .down: new = "down"
-            case .connecting: new = old == "down" || old == "untrusted" ? "down" : "connecting"
-            case .up, .suspect:
-                if !caughtUp.contains(name) {
-                    new = old == "down" || old == "untrusted" || old == "reconciling" ? "reconciling" : (old == "up" || old == "suspect" ? old : "connecting")
-                } else if old != "up" && old != "suspect", try journal.staleLiveCount(on: name) > 0 {
-                    // Only a host coming back (reconnected, caught up) waits for its stale attempts
-                    // to end; one that stays up keeps its state (and costs no query per round).
-                    new = "reconciling"
-                } else {
-                    new = beat == .up ? "up" : "suspect"
-                }
-            }
-            if new == old { continue }
-            try journal.db.transaction {
-                try journal.setHostState(name, new, since: wallNow)
-                try journal.audit("host", host: name, state: new, "\(name): \(old) → \(new)\(new == "down" ? " (no heartbeat for \(Int(settings.deadAfter)) s)" : "")")
-                if new == "down" && old != "untrusted" { try loseAttempts(on: name) }
-                if new == "down" { try notify(.hostDown, host: name, message: "\(name): \(old) → down (no heartbeat for \(Int(settings.deadAfter)) s)") }
-            }
-            hostState[name] = new
-            log("\(name): \(old) → \(new)")
-            if new == "up" { dirty = true }
-            // Silence: reconnect, which also restarts an agent that died (its shims keep the
-            // jobs, and the new agent re-adopts them before the host is declared down).
-            if new == "suspect" { links[name]?.restart() }
-            if new == "down" {
-                caughtUp.remove(name)
-                links[name]?.restart()
-            }
-        }
-    }
-
-    /// The host went down (or lost its state, `reason`): its running attempts are lost and their
-    /// jobs go back to the queue at once.
-    func loseAttempts(on host: String, reason: String? = nil) throws {
-        let why = reason ?? "host \(host) down"
-        for (id, n) in try journal.openAttempts(on: host) {
-            guard let job = try journal.job(id) else { continue }
-            try journal.markLost(id, attempt: n, reason: why)
-            try journal.audit("attempt", job: id, attempt: n, host: host, state: "lost", "attempt \(n) lost with host \(host)")
-            guard job.attempt == n, !job.state.isFinal else { continue }
-            if job.cancelRequested {
-                try finish(job, .cancelled, reason: "cancelled; host \(host) went down (its attempt is killed when it comes back)")
-            } else {
-                try requeue(job, reason: why, lost: true)
-            }
-        }
-        // Attempts that ended but whose results were not fetched yet: they are lost with the host.
-        for id in try journal.jobsPlaced(on: host) {
-            guard let job = try journal.job(id) else { continue }
-            collecting.remove("\(id)/\(job.attempt)")
-            try requeue(job, reason: "\(why) before the results of attempt \(job.attempt) were fetched", lost: true)
-        }
-    }
-
-    // MARK: Link callbacks
-
-    func lastAppliedSeq(_ host: String) -> Int { lastSeq[host] ?? 0 }
-
-    /// The applied sequence, held below the final event of any attempt on `host` whose results
-    /// are still being fetched (0 while one whose event is not known is: after a restart).
-    func collectedSeq(_ host: String) -> Int {
-        collectingSeq = collectingSeq.filter { collecting.contains($0.key) }
-        var mark = lastSeq[host] ?? 0
-        for (_, c) in collectingSeq where c.host == host { mark = min(mark, max(0, c.seq - 1)) }
-        return mark
-    }
-
-    func linkUp(_ host: String, deploy: DeployReport) {
-        if let was = untrusted.removeValue(forKey: host) {
-            log("\(host): its host key is trusted again (was: \(was.prefix(80))…)")
-            try? journal.audit("host", host: host, "\(host): host key trusted again; connected")
-        }
-        log("\(host): connected; agent \(deploy.outcome.rawValue) (build \(deploy.build ?? "?"), pid \(deploy.agentPID.map(String.init) ?? "?"))")
-        try? journal.setConnected(host, agentBuild: deploy.build)
-        if deploy.outcome != .upToDate {
-            try? journal.audit("host", host: host, "agent \(deploy.outcome.rawValue) on \(host) (build \(deploy.build ?? "?"))")
-        }
-        hostsDirty = true
-        doorbell.ring()
-    }
-
-    func linkDown(_ host: String, error: String) {
-        caughtUp.remove(host)
-        log("\(host): link down: \(error)")
-        try? journal.setHostError(host, error)
-        hostsDirty = true
-        doorbell.ring()
-    }
-
-    /// The host offered a key known_hosts does not trust: it becomes `untrusted` (recorded with
-    /// the message, which names the host, its address, both fingerprints and the
-    /// `ssh-keygen -R` to run), its attempts are lost and re-run elsewhere, and nothing is sent
-    /// to it. Repeated refusals with the same message are recorded once.
-    func linkUntrusted(_ host: String, error: SSHError) {
-        caughtUp.remove(host)
-        let message = error.description
-        guard untrusted[host] != message else { return }
-        untrusted[host] = message
-        let old = hostState[host] ?? "connecting"
-        let oneLine = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
-        do {
-            try journal.db.transaction {
-                try journal.setHostState(host, "untrusted", since: wallNow, error: message)
-                try journal.audit("host", host: host, state: "untrusted",
-                                  "\(host): \(old) → untrusted: refusing to connect, no job goes there until its key is trusted again: \(oneLine)")
-                if old != "down" && old != "untrusted" { try loseAttempts(on: host) }
-            }
-        } catch {
-            log("\(host): could not record the untrusted host key: \(error)")
-        }
-        hostState[host] = "untrusted"
-        dirty = true
-        doorbell.ring()
-        log("\(host): \(old) → untrusted: \(message)")
     }
 
     // MARK: Journal helpers
@@ -502,6 +360,6 @@ public actor Coordinator: HostLinkDelegate {
 
     /// Hands queued commands to the host links (after the journal committed the decisions).
     func flush(_ outbox: [String: [String]]) {
-        for (host, lines) in outbox { links[host]?.send(lines) }
+        for (host, lines) in outbox { roster.links[host]?.send(lines) }
     }
 }
