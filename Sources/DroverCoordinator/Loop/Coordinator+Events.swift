@@ -28,18 +28,13 @@ extension Coordinator {
                 recordFacts(host, HostFactsReport.parse(f))
             }
         }
-        // A routine beat of a host that is up changes only its time and sequence: liveness
-        // takes every beat (in memory); the journal gets the routine beats of every host
-        // together, one transaction every `heartbeatRecordInterval` (`flushBeats`), or with
-        // the host's next events. A beat that says something new is written at once.
-        let beatKey = heartbeat.map { hb in
-            ["version", "build", "cpus", "machine_id"].map { hb[$0]?.jsonText ?? "" }.joined(separator: "|") + "|\(hb["coordinators"]?.arrayValue?.count ?? -1)"
-        }
-        let routine = heartbeat != nil && roster.hostState[host] == "up" && beatKey == heartbeatRecorded[host]?.key
+        // A routine beat of a host that is up waits for the next flush (`HeartbeatLog`), unless
+        // events or the end of the backlog are written now anyway.
+        let beatKey = heartbeat.map(HeartbeatLog.key)
+        let routine = beatKey.map { beats.isRoutine(host, key: $0, hostUp: roster.hostState[host] == "up") } ?? false
         let recordBeat = heartbeat != nil && (!routine || !events.isEmpty || caughtUpTo != nil)
         if let hb = heartbeat, !recordBeat {
-            pendingBeats[host] = beat(hb, host: host)
-            if beatsFlushAt == nil { beatsFlushAt = now + Self.heartbeatRecordInterval }
+            beats.hold(beat(hb, host: host), host: host, at: now)
         }
         if events.isEmpty && caughtUpTo == nil && !recordBeat {
             observe(heartbeat, host: host)
@@ -47,11 +42,11 @@ extension Coordinator {
         }
         do {
             try journal.db.transaction {
-                defer { applyingSeq = 0 }
+                defer { results.applyingSeq = 0 }
                 for (s, node) in events {
                     if s <= seq { continue }  // already applied (a resumed stream)
                     seq = s
-                    applyingSeq = s
+                    results.applyingSeq = s
                     try apply(node, host: host, outbox: &outbox)
                 }
                 if seq != roster.lastSeq[host] {
@@ -61,15 +56,11 @@ extension Coordinator {
                     try journal.recordHeartbeat(host, beat(hb, host: host))
                 }
             }
-            if recordBeat, let beatKey {
-                heartbeatRecorded[host] = (now, beatKey)
-                pendingBeats[host] = nil
-            }
+            if recordBeat, let beatKey { beats.wrote(host, key: beatKey, at: now) }
             roster.lastSeq[host] = seq
         } catch {
             // Nothing of the batch was applied; the stream is restarted from the last applied sequence.
-            for (_, c) in pendingCollections { collecting.remove("\(c.job)/\(c.attempt)") }
-            pendingCollections.removeAll()
+            results.abandonPending()
             pendingPulls.removeAll()
             log("\(host): could not apply agent events: \(error); reconnecting")
             roster.links[host]?.restart()
@@ -187,7 +178,7 @@ extension Coordinator {
         if let collection = collection(for: job, attempt: n, state: state, host: host) {
             if collection.outputs.isEmpty, let output = event.output {
                 // Small results came with the end: no round trip to fetch them.
-                collecting.remove("\(id)/\(n)")
+                results.end(job: id, attempt: n)
                 switch storeInline(output, in: collection.destination) {
                 case .done(let files, let bytes):
                     try journal.audit("collected", job: id, attempt: n, host: host, "received \(files) file(s), \(bytes) bytes, of attempt \(n) from \(host) with its end", time: time)
@@ -198,31 +189,10 @@ extension Coordinator {
                 }
                 return
             }
-            pendingCollections.append((host, collection))
+            results.pending.append((host, collection))
             return
         }
         try conclude(id, attempt: n)
-    }
-
-    /// Writes an attempt's inline stdout and stderr into its results folder (emptied first, so
-    /// it always holds one attempt's results).
-    func storeInline(_ output: InlineOutput, in folder: String) -> HostLink.CollectOutcome {
-        if mkdir(folder, 0o755) != 0 {
-            let why = errno
-            // A folder of an earlier run that holds only stdout and stderr is reused (both are
-            // replaced below); one with more in it (fetched outputs) is made anew.
-            if !(why == EEXIST && AttemptOutput.holdsOnlyStreams(folder)) {
-                let fm = FileManager.default
-                if why == EEXIST { try? fm.removeItem(atPath: folder) }
-                do { try fm.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-                    return .missingOutputs("cannot create \(folder): \(error.localizedDescription)")
-                }
-            }
-        }
-        do { try AttemptOutput.writeStreams(output, into: folder) } catch {
-            return .missingOutputs("cannot write its results: \(error)")
-        }
-        return .done(files: 2, bytes: output.stdout.count + output.stderr.count)
     }
 
     /// Decides what a finished attempt means for its job (succeeded, retried, failed,
@@ -257,32 +227,5 @@ extension Coordinator {
             }
         }
         try judgeBreaker(a, job: job)
-    }
-
-}
-
-extension Coordinator {
-    /// What a heartbeat line says, as the journal records it.
-    func beat(_ hb: JSONNode, host: String) -> Journal.Beat {
-        Journal.Beat(time: hb["time"]?.doubleValue, seq: hb["seq"]?.intValue, version: hb["version"]?.stringValue,
-                     build: hb["build"]?.stringValue, slots: inventory.host(named: host)?.slots ?? hb["cpus"]?.intValue,
-                     machineID: hb["machine_id"]?.stringValue, coordinators: hb["coordinators"]?.arrayValue?.count,
-                     load: HostLoad(heartbeat: hb))
-    }
-
-    /// Writes the routine beats received since the last flush, every host's in one transaction.
-    func flushBeats() {
-        beatsFlushAt = nil
-        guard !pendingBeats.isEmpty else { return }
-        let beats = pendingBeats
-        do {
-            try journal.db.transaction {
-                for (host, b) in beats { try journal.recordHeartbeat(host, b) }
-            }
-            pendingBeats.removeAll()
-        } catch {
-            log("journal: recording heartbeats: \(error)")
-            beatsFlushAt = now + Self.heartbeatRecordInterval
-        }
     }
 }

@@ -160,7 +160,7 @@ extension Coordinator {
         // Attempts that ended but whose results were not fetched yet: they are lost with the host.
         for id in try journal.jobsPlaced(on: host) {
             guard let job = try journal.job(id) else { continue }
-            collecting.remove("\(id)/\(job.attempt)")
+            results.end(job: id, attempt: job.attempt)
             try requeue(job, reason: "\(why) before the results of attempt \(job.attempt) were fetched", lost: true)
         }
     }

@@ -54,14 +54,8 @@ public actor Coordinator: HostLinkDelegate {
     var requestsPending = false
     /// The earliest end of a retry back-off (Unix seconds), when one is pending.
     var wakeAt: Double?
-    /// Attempts whose results are being fetched ("job/attempt").
-    var collecting: Set<String> = []
-    /// The host and final-event sequence of each attempt in `collecting` (0: not known).
-    var collectingSeq: [String: (host: String, seq: Int)] = [:]
-    /// The sequence of the agent event being applied (0 outside `receive`).
-    var applyingSeq = 0
-    /// Collections decided in the current transaction, handed to the links after it commits.
-    var pendingCollections: [(String, HostLink.Collection)] = []
+    /// Results of ended attempts being fetched (`Coordinator+Results`).
+    var results = ResultCollection()
     /// Snapshots to pull, decided in the current transaction; jobs with pulls under way (and the host).
     var pendingPulls: [(String, CheckpointPull)] = []
     var pullingCheckpoints: [Int: (host: String, count: Int)] = [:]
@@ -93,14 +87,8 @@ public actor Coordinator: HostLinkDelegate {
     var undecidedBreakers: [String: Double] = [:]
     /// Half-open hosts whose end of cool-down was said already.
     var announcedHalfOpen: Set<String> = []
-    /// When each host's heartbeat was last written to the journal, and what it said.
-    var heartbeatRecorded: [String: (at: Double, key: String)] = [:]
-    /// Routine beats not written yet (the newest of each host), and when they will be.
-    var pendingBeats: [String: Journal.Beat] = [:]
-    var beatsFlushAt: Double?
-    /// The journal records the routine heartbeats of `up` hosts this often, all in one
-    /// transaction (seconds): `drover hosts` shows their age.
-    static let heartbeatRecordInterval = 5.0
+    /// The hosts' heartbeats as the journal has them, and the routine ones not written yet (`Coordinator+Heartbeats`).
+    var beats = HeartbeatLog()
     /// The most often the loop's housekeeping runs, seconds.
     static let housekeepingInterval = 0.02
     let started = ContinuousClock.now
@@ -238,7 +226,7 @@ public actor Coordinator: HostLinkDelegate {
                         sleep = min(sleep, idleSince + idle - now)
                     }
                 }
-                if let b = beatsFlushAt, now >= b { flushBeats() }
+                if let b = beats.flushAt, now >= b { flushBeats() }
                 if dirty {
                     do { try schedule() } catch {
                         dirty = true
@@ -257,7 +245,7 @@ public actor Coordinator: HostLinkDelegate {
             if let b = breakerDue { sleep = min(sleep, b - wallNow) }
             if let u = undecidedBreakers.values.min() { sleep = min(sleep, max(u - wallNow, nextHousekeeping - now)) }
             if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
-            if let b = beatsFlushAt { sleep = min(sleep, b - now) }
+            if let b = beats.flushAt { sleep = min(sleep, b - now) }
             if let n = notifyDue { sleep = min(sleep, max(n - wallNow, nextHousekeeping - now)) }
             if dependentsDirty || batchesDirty || hostsDirty || sagasDirty { sleep = min(sleep, nextHousekeeping - now) }
             if dirty || requestsPending { sleep = 0 }
