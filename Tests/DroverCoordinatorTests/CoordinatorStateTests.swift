@@ -1,4 +1,6 @@
 import DroverCore
+import DroverProtocol
+import Foundation
 import Testing
 @testable import DroverCoordinator
 
@@ -38,32 +40,122 @@ struct CoordinatorStateTests {
     @Test func theCollectedSequenceStaysBelowEveryAttemptStillBeingFetched() {
         var r = ResultCollection()
         r.applyingSeq = 40
-        #expect(r.begin(job: 1, attempt: 1, host: "h1"))
-        #expect(!r.begin(job: 1, attempt: 1, host: "h1"))
+        let v1 = r.begin(job: 1, attempt: 1, host: "h1")
+        #expect(v1)
+        let v2 = r.begin(job: 1, attempt: 1, host: "h1")
+        #expect(!v2)
         r.applyingSeq = 45
-        #expect(r.begin(job: 2, attempt: 1, host: "h1"))
+        let v3 = r.begin(job: 2, attempt: 1, host: "h1")
+        #expect(v3)
         r.applyingSeq = 7
-        #expect(r.begin(job: 3, attempt: 2, host: "h2"))
-        #expect(r.collectedSeq("h1", applied: 50) == 39)
-        #expect(r.collectedSeq("h2", applied: 50) == 6)
-        #expect(r.collectedSeq("h3", applied: 50) == 50)
+        let v4 = r.begin(job: 3, attempt: 2, host: "h2")
+        #expect(v4)
+        let v5 = r.collectedSeq("h1", applied: 50)
+        #expect(v5 == 39)
+        let v6 = r.collectedSeq("h2", applied: 50)
+        #expect(v6 == 6)
+        let v7 = r.collectedSeq("h3", applied: 50)
+        #expect(v7 == 50)
         r.end(job: 1, attempt: 1)
-        #expect(r.collectedSeq("h1", applied: 50) == 44)
+        let v8 = r.collectedSeq("h1", applied: 50)
+        #expect(v8 == 44)
         r.end(job: 2, attempt: 1)
-        #expect(r.collectedSeq("h1", applied: 50) == 50)
+        let v9 = r.collectedSeq("h1", applied: 50)
+        #expect(v9 == 50)
         // After a restart the final event is not known (0): nothing is collected on that host.
         r.applyingSeq = 0
-        #expect(r.begin(job: 4, attempt: 1, host: "h1"))
-        #expect(r.collectedSeq("h1", applied: 50) == 0)
+        let v10 = r.begin(job: 4, attempt: 1, host: "h1")
+        #expect(v10)
+        let v11 = r.collectedSeq("h1", applied: 50)
+        #expect(v11 == 0)
     }
 
     @Test func collectionsOfARolledBackTransactionAreNotUnderWay() {
         var r = ResultCollection()
-        #expect(r.begin(job: 1, attempt: 1, host: "h1"))
+        let v12 = r.begin(job: 1, attempt: 1, host: "h1")
+        #expect(v12)
         r.pending.append((host: "h1", collection: HostLink.Collection(job: 1, attempt: 1, attemptDirectory: "/a", workdir: "/a/work", outputs: [], destination: "/r")))
         r.abandonPending()
         #expect(!r.isCollecting(job: 1, attempt: 1))
-        #expect(r.takePending().isEmpty)
-        #expect(r.begin(job: 1, attempt: 1, host: "h1"))
+        let v13 = r.takePending()
+        #expect(v13.isEmpty)
+        let v14 = r.begin(job: 1, attempt: 1, host: "h1")
+        #expect(v14)
+    }
+
+    func pull(_ job: Int) -> CheckpointPull {
+        CheckpointPull(job: job, event: CheckpointEvent(job: "c-\(job)", attempt: 1, index: 1, takenAt: 0, reason: "end", files: []),
+                       remoteFolder: "/r", store: "/s")
+    }
+
+    @Test func aJobWaitsForItsSnapshotUntilEveryPullOfItEnded() {
+        var c = CheckpointPulls()
+        c.add(pull(1), host: "h1")
+        c.add(pull(1), host: "h1")
+        c.add(pull(2), host: "h2")
+        let v15 = c.takePending()
+        #expect(v15.map(\.host) == ["h1", "h1", "h2"])
+        #expect(c.pending.isEmpty)
+        c.ended(job: 1)
+        #expect(c.host(pulling: 1) == "h1")
+        c.ended(job: 1)
+        #expect(c.host(pulling: 1) == nil)
+        #expect(c.host(pulling: 2) == "h2")
+    }
+
+    @Test func pullsOfARolledBackTransactionAreNotUnderWay() {
+        var c = CheckpointPulls()
+        c.add(pull(1), host: "h1")
+        let v16 = c.takePending()
+        #expect(v16.count == 1)
+        c.add(pull(1), host: "h1")
+        c.abandonPending()
+        // The first pull is still under way; the one rolled back is not.
+        #expect(c.host(pulling: 1) == "h1")
+        c.ended(job: 1)
+        #expect(c.host(pulling: 1) == nil)
+    }
+
+    @Test func theOutboxIsLookedAtWhenDueAndKeepsTheCoordinatorUpWhileBusy() {
+        var o = NotificationOutbox()
+        #expect(o.isDue(at: 0))
+        #expect(!o.isIdle)
+        o.due = nil
+        #expect(!o.isDue(at: 1e12))
+        #expect(o.isIdle)
+        o.lookAgain(by: 50)
+        o.lookAgain(by: 70)
+        #expect(o.due == 50)
+        #expect(!o.isDue(at: 49) && o.isDue(at: 50))
+        o.due = nil
+        o.delivering.insert(3)
+        #expect(!o.isIdle)
+    }
+
+    @Test func approvalGatesAreLookedAtWhenNothingIsKnownOrTheirDeadlinePassed() {
+        var a = ApprovalClock()
+        #expect(a.isDue(at: 0))
+        a.due = 100
+        #expect(!a.isDue(at: 99.9))
+        #expect(a.isDue(at: 100))
+    }
+
+    @Test func anInputIsHashedAgainOnlyWhenItChanged() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-hashes-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/in.txt"
+        try Data("hello\n".utf8).write(to: URL(fileURLWithPath: path))
+        var hashes = InputHashes()
+        let first = try hashes.hash(path)
+        #expect(first == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03")
+        // The cache answers while size and mtime match (even for content it did not read).
+        hashes.byPath[path]?.sha256 = "cached"
+        let v17 = try hashes.hash(path)
+        #expect(v17 == "cached")
+        try Data("hello, world\n".utf8).write(to: URL(fileURLWithPath: path))
+        let v18 = try hashes.hash(path)
+        #expect(v18 != "cached")
+        #expect(throws: StagingError.self) { try hashes.hash(dir + "/missing") }
     }
 }

@@ -5,6 +5,45 @@ import Foundation
 /// Checkpoint/restart (docs/checkpoints.md): snapshots reported by agents are pulled into the
 /// coordinator's store, the newest of each job is recorded, and a job that runs again gets it
 /// staged into its working directory.
+///
+/// The snapshots being pulled, and whether the store has files to remove. Owned by
+/// `Coordinator+Checkpoints`.
+struct CheckpointPulls {
+    /// Pulls decided in the current transaction, handed to the links after it commits.
+    var pending: [(host: String, pull: CheckpointPull)] = []
+    /// Jobs with pulls under way: the host, and how many.
+    var pulling: [Int: (host: String, count: Int)] = [:]
+    /// A snapshot was replaced or its job succeeded: the store has files to remove.
+    var storePruneDue = true
+
+    /// A pull decided (inside a transaction): pending until it commits, under way from now.
+    mutating func add(_ pull: CheckpointPull, host: String) {
+        pending.append((host, pull))
+        pulling[pull.job, default: (host, 0)].count += 1
+    }
+
+    /// The pulls decided in the transaction that just committed.
+    mutating func takePending() -> [(host: String, pull: CheckpointPull)] {
+        defer { pending.removeAll() }
+        return pending
+    }
+
+    /// The transaction that decided the pending pulls rolled back: none of them is under way
+    /// (the events are applied again, and decide them again).
+    mutating func abandonPending() {
+        for (_, p) in takePending() { ended(job: p.job) }
+    }
+
+    /// A pull of `job` ended (stored or failed).
+    mutating func ended(job: Int) {
+        guard let c = pulling[job] else { return }
+        pulling[job] = c.count > 1 ? (c.host, c.count - 1) : nil
+    }
+
+    /// The host a pull of `job` is under way from, if any.
+    func host(pulling job: Int) -> String? { pulling[job]?.host }
+}
+
 extension Coordinator {
     /// An agent reported a snapshot (inside the caller's transaction): audit it and pull it
     /// once the transaction commits (`flushCollections`).
@@ -14,20 +53,16 @@ extension Coordinator {
                           "snapshot \(c.index) of attempt \(c.attempt) of job \(id) taken on \(host) (\(c.reason)): \(c.files.count) file(s), \(c.bytes) bytes", time: time)
         guard !c.files.isEmpty, let spec = inventory.host(named: host) else { return }
         let folder = spec.root + "/attempts/" + c.job + "/" + String(c.attempt) + "/checkpoints/" + String(c.index) + "/files"
-        pendingPulls.append((host, CheckpointPull(job: id, event: c, remoteFolder: folder, store: journal.checkpointStore)))
-        pullingCheckpoints[id, default: (host, 0)].count += 1
+        checkpoints.add(CheckpointPull(job: id, event: c, remoteFolder: folder, store: journal.checkpointStore), host: host)
     }
 
     /// Hands the pulls decided in the last transaction to their links.
     func flushPulls() {
-        for (host, p) in pendingPulls { roster.links[host]?.pull(p) }
-        pendingPulls.removeAll()
+        for (host, p) in checkpoints.takePending() { roster.links[host]?.pull(p) }
     }
 
     func pulledCheckpoint(_ host: String, pull p: CheckpointPull, error: String?) {
-        if let c = pullingCheckpoints[p.job] {
-            pullingCheckpoints[p.job] = c.count > 1 ? (c.host, c.count - 1) : nil
-        }
+        checkpoints.ended(job: p.job)
         let c = p.event
         do {
             try journal.db.transaction {
@@ -35,7 +70,7 @@ extension Coordinator {
                     try journal.audit("checkpoint", job: p.job, attempt: c.attempt, host: host, "snapshot \(c.index) of attempt \(c.attempt) could not be pulled from \(host): \(error)")
                 } else if try journal.recordCheckpoint(job: p.job, host: host, c, storedAt: wallNow) {
                     try journal.audit("checkpoint", job: p.job, attempt: c.attempt, host: host, "snapshot \(c.index) of attempt \(c.attempt) stored (\(c.files.count) file(s), \(c.bytes) bytes); the job restarts from it")
-                    storePruneDue = true
+                    checkpoints.storePruneDue = true
                 }
             }
         } catch {
@@ -48,8 +83,8 @@ extension Coordinator {
     /// Removes store files that no kept snapshot names any more (a newer snapshot replaced
     /// theirs, or their job succeeded), after the transaction that made them unnamed.
     func pruneStoreIfDue() {
-        guard storePruneDue else { return }
-        storePruneDue = false
+        guard checkpoints.storePruneDue else { return }
+        checkpoints.storePruneDue = false
         do {
             let p = try journal.pruneCheckpointStore(now: wallNow)
             if p.files > 0 { log("checkpoint store: removed \(p.files) file(s) no snapshot names (\(p.bytes) bytes)") }
@@ -60,8 +95,8 @@ extension Coordinator {
 
     /// Whether a queued job waits for a snapshot still being pulled from a host that is up.
     func waitsForCheckpoint(_ job: Int) -> Bool {
-        guard let p = pullingCheckpoints[job] else { return false }
-        return roster.hostState[p.host] == "up"
+        guard let host = checkpoints.host(pulling: job) else { return false }
+        return roster.hostState[host] == "up"
     }
 
     /// The newest snapshot's files, to stage into the working directory of the job's next attempt.

@@ -61,7 +61,7 @@ extension Coordinator {
         } catch {
             // Nothing of the batch was applied; the stream is restarted from the last applied sequence.
             results.abandonPending()
-            pendingPulls.removeAll()
+            checkpoints.abandonPending()
             log("\(host): could not apply agent events: \(error); reconnecting")
             roster.links[host]?.restart()
             return

@@ -7,6 +7,25 @@ import Foundation
 /// targets and its batch's; each delivery runs on a thread of its own with its target's
 /// timeout, so a hook that hangs or fails never holds the loop, and failed deliveries are
 /// tried again with back-off. After a crash, pending ones are delivered again (at least once).
+///
+/// When the outbox must be looked at, and what is being delivered. Owned by `Coordinator+Notify`.
+struct NotificationOutbox {
+    /// When the outbox must be looked at again (Unix seconds; nil: nothing pending). 0 at
+    /// start: deliveries a crash left pending go out at once.
+    var due: Double? = 0
+    /// Notifications being delivered now (by their row id).
+    var delivering: Set<Int> = []
+
+    /// Whether the loop must look at the outbox at `now`.
+    func isDue(at now: Double) -> Bool { due.map { now >= $0 } ?? false }
+
+    /// Whether nothing is pending or under way (the coordinator may exit when idle).
+    var isIdle: Bool { due == nil && delivering.isEmpty }
+
+    /// Something is due at `time` (at the latest).
+    mutating func lookAgain(by time: Double) { due = min(due ?? time, time) }
+}
+
 extension Coordinator {
     /// Queues `event` for the targets that want it (inside the caller's transaction).
     func notify(_ event: NotifyEvent, batch: String? = nil, job: JobRecord? = nil, host: String? = nil, message: String,
@@ -26,7 +45,7 @@ extension Coordinator {
         extra(&o)
         try journal.enqueueNotification(event, payload: o.text, targets: targets, at: wallNow)
         try journal.audit("notify", job: job?.id, host: host, state: "queued", "\(event.rawValue) queued for \(targets.map(\.label).joined(separator: ", "))")
-        notifyDue = wallNow
+        notifications.due = wallNow
     }
 
     /// `job_failed`, with how the job ended.
@@ -41,8 +60,7 @@ extension Coordinator {
 
     /// Starts the deliveries that are due (each on its own thread); returns when the next is due.
     func deliverNotifications() throws -> Double? {
-        for n in try journal.dueNotifications(at: wallNow) where !delivering.contains(n.id) {
-            delivering.insert(n.id)
+        for n in try journal.dueNotifications(at: wallNow) where notifications.delivering.insert(n.id).inserted {
             let coordinator = self
             let thread = Thread {
                 let error = NotifyDelivery.deliver(n.payload, event: n.event, to: n.target)
@@ -51,12 +69,12 @@ extension Coordinator {
             thread.name = "drover-notify-\(n.id)"
             thread.start()
         }
-        return try journal.nextNotificationDue(excluding: delivering)
+        return try journal.nextNotificationDue(excluding: notifications.delivering)
     }
 
     /// Records a delivery's outcome (and when to try again).
     func delivered(_ n: NotificationRecord, error: String?) {
-        delivering.remove(n.id)
+        notifications.delivering.remove(n.id)
         let attempt = n.attempts + 1
         let retryAt = error != nil && attempt < n.target.attempts ? wallNow + NotifyDelivery.backOff(afterAttempt: attempt) : nil
         do {
@@ -75,7 +93,7 @@ extension Coordinator {
             log("notify: cannot record a delivery: \(error)")
         }
         if error != nil { log("warning: notification \(n.id) (\(n.event)) to \(n.target.label): \(error!)") }
-        notifyDue = min(notifyDue ?? wallNow, retryAt ?? wallNow)
+        notifications.lookAgain(by: retryAt ?? wallNow)
         doorbell.ring()
     }
 }

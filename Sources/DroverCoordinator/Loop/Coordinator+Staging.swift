@@ -17,6 +17,22 @@ struct HashedFile {
     var sha256: String
 }
 
+/// Hashes of local files staged as inputs, by path, reused while size and mtime are the same.
+/// Owned by `Coordinator+Staging`.
+struct InputHashes {
+    var byPath: [String: HashedFile] = [:]
+
+    /// A local file's SHA-256, from the cache when the file did not change.
+    mutating func hash(_ path: String) throws -> String {
+        let st: FileStatus
+        do { st = try FileStatus.of(path) } catch { throw StagingError("cannot read \(path): \(error)") }
+        if let h = byPath[path], h.size == st.size, h.mtime == st.modified { return h.sha256 }
+        let sha = try LocalFile.sha256(path)
+        byPath[path] = HashedFile(size: st.size, mtime: st.modified, sha256: sha)
+        return sha
+    }
+}
+
 extension Coordinator {
     /// The files an attempt of `job` needs on its host: local inputs as hashed at submission,
     /// and the fetched outputs of upstream jobs (`from`), hashed now.
@@ -38,21 +54,11 @@ extension Coordinator {
                 }
                 for rel in files {
                     let dest = (input.path.isEmpty ? dep : input.path + "/" + dep) + "/" + rel
-                    out.append(StagedFile(sha256: try hash(folder + "/" + rel), localPath: folder + "/" + rel, path: dest))
+                    out.append(StagedFile(sha256: try hashes.hash(folder + "/" + rel), localPath: folder + "/" + rel, path: dest))
                 }
             }
         }
         return out + restoredFiles(job)
-    }
-
-    /// A local file's SHA-256, cached by size and modification time.
-    func hash(_ path: String) throws -> String {
-        let st: FileStatus
-        do { st = try FileStatus.of(path) } catch { throw StagingError("cannot read \(path): \(error)") }
-        if let h = hashCache[path], h.size == st.size, h.mtime == st.modified { return h.sha256 }
-        let sha = try LocalFile.sha256(path)
-        hashCache[path] = HashedFile(size: st.size, mtime: st.modified, sha256: sha)
-        return sha
     }
 
     /// Slot numbers (`{%}`) held by live attempts on a host.

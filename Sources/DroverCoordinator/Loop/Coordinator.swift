@@ -56,24 +56,19 @@ public actor Coordinator: HostLinkDelegate {
     var wakeAt: Double?
     /// Results of ended attempts being fetched (`Coordinator+Results`).
     var results = ResultCollection()
-    /// Snapshots to pull, decided in the current transaction; jobs with pulls under way (and the host).
-    var pendingPulls: [(String, CheckpointPull)] = []
-    var pullingCheckpoints: [Int: (host: String, count: Int)] = [:]
-    /// A snapshot was replaced or its job succeeded: the store has files to remove.
-    var storePruneDue = true
-    /// Hashes of local files staged as inputs, by path (reused while size and mtime are the same).
-    var hashCache: [String: HashedFile] = [:]
+    /// Snapshots being pulled into the store (`Coordinator+Checkpoints`).
+    var checkpoints = CheckpointPulls()
+    /// Hashes of local files staged as inputs (`Coordinator+Staging`).
+    var hashes = InputHashes()
     var stopRequested = false
     /// Rung by whatever has work for the loop; it sleeps until then or its next deadline.
     let doorbell = Doorbell()
-    /// When the loop must look at approval gates again (their timeouts), Unix seconds.
-    var approvalsDue: Double?
+    /// When the approval gates are looked at again (`Coordinator+Approvals`).
+    var approvals = ApprovalClock()
     /// A job ended: a batch may be over.
     var batchesDirty = true
-    /// When the notification outbox must be looked at again (Unix seconds; nil: nothing pending).
-    var notifyDue: Double? = 0
-    /// Notifications being delivered now (by their row id).
-    var delivering: Set<Int> = []
+    /// The notification outbox's next look and deliveries under way (`Coordinator+Notify`).
+    var notifications = NotificationOutbox()
     /// A saga may move on (a compensation ended, `drover compensate` asked, a batch failed).
     var sagasDirty = true
     /// A host's link or heartbeats changed what its state may be.
@@ -188,7 +183,7 @@ public actor Coordinator: HostLinkDelegate {
                     nextHousekeeping = now + Self.housekeepingInterval
                     if dependentsDirty {
                         dependentsDirty = false
-                        approvalsDue = nil  // a released job may be a new gate with its own timeout
+                        approvals.due = nil  // a released job may be a new gate with its own timeout
                         do { try releaseWaiting() } catch {
                             dependentsDirty = true
                             throw error
@@ -203,12 +198,12 @@ public actor Coordinator: HostLinkDelegate {
                     try checkHosts()
                     try openHalfway()
                     try judgeUndecided()
-                    if approvalsDue.map({ wallNow >= $0 }) ?? true { approvalsDue = try checkApprovals() }
+                    if approvals.isDue(at: wallNow) { approvals.due = try checkApprovals() }
                     if batchesDirty {
                         batchesDirty = false
                         try checkFinishedBatches()
                     }
-                    if notifyDue.map({ wallNow >= $0 }) ?? false { notifyDue = try deliverNotifications() }
+                    if notifications.isDue(at: wallNow) { notifications.due = try deliverNotifications() }
                     if sagasDirty {
                         sagasDirty = false
                         do { try advanceSagas() } catch {
@@ -218,7 +213,7 @@ public actor Coordinator: HostLinkDelegate {
                     }
                     if let idle = settings.idleExit {
                         // Unfinished jobs, and notifications not yet delivered, keep it running.
-                        if try journal.hasOpenJobs() || notifyDue != nil || !delivering.isEmpty { idleSince = now }
+                        if try journal.hasOpenJobs() || !notifications.isIdle { idleSince = now }
                         if now - idleSince >= idle {
                             log("no unfinished job for \(Int(idle)) s; exiting")
                             break
@@ -244,9 +239,9 @@ public actor Coordinator: HostLinkDelegate {
             if let w = wakeAt { sleep = min(sleep, w - wallNow) }
             if let b = breakerDue { sleep = min(sleep, b - wallNow) }
             if let u = undecidedBreakers.values.min() { sleep = min(sleep, max(u - wallNow, nextHousekeeping - now)) }
-            if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
+            if let a = approvals.due { sleep = min(sleep, a - wallNow) }
             if let b = beats.flushAt { sleep = min(sleep, b - now) }
-            if let n = notifyDue { sleep = min(sleep, max(n - wallNow, nextHousekeeping - now)) }
+            if let n = notifications.due { sleep = min(sleep, max(n - wallNow, nextHousekeeping - now)) }
             if dependentsDirty || batchesDirty || hostsDirty || sagasDirty { sleep = min(sleep, nextHousekeeping - now) }
             if dirty || requestsPending { sleep = 0 }
             checkForSleep()
@@ -302,7 +297,7 @@ public actor Coordinator: HostLinkDelegate {
         guard try journal.finishJob(job.id, state, reason: reason, exitCode: exitCode, signal: signal, at: wallNow) else { return }
         batchesDirty = true
         if job.compensates != nil { sagasDirty = true }
-        if state == .succeeded && job.request.checkpoint != nil { storePruneDue = true }
+        if state == .succeeded && job.request.checkpoint != nil { checkpoints.storePruneDue = true }
         try journal.audit("job", job: job.id, attempt: job.attempt, host: job.host, state: state.rawValue, "job \(job.label) \(state.rawValue): \(reason)")
         if state == .failed { try notifyFailed(job, reason: reason, exitCode: exitCode, signal: signal) }
         guard let batch = job.batch else { return }
