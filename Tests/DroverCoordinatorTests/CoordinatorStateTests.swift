@@ -158,4 +158,23 @@ struct CoordinatorStateTests {
         #expect(v18 != "cached")
         #expect(throws: StagingError.self) { try hashes.hash(dir + "/missing") }
     }
+
+    @Test func theAgendaSaysWhenTheLoopGoesRoundAtOnceAndWhenHousekeepingHasWork() {
+        var a = LoopAgenda()
+        #expect(a.runsAtOnce && a.housekeepingPending)
+        a.schedule = false
+        a.dependents = false
+        a.batches = false
+        a.sagas = false
+        a.hosts = false
+        #expect(!a.runsAtOnce && !a.housekeepingPending)
+        a.requests = true
+        #expect(a.runsAtOnce)
+        a.hosts = true
+        #expect(a.housekeepingPending)
+        a.retry(at: 30)
+        a.retry(at: 20)
+        a.retry(at: 40)
+        #expect(a.retryAt == 20)
+    }
 }

@@ -28,7 +28,7 @@ extension Coordinator {
                         try journal.audit("job", job: job.id, state: next.rawValue,
                                           "job \(job.label) \(next == .approval ? "awaits approval (drover approve \(job.label))" : "queued: its dependencies are done")")
                         states[batch]?[job.batchJob ?? ""] = next
-                        dirty = true
+                        agenda.schedule = true
                     case .waiting:
                         break
                     }
@@ -85,7 +85,7 @@ extension Coordinator {
             default:
                 if !other.cancelRequested {
                     try journal.requestCancel(job: other.id, reason: reason)
-                    requestsPending = true
+                    agenda.requests = true
                 }
             }
         }

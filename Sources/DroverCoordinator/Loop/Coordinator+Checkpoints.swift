@@ -77,7 +77,7 @@ extension Coordinator {
             log("\(host): recording a checkpoint of job \(p.job): \(error)")
         }
         pruneStoreIfDue()
-        dirty = true
+        agenda.schedule = true
     }
 
     /// Removes store files that no kept snapshot names any more (a newer snapshot replaced
@@ -131,6 +131,6 @@ extension Coordinator {
         try journal.requeueAtOnce(job.id)
         try journal.audit("job", job: job.id, attempt: n, host: host, state: "queued",
                           "job \(job.label) exited \(job.request.checkpoint?.exitCode ?? 0) (its checkpoint exit code) on \(host): restarting it from its snapshot (not counted as a failure)")
-        dirty = true
+        agenda.schedule = true
     }
 }

@@ -3,6 +3,13 @@ import DroverProtocol
 import DroverInventory
 import Foundation
 
+/// What dispatch remembers between rounds: the cancels already sent (each is sent once per
+/// attempt; reconciliation resends what a reconnect lost). Owned by `Coordinator+Dispatch`.
+struct DispatchLedger {
+    /// Attempts whose cancel was sent ("job/attempt").
+    var cancelSent: Set<String> = []
+}
+
 extension Coordinator {
     /// The agent-side name of a job: `<coordinator id>-<job id>`.
     func agentJob(_ id: Int) -> String { "\(cid)-\(id)" }
@@ -23,7 +30,7 @@ extension Coordinator {
         // except one probe once its cool-down is over.
         try checkProbes()
         let usable = inventory.hosts.filter { h in roster.takesJobs(h.name) && placementLimit(h.name) != 0 }
-        dirty = false
+        agenda.schedule = false
         guard !usable.isEmpty else { return }
         let used = try journal.hosts().reduce(into: [String: Int]()) { $0[$1.name] = $1.usedSlots }
         let gpusUsed = try journal.gpusInUse()
@@ -75,7 +82,7 @@ extension Coordinator {
         }
         send(starts)
         // More may fit (the query was bounded).
-        if placements.count == queued.count { dirty = true }
+        if placements.count == queued.count { agenda.schedule = true }
     }
 
     /// Hands start commands to their links (after the journal committed them); a link first
@@ -109,55 +116,43 @@ extension Coordinator {
         AgentCommand.cancel(job: agentJob(job), attempt: attempt, reason: reason).line
     }
 
-    /// After a host's event backlog is applied: adopt what still runs as planned, resend
-    /// starts the agent never saw, and stop attempts that were replaced or whose job is over
-    /// (or, with `keep-original`, keep an original whose replacement has not finished).
-    func reconcile(_ host: String) throws {
-        guard let spec = inventory.host(named: host) else { return }
+    /// Cancels requested by `drover cancel`; new jobs make the queue dirty (and may be released
+    /// from their dependencies, or be approvals done by `drover approve`).
+    func handleRequests() throws {
+        agenda.schedule = true
+        agenda.dependents = true
+        facts = nil  // `drover hosts --facts` may have collected newer ones
+        agenda.sagas = true
+        try loadBreakers()
+        let ids = try journal.jobsToCancel()
         var outbox: [String: [String]] = [:]
-        var starts: [(host: String, start: HostLink.Outgoing)] = []
+        var sent: Set<String> = []
         try journal.db.transaction {
-            for a in try journal.liveAttempts(on: host) {
-                guard let job = try journal.job(a.job) else { continue }
-                let current = !a.stale && job.attempt == a.attempt && !job.state.isFinal
-                if a.agentState == nil {
-                    if current && !job.cancelRequested {
-                        let slot = try journal.slot(of: a.job, attempt: a.attempt)
-                        starts.append((host, startCommand(job, attempt: a.attempt, host: spec, slot: slot, files: (try? stagedInputs(job)) ?? [])))
-                    } else {
-                        // Never accepted and no longer wanted: make sure it never starts.
-                        outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: .stale))
-                        try journal.markNeverStarted(a.job, attempt: a.attempt)
-                    }
+            for id in ids {
+                guard let job = try journal.job(id) else { continue }
+                if job.state == .queued || job.state == .waiting || job.state == .approval {
+                    try finish(job, .cancelled, reason: cancelReason(job, otherwise: "cancelled before it started"))
                     continue
                 }
-                if current {
-                    if job.cancelRequested { outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: .cancelled)) }
+                guard let host = job.host else { continue }
+                if roster.hostState[host] == "down" || roster.hostState[host] == "untrusted" {
+                    try finish(job, .cancelled, reason: "cancelled while \(host) is down: its attempt is killed when the host comes back (or by its agent when the lease expires)")
                     continue
                 }
-                if settings.stalePolicy == .keepOriginal, !job.state.isFinal, !job.cancelRequested, try keepOriginal(a, of: job, outbox: &outbox) {
-                    continue
+                let key = "\(id)/\(job.attempt)"
+                if !dispatch.cancelSent.contains(key) {
+                    sent.insert(key)
+                    outbox[host, default: []].append(cancelCommand(job: id, attempt: job.attempt, reason: .cancelled))
+                    try journal.audit("cancel_sent", job: id, attempt: job.attempt, host: host, "cancel sent to \(host)")
                 }
-                outbox[host, default: []].append(cancelCommand(job: a.job, attempt: a.attempt, reason: .stale))
-                try journal.audit("stale", job: a.job, attempt: a.attempt, host: host, "attempt \(a.attempt) of job \(a.job) still runs on \(host) but was replaced: killing it (stale policy \(settings.stalePolicy.rawValue))")
             }
         }
+        dispatch.cancelSent.formUnion(sent)
         flush(outbox)
-        send(starts)
     }
 
-    /// `keep-original`: the original attempt `a` becomes the job's attempt again; a replacement
-    /// that is queued is withdrawn and one that runs is cancelled.
-    func keepOriginal(_ a: AttemptRecord, of job: JobRecord, outbox: inout [String: [String]]) throws -> Bool {
-        if job.attempt != a.attempt {
-            guard let replacement = try journal.attempt(job.id, job.attempt) else { return false }
-            try journal.markStale(job.id, attempt: replacement.attempt, reason: "replaced by the original (keep-original)")
-            outbox[replacement.host, default: []].append(cancelCommand(job: job.id, attempt: replacement.attempt, reason: .stale))
-        }
-        let state = a.agentState == "running" ? "running" : "dispatched"
-        try journal.adoptAttempt(job.id, attempt: a.attempt, host: a.host, attemptState: a.agentState ?? "accepted", jobState: state)
-        try journal.audit("stale", job: job.id, attempt: a.attempt, host: a.host, state: state,
-                          "attempt \(a.attempt) of job \(job.id) still runs on \(a.host): kept (keep-original)\(job.attempt != a.attempt ? "; attempt \(job.attempt) cancelled" : "")")
-        return true
+    /// Hands queued commands to the host links (after the journal committed the decisions).
+    func flush(_ outbox: [String: [String]]) {
+        for (host, lines) in outbox { roster.links[host]?.send(lines) }
     }
 }

@@ -71,8 +71,8 @@ extension Coordinator {
         flushCollections()
         // Applied events (a slot freed, a job ended) and a host's first beat are the loop's work;
         // a routine heartbeat of a host that is up is not.
-        if caughtUpTo != nil || (heartbeat != nil && roster.hostState[host] != "up") { hostsDirty = true }
-        if seq != before || hostsDirty { doorbell.ring() }
+        if caughtUpTo != nil || (heartbeat != nil && roster.hostState[host] != "up") { agenda.hosts = true }
+        if seq != before || agenda.hosts { doorbell.ring() }
         if let end = caughtUpTo, end < seq {
             replacedEventLog(host, endsAt: end)
             return
@@ -84,30 +84,6 @@ extension Coordinator {
                 try recollect(host)
             } catch { log("\(host): reconcile: \(error)") }
         }
-    }
-
-    /// The agent's event log ends before the last sequence applied: it is a new log (the state
-    /// directory was wiped, or a tmpfs root did not survive a reboot), so nothing the host ran
-    /// before will ever be reported. Its unfinished attempts are lost (their jobs re-run), and
-    /// the stream starts again from the new log's first event.
-    func replacedEventLog(_ host: String, endsAt end: Int) {
-        let applied = roster.lastSeq[host] ?? 0
-        do {
-            try journal.db.transaction {
-                try journal.audit("host", host: host, "the agent on \(host) has a new event log (it ends at seq \(end), seq \(applied) was applied): its state directory was replaced; its unfinished attempts are lost")
-                try loseAttempts(on: host, reason: "the agent's state on \(host) was lost")
-                // The agent will never report them: they count as ended, so the host does not wait for them.
-                try journal.forgetAgentState(host)
-            }
-        } catch {
-            log("\(host): could not record the replaced event log: \(error); reconnecting")
-            roster.links[host]?.restart()
-            return
-        }
-        roster.lastSeq[host] = 0
-        dirty = true
-        log("\(host): new event log (ends at seq \(end), seq \(applied) was applied); its unfinished attempts are lost; reading it from the start")
-        roster.links[host]?.restart()
     }
 
     /// Applies one agent event (inside the caller's transaction).
@@ -166,7 +142,7 @@ extension Coordinator {
             try journal.markJobRunning(id, at: time)
         }
         guard final else { return }
-        dirty = true
+        agenda.schedule = true
         if let output = event.output, !output.stderr.isEmpty, !(state == "exited" && event.exitCode == 0) {
             // The evidence if the host turns out to be a black hole (`Coordinator+Quarantine`).
             try journal.setStderrHead(job: id, attempt: n, String(decoding: output.stderr.prefix(400), as: UTF8.self))
@@ -193,39 +169,5 @@ extension Coordinator {
             return
         }
         try conclude(id, attempt: n)
-    }
-
-    /// Decides what a finished attempt means for its job (succeeded, retried, failed,
-    /// cancelled), from the attempt as recorded; `outputsProblem` fails a successful exit.
-    func conclude(_ id: Int, attempt n: Int, outputsProblem: String? = nil) throws {
-        guard var job = try journal.job(id), let a = try journal.attempt(id, n), job.attempt == n, !job.state.isFinal, !a.stale,
-              let state = a.agentState, AgentStates.final.contains(state) else { return }
-        let host = a.host
-        let detail = a.reason ?? state
-        try journal.setJobExit(id, exitCode: a.exitCode, signal: a.signal)
-        job.exitCode = a.exitCode
-        job.signal = a.signal
-        switch state {
-        case "exited" where a.exitCode == 0 && outputsProblem == nil:
-            try finish(job, .succeeded, reason: "exited 0", exitCode: 0)
-        case "cancelled":
-            try finish(job, .cancelled, reason: job.cancelRequested ? cancelReason(job, otherwise: "cancelled by user") : "cancelled on \(host)",
-                       exitCode: a.exitCode, signal: a.signal)
-        case "lost" where job.cancelRequested, "orphaned" where job.cancelRequested:
-            try finish(job, .cancelled, reason: "cancelled by user (attempt \(state))", exitCode: a.exitCode, signal: a.signal)
-        case "lost", "orphaned":
-            try requeue(job, reason: "attempt \(n) \(detail) on \(host)", lost: true)
-        case "exited" where !job.cancelRequested && a.exitCode != nil && a.exitCode == job.request.checkpoint?.exitCode:
-            try restartFromCheckpoint(job, attempt: n, host: host)
-        default:
-            if job.cancelRequested {
-                try finish(job, .cancelled, reason: "cancelled by user (\(state))", exitCode: a.exitCode, signal: a.signal)
-            } else if let problem = outputsProblem, state == "exited", a.exitCode == 0 {
-                try requeue(job, reason: "attempt \(n) exited 0 but \(problem)", lost: false, failure: .missingOutputs)
-            } else {
-                try requeue(job, reason: "attempt \(n) \(detail)", lost: false, failure: FailureKind(agentState: state, exitCode: a.exitCode))
-            }
-        }
-        try judgeBreaker(a, job: job)
     }
 }

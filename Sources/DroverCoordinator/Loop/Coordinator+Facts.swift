@@ -35,7 +35,7 @@ extension Coordinator {
         }
         facts?[host] = report
         if before != report {
-            dirty = true
+            agenda.schedule = true
             doorbell.ring()
         }
     }

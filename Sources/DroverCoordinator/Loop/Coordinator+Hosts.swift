@@ -131,7 +131,7 @@ extension Coordinator {
             }
             roster.hostState[name] = new
             log("\(name): \(old) → \(new)")
-            if new == "up" { dirty = true }
+            if new == "up" { agenda.schedule = true }
             // Silence: reconnect, which also restarts an agent that died (its shims keep the
             // jobs, and the new agent re-adopts them before the host is declared down).
             if new == "suspect" { roster.links[name]?.restart() }
@@ -179,7 +179,7 @@ extension Coordinator {
         if deploy.outcome != .upToDate {
             try? journal.audit("host", host: host, "agent \(deploy.outcome.rawValue) on \(host) (build \(deploy.build ?? "?"))")
         }
-        hostsDirty = true
+        agenda.hosts = true
         doorbell.ring()
     }
 
@@ -187,7 +187,7 @@ extension Coordinator {
         roster.caughtUp.remove(host)
         log("\(host): link down: \(error)")
         try? journal.setHostError(host, error)
-        hostsDirty = true
+        agenda.hosts = true
         doorbell.ring()
     }
 
@@ -213,7 +213,7 @@ extension Coordinator {
             log("\(host): could not record the untrusted host key: \(error)")
         }
         roster.hostState[host] = "untrusted"
-        dirty = true
+        agenda.schedule = true
         doorbell.ring()
         log("\(host): \(old) → untrusted: \(message)")
     }
@@ -224,7 +224,7 @@ extension Coordinator {
     func observe(_ heartbeat: JSONNode?, host: String) {
         guard let hb = heartbeat else { return }
         let news = roster.observe(hb, host: host, at: now)
-        if news.cpusChanged { dirty = true }
+        if news.cpusChanged { agenda.schedule = true }
         if news.identityChanged {
             do { try noteSameMachines() } catch { log("journal: \(error)") }
         }
@@ -254,6 +254,6 @@ extension Coordinator {
             }
         }
         roster.sameMachineAs = found
-        dirty = true
+        agenda.schedule = true
     }
 }

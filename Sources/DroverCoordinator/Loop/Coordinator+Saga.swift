@@ -17,7 +17,7 @@ extension Coordinator {
         }
         try journal.setSaga(batch.name, "compensating")
         try journal.audit("saga", "batch \(batch.name) failed: compensating the jobs that succeeded (compensate-on-failure)")
-        sagasDirty = true
+        agenda.sagas = true
     }
 
     /// Moves every saga under way on: records compensations that ended, starts those whose
@@ -64,7 +64,7 @@ extension Coordinator {
             try journal.audit("saga", job: job.id, state: CompensationState.compensating.rawValue,
                               "\(job.label) compensating: job \(id) queued (\(job.request.compensate?.request.commandLine ?? ""))")
             state[job.id] = .compensating
-            dirty = true
+            agenda.schedule = true
         }
         guard state.values.allSatisfy({ $0 == .compensated }) else { return false }
         try journal.setSaga(batch.name, "compensated")

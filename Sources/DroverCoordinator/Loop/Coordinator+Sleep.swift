@@ -15,7 +15,7 @@ extension Coordinator {
         guard let gap = sleepDetector?.check(monotonic: now, wall: wallNow) else { return }
         let grace = max(0, Self.wakeGrace - settings.deadAfter)
         let excused = roster.excuse(inventory.hosts.map(\.name), at: now, grace: grace)
-        hostsDirty = true
+        agenda.hosts = true
         let message = "the coordinator did not run for \(String(format: "%.1f", gap.seconds)) s (\(gap.cause.rawValue): asleep or stopped); "
             + "hosts \(excused.isEmpty ? "(none)" : excused.joined(separator: ", ")) get \(Int(settings.deadAfter + grace)) s to report before any is judged"
         log("warning: \(message)")

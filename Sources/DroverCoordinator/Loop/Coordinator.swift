@@ -44,55 +44,51 @@ public actor Coordinator: HostLinkDelegate {
     let deployer: Deployer
     let cid: String
     var epoch = 0
-    /// Each host's link, liveness, state and identity (`Coordinator+Hosts`).
-    var roster = HostRoster()
-    var cancelSent: Set<String> = []
-    var dirty = true
-    /// A job ended: waiting dependents may be released or skipped.
-    var dependentsDirty = true
-    /// This process wrote cancel requests (its own writes do not change the data version).
-    var requestsPending = false
-    /// The earliest end of a retry back-off (Unix seconds), when one is pending.
-    var wakeAt: Double?
-    /// Results of ended attempts being fetched (`Coordinator+Results`).
-    var results = ResultCollection()
-    /// Snapshots being pulled into the store (`Coordinator+Checkpoints`).
-    var checkpoints = CheckpointPulls()
-    /// Hashes of local files staged as inputs (`Coordinator+Staging`).
-    var hashes = InputHashes()
-    var stopRequested = false
-    /// Rung by whatever has work for the loop; it sleeps until then or its next deadline.
-    let doorbell = Doorbell()
-    /// When the approval gates are looked at again (`Coordinator+Approvals`).
-    var approvals = ApprovalClock()
-    /// A job ended: a batch may be over.
-    var batchesDirty = true
-    /// The notification outbox's next look and deliveries under way (`Coordinator+Notify`).
-    var notifications = NotificationOutbox()
-    /// A saga may move on (a compensation ended, `drover compensate` asked, a batch failed).
-    var sagasDirty = true
-    /// A host's link or heartbeats changed what its state may be.
-    var hostsDirty = true
-    /// Each host's circuit breaker, as in the journal (`Coordinator+Quarantine`).
-    var breakers: [String: QuarantineRecord] = [:]
-    var breakersLoaded = false
-    /// Each host's facts as its agent last reported them (`Coordinator+Facts`); nil until read from the journal.
-    var facts: [String: HostFactsReport]?
-    /// Hosts with the evidence for a quarantine whose verdict waits for the other hosts' attempts.
-    var undecidedBreakers: [String: Double] = [:]
-    /// Half-open hosts whose end of cool-down was said already.
-    var announcedHalfOpen: Set<String> = []
-    /// The hosts' heartbeats as the journal has them, and the routine ones not written yet (`Coordinator+Heartbeats`).
-    var beats = HeartbeatLog()
-    /// The most often the loop's housekeeping runs, seconds.
-    static let housekeepingInterval = 0.02
     let started = ContinuousClock.now
-    /// Notices when the coordinator itself did not run (its machine slept, SIGSTOP).
-    var sleepDetector: SleepDetector?
     /// The coordinator's log (swift-log; `CoordinatorLogHandler` writes `coordinator.log`).
     let logger: Logger
     /// One line in the log; "warning: …" lines at warning level.
     let log: @Sendable (String) -> Void
+
+    // The state of each concern, owned by the file named (the loop itself: `Coordinator+Loop`).
+
+    /// Rung by whatever has work for the loop; it sleeps until then or its next deadline.
+    let doorbell = Doorbell()
+    var stopRequested = false
+    /// What the loop has to look at next (`Coordinator+Loop`).
+    var agenda = LoopAgenda()
+    /// Each host's link, liveness, state and identity (`Coordinator+Hosts`).
+    var roster = HostRoster()
+    /// The hosts' heartbeats as the journal has them, and the routine ones not written yet (`Coordinator+Heartbeats`).
+    var beats = HeartbeatLog()
+    /// Cancels sent to the hosts (`Coordinator+Dispatch`).
+    var dispatch = DispatchLedger()
+    /// Results of ended attempts being fetched (`Coordinator+Results`).
+    var results = ResultCollection()
+    /// Hashes of local files staged as inputs (`Coordinator+Staging`).
+    var hashes = InputHashes()
+    /// Snapshots being pulled into the store (`Coordinator+Checkpoints`).
+    var checkpoints = CheckpointPulls()
+    /// When the approval gates are looked at again (`Coordinator+Approvals`).
+    var approvals = ApprovalClock()
+    /// The notification outbox's next look and deliveries under way (`Coordinator+Notify`).
+    var notifications = NotificationOutbox()
+    /// Each host's facts as its agent last reported them (`Coordinator+Facts`); nil until read from the journal.
+    var facts: [String: HostFactsReport]?
+    /// Notices when the coordinator itself did not run (its machine slept, SIGSTOP; `Coordinator+Sleep`).
+    var sleepDetector: SleepDetector?
+    /// Each host's circuit breaker, as in the journal (`Coordinator+Quarantine`).
+    var breakers: [String: QuarantineRecord] = [:]
+    var breakersLoaded = false
+    /// Hosts with the evidence for a quarantine whose verdict waits for the other hosts' attempts.
+    var undecidedBreakers: [String: Double] = [:]
+    /// Half-open hosts whose end of cool-down was said already.
+    var announcedHalfOpen: Set<String> = []
+    /// The queue may have work (`agenda.schedule`), under the name `Coordinator+Quarantine` uses.
+    var dirty: Bool {
+        get { agenda.schedule }
+        set { agenda.schedule = newValue }
+    }
 
     /// Opens the journal in `state`; the caller holds the coordinator lock.
     public init(state: StateLocation, inventory: Inventory, catalog: AgentCatalog, settings: CoordinatorSettings,
@@ -127,222 +123,4 @@ public actor Coordinator: HostLinkDelegate {
 
     /// Something the loop acts on was recorded (results collected, a staging failure).
     nonisolated func workArrived() { doorbell.ring() }
-
-    /// Runs until stopped (or idle for `idleExit`).
-    public func run() async throws {
-        try journal.db.transaction {
-            epoch = (Int(try journal.meta("epoch") ?? "0") ?? 0) + 1
-            try journal.setMeta("epoch", String(epoch))
-            try journal.setMeta("pid", String(getpid()))
-            try journal.setMeta("inventory", "\(inventory.source)")
-            try journal.setMeta("settings", settings.record ?? "")
-            try journal.audit("coordinator", "coordinator started (pid \(getpid()), epoch \(epoch), \(inventory.hosts.count) host(s))")
-            for host in inventory.hosts {
-                roster.lastSeq[host.name] = try journal.registerHost(host.name, at: wallNow)
-                roster.hostState[host.name] = "connecting"
-                roster.liveness[host.name] = HostLiveness(deadAfter: settings.deadAfter, since: now)
-            }
-        }
-        wakeAt = try? nextWake()
-        try loadBreakers()
-        log("coordinator \(cid) epoch \(epoch) started with \(inventory.hosts.count) host(s)")
-        for host in inventory.hosts {
-            let link = HostLink(spec: host, deployer: deployer, lease: .init(coordinator: cid, epoch: epoch, ttl: settings.leaseTTL), delegate: self, log: log)
-            roster.links[host.name] = link
-            link.start()
-        }
-        sleepDetector = SleepDetector(threshold: SleepDetector.threshold(deadAfter: settings.deadAfter), monotonic: now, wall: wallNow)
-        var version: Int64 = -1
-        var idleSince = now
-        var nextHousekeeping = now
-        // Commits of commands (submit, cancel, approve) ring the loop through the doorbell
-        // file they touch; the loop's own commits do not.
-        let watch = try? JournalWatch(journal.state, doorbellOnly: true)
-        let relay = Task { [doorbell] in
-            guard let watch else { return }
-            for await _ in watch.changes { doorbell.ring() }
-        }
-        defer {
-            watch?.stop()
-            relay.cancel()
-        }
-        while !stopRequested && !Task.isCancelled {
-            var sleep = settings.safetyWake
-            checkForSleep()
-            do {
-                let v = try journal.db.dataVersion()
-                if v != version || requestsPending {
-                    requestsPending = false
-                    try handleRequests()
-                    version = v
-                }
-                // Housekeeping (dependents, hosts, gates, finished batches, idle exit) runs at most
-                // every `housekeepingInterval`: under a stream of events it would otherwise run,
-                // and scan the journal, once per applied batch of events.
-                if now >= nextHousekeeping {
-                    nextHousekeeping = now + Self.housekeepingInterval
-                    if dependentsDirty {
-                        dependentsDirty = false
-                        approvals.due = nil  // a released job may be a new gate with its own timeout
-                        do { try releaseWaiting() } catch {
-                            dependentsDirty = true
-                            throw error
-                        }
-                    }
-                    if let w = wakeAt, wallNow >= w {
-                        wakeAt = try nextWake()
-                        dirty = true
-                    }
-                    hostsDirty = false
-                    checkForSleep()
-                    try checkHosts()
-                    try openHalfway()
-                    try judgeUndecided()
-                    if approvals.isDue(at: wallNow) { approvals.due = try checkApprovals() }
-                    if batchesDirty {
-                        batchesDirty = false
-                        try checkFinishedBatches()
-                    }
-                    if notifications.isDue(at: wallNow) { notifications.due = try deliverNotifications() }
-                    if sagasDirty {
-                        sagasDirty = false
-                        do { try advanceSagas() } catch {
-                            sagasDirty = true
-                            throw error
-                        }
-                    }
-                    if let idle = settings.idleExit {
-                        // Unfinished jobs, and notifications not yet delivered, keep it running.
-                        if try journal.hasOpenJobs() || !notifications.isIdle { idleSince = now }
-                        if now - idleSince >= idle {
-                            log("no unfinished job for \(Int(idle)) s; exiting")
-                            break
-                        }
-                        sleep = min(sleep, idleSince + idle - now)
-                    }
-                }
-                if let b = beats.flushAt, now >= b { flushBeats() }
-                if dirty {
-                    do { try schedule() } catch {
-                        dirty = true
-                        throw error
-                    }
-                }
-            } catch {
-                // A failed write (full disk, …) changes nothing: the transaction rolled back and
-                // the same decision is retried a second later.
-                log("journal: \(error)")
-                sleep = 1
-            }
-            // The next deadline: a host's heartbeat age, a retry's back-off, an approval's timeout.
-            if let t = roster.nextLivenessChange(after: now) { sleep = min(sleep, t - now) }
-            if let w = wakeAt { sleep = min(sleep, w - wallNow) }
-            if let b = breakerDue { sleep = min(sleep, b - wallNow) }
-            if let u = undecidedBreakers.values.min() { sleep = min(sleep, max(u - wallNow, nextHousekeeping - now)) }
-            if let a = approvals.due { sleep = min(sleep, a - wallNow) }
-            if let b = beats.flushAt { sleep = min(sleep, b - now) }
-            if let n = notifications.due { sleep = min(sleep, max(n - wallNow, nextHousekeeping - now)) }
-            if dependentsDirty || batchesDirty || hostsDirty || sagasDirty { sleep = min(sleep, nextHousekeeping - now) }
-            if dirty || requestsPending { sleep = 0 }
-            checkForSleep()
-            sleepDetector?.willWait(until: now + max(sleep, 0))
-            await doorbell.wait(seconds: max(sleep, 0) + (sleep > 0 ? 0.002 : 0))
-        }
-        flushBeats()
-        try? journal.audit("coordinator", "coordinator stopped (pid \(getpid()))")
-        for link in roster.links.values { await link.stop() }
-    }
-
-    // MARK: Requests from commands
-
-    /// Cancels requested by `drover cancel`; new jobs make the queue dirty (and may be released
-    /// from their dependencies, or be approvals done by `drover approve`).
-    func handleRequests() throws {
-        dirty = true
-        dependentsDirty = true
-        facts = nil  // `drover hosts --facts` may have collected newer ones
-        sagasDirty = true
-        try loadBreakers()
-        let ids = try journal.jobsToCancel()
-        var outbox: [String: [String]] = [:]
-        var sent: Set<String> = []
-        try journal.db.transaction {
-            for id in ids {
-                guard let job = try journal.job(id) else { continue }
-                if job.state == .queued || job.state == .waiting || job.state == .approval {
-                    try finish(job, .cancelled, reason: cancelReason(job, otherwise: "cancelled before it started"))
-                    continue
-                }
-                guard let host = job.host else { continue }
-                if roster.hostState[host] == "down" || roster.hostState[host] == "untrusted" {
-                    try finish(job, .cancelled, reason: "cancelled while \(host) is down: its attempt is killed when the host comes back (or by its agent when the lease expires)")
-                    continue
-                }
-                let key = "\(id)/\(job.attempt)"
-                if !cancelSent.contains(key) {
-                    sent.insert(key)
-                    outbox[host, default: []].append(cancelCommand(job: id, attempt: job.attempt, reason: .cancelled))
-                    try journal.audit("cancel_sent", job: id, attempt: job.attempt, host: host, "cancel sent to \(host)")
-                }
-            }
-        }
-        cancelSent.formUnion(sent)
-        flush(outbox)
-    }
-
-    // MARK: Journal helpers
-
-    /// Ends a job for good (never twice: a final job is never changed again).
-    func finish(_ job: JobRecord, _ state: JobState, reason: String, exitCode: Int? = nil, signal: String? = nil) throws {
-        guard try journal.finishJob(job.id, state, reason: reason, exitCode: exitCode, signal: signal, at: wallNow) else { return }
-        batchesDirty = true
-        if job.compensates != nil { sagasDirty = true }
-        if state == .succeeded && job.request.checkpoint != nil { checkpoints.storePruneDue = true }
-        try journal.audit("job", job: job.id, attempt: job.attempt, host: job.host, state: state.rawValue, "job \(job.label) \(state.rawValue): \(reason)")
-        if state == .failed { try notifyFailed(job, reason: reason, exitCode: exitCode, signal: signal) }
-        guard let batch = job.batch else { return }
-        dependentsDirty = true
-        if state == .failed, try journal.batch(named: batch)?.failFast == true {
-            try failFast(batch, failed: job)
-        }
-    }
-
-    /// Why a job asked to stop ends cancelled: the reason recorded with the request (fail-fast
-    /// records one in the job's reason), else `otherwise`.
-    func cancelReason(_ job: JobRecord, otherwise: String) -> String {
-        if let r = job.reason, r.hasPrefix("fail-fast") { return r }
-        return otherwise
-    }
-
-    /// Puts a job back in the queue (after its back-off, for a failure), or fails it when its
-    /// budget is spent or its retry policy does not retry this kind of failure.
-    func requeue(_ job: JobRecord, reason: String, lost: Bool, failure: FailureKind? = nil) throws {
-        let used = (lost ? job.losses : job.failures) + 1
-        let policy = job.request.retryPolicy
-        let budget = lost ? job.request.lostRetries : policy.maxAttempts - 1
-        try journal.setRetriesUsed(job.id, used, lost: lost)
-        if !lost, let failure, !policy.retries(failure) {
-            let on = policy.on.map(\.description).joined(separator: ", ")
-            try finish(job, .failed, reason: "\(reason) (not retried: retry.on is [\(on)])", exitCode: job.exitCode, signal: job.signal)
-            return
-        }
-        if used > budget {
-            let what = lost ? "lost its host \(used) time(s) (--lost-retries \(budget))" : "failed \(used) time(s) (\(policy.maxAttempts) attempt(s) allowed)"
-            try finish(job, .failed, reason: "\(reason); \(what)", exitCode: job.exitCode, signal: job.signal)
-            return
-        }
-        let delay = lost ? 0 : policy.delay(retry: used, random: Double.random(in: 0..<1))
-        let notBefore = delay > 0 ? wallNow + delay : nil
-        try journal.requeue(job.id, notBefore: notBefore)
-        let when = delay > 0 ? " in \(String(format: "%.1f", delay)) s" : ""
-        try journal.audit("job", job: job.id, attempt: job.attempt, state: "queued",
-                          "job \(job.label) queued again\(when): \(reason) (\(lost ? "host-loss" : "failure") retry \(used) of \(budget))")
-        if let notBefore { wakeAt = min(wakeAt ?? notBefore, notBefore) }
-        dirty = true
-    }
-
-    /// Hands queued commands to the host links (after the journal committed the decisions).
-    func flush(_ outbox: [String: [String]]) {
-        for (host, lines) in outbox { roster.links[host]?.send(lines) }
-    }
 }
