@@ -37,12 +37,6 @@ public struct HostStream: AsyncSequence, Sendable {
     public func cancel() { stop() }
 }
 
-/// Holds an iterator so a `@Sendable` closure can advance it (one consumer at a time).
-final class IteratorBox<I: AsyncIteratorProtocol>: @unchecked Sendable {
-    var iterator: I
-    init(_ iterator: I) { self.iterator = iterator }
-}
-
 extension SSHConnection: HostSession {
     public func run(_ command: String, timeout: Double) async throws(SSHError) -> ExecResult {
         try await run(command, stdin: nil, timeout: timeout)
@@ -50,14 +44,12 @@ extension SSHConnection: HostSession {
 
     public func stream(_ command: String, stdin: [UInt8]?) throws(SSHError) -> HostStream {
         let exec = exec(command, stdin: stdin)
-        let box = IteratorBox(exec.makeAsyncIterator())
-        return HostStream(nextEvent: { try await box.iterator.next() }, stop: { exec.cancel() })
+        return HostStream(nextEvent: { try await exec.next() }, stop: { exec.cancel() })
     }
 
     public func stream(_ command: String, input: StreamInput) throws(SSHError) -> HostStream {
         let exec = exec(command, input: input)
-        let box = IteratorBox(exec.makeAsyncIterator())
-        return HostStream(nextEvent: { try await box.iterator.next() }, stop: { exec.cancel() })
+        return HostStream(nextEvent: { try await exec.next() }, stop: { exec.cancel() })
     }
 }
 

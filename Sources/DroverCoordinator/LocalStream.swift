@@ -121,57 +121,50 @@ final class LocalStream: Sendable {
     func cancel() { channel.cancel(wait: true) }
 }
 
-/// The events between the reader thread and the consumer, guarded by one mutex.
-private final class Channel: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var changed = pthread_cond_t()
-    private var events: [ExecEvent] = []
-    private var head = 0
-    private var buffered = 0
-    private var waiter: CheckedContinuation<ExecEvent?, any Error>?
-    /// The exit was pushed.
-    private var finished = false
-    /// The consumer stopped: the reader closes the pipes and kills the command.
-    private var cancelledFlag = false
-    /// The reader thread reaped the child and returned; `wakeFD` is closed.
-    private var done = false
+/// The events between the reader thread and the consumer, guarded by one mutex (`Locked`);
+/// `readerEnded` is left once the reader has reaped the child and closed its descriptors.
+private final class Channel: Sendable {
+    private struct State {
+        var events: [ExecEvent] = []
+        var head = 0
+        var buffered = 0
+        var waiter: CheckedContinuation<ExecEvent?, any Error>?
+        /// The exit was pushed.
+        var finished = false
+        /// The consumer stopped: the reader closes the pipes and kills the command.
+        var cancelled = false
+        /// The reader thread reaped the child and returned; `wakeFD` is closed.
+        var done = false
+    }
+
+    private let state = Locked(State())
+    /// Entered at start, left by `readerDone`: `cancel(wait: true)` waits on it.
+    private let readerEnded = DispatchGroup()
     private let limit: Int
     private let wakeFD: Int32
 
     init(limit: Int, wakeFD: Int32) {
         self.limit = limit
         self.wakeFD = wakeFD
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&changed, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(&changed)
-        pthread_mutex_destroy(&mutex)
-    }
-
-    private func locked<R>(_ body: () -> R) -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return body()
+        readerEnded.enter()
     }
 
     /// Whether the consumer stopped: the reader closes the pipes and kills the command.
-    var cancelled: Bool { locked { cancelledFlag } }
+    var cancelled: Bool { state.withLock { $0.cancelled } }
     /// Whether the reader should stop reading stdout and stderr for now.
-    var isFull: Bool { locked { buffered >= limit } }
+    var isFull: Bool { state.withLock { $0.buffered >= limit } }
 
     /// Reader: adds an event, handing it straight to a waiting consumer when there is one.
     func push(_ event: ExecEvent) {
-        let w: CheckedContinuation<ExecEvent?, any Error>? = locked {
-            if cancelledFlag { return nil }
-            if case .exit = event { finished = true }
-            if let w = waiter {
-                waiter = nil
+        let w: CheckedContinuation<ExecEvent?, any Error>? = state.withLock { s in
+            if s.cancelled { return nil }
+            if case .exit = event { s.finished = true }
+            if let w = s.waiter {
+                s.waiter = nil
                 return w
             }
-            events.append(event)
-            buffered += Self.size(event)
+            s.events.append(event)
+            s.buffered += Self.size(event)
             return nil
         }
         w?.resume(returning: event)
@@ -180,14 +173,14 @@ private final class Channel: @unchecked Sendable {
     /// Reader: the child is reaped and every fd closed but the wake pipe's, which this closes
     /// (under the mutex: a consumer writing to it with the read end gone would get SIGPIPE).
     func readerDone(closing wakeReadFD: Int32) {
-        let w: CheckedContinuation<ExecEvent?, any Error>? = locked {
-            done = true
+        let w: CheckedContinuation<ExecEvent?, any Error>? = state.withLock { s in
+            s.done = true
             close(wakeReadFD)
             close(wakeFD)
-            pthread_cond_broadcast(&changed)
-            defer { waiter = nil }
-            return waiter
+            defer { s.waiter = nil }
+            return s.waiter
         }
+        readerEnded.leave()
         w?.resume(returning: nil)
     }
 
@@ -196,21 +189,21 @@ private final class Channel: @unchecked Sendable {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<ExecEvent?, any Error>) in
                 enum Outcome { case event(ExecEvent), end, wait }
-                let outcome: Outcome = locked {
-                    if head < events.count {
-                        let e = events[head]
-                        let wasFull = buffered >= limit
-                        head += 1
-                        buffered -= Self.size(e)
-                        if head == events.count {
-                            events.removeAll(keepingCapacity: true)
-                            head = 0
+                let outcome: Outcome = state.withLock { s in
+                    if s.head < s.events.count {
+                        let e = s.events[s.head]
+                        let wasFull = s.buffered >= limit
+                        s.head += 1
+                        s.buffered -= Self.size(e)
+                        if s.head == s.events.count {
+                            s.events.removeAll(keepingCapacity: true)
+                            s.head = 0
                         }
-                        if wasFull && buffered < limit { wakeReader() }
+                        if wasFull && s.buffered < limit { wakeReader(s) }
                         return .event(e)
                     }
-                    if finished || cancelledFlag || done { return .end }
-                    waiter = c
+                    if s.finished || s.cancelled || s.done { return .end }
+                    s.waiter = c
                     return .wait
                 }
                 switch outcome {
@@ -224,24 +217,33 @@ private final class Channel: @unchecked Sendable {
         }
     }
 
-    /// Consumer: stops the command; with `wait`, until the reader has reaped it and ended.
+    /// Consumer: stops the command; with `wait`, until the reader has reaped it and ended (a
+    /// consumer still waiting then got the end from `readerDone`).
     func cancel(wait: Bool) {
-        let w: CheckedContinuation<ExecEvent?, any Error>? = locked {
-            cancelledFlag = true
-            wakeReader()
-            if wait { while !done { pthread_cond_wait(&changed, &mutex) } }
-            defer { waiter = nil }
-            return waiter
+        let taken: CheckedContinuation<ExecEvent?, any Error>? = state.withLock { s in
+            s.cancelled = true
+            wakeReader(s)
+            if wait { return nil }
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        var w = taken
+        if wait {
+            readerEnded.wait()
+            w = state.withLock { s in
+                defer { s.waiter = nil }
+                return s.waiter
+            }
         }
         w?.resume(throwing: CancellationError())
     }
 
     /// Any thread: bytes were queued for stdin.
-    func wakeForInput() { locked { wakeReader() } }
+    func wakeForInput() { state.withLock { wakeReader($0) } }
 
-    /// Wakes the reader's poll (mutex held, so `wakeFD` is not closed under us).
-    private func wakeReader() {
-        if !done {
+    /// Wakes the reader's poll (called with the lock held, so `wakeFD` is not closed under us).
+    private func wakeReader(_ s: State) {
+        if !s.done {
             var byte: UInt8 = 1
             _ = write(wakeFD, &byte, 1)
         }
@@ -256,7 +258,7 @@ private final class Channel: @unchecked Sendable {
 }
 
 /// The thread side: polls the pipes, feeds stdin, then reaps the child.
-private struct Reader: @unchecked Sendable {
+private struct Reader: Sendable {
     let channel: Channel
     let pid: pid_t
     var stdout: Int32

@@ -151,6 +151,10 @@ public struct ExecStream: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: buffer) }
 
+    /// The next event, nil after the exit: what iterating does. The stream keeps no iteration
+    /// state of its own (its buffer does), so a `@Sendable` closure may call this.
+    public func next() async throws -> ExecEvent? { try await buffer.next() }
+
     /// Stops reading and closes the channel.
     public func cancel() { buffer.cancel() }
 }

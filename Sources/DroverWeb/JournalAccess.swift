@@ -4,24 +4,25 @@ import Foundation
 
 /// The server's one journal connection, used by one request at a time (SQLite connections are
 /// not shared between threads), and the bell that rings on every commit to the journal.
-public final class JournalAccess: @unchecked Sendable {
-    private let journal: Journal
-    private let lock = NSLock()
+///
+/// Sendable because the connection is reachable only through `Locked`, one caller at a time.
+public final class JournalAccess: Sendable {
+    private let journal: Locked<Journal>
     /// Rings on every commit by any process (`JournalWatch`): the coordinator's heartbeats,
     /// state changes, this server's own actions.
     public let bell: ChangeBell
-    public var state: StateLocation { journal.state }
+    public let state: StateLocation
 
     public init(_ state: StateLocation) throws {
-        journal = try Journal(state)
+        let journal = try Journal(state)
         bell = try ChangeBell(JournalWatch(journal))
+        self.state = journal.state
+        self.journal = Locked(journal)
     }
 
     /// Runs `body` with the journal, alone.
     public func read<T>(_ body: (Journal) throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(journal)
+        try journal.withLock { try body($0) }
     }
 }
 

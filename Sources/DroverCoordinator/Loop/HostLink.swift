@@ -36,7 +36,9 @@ protocol HostLinkDelegate: Actor {
 /// long-lived two-way channel to it (`drover-agent link`): commands and lease renewals go
 /// down its stdin, events, heartbeats and small results come up its stdout. Reconnects on
 /// its own after any failure.
-final class HostLink: @unchecked Sendable {
+///
+/// Sendable: every mutable part is behind a `Locked` (its state, its tasks).
+final class HostLink: Sendable {
     struct Lease: Sendable {
         var coordinator: String
         var epoch: Int
@@ -93,7 +95,7 @@ final class HostLink: @unchecked Sendable {
     private let wakes: AsyncStream<Void>
     let collectWake: AsyncStream<Void>.Continuation
     let collectWakes: AsyncStream<Void>
-    private var tasks: [Task<Void, Never>] = []
+    private let tasks = Locked<[Task<Void, Never>]>([])
     let log: @Sendable (String) -> Void
 
     init(spec: HostSpec, deployer: Deployer, lease: Lease, delegate: any HostLinkDelegate, log: @escaping @Sendable (String) -> Void) {
@@ -107,10 +109,13 @@ final class HostLink: @unchecked Sendable {
     }
 
     func start() {
-        tasks.append(Task { await self.connectionLoop() })
-        tasks.append(Task { await self.senderLoop() })
-        tasks.append(Task { await self.leaseLoop() })
-        tasks.append(Task { await self.collectLoop() })
+        let started = [
+            Task { await self.connectionLoop() },
+            Task { await self.senderLoop() },
+            Task { await self.leaseLoop() },
+            Task { await self.collectLoop() },
+        ]
+        tasks.withLock { $0 += started }
     }
 
     /// Stops the link and closes its session.
@@ -122,9 +127,10 @@ final class HostLink: @unchecked Sendable {
         stream?.cancel()
         wake.finish()
         collectWake.finish()
-        for t in tasks { t.cancel() }
+        let running = tasks.withLock { $0 }
+        for t in running { t.cancel() }
         if let session { await session.shutdown() }
-        for t in tasks { await t.value }
+        for t in running { await t.value }
     }
 
     /// Drops the current connection (the loop reconnects and re-checks the agent).
