@@ -22,7 +22,7 @@ extension TestbedSuite {
 
         /// The testbed's inventory with `defaults.quarantine` (a short cool-down for the test).
         static func inventory(in dir: String) throws -> String {
-            let text = try String(contentsOfFile: Testbed.directory! + "/hosts.json", encoding: .utf8)
+            let text = try String(contentsOfFile: (try Testbed.root()) + "/hosts.json", encoding: .utf8)
             let quarantine = #""quarantine": {"failures": 4, "within": "10m", "short": "1m", "cooldown": "4s"}, "#
             guard let r = text.range(of: #""defaults": { "#) else { throw TestbedError("the testbed's hosts.json has no defaults") }
             let path = dir + "/hosts.json"
