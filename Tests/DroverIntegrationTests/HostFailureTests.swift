@@ -71,6 +71,8 @@ extension TestbedSuite {
                 await #expect(throws: SSHError.self) { _ = try await SSHConnection.connect(to: target) }
                 // … and works once it heals.
                 try heal()
+                // Behaviour, not speed: a loaded machine may take more than a second to greet.
+                target.connectTimeout = 15
                 let again = try await SSHConnection.connect(to: target, options: options)
                 #expect(try await again.run("echo after").stdoutText == "after\n")
                 again.close()
