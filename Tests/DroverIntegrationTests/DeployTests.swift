@@ -47,6 +47,10 @@ extension TestbedSuite {
             let probed = try JSONDecoder().decode([HostReport].self, from: Data(hosts.stdout.utf8))
             #expect(probed.allSatisfy { $0.agentVersion == "0.1.0" })
             #expect(probed.allSatisfy { ($0.heartbeatAgeSeconds ?? 99) < 5 }, "\(probed.map(\.heartbeatAgeSeconds))")
+            // … and each host's load and free memory, from the heartbeat.
+            #expect(probed.allSatisfy { $0.load1 != nil && ($0.memoryAvailableBytes ?? 0) > 0 }, "\(probed.map { ($0.load1, $0.memoryAvailableBytes) })")
+            let table = try Testbed.run(Testbed.droverBinary, ["hosts", "--inventory", inventory]).stdout
+            #expect(table.split(separator: "\n").first?.contains("LOAD") == true && table.contains("MEM FREE"), "\(table)")
 
             let second = try Testbed.run(Testbed.droverBinary, ["deploy", "--inventory", inventory, "--json"])
             let again = try JSONDecoder().decode([DeployReport].self, from: Data(second.stdout.utf8))
