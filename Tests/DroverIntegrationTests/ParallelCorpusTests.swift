@@ -29,11 +29,9 @@ extension TestbedSuite {
             #expect(lines.count >= 40, "the corpus has at least 40 invocations")
             let dir = try Self.corpusFolder()
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            // Quick failures in a row are what the corpus's exit-status lines are made of, not a
-            // black-hole host: the `exit {}` line's failures followed by `seq 105 | PARALLEL false`
-            // make a streak on every host that began while the other hosts still succeeded, so
-            // the breaker quarantines them all (docs/parallel.md, "Differences to know").
-            try await CoordinatorFixture.with(extra: ["--no-quarantine"]) { f in
+            // The breaker runs as it does for users: the corpus's failing lines (the `exit {}`
+            // line's failures, then `seq 105 | PARALLEL false` on every host) quarantine no host.
+            try await CoordinatorFixture.with { f in
                 let drover = [Testbed.droverBinary, "map", "--state", f.state, "--inventory", f.inventory].map(ShellQuote.quote).joined(separator: " ")
                 for var line in lines {
                     var mode = "sorted"
@@ -55,6 +53,8 @@ extension TestbedSuite {
                     default: break
                     }
                 }
+                let quarantines = try f.journal().quarantines().filter(\.isQuarantined)
+                #expect(quarantines.isEmpty, "no host is a black hole here: \(quarantines.map { "\($0.host): \($0.reason ?? "")" })")
             }
         }
 
