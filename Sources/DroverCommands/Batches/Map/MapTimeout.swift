@@ -45,7 +45,7 @@ final class MapTimeout {
                 next = min(next ?? .infinity, start + limit)
                 continue
             }
-            let why = String(format: "timed out: ran longer than %g%% of the median runtime of the jobs that succeeded (%.1f s of %.1f s)",
+            let why = String(format: "timed out: ran longer than %g%% of the median runtime of the jobs that succeeded: %.1f s (the median: %.1f s)",
                              percent, limit, limit * 100 / percent)
             killed.insert(job.id)
             if try journal.requestTimeout(job: job.id, reason: why) {
