@@ -33,7 +33,7 @@ struct HostsShowCommand: AsyncParsableCommand {
         commandName: "show",
         abstract: "Check every host of the inventory and show its state.",
         discussion: """
-            Connects to all hosts in parallel (each bounded by its connect_timeout) and prints one row per host: name, address (with ` via HOP` for a host reached through a bastion, see `jump` in docs/inventory.md), state, OS, architecture, CPUs, memory, slots (used/total while a coordinator runs), the coordinator's liveness verdict (up, suspect, down, connecting, reconciling; - when no coordinator runs; `quarantined` or `probing` for a quarantined host, whose evidence follows the table), the agent version (- until deployed), the age of the agent's last heartbeat (by the host's clock), how many coordinators the agent serves (live leases; - without a running agent) and the round-trip latency of the SSH connection (one channel open and close, no remote process).
+            Connects to all hosts in parallel (each bounded by its connect_timeout) and prints one row per host: name, address (with ` via HOP` for a host reached through a bastion, see `jump` in docs/inventory.md), state, OS, architecture, CPUs, memory, the load average over one minute and the memory available (from the agent's last heartbeat; - without a running agent), slots (used/total while a coordinator runs), the coordinator's liveness verdict (up, suspect, down, connecting, reconciling; - when no coordinator runs; `quarantined` or `probing` for a quarantined host, whose evidence follows the table), the agent version (- until deployed), the age of the agent's last heartbeat (by the host's clock), how many coordinators the agent serves (live leases; - without a running agent) and the round-trip latency of the SSH connection (one channel open and close, no remote process).
 
             Two hosts whose machine id is the same (/etc/machine-id) are one machine under two names: both are named under the table, and the coordinator gives jobs only to the first of them, unless it is down.
 
@@ -107,11 +107,12 @@ struct HostsShowCommand: AsyncParsableCommand {
     }
 
     static func render(_ reports: [HostReport]) -> String {
-        var rows = [["NAME", "ADDRESS", "STATE", "OS", "ARCH", "CPUS", "MEMORY", "SLOTS", "LIVENESS", "AGENT", "HEARTBEAT", "COORDS", "LATENCY"]]
+        var rows = [["NAME", "ADDRESS", "STATE", "OS", "ARCH", "CPUS", "MEMORY", "LOAD", "MEM FREE", "SLOTS", "LIVENESS", "AGENT", "HEARTBEAT", "COORDS", "LATENCY"]]
         for r in reports {
             rows.append([
                 r.name, r.address, r.state, r.os ?? "-", r.arch ?? "-", r.cpus.map(String.init) ?? "-",
-                Terminal.bytes(r.memoryBytes), r.slots.map { s in r.usedSlots.map { "\($0)/\(s)" } ?? String(s) } ?? "-",
+                Terminal.bytes(r.memoryBytes), r.load1.map { String(format: "%.2f", $0) } ?? "-",
+                r.memoryAvailableBytes.map { Terminal.bytes($0) } ?? "-", r.slots.map { s in r.usedSlots.map { "\($0)/\(s)" } ?? String(s) } ?? "-",
                 r.quarantine.map { $0.state == .probing ? "probing" : "quarantined" } ?? r.liveness ?? "-", r.agentVersion ?? "-",
                 r.heartbeatAgeSeconds.map { "\(Int($0)) s ago" } ?? "-",
                 r.coordinators.map(String.init) ?? "-",

@@ -57,7 +57,9 @@ public struct HostReport: Sendable, Codable, Equatable {
     /// The host's facts as its agent last reported them (OS release, kernel, CPU model, GPUs and
     /// the inventory's facts), from the journal or collected by `drover hosts --facts`; nil: never collected.
     public var facts: HostFactsView?
-
+    /// The load average over 1 minute and the memory available, from the agent's heartbeat; nil without one (or an older agent).
+    public var load1: Double?
+    public var memoryAvailableBytes: UInt64?
     public var isUp: Bool { state == "up" }
 
     enum CodingKeys: String, CodingKey {
@@ -73,7 +75,8 @@ public struct HostReport: Sendable, Codable, Equatable {
         case hostname
         case coordinators
         case rootUsedBy = "root_used_by"
-        case quarantine, facts
+        case quarantine, facts, load1
+        case memoryAvailableBytes = "memory_available_bytes"
     }
 
     /// Every key is written, with `null` for what is unknown, so scripts can rely on the shape.
@@ -102,6 +105,8 @@ public struct HostReport: Sendable, Codable, Equatable {
         try c.encode(rootUsedBy, forKey: .rootUsedBy)
         try c.encode(quarantine, forKey: .quarantine)
         try c.encode(facts, forKey: .facts)
+        try c.encode(load1, forKey: .load1)
+        try c.encode(memoryAvailableBytes, forKey: .memoryAvailableBytes)
     }
 }
 
@@ -220,6 +225,7 @@ public struct HostProbe: Sendable {
             report.agentVersion = Self.agentVersion(fromHeartbeat: text)
             report.heartbeatAgeSeconds = Self.heartbeatAge(text, now: Date().timeIntervalSince1970)
             report.coordinators = Self.coordinators(fromHeartbeat: text, now: Date().timeIntervalSince1970)
+            Self.applyLoad(fromHeartbeat: text, to: &report)
         }
         let me = MachineIdentity.current
         report.machineID = me.machineID
@@ -257,6 +263,7 @@ public struct HostProbe: Sendable {
         if let hb = facts["heartbeat"], let now = facts["now"].flatMap(Double.init) {
             report.heartbeatAgeSeconds = Self.heartbeatAge(hb, now: now)
             report.coordinators = Self.coordinators(fromHeartbeat: hb, now: now)
+            Self.applyLoad(fromHeartbeat: hb, to: &report)
         }
         report.machineID = facts["machine_id"].flatMap { $0.isEmpty ? nil : $0 }
         report.bootID = facts["boot_id"].flatMap { $0.isEmpty ? nil : $0 }
@@ -279,6 +286,14 @@ public struct HostProbe: Sendable {
         guard !text.isEmpty, let node = try? JSONParser.parse(text), let list = node["coordinators"]?.arrayValue else { return nil }
         let t = node["time"]?.doubleValue ?? 0, interval = node["interval"]?.doubleValue ?? 1
         return now - t < max(3 * interval, 5) ? list.count : 0
+    }
+
+    /// The load and available memory of a heartbeat (nothing from an older agent's).
+    static func applyLoad(fromHeartbeat text: String, to report: inout HostReport) {
+        guard !text.isEmpty, let node = try? JSONParser.parse(text) else { return }
+        let load = HostLoad(heartbeat: node)
+        report.load1 = load.load1
+        report.memoryAvailableBytes = load.memoryAvailableBytes
     }
 
     /// Whole seconds between the heartbeat's `time` and `now` (both the host's clock).

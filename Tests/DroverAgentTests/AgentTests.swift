@@ -221,51 +221,6 @@ struct AgentTests {
         #expect(try h.result(long)["reason"]?.stringValue == "cancelled")
     }
 
-    @Test func aGigabyteOfOutputLeavesAgentMemoryFlat() throws {
-        let h = try AgentHarness()
-        try h.start()
-        let agent = try #require(h.agentPID())
-        let before = LinuxProcessTableProbe.residentBytes(agent)
-        let id = try h.submit("big", argv: ["head", "-c", "1000000000", "/dev/zero"])
-        #expect(try h.result(id, timeout: 60)["exit_code"]?.intValue == 0)
-        let size = try FileManager.default.attributesOfItem(atPath: h.dir.stdoutFile(id))[.size] as? Int
-        #expect(size == 1_000_000_000)
-        let after = LinuxProcessTableProbe.residentBytes(agent)
-        #expect(after - before < 8 << 20, "agent RSS grew from \(before >> 20) to \(after >> 20) MiB")
-        try? FileManager.default.removeItem(atPath: h.dir.stdoutFile(id))
-    }
-
-    @Test func heartbeatsKeepTheirPaceWithEveryCPUSaturated() throws {
-        let h = try AgentHarness(heartbeat: 0.25)
-        try h.start()
-        let burners = try (1...(2 * ProcessInfo.processInfo.activeProcessorCount)).map {
-            try h.submit("burn\($0)", shell: "while :; do :; done")
-        }
-        for id in burners { try h.waitRunning(id) }
-        var beats: [(seq: Int, at: Date)] = []
-        let end = Date().addingTimeInterval(4)
-        while Date() < end {
-            if let seq = readJSON(h.dir.heartbeatFile)?["seq"]?.intValue, seq != beats.last?.seq { beats.append((seq, Date())) }
-            usleep(20_000)
-        }
-        for id in burners { _ = try h.agent(["cancel", id.job]) }
-        let gaps = zip(beats.dropFirst(), beats).map { $0.at.timeIntervalSince($1.at) }
-        #expect(beats.count >= 12, "only \(beats.count) beats in 4 s at 0.25 s")
-        #expect((gaps.max() ?? 9) < 1.0, "largest gap \(gaps.max() ?? 0) s")
-        for id in burners { _ = try h.result(id) }
-    }
-
-    @Test func fiveHundredShortJobsAllCompleteAndAreRecorded() throws {
-        let h = try AgentHarness()
-        try h.start()
-        let ids = try (1...500).map { try h.submit("short\($0)", argv: ["true"]) }
-        try h.waitFor("500 jobs", timeout: 120) { ids.allSatisfy { h.state($0)?.isFinal == true } }
-        for id in ids { #expect(readJSON(h.dir.resultFile(id))?["exit_code"]?.intValue == 0) }
-        try h.waitFor("all events", timeout: 10) {
-            h.events().filter { $0["type"]?.stringValue == "transition" }.count == 2000
-        }
-    }
-
     @Test func secondAgentOnTheSameRootReportsTheFirst() throws {
         let h = try AgentHarness()
         try h.start()

@@ -52,13 +52,16 @@ struct AgentWakeupTests {
         let seconds = Date().timeIntervalSince(start)
         let intervals = Double(last.seq - first.seq)
         let wakeups = last.wakeups - first.wakeups
-        // The sweep wakes the loop once per interval; the old loop (a 2 ms sleep) woke ~500
-        // times a second, and any timer faster than the interval would show here.
-        #expect(Double(wakeups) <= 2 * intervals, "the main loop woke \(wakeups) times in \(intervals) heartbeat intervals")
+        // Nothing is due in these few seconds: the sweep comes every 30 s (at most one may fall
+        // in the window), the heartbeat is the other thread's. The old loop (a 2 ms sleep) woke
+        // ~500 times a second, the loop of session 8 once per beat for its sweep.
+        #expect(wakeups <= 1, "the main loop woke \(wakeups) times in \(intervals) heartbeat intervals")
         // The kernel's count covers everything: the heartbeat thread (a sleep and the fsyncs of
         // each beat) and wakes the loop's own counter does not see (events it ignores).
         let all = after.all - before.all, main = after.main - before.main
-        #expect(Double(main) <= 10 * seconds, "the main thread blocked \(main) times in \(seconds) s")
+        // The main thread still returns from the kernel for the root folder's events of each
+        // beat (the heartbeat's temporary file made and renamed), which the watch filters out.
+        #expect(Double(main) <= 3 * seconds, "the main thread blocked \(main) times in \(seconds) s")
         #expect(Double(all) <= 40 * seconds, "the agent's threads blocked \(all) times in \(seconds) s")
     }
 

@@ -11,7 +11,7 @@ extension TestbedSuite.BastionTests {
         let dir = try Testbed.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Only the bastion and the host behind it (the other hosts would change the counts).
-        let all = try String(contentsOfFile: Testbed.directory! + "/hosts.json", encoding: .utf8)
+        let all = try String(contentsOfFile: (try Testbed.root()) + "/hosts.json", encoding: .utf8)
         let inventory = try Testbed.inventory()
         let keep = Set([hop, behind.name])
         let node = try JSONParser.parse(all)

@@ -105,7 +105,7 @@ extension TestbedSuite {
             #expect(report.state == "up", "\(report.error ?? "")")
             #expect(report.address == "\(behind.address):\(behind.port) via \(behind.via.joined(separator: ","))")
             #expect(report.via == behind.via)
-            let table = try Testbed.run(Testbed.droverBinary, ["hosts", "--inventory", Testbed.directory! + "/hosts.json", behind.name])
+            let table = try Testbed.run(Testbed.droverBinary, ["hosts", "--inventory", (try Testbed.root()) + "/hosts.json", behind.name])
             #expect(table.status == 0, "\(table.stderr)")
             #expect(table.stdout.contains("\(behind.address):\(behind.port) via \(behind.via.joined(separator: ","))"), "\(table.stdout)")
         }

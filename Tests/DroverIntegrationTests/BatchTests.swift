@@ -137,7 +137,7 @@ extension TestbedSuite {
                     #expect(jobs[id]?.state == .cancelled && jobs[id]?.reason?.contains("fail-fast") == true, "\(id): \(jobs[id]?.reason ?? "")")
                 }
                 for id in ["long-1", "long-2"] {
-                    let last = try f.journal().attempts(of: jobs[id]!.id).last
+                    let last = try f.journal().attempts(of: try #require(jobs[id]).id).last
                     #expect(last?.agentState == "cancelled", "the agent stopped \(id)")
                 }
             }

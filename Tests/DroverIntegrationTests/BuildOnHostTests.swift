@@ -24,7 +24,7 @@ extension TestbedSuite {
             let other = builder == "h1" ? "h3" : "h1"
             let data = try Testbed.tempDirectory()
             defer { try? FileManager.default.removeItem(atPath: data) }
-            let inventory = Testbed.directory! + "/hosts.json"
+            let inventory = (try Testbed.root()) + "/hosts.json"
             var env = ProcessInfo.processInfo.environment
             env["XDG_DATA_HOME"] = data
             env["DROVER_AGENT_SOURCE"] = Testbed.repoRoot

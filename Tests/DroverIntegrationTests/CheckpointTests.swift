@@ -83,7 +83,7 @@ extension TestbedSuite {
         }
 
         @Test func badCheckpointOptionsAreRefusedWithAClearMessage() throws {
-            let r = try Testbed.run(Testbed.droverBinary, ["submit", "--checkpoint", "../x", "--inventory", Testbed.directory! + "/hosts.json", "--state", try Testbed.tempDirectory(), "--", "true"])
+            let r = try Testbed.run(Testbed.droverBinary, ["submit", "--checkpoint", "../x", "--inventory", (try Testbed.root()) + "/hosts.json", "--state", try Testbed.tempDirectory(), "--", "true"])
             #expect(r.status != 0 && r.stderr.contains("--checkpoint \"../x\" must be a relative path"), "\(r.stderr)")
         }
     }

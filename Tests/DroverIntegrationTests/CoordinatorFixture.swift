@@ -14,7 +14,7 @@ final class CoordinatorFixture {
     /// `leaseTTL` nil: the coordinator's default lease.
     init(deadAfter: Double = 5, leaseTTL: Double? = 30, extra: [String] = [], inventory: String? = nil) throws {
         state = try Testbed.tempDirectory() + "/state"
-        self.inventory = inventory ?? Testbed.directory! + "/hosts.json"
+        self.inventory = try inventory ?? Testbed.root() + "/hosts.json"
         arguments = ["--dead-after", String(deadAfter)] + (leaseTTL.map { ["--lease-ttl", String($0)] } ?? []) + extra
     }
 

@@ -36,7 +36,7 @@ extension TestbedSuite {
     struct DeployTests {
         @Test func deployToFreshHostsThenAgainIsIdempotent() async throws {
             try await Testbed.resetAgents()
-            let inventory = Testbed.directory! + "/hosts.json"
+            let inventory = (try Testbed.root()) + "/hosts.json"
             let first = try Testbed.run(Testbed.droverBinary, ["deploy", "--inventory", inventory, "--json"])
             #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
             let reports = try JSONDecoder().decode([DeployReport].self, from: Data(first.stdout.utf8))
@@ -47,6 +47,10 @@ extension TestbedSuite {
             let probed = try JSONDecoder().decode([HostReport].self, from: Data(hosts.stdout.utf8))
             #expect(probed.allSatisfy { $0.agentVersion == "0.1.0" })
             #expect(probed.allSatisfy { ($0.heartbeatAgeSeconds ?? 99) < 5 }, "\(probed.map(\.heartbeatAgeSeconds))")
+            // … and each host's load and free memory, from the heartbeat.
+            #expect(probed.allSatisfy { $0.load1 != nil && ($0.memoryAvailableBytes ?? 0) > 0 }, "\(probed.map { ($0.load1, $0.memoryAvailableBytes) })")
+            let table = try Testbed.run(Testbed.droverBinary, ["hosts", "--inventory", inventory]).stdout
+            #expect(table.split(separator: "\n").first?.contains("LOAD") == true && table.contains("MEM FREE"), "\(table)")
 
             let second = try Testbed.run(Testbed.droverBinary, ["deploy", "--inventory", inventory, "--json"])
             let again = try JSONDecoder().decode([DeployReport].self, from: Data(second.stdout.utf8))
@@ -56,14 +60,24 @@ extension TestbedSuite {
             try await Testbed.resetAgents()
         }
 
+        /// A job started under the old agent is still running while `deploy` replaces the agent
+        /// (a new agent process of another build), and the new agent records its end.
         @Test func upgradeKeepsRunningJobs() async throws {
             try await Testbed.resetAgents()
-            let inventory = Testbed.directory! + "/hosts.json"
+            let inventory = (try Testbed.root()) + "/hosts.json"
             #expect(try Testbed.run(Testbed.droverBinary, ["deploy", "--inventory", inventory, "h1"]).status == 0)
             let c = try await Testbed.connect("h1")
+            defer { c.close() }
+            // The job blocks on a FIFO until the test opens the gate, so it cannot end before the upgrade.
+            _ = try await c.run("rm -f ~/upgrade-gate; mkfifo ~/upgrade-gate")
             let submit = try await c.run("~/.drover/h1/bin/drover-agent-* submit --root ~/.drover/h1",
-                                         stdin: Array("{\"job\":\"long\",\"attempt\":1,\"argv\":[\"sh\",\"-c\",\"sleep 2; echo survived\"]}".utf8))
+                                         stdin: Array("{\"job\":\"long\",\"attempt\":1,\"argv\":[\"sh\",\"-c\",\"read x < ~/upgrade-gate; echo survived\"]}".utf8))
             #expect(submit.status == .exited(0), "\(submit.stderrText)")
+            let transitions = "~/.drover/h1/attempts/long/1/transitions"
+            try await Testbed.waitFor("the job to run under the old agent", timeout: 30) {
+                try await c.run("grep -q '\"running\"' \(transitions)").status == .exited(0)
+            }
+            let oldBeat = try JSONParser.parse(try await c.readFile("~/.drover/h1/heartbeat"))
             // A different build: the same agent with one byte appended.
             let dir = try Testbed.tempDirectory()
             defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -75,17 +89,20 @@ extension TestbedSuite {
             let report = try #require(try JSONDecoder().decode([DeployReport].self, from: Data(upgrade.stdout.utf8)).first)
             #expect(report.outcome == .upgraded, "\(upgrade.stdout)")
             #expect(report.build == String(hexString(SHA256.hash(bytes)).prefix(12)))
-            // The job started under the old agent finishes and is recorded by the new one.
+            let newBeat = try JSONParser.parse(try await c.readFile("~/.drover/h1/heartbeat"))
+            #expect(newBeat["build"]?.stringValue == report.build, "the new build beats")
+            #expect(newBeat["pid"]?.intValue != oldBeat["pid"]?.intValue, "a new agent process replaced the old one")
+            let stillRunning = try await c.run("test -e ~/.drover/h1/attempts/long/1/result.json")
+            #expect(stillRunning.status == .exited(1), "the job was still running when the agent was replaced")
+            // Open the gate: the job started under the old agent ends and the new one records it.
+            _ = try await c.run("echo go > ~/upgrade-gate")
             var out = ""
-            for _ in 0..<100 {
+            try await Testbed.waitFor("the job's result", timeout: 30) {
                 out = try await c.run("cat ~/.drover/h1/attempts/long/1/stdout 2>/dev/null; cat ~/.drover/h1/attempts/long/1/result.json 2>/dev/null").stdoutText
-                if out.contains("\"reason\"") { break }
-                try await Task.sleep(for: .milliseconds(100))
+                return out.contains("\"reason\"")
             }
             #expect(out.hasPrefix("survived\n") && out.contains("\"reason\":\"exited\""), "\(out)")
-            let hb = try JSONParser.parse(try await c.readFile("~/.drover/h1/heartbeat"))
-            #expect(hb["build"]?.stringValue == report.build)
-            await c.shutdown()
+            _ = try await c.run("rm -f ~/upgrade-gate")
             try await Testbed.resetAgents()
         }
 

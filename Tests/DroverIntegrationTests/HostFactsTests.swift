@@ -12,7 +12,7 @@ extension TestbedSuite {
     struct HostFactsTests {
         /// The testbed's inventory with `facts` for every host and `gpus` on h1, in a temporary file.
         static func inventory(gpusOnH1: Int = 2) throws -> String {
-            let data = try Data(contentsOf: URL(fileURLWithPath: Testbed.directory! + "/hosts.json"))
+            let data = try Data(contentsOf: URL(fileURLWithPath: (try Testbed.root()) + "/hosts.json"))
             var root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
             var defaults = root["defaults"] as? [String: Any] ?? [:]
             defaults["facts"] = ["python": "python3 -V", "gp": "gp --version-short", "broken": "echo nope >&2; exit 7"]

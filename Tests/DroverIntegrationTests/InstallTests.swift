@@ -18,7 +18,7 @@ extension TestbedSuite {
             let drover = prefix + "/bin/drover"
             let state = try Testbed.tempDirectory()
             defer { try? FileManager.default.removeItem(atPath: state) }
-            let inventory = Testbed.directory! + "/hosts.json"
+            let inventory = (try Testbed.root()) + "/hosts.json"
             // h3 is the bullseye host: glibc 2.31, no /opt/swift.
             let facts = try Testbed.run(Testbed.repoRoot + "/scripts/testbed", ["exec", "h3", "sh", "-c", "getconf GNU_LIBC_VERSION; ls /opt/swift 2>&1 || true"], environment: Testbed.scriptEnvironment)
             #expect(facts.stdout.contains("glibc 2.31"), "\(facts.stdout)")

@@ -8,7 +8,7 @@ extension TestbedSuite {
     struct NotifyTests {
         /// The testbed inventory with a top-level `notify`.
         static func inventory(_ dir: String, notify: String) throws -> String {
-            let base = try String(contentsOfFile: Testbed.directory! + "/hosts.json", encoding: .utf8)
+            let base = try String(contentsOfFile: (try Testbed.root()) + "/hosts.json", encoding: .utf8)
             let text = base.replacingOccurrences(of: "\"hosts\":", with: "\"notify\": \(notify),\n  \"hosts\":")
             let path = dir + "/hosts.json"
             try text.write(toFile: path, atomically: true, encoding: .utf8)

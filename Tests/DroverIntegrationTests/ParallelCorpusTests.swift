@@ -29,11 +29,9 @@ extension TestbedSuite {
             #expect(lines.count >= 40, "the corpus has at least 40 invocations")
             let dir = try Self.corpusFolder()
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            // Quick failures in a row are what the corpus's exit-status lines are made of, not a
-            // black-hole host: the `exit {}` line's failures followed by `seq 105 | PARALLEL false`
-            // make a streak on every host that began while the other hosts still succeeded, so
-            // the breaker quarantines them all (docs/parallel.md, "Differences to know").
-            try await CoordinatorFixture.with(extra: ["--no-quarantine"]) { f in
+            // The breaker runs as it does for users: the corpus's failing lines (the `exit {}`
+            // line's failures, then `seq 105 | PARALLEL false` on every host) quarantine no host.
+            try await CoordinatorFixture.with { f in
                 let drover = [Testbed.droverBinary, "map", "--state", f.state, "--inventory", f.inventory].map(ShellQuote.quote).joined(separator: " ")
                 for var line in lines {
                     var mode = "sorted"
@@ -55,6 +53,8 @@ extension TestbedSuite {
                     default: break
                     }
                 }
+                let quarantines = try f.journal().quarantines().filter(\.isQuarantined)
+                #expect(quarantines.isEmpty, "no host is a black hole here: \(quarantines.map { "\($0.host): \($0.reason ?? "")" })")
             }
         }
 
@@ -131,6 +131,29 @@ extension TestbedSuite {
                 #expect(refused.status == 255 && refused.stderr.contains("--pipe") && refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
                 let help = try f.drover(["map", "--help"])
                 #expect(help.status == 0 && help.stdout.contains("--keep-order") && help.stdout.contains("Exit status"), "\(help.stderr)")
+            }
+        }
+
+        /// `--timeout 300%`: once jobs succeeded in about 1 s, the 30 s one is killed after about
+        /// 3 s (as parallel does), counted as failed, and `drover status` says it timed out.
+        @Test func aPercentTimeoutKillsTheJobThatRunsFarLongerThanTheMedian() async throws {
+            try await CoordinatorFixture.with { f in
+                let r = try f.drover(["map", "--name", "pct", "--timeout", "300%", "sleep {}; echo {}", ":::", "1", "1", "1", "30"])
+                #expect(r.status == 1, "one job failed: exit 1, as parallel's\n\(r.stderr)")
+                #expect(r.stdout.split(separator: "\n").sorted() == ["1", "1", "1"], "\(r.stdout)")
+                #expect(r.stderr.contains("job 4 (30) was killed because it timed out"), "\(r.stderr)")
+                let outlier = try #require(try f.journal().batchJobs("pct").first { $0.batchJob == "4" })
+                let ran = try f.journal().attempts(of: outlier.id).compactMap { a in a.endedAt.flatMap { e in a.startedAt.map { e - $0 } } }
+                #expect(ran.count == 1 && ran[0] >= 2.9 && ran[0] < 15, "killed about 3 s after its start, not waited for: \(ran)")
+                #expect(outlier.state == .cancelled && outlier.reason?.hasPrefix("timed out: ran longer than 300% of the median runtime") == true,
+                        "\(outlier.state) \(outlier.reason ?? "")")
+                let status = try f.droverState(["status", outlier.label])
+                #expect(status.stdout.contains("timed out: ran longer than 300%"), "drover status shows why: \(status.stdout)\(status.stderr)")
+                // Refused where it cannot work: with --detach nothing follows the jobs.
+                let detached = try f.drover(["map", "--detach", "--timeout", "200%", "echo", ":::", "a"])
+                #expect(detached.status == 255 && detached.stderr.contains("--detach"), "\(detached.stderr)")
+                let bad = try f.drover(["map", "--timeout", "x%", "echo", ":::", "a"])
+                #expect(bad.status == 255 && bad.stderr.contains("--timeout x%"), "\(bad.stderr)")
             }
         }
 

@@ -10,7 +10,7 @@ extension TestbedSuite {
     struct RetentionIntegrationTests {
         /// The testbed's inventory with event-log segments of 4 KiB (a rotation every few jobs).
         static func inventory() throws -> String {
-            let base = Testbed.directory! + "/hosts.json"
+            let base = (try Testbed.root()) + "/hosts.json"
             var root = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base))) as? [String: Any])
             var defaults = root["defaults"] as? [String: Any] ?? [:]
             defaults["retention"] = ["segment_size": "4KiB"]

@@ -8,7 +8,7 @@ extension TestbedSuite {
     struct SSHTrustTests {
         /// The testbed's known_hosts line for a host.
         static func knownHostsLine(_ address: String) throws -> String {
-            let text = try String(contentsOfFile: Testbed.directory! + "/known_hosts", encoding: .utf8)
+            let text = try String(contentsOfFile: (try Testbed.root()) + "/known_hosts", encoding: .utf8)
             return try #require(text.split(separator: "\n").first { $0.hasPrefix(address + " ") }.map(String.init))
         }
 
@@ -80,7 +80,7 @@ extension TestbedSuite {
 
         @Test func rsaKeyRefusedForSHA1IsExplained() async throws {
             var target = try Testbed.target("h1")
-            target.identities = [Testbed.directory! + "/id_rsa"]
+            target.identities = [(try Testbed.root()) + "/id_rsa"]
             do {
                 _ = try await SSHConnection.connect(to: target)
                 Issue.record("an RSA key signed with SHA-1 was accepted by OpenSSH ≥ 8.8")
@@ -99,7 +99,7 @@ extension TestbedSuite {
             let started = try Testbed.run("/usr/bin/ssh-agent", ["-s", "-a", sock])
             let pid = try #require(started.stdout.firstMatch(of: /SSH_AGENT_PID=(\d+)/).flatMap { Int32($0.1) })
             defer { kill(pid, SIGTERM) }
-            let add = try Testbed.run("/usr/bin/ssh-add", [Testbed.directory! + "/id_ed25519"], environment: ["SSH_AUTH_SOCK": sock])
+            let add = try Testbed.run("/usr/bin/ssh-add", [(try Testbed.root()) + "/id_ed25519"], environment: ["SSH_AUTH_SOCK": sock])
             #expect(add.status == 0, "\(add.stderr)")
             setenv("SSH_AUTH_SOCK", sock, 1)
             defer { unsetenv("SSH_AUTH_SOCK") }

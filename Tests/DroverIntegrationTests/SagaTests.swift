@@ -14,11 +14,11 @@ extension TestbedSuite {
         }
 
         static func marker(_ host: String, _ id: String) -> Bool {
-            FileManager.default.fileExists(atPath: Testbed.directory! + "/hosts/\(host)/home/saga-markers/\(id)")
+            FileManager.default.fileExists(atPath: (Testbed.directory ?? "/nonexistent") + "/hosts/\(host)/home/saga-markers/\(id)")
         }
 
         static func clearMarkers() {
-            for h in ["h1", "h2", "h3"] { try? FileManager.default.removeItem(atPath: Testbed.directory! + "/hosts/\(h)/home/saga-markers") }
+            for h in ["h1", "h2", "h3"] { try? FileManager.default.removeItem(atPath: (Testbed.directory ?? "/nonexistent") + "/hosts/\(h)/home/saga-markers") }
         }
 
         @Test func aFailureAtStep3Of4CompensatesStep2ThenStep1() async throws {
@@ -76,7 +76,7 @@ extension TestbedSuite {
             let files = try BatchFiles()
             defer { files.remove(); Self.clearMarkers() }
             Self.clearMarkers()
-            let fixed = Testbed.directory! + "/hosts/h2/home/saga-fixed"
+            let fixed = (try Testbed.root()) + "/hosts/h2/home/saga-fixed"
             try? FileManager.default.removeItem(atPath: fixed)
             defer { try? FileManager.default.removeItem(atPath: fixed) }
             let guarded = #"test -e ~/saga-fixed || { echo not fixed >&2; exit 5; }; rm ~/saga-markers/b"#

@@ -10,7 +10,7 @@ extension TestbedSuite {
     struct SettingsTests {
         /// The testbed's inventory with `coordinator` added, written into `files`.
         static func inventory(_ coordinator: [String: Any], in files: BatchFiles) throws -> String {
-            let data = try Data(contentsOf: URL(fileURLWithPath: Testbed.directory! + "/hosts.json"))
+            let data = try Data(contentsOf: URL(fileURLWithPath: (try Testbed.root()) + "/hosts.json"))
             var object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
             object["coordinator"] = coordinator
             let text = String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted]), as: UTF8.self)

@@ -17,8 +17,10 @@ extension TestbedSuite {
 
         /// Writes an inventory next to the testbed's: its hosts, changed by `edit`.
         static func inventory(_ edit: (inout [[String: Any]]) -> Void) throws -> (dir: String, path: String) {
-            let base = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Testbed.directory! + "/hosts.json"))) as! [String: Any]
-            var hosts = base["hosts"] as! [[String: Any]]
+            let base = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: (try Testbed.root()) + "/hosts.json"))) as? [String: Any]
+            guard let base, var hosts = base["hosts"] as? [[String: Any]] else {
+                throw TestbedError("the testbed's hosts.json has no \"hosts\" list")
+            }
             edit(&hosts)
             var inventory = base
             inventory["hosts"] = hosts
@@ -48,7 +50,7 @@ extension TestbedSuite {
                         #expect(try f.journal().job(id)?.host == host)
                     }
                     // One state directory per host in the shared home, each owned by its machine.
-                    let shared = Testbed.directory! + "/hosts/h1/home/.drover"
+                    let shared = (try Testbed.root()) + "/hosts/h1/home/.drover"
                     for (host, id) in [("h1", ids1), ("h2", ids2)] {
                         let owner = try JSONParser.parse(try LocalFile.read(shared + "/" + host + "/owner.json"))
                         #expect(owner["machine_id"]?.stringValue == id, "\(host)'s state directory names its own machine")
@@ -73,7 +75,7 @@ extension TestbedSuite {
                 #expect(second.status != 0)
                 let text = second.stdout + second.stderr
                 #expect(text.contains("refusing the state directory /home/dtest/.drover/same") && text.contains("belongs to the agent of another machine, h1"), "\(text)")
-                let owner = try JSONParser.parse(try LocalFile.read(Testbed.directory! + "/hosts/h1/home/.drover/same/owner.json"))
+                let owner = try JSONParser.parse(try LocalFile.read((try Testbed.root()) + "/hosts/h1/home/.drover/same/owner.json"))
                 #expect(owner["hostname"]?.stringValue == "h1", "h1's agent still owns it")
                 // `drover hosts` does not take h1's heartbeat for h2's agent, and says why.
                 let table = try Testbed.run(Testbed.droverBinary, ["hosts", "--inventory", path])
@@ -134,7 +136,7 @@ extension TestbedSuite {
                     let otherID = try oj.coordinatorID()
                     other.kill9()
                     // Its lease (3 s) runs out on h2's agent: only its attempt is orphaned.
-                    let transitions = Testbed.directory! + "/hosts/h2/home/.drover/h2/attempts/\(otherID)-\(doomed)/1/transitions"
+                    let transitions = (try Testbed.root()) + "/hosts/h2/home/.drover/h2/attempts/\(otherID)-\(doomed)/1/transitions"
                     try keeper.waitFor("the dead coordinator's attempt orphaned", timeout: 30) {
                         ((try? String(contentsOfFile: transitions, encoding: .utf8)) ?? "").contains("\"orphaned\"")
                     }

@@ -49,7 +49,7 @@ extension TestbedSuite {
             // The testbed inventory with an agent root and an env value full of metacharacters.
             let rootRelative = ".drover-inj \(tag) $(touch /tmp/pwned-\(tag)-root-1);`touch /tmp/pwned-\(tag)-root-2`|x&&y 'q' \"d\" *"
             let inventoryEnv = "inv $(touch /tmp/pwned-\(tag)-inv-1);`touch /tmp/pwned-\(tag)-inv-2`|&&'\"*"
-            let data = try Data(contentsOf: URL(fileURLWithPath: Testbed.directory! + "/hosts.json"))
+            let data = try Data(contentsOf: URL(fileURLWithPath: (try Testbed.root()) + "/hosts.json"))
             var inventory = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
             var defaults = inventory["defaults"] as? [String: Any] ?? [:]
             defaults["root"] = "~/" + rootRelative
@@ -103,7 +103,7 @@ extension TestbedSuite {
 
                     // The agent runs in the root exactly as written, on every host.
                     for h in ["h1", "h2", "h3"] {
-                        let heartbeat = Testbed.directory! + "/hosts/\(h)/home/" + rootRelative + "/heartbeat"
+                        let heartbeat = (try Testbed.root()) + "/hosts/\(h)/home/" + rootRelative + "/heartbeat"
                         #expect(FileManager.default.fileExists(atPath: heartbeat), "no agent in the literal root on \(h)")
                     }
 
@@ -126,7 +126,7 @@ extension TestbedSuite {
             }
             await cleanUp()
             #expect(try markers() == [])
-            #expect(!FileManager.default.fileExists(atPath: Testbed.directory! + "/hosts/h1/home/" + rootTop.dropFirst(2)), "cleanup left the root")
+            #expect(!FileManager.default.fileExists(atPath: (try Testbed.root()) + "/hosts/h1/home/" + rootTop.dropFirst(2)), "cleanup left the root")
             #expect(!(try Self.testbed(["exec", "h1", "ls", "-A", "/tmp"])).contains("dir-\(tag)"), "cleanup left the cwd")
         }
     }

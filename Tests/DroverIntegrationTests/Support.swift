@@ -16,6 +16,14 @@ enum Testbed {
         return d
     }
 
+    /// The testbed's directory; throws (failing the test, not crashing the runner) when it is not set.
+    static func root() throws -> String {
+        guard let d = directory else {
+            throw TestbedError("DROVER_TESTBED is not set: start the testbed with `sudo scripts/testbed up 3` and export DROVER_TESTBED")
+        }
+        return d
+    }
+
     /// Whether testbed tests should run: the testbed is up, or it is required (and its absence must fail).
     static var enabled: Bool {
         directory != nil || ProcessInfo.processInfo.environment["DROVER_REQUIRE_TESTBED"] == "1"
@@ -161,6 +169,16 @@ enum Testbed {
             return kb * 1024
         }
         return 0
+    }
+
+    /// Waits until `condition` holds, checking every 100 ms; throws after `timeout` seconds.
+    static func waitFor(_ what: String, timeout: Double, _ condition: () async throws -> Bool) async throws {
+        let start = ContinuousClock.now
+        while true {
+            if try await condition() { return }
+            if elapsed(since: start) >= timeout { throw TestbedError("timed out after \(Int(timeout)) s waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     static func elapsed(since start: ContinuousClock.Instant) -> Double {

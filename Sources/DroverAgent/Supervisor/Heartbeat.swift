@@ -19,6 +19,9 @@ final class HeartbeatWriter: Sendable {
     private let stopped = Locked(false)
     private let sequence = Locked(0)
 
+    /// Sent to the agent itself when a beat finds the directory taken over.
+    static let ownerChangedSignal = SIGUSR2
+
     init(directory: StateDirectory, interval: Double) {
         self.directory = directory
         self.interval = interval
@@ -80,6 +83,14 @@ final class HeartbeatWriter: Sendable {
             let wait = next - monotonicTime()
             if wait > 0 {
                 sleepSeconds(wait)
+            }
+            // Another machine took the directory over (a shared home; its heartbeat is not
+            // ours to overwrite): stop beating and make the main loop look at the owner now,
+            // without waiting for its sweep. A local change of `owner.json` wakes it anyway;
+            // this covers a write by another machine over NFS, which raises no local event.
+            if Ownership.takenOverBy(directory, me: machine) != nil {
+                kill(getpid(), Self.ownerChangedSignal)
+                return
             }
             do { try beat() } catch { AgentLog.write("heartbeat: \(error)") }
             next += interval

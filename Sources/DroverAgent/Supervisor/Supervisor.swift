@@ -88,7 +88,7 @@ final class Supervisor {
     /// Runs until SIGTERM/SIGINT or `drover-agent stop`.
     func run() throws(AgentError) {
         let signals: SignalWake
-        do { signals = try SignalWake([SIGTERM, SIGINT, SIGCHLD]) } catch { throw .system(error) }
+        do { signals = try SignalWake([SIGTERM, SIGINT, SIGCHLD, HeartbeatWriter.ownerChangedSignal]) } catch { throw .system(error) }
         self.signals = signals
         signal(SIGPIPE, SIG_IGN)
         ReapedChildren.recording = true
@@ -119,14 +119,14 @@ final class Supervisor {
             let stopSignal = signals.take(SIGTERM)
             if signals.take(SIGINT) || stopSignal { break }
             let now = monotonicTime()
-            // Once per heartbeat interval, and after the kernel dropped events, everything is
-            // looked at again: nothing is missed for long even if an event was.
+            // Every `sweepInterval`, and after the kernel dropped events, everything is looked
+            // at again: nothing is missed for long even if an event was.
             let sweep = wake.overflowed || now >= nextSweep
             if sweep {
-                nextSweep = now + heartbeat.interval
+                nextSweep = now + sweepInterval
                 watchStateFolders()
             }
-            let rootChanged = sweep || wake.paths.contains(dir.root)
+            let rootChanged = sweep || wake.paths.contains(dir.root) || signals.take(HeartbeatWriter.ownerChangedSignal)
             if rootChanged {
                 // Another machine took the directory over (it judged this agent dead): stop
                 // at once, writing nothing more; the jobs here keep running under their shims.
@@ -183,6 +183,17 @@ final class Supervisor {
     }
 
     /// The earliest time the loop must wake without an event.
+    /// How often everything is looked at again without an event: with inotify or kqueue only a
+    /// lost event (there is none without an overflow, which forces a sweep at once) could need
+    /// it, so every 30 s (or the heartbeat interval, if longer); when polling, every beat. The
+    /// owner check, which a write by another machine over NFS needs, is the heartbeat
+    /// thread's, before each beat.
+    private var sweepInterval: Double {
+        if case .polling = watch.mechanism { return heartbeat.interval }
+        return max(Self.eventSweepInterval, heartbeat.interval)
+    }
+    static let eventSweepInterval = 30.0
+
     private func nextDeadline(sweep: Double) -> Double {
         var t = min(sweep, nextGC)
         // A lease expires once strictly more than its ttl has passed.

@@ -22,6 +22,8 @@ final class BatchFollower {
     private let linesToStandardError: Bool
     /// Called with the batch's jobs after each reading of the journal (`drover map` prints their output).
     var onRead: (([JobRecord]) throws -> Void)?
+    /// The next time (Unix seconds) `onRead` must see the jobs again even without a commit (`drover map --timeout N%`).
+    var deadline: (() -> Double?)?
 
     init(journal: Journal, batch: String, progress: ProgressChoice, linesToStandardError: Bool = false) throws {
         self.journal = journal
@@ -90,9 +92,11 @@ final class BatchFollower {
                 finish()
                 return jobs
             }
-            // The next commit; on a terminal, the next frame at the latest.
-            let wake = try await watch.next(until: toTerminal ? Date(timeIntervalSince1970: lastFrame + Self.frameInterval) : nil)
-            fresh = wake != .timedOut
+            // The next commit; on a terminal, the next frame at the latest; a deadline's time.
+            let due = deadline?()
+            let until = [toTerminal ? lastFrame + Self.frameInterval : nil, due].compactMap { $0 }.min()
+            let wake = try await watch.next(until: until.map { Date(timeIntervalSince1970: $0) })
+            fresh = wake != .timedOut || due.map { $0 <= Date().timeIntervalSince1970 } ?? false
         }
     }
 

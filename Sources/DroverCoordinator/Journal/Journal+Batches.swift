@@ -137,6 +137,17 @@ extension Journal {
         try audit("cancel_requested", job: id, reason)
     }
 
+    /// Cancels a job that is still open because it ran too long (`drover map --timeout N%`):
+    /// `reason` (starting `timed out`) stays its reason. False when it was over or cancelled already.
+    public func requestTimeout(job id: Int, reason: String) throws -> Bool {
+        try db.transaction {
+            let n = try db.run("UPDATE jobs SET cancel_requested=1, reason=? WHERE id=? AND cancel_requested=0 AND state NOT IN \(JobState.finalSQL)",
+                               .text(reason), .int(Int64(id)))
+            if n > 0 { try audit("cancel_requested", job: id, reason) }
+            return n > 0
+        }
+    }
+
     /// Batches not marked finished whose every current job is over.
     public func batchesOver() throws -> [String] {
         try db.query("""

@@ -49,6 +49,19 @@ public struct QuarantineRecord: Codable, Sendable, Equatable {
     public func halfOpen(at now: Double) -> Bool { state == .open && (until ?? .infinity) <= now }
 }
 
+/// A host's streak of quick failures, how the other hosts did at the same work meanwhile, and the verdict.
+public struct BreakerCase: Sendable, Equatable {
+    /// The newest failure of each different job of the streak, newest first (without those of
+    /// batches that only failed on the other hosts).
+    public var evidence: [BreakerAttempt]
+    /// The other hosts' attempts at the streak's batches since it began that did not fail quickly.
+    public var otherSuccesses: Int
+    public var otherFailures: Int
+    public var blame: CircuitBreaker.Blame
+    /// How many of the streak's jobs succeeded on another host.
+    public var succeededElsewhere = 0
+}
+
 /// Circuit breakers, and the attempt history they are decided from.
 extension Journal {
     /// Format 3: the breakers, and the head of a failed attempt's stderr (the evidence).
@@ -98,8 +111,9 @@ extension Journal {
     /// with how its job fared on the other hosts it ran on.
     public func breakerHistory(host: String, since: Double, settings: QuarantineSettings, limit: Int = 64) throws -> [BreakerAttempt] {
         var mine = try db.query("""
-            SELECT job, attempt, agent_state, exit_code, signal, started_at, dispatched_at, ended_at, stderr_head FROM attempts
-            WHERE host=? AND ended_at > ? AND agent_state IN \(AgentStates.finalSQL) ORDER BY ended_at DESC LIMIT ?
+            SELECT a.job, a.attempt, a.agent_state, a.exit_code, a.signal, a.started_at, a.dispatched_at, a.ended_at, a.stderr_head,
+                   coalesce(j.batch, '') AS kind FROM attempts a JOIN jobs j ON j.id = a.job
+            WHERE a.host=? AND a.ended_at > ? AND a.agent_state IN \(AgentStates.finalSQL) ORDER BY a.ended_at DESC LIMIT ?
             """, .text(host), .double(since), .int(Int64(limit))).map(Self.breakerAttempt)
         guard !mine.isEmpty else { return [] }
         let ids = Set(mine.map(\.job)).map(String.init).joined(separator: ",")
@@ -130,11 +144,56 @@ extension Journal {
         return (r?.int("ok") ?? 0, r?.int("bad") ?? 0, young)
     }
 
+    /// How the other hosts than `host` did at each of `kinds` of work (batch names, "" for
+    /// jobs of no batch) over the same time: attempts that ended after `since` as a success or
+    /// a failure, attempts that still run there and started before `now - short` (they outlived
+    /// a quick failure: counted with the successes), and those started after `youngSince`
+    /// (they may still fail as quickly).
+    public func otherHostsRecord(than host: String, kinds: Set<String>, since: Double, now: Double, short: Double,
+                                 youngSince: Double = .infinity) throws -> [String: CircuitBreaker.Record] {
+        guard !kinds.isEmpty else { return [:] }
+        let marks = Array(repeating: "?", count: kinds.count).joined(separator: ",")
+        let young = youngSince.isFinite ? youngSince : .greatestFiniteMagnitude
+        let values: [SQLValue] = [.double(since), .double(now - short), .double(young), .text(host)] + kinds.sorted().map { .text($0) }
+        var out: [String: CircuitBreaker.Record] = [:]
+        for r in try db.query("""
+            SELECT coalesce(j.batch, '') AS kind,
+                   SUM(a.ended_at > ?1 AND a.agent_state='exited' AND a.exit_code=0) AS ok,
+                   SUM(a.ended_at > ?1 AND (a.agent_state IN ('signaled','start_failed') OR (a.agent_state='exited' AND a.exit_code != 0))) AS bad,
+                   SUM(a.stale=0 AND a.state IN ('dispatched','accepted','starting','running') AND coalesce(a.started_at, a.dispatched_at) <= ?2) AS old,
+                   SUM(a.stale=0 AND a.state IN ('dispatched','accepted','starting','running') AND coalesce(a.started_at, a.dispatched_at) > ?3) AS young
+            FROM attempts a JOIN jobs j ON j.id = a.job WHERE a.host != ?4 AND coalesce(j.batch, '') IN (\(marks))
+            GROUP BY coalesce(j.batch, '')
+            """, values) {
+            out[r.string("kind") ?? ""] = CircuitBreaker.Record(successes: (r.int("ok") ?? 0) + (r.int("old") ?? 0), failures: r.int("bad") ?? 0,
+                                                                young: r.int("young") ?? 0)
+        }
+        return out
+    }
+
+    /// A host's streak of quick failures and the verdict on it (`CircuitBreaker.judge`), at
+    /// `now`, counting attempts that ended after `resetAt`; nil when there is no streak.
+    /// `waitedOut`: attempts still running elsewhere are no longer young.
+    public func breakerCase(host: String, otherHosts: Int, settings: QuarantineSettings, now: Double, resetAt: Double = 0,
+                            waitedOut: Bool = false) throws -> BreakerCase? {
+        let since = max(resetAt, now - settings.within)
+        let history = try breakerHistory(host: host, since: since, settings: settings)
+        guard let evidence = CircuitBreaker.evidence(history, settings: settings, now: now, since: since) else { return nil }
+        // The other hosts are asked about the streak's own time and work only: successes there
+        // before it began, or at other batches, say nothing about jobs that fail everywhere now.
+        let records = try otherHostsRecord(than: host, kinds: Set(evidence.map(\.kind)), since: CircuitBreaker.streakStart(evidence),
+                                           now: now, short: settings.short, youngSince: waitedOut ? .infinity : now - settings.short)
+        let v = CircuitBreaker.judge(evidence, records: records, otherHosts: otherHosts, settings: settings)
+        return BreakerCase(evidence: v.evidence, otherSuccesses: v.others.successes, otherFailures: v.others.failures, blame: v.blame,
+                           succeededElsewhere: v.evidence.filter { $0.elsewhere == .notFailing }.count)
+    }
+
     static func breakerAttempt(_ r: SQLRow) -> BreakerAttempt {
         let end = r.double("ended_at") ?? 0
         let start = r.double("started_at") ?? r.double("dispatched_at") ?? end
         return BreakerAttempt(job: r.int("job") ?? 0, attempt: r.int("attempt") ?? 0, state: r.string("agent_state") ?? "", exitCode: r.int("exit_code"),
-                              signal: r.string("signal"), seconds: max(0, end - start), endedAt: end, stderrHead: r.string("stderr_head"))
+                              signal: r.string("signal"), seconds: max(0, end - start), endedAt: end, stderrHead: r.string("stderr_head"),
+                              kind: r.string("kind") ?? "")
     }
 
     /// For each of `jobs`, the hosts where one of its attempts failed (retries prefer others).

@@ -1,4 +1,5 @@
 import DroverInventory
+import Foundation
 
 /// One ended attempt on a host, as the circuit breaker judges it.
 public struct BreakerAttempt: Sendable, Equatable {
@@ -25,9 +26,11 @@ public struct BreakerAttempt: Sendable, Equatable {
     /// The first line(s) of its stderr, when the coordinator has them.
     public var stderrHead: String?
     public var elsewhere: Elsewhere = .nowhere
+    /// The kind of work: its job's batch ("" for a job of no batch).
+    public var kind: String = ""
 
     public init(job: Int, attempt: Int, state: String, exitCode: Int?, signal: String? = nil, seconds: Double, endedAt: Double,
-                stderrHead: String? = nil, elsewhere: Elsewhere = .nowhere) {
+                stderrHead: String? = nil, elsewhere: Elsewhere = .nowhere, kind: String = "") {
         self.job = job
         self.attempt = attempt
         self.state = state
@@ -37,6 +40,7 @@ public struct BreakerAttempt: Sendable, Equatable {
         self.endedAt = endedAt
         self.stderrHead = stderrHead
         self.elsewhere = elsewhere
+        self.kind = kind
     }
 
     /// Whether the attempt failed in a way that may be the host's fault (ignoring its duration).
@@ -82,23 +86,42 @@ public enum CircuitBreaker {
         return a.seconds < settings.short ? .counts : .ranLong
     }
 
-    /// The evidence that trips the breaker: the newest failure of each of `settings.failures`
-    /// different jobs, when the host's attempts (newest first) that ended after `since` and
-    /// within `settings.within` of `now` hold that many counted failures in a row; else nil.
+    /// The host's streak: the newest failure of each different job among its counted failures
+    /// in a row (attempts newest first, ended after `since` and within `settings.within` of
+    /// `now`), when they are at least `settings.failures`; else nil. Whether the streak proves
+    /// the host at fault is `needed`'s question.
     public static func evidence(_ newestFirst: [BreakerAttempt], settings: QuarantineSettings, now: Double, since: Double = 0) -> [BreakerAttempt]? {
         var found: [BreakerAttempt] = []
         var jobs: Set<Int> = []
-        for a in newestFirst {
+        loop: for a in newestFirst {
             guard a.endedAt > since, now - a.endedAt <= settings.within else { break }
             switch verdict(a, settings: settings) {
-            case .success, .ranLong: return nil
+            case .success, .ranLong: break loop
             case .ignored: continue
             case .counts:
                 if jobs.insert(a.job).inserted { found.append(a) }
-                if found.count >= settings.failures { return found }
             }
         }
-        return nil
+        return found.count >= settings.failures ? found : nil
+    }
+
+    /// The failure rate elsewhere at which `settings.failures` failures in a row prove a host
+    /// at fault: a healthy host would fail that many in a row with a chance of 1 in 32^failures
+    /// (one in a million for 4).
+    public static let clearRate = 1.0 / 32
+
+    /// How many different jobs must fail quickly in a row on a host to prove it at fault, when
+    /// the same kind of work (the same batches) failed `otherFailures` times and did not fail
+    /// quickly `otherSuccesses` times on the other hosts over the same time: enough that a host
+    /// failing as often as the others would fail that many in a row by chance no more often
+    /// than 1 in 32^failures, and at least `settings.failures`. The others' failure rate is
+    /// counted as (failures + 1) / (attempts + 2), so that a few attempts elsewhere prove
+    /// little: with 4 `failures`, one success elsewhere asks for 13, eight for 7, forty for 4;
+    /// a batch whose jobs fail half the time everywhere asks for 20.
+    public static func needed(otherSuccesses: Int, otherFailures: Int, settings: QuarantineSettings) -> Int {
+        let rate = Double(otherFailures + 1) / Double(otherSuccesses + otherFailures + 2)
+        let n = (Double(settings.failures) * log(clearRate) / log(rate)).rounded(.up)
+        return max(settings.failures, n.isFinite ? Int(min(n, 1_000_000)) : 1_000_000)
     }
 
     /// How the job of an attempt fared on other hosts, from its attempts there.
@@ -134,6 +157,8 @@ public enum CircuitBreaker {
     public enum Blame: Sendable, Equatable {
         case host
         case jobs
+        /// The host failed more than the others did at the same work, but not enough to prove it (`needed`).
+        case unproven
         /// Nothing ended elsewhere yet, but attempts started there just now: ask again when one ends.
         case undecided
     }
@@ -145,14 +170,55 @@ public enum CircuitBreaker {
         return otherYoung > 0 ? .undecided : .host
     }
 
+    /// How the other hosts did at one kind of work (a batch) over a streak's time.
+    public struct Record: Sendable, Equatable {
+        /// Attempts that succeeded, or still run and outlived a quick failure.
+        public var successes = 0
+        public var failures = 0
+        /// Attempts that started less than `short` ago: they may still fail as quickly.
+        public var young = 0
+        public init(successes: Int = 0, failures: Int = 0, young: Int = 0) {
+            self.successes = successes
+            self.failures = failures
+            self.young = young
+        }
+    }
+
+    /// The verdict on a host's streak, given the other hosts' record at each kind of work in it
+    /// (`Journal.otherHostsRecord`): failures of a batch that only failed elsewhere are the
+    /// batch's, and leave the streak. Of what remains: `.host` when `settings.failures` of its
+    /// jobs succeeded on another host (their retries); else `blame` on the others' summed
+    /// record, and `.host` only when the streak is as long as `needed` asks. Returns the streak that was
+    /// judged and the record it was judged by.
+    public static func judge(_ evidence: [BreakerAttempt], records: [String: Record], otherHosts: Int,
+                             settings: QuarantineSettings) -> (evidence: [BreakerAttempt], others: Record, blame: Blame) {
+        let failingEverywhere = Set(records.filter { $0.value.successes == 0 && $0.value.failures > 0 }.map(\.key))
+        let kept = evidence.filter { !failingEverywhere.contains($0.kind) }
+        let others = Set(kept.map(\.kind)).reduce(into: Record()) { sum, kind in
+            let r = records[kind] ?? Record()
+            sum.successes += r.successes
+            sum.failures += r.failures
+            sum.young += r.young
+        }
+        guard kept.count >= settings.failures, otherHosts > 0 else { return (kept, others, .jobs) }
+        // The same jobs succeeded on another host (their retries): the host failed work that runs.
+        if kept.filter({ $0.elsewhere == .notFailing }).count >= settings.failures { return (kept, others, .host) }
+        let b = blame(otherHosts: otherHosts, otherSuccesses: others.successes, otherFailures: others.failures, otherYoung: others.young)
+        guard b == .host else { return (kept, others, b) }
+        let enough = kept.count >= needed(otherSuccesses: others.successes, otherFailures: others.failures, settings: settings)
+        return (kept, others, enough ? .host : .unproven)
+    }
+
     /// The cool-down after a failed probe: twice the last one, at most a day.
     public static func doubled(_ cooldown: Double) -> Double { min(cooldown * 2, 86_400) }
 
-    /// One line per piece of evidence: the job, its outcome, how fast, and its stderr's head.
-    public static func describe(_ evidence: [BreakerAttempt], label: (Int) -> String) -> String {
-        evidence.map { a in
+    /// One line per piece of evidence (the newest `limit`, then how many more): the job, its
+    /// outcome, how fast, and its stderr's head.
+    public static func describe(_ evidence: [BreakerAttempt], limit: Int = 4, label: (Int) -> String) -> String {
+        let shown = evidence.prefix(limit).map { a in
             let err = a.stderrHead.map { ": " + $0.split(separator: "\n", omittingEmptySubsequences: true).prefix(2).joined(separator: " | ") } ?? ""
             return "job \(label(a.job)) attempt \(a.attempt) \(a.outcome) after \(String(format: "%.1f", a.seconds)) s\(err)"
         }.joined(separator: "; ")
+        return evidence.count > limit ? shown + "; and \(evidence.count - limit) more" : shown
     }
 }

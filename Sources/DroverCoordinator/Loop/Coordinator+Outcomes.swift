@@ -55,9 +55,9 @@ extension Coordinator {
     }
 
     /// Why a job asked to stop ends cancelled: the reason recorded with the request (fail-fast
-    /// records one in the job's reason), else `otherwise`.
+    /// and `drover map --timeout N%` record one in the job's reason), else `otherwise`.
     func cancelReason(_ job: JobRecord, otherwise: String) -> String {
-        if let r = job.reason, r.hasPrefix("fail-fast") { return r }
+        if let r = job.reason, r.hasPrefix("fail-fast") || r.hasPrefix("timed out") { return r }
         return otherwise
     }
 

@@ -95,42 +95,48 @@ extension Coordinator {
         // Hosts whose verdict waited for the others' attempts: this end may decide it.
         for other in undecidedBreakers.keys where other != host { try tripIfEvidence(other, settings: settings) }
         guard breakers[host]?.isQuarantined != true, let state = a.agentState else { return }
+        if state == "exited" && a.exitCode == 0 {
+            // The hosts where this job failed failed work that runs here: evidence against them.
+            for other in try journal.failedHosts(of: [a.job])[a.job] ?? [] where other != host && breakers[other]?.isQuarantined != true {
+                try tripIfEvidence(other, settings: settings)
+            }
+            return
+        }
         let seconds = (a.endedAt ?? wallNow) - (a.startedAt ?? a.endedAt ?? wallNow)
         let me = BreakerAttempt(job: a.job, attempt: a.attempt, state: state, exitCode: a.exitCode, seconds: seconds, endedAt: a.endedAt ?? wallNow)
         guard CircuitBreaker.verdict(me, settings: settings) == .counts else { return }
         try tripIfEvidence(host, settings: settings)
     }
 
-    /// Quarantines `host` when its recent attempts hold the evidence and the other hosts do not
-    /// show the jobs at fault; while the other hosts cannot tell yet, the host waits in
-    /// `undecidedBreakers` — taking no new work — and is judged again when another host's
-    /// attempt ends, or `short` later (`judgeUndecided`: the others' attempts that still run
-    /// then are no quick failures: `waitedOut`).
+    /// Quarantines `host` when its recent attempts hold a streak of quick failures that the
+    /// other hosts' record at the same kind of work (the streak's batches, over the streak's
+    /// time) cannot explain (`CircuitBreaker.needed`); while the other hosts cannot tell yet,
+    /// the host waits in `undecidedBreakers` — taking no new work — and is judged again when
+    /// another host's attempt ends, or `short` later (`judgeUndecided`: the others' attempts
+    /// that still run then are no quick failures: `waitedOut`).
     func tripIfEvidence(_ host: String, settings: QuarantineSettings, waitedOut: Bool = false) throws {
         let waiting = undecidedBreakers.removeValue(forKey: host)
         if waiting != nil { dirty = true }
         guard breakers[host]?.isQuarantined != true else { return }
-        let since = max(breakers[host]?.resetAt ?? 0, wallNow - settings.within)
-        let history = try journal.breakerHistory(host: host, since: since, settings: settings)
-        guard let evidence = CircuitBreaker.evidence(history, settings: settings, now: wallNow, since: since) else { return }
-        // The other hosts are asked about the streak's own time only: successes there before it
-        // began say nothing about jobs that fail everywhere now.
-        switch try blame(host, since: CircuitBreaker.streakStart(evidence), settings: settings, countingYoung: !waitedOut) {
-        case .jobs: return
-        case .undecided:
-            undecidedBreakers[host] = waiting ?? wallNow + settings.short
-            return
-        case .host: break
+        guard let c = try journal.breakerCase(host: host, otherHosts: inventory.hosts.count - 1, settings: settings, now: wallNow,
+                                              resetAt: breakers[host]?.resetAt ?? 0, waitedOut: waitedOut) else { return }
+        switch c.blame {
+        case .jobs, .unproven: return
+        case .undecided: undecidedBreakers[host] = waiting ?? wallNow + settings.short
+        case .host: try quarantine(host, c, settings: settings)
         }
-        try quarantine(host, evidence: evidence, settings: settings)
     }
 
     /// Quarantines `host` for the quick failures in `evidence`.
-    func quarantine(_ host: String, evidence: [BreakerAttempt], settings: QuarantineSettings) throws {
+    func quarantine(_ host: String, _ c: BreakerCase, settings: QuarantineSettings) throws {
+        let evidence = c.evidence
         let labels = Dictionary(try journal.jobs(evidence.map(\.job)).map { ($0.id, $0.label) }) { a, _ in a }
         let text = CircuitBreaker.describe(evidence, label: { labels[$0] ?? String($0) })
         let span = (evidence.map(\.endedAt).max() ?? 0) - (evidence.map(\.endedAt).min() ?? 0)
-        let why = "\(evidence.count) different jobs failed there in a row within \(Self.span(span)), each in under \(Self.span(settings.short)): \(text)"
+        let retried = c.succeededElsewhere > 0 ? " (\(c.succeededElsewhere) of these jobs succeeded there)" : ""
+        let record = "the other hosts failed \(c.otherFailures) of \(c.otherSuccesses + c.otherFailures) attempts at the same batches meanwhile\(retried)"
+        let why = "\(evidence.count) different jobs failed there in a row within \(Self.span(span)), each in under \(Self.span(settings.short)), "
+            + "while \(record): \(text)"
         try quarantine(host, cooldown: settings.cooldown, why: why)
     }
 

@@ -163,11 +163,17 @@ struct MapBuilder {
         if let hosts, hosts.count == 1 { args += ["--host", hosts[0]] }
         for l in o.labels { args += ["--on", l] }
         if let t = o.timeout {
-            guard !t.hasSuffix("%") else {
-                Terminal.error("--timeout \(t): a percentage of the median runtime is not supported; give seconds (--timeout 60)")
+            // A percentage of the median runtime is applied by the map as it follows (MapTimeout).
+            let percent: Double?
+            do { percent = try MapTimeout.percent(t) } catch {
+                Terminal.error("\(error)")
                 throw ExitCode(2)
             }
-            args += ["--timeout", t]
+            if percent != nil && o.detach {
+                Terminal.error("--timeout \(t) with --detach: the map applies a percentage of the median runtime while it follows the jobs; give seconds (--timeout 60) or leave out --detach")
+                throw ExitCode(2)
+            }
+            if percent == nil { args += ["--timeout", t] }
         }
         if let r = o.retries { args += ["--retries", String(max(0, r - 1))] }
         if let s = try o.slots ?? slotsFromJobs() { args += ["--slots", String(s)] }

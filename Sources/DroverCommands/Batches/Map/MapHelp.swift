@@ -22,8 +22,9 @@ enum MapHelp {
               jobs per host, from the host's slots (hosts.json `slots`)
           -S, --sshlogin [N/]HOST[,HOST…]
               run only on these inventory hosts; `:` is the one on this machine (N/ is ignored: the host's slots count)
-          --timeout SECS, --retries N
-              kill a job after SECS; run a failing job up to N times
+          --timeout SECS|N%, --retries N
+              kill a job after SECS, or once it runs longer than N% of the median runtime of the jobs that
+              succeeded (applied while the map follows its jobs: not with --detach); run a failing job up to N times
           --halt never|soon,fail=N|now,fail=N (also success=, done=, N%)
               stop early, as parallel does
           --joblog FILE, --resume, --resume-failed, --retry-failed

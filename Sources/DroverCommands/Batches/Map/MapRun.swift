@@ -44,6 +44,8 @@ struct MapRun {
                                          linesToStandardError: progress != .json)
         interrupt.wakes(follower.watch)
         var halted: JobRecord?
+        /// Jobs `--timeout N%` killed: failed, as parallel counts them.
+        var timedOut: Set<Int> = []
         // With JSON progress, stdout is JSON lines only: the jobs' output stays in the results folder.
         let printing = progress != .json
         var toldQuarantine = false
@@ -51,11 +53,21 @@ struct MapRun {
         let lines = printing && options.lineBuffer && !options.keepOrder
             ? MapLineStream(journal: journal, inventory: submission.inventory, tags: build.tags, verbose: options.verbose) : nil
         if let lines { output.streamed = { lines.claims($0) } }
+        let timeout = try options.timeout.flatMap(MapTimeout.percent).map { MapTimeout(percent: $0, journal: journal) }
+        var nextTimeout: Double?
+        follower.deadline = { nextTimeout }
         follower.onRead = { jobs in
+            if let timeout {
+                nextTimeout = try timeout.apply(current(jobs), now: Date().timeIntervalSince1970) { job in
+                    guard let n = job.batchJob.flatMap({ Int($0) }), n >= 1, n <= build.values.count else { return job.label }
+                    return "\(n) (\(build.values[n - 1].joined(separator: " ")))"
+                }
+                timedOut = timeout.killed
+            }
             try lines?.update(current(jobs))
             if printing { output.printFinished(current(jobs)) }
             if !toldQuarantine { toldQuarantine = try tellIfEveryHostIsQuarantined(current(jobs), journal: journal) }
-            if halted == nil, let trigger = try halt(current(jobs), journal: journal) { halted = trigger }
+            if halted == nil, let trigger = try halt(current(jobs), journal: journal, timedOut: timedOut) { halted = trigger }
         }
         var jobs = try await follower.follow { interrupt.fired }
         if interrupt.fired {
@@ -73,14 +85,14 @@ struct MapRun {
             MapJoblog.write(try BatchReport.build(journal, batch: batch), to: path, append: options.resume || options.resumeFailed || options.retryFailed)
         }
         if interrupt.fired { return 130 }
-        return status(jobs, halted: halted)
+        return status(jobs, halted: halted, timedOut: timedOut)
     }
 
     /// Applies `--halt` to the jobs as read: cancels what it says, returns the job that triggered it.
-    private func halt(_ jobs: [JobRecord], journal: Journal) throws -> JobRecord? {
+    private func halt(_ jobs: [JobRecord], journal: Journal, timedOut: Set<Int>) throws -> JobRecord? {
         let h = options.halt
         guard h.when != .never else { return nil }
-        let failed = jobs.filter { $0.state == .failed }
+        let failed = jobs.filter { $0.state == .failed || ($0.state == .cancelled && timedOut.contains($0.id)) }
         let succeeded = jobs.filter { $0.state == .succeeded }
         guard h.reached(failed: failed.count, succeeded: succeeded.count, total: jobs.count) else { return nil }
         // `now` kills the running jobs; `soon` lets them finish and starts no more.
@@ -105,8 +117,8 @@ struct MapRun {
     }
 
     /// parallel's exit status for the jobs at the end.
-    private func status(_ jobs: [JobRecord], halted: JobRecord?) -> Int32 {
-        let failed = jobs.filter { $0.state == .failed || $0.state == .skipped }.count
+    private func status(_ jobs: [JobRecord], halted: JobRecord?, timedOut: Set<Int>) -> Int32 {
+        let failed = jobs.filter { $0.state == .failed || $0.state == .skipped || ($0.state == .cancelled && timedOut.contains($0.id)) }.count
         if let halted, options.halt.why == .fail, options.halt.count == 1, !options.halt.percent {
             if let code = halted.exitCode, code != 0 { return Int32(code & 255) }
             return halted.signal.flatMap(Signals.number).map { 128 + $0 } ?? 1
