@@ -56,7 +56,9 @@ extension TestbedSuite {
         @Test(.timeLimit(.minutes(3))) func anAgentThatCannotBeStartedAgainTakesItsHostDownAndItsJobsRunElsewhere() async throws {
             let holder = "/tmp/drover-lock-holder-\(UInt32.random(in: 0...UInt32.max))"
             let root = HostSide.root("h2")
-            func release() { _ = try? HostSide.sh("h2", "[ -s \(holder) ] && kill -9 -- -$(cat \(holder)); rm -f \(holder)") }
+            func release() {
+                _ = try? HostSide.sh("h2", "[ -s \(holder) ] && kill -9 $(ps -eo pid=,pgid= | awk -v g=$(cat \(holder)) '$2 == g { print $1 }'); rm -f \(holder)")
+            }
             defer { release() }
             try await CoordinatorFixture.with(deadAfter: 6) { f in
                 let ids = try (0..<3).map { _ in try f.submit(["sh", "-c", "sleep 12; hostname"]) }
@@ -65,7 +67,15 @@ extension TestbedSuite {
                 _ = try HostSide.sh("h2", "pid=$(head -c 32 \(root)/agent.lock); setsid sh -c 'echo $$ > \(holder); exec flock \(root)/agent.lock sleep 3005' </dev/null >/dev/null 2>&1 & sleep 0.2; kill -9 $pid")
                 try f.waitHost("h2", "down", timeout: 40)
                 #expect(try f.journal().attempt(victim, 1)?.state == "lost")
+                // Its link reconnects once more while the lock is still held: from then on only the
+                // coordinator's own re-check of a down host can find that the agent may start again.
+                try f.waitFor("h2's link to connect again after h2 went down", timeout: 30) {
+                    let log = f.log
+                    guard let down = log.range(of: "h2: suspect → down") else { return false }
+                    return log[down.upperBound...].contains("h2: connected")
+                }
                 release()
+                #expect(try HostSide.count("h2", "sleep 3005") == 0, "the lock is free again")
                 let jobs = try f.waitFinal(ids, timeout: 90)
                 #expect(jobs.allSatisfy { $0.state == .succeeded }, "\(jobs.map { $0.reason ?? "" })")
                 let moved = try f.job(victim)

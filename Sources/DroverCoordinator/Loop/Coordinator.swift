@@ -67,6 +67,8 @@ public actor Coordinator: HostLinkDelegate {
     var requestsPending = false
     /// The earliest end of a retry back-off (Unix seconds), when one is pending.
     var wakeAt: Double?
+    /// Hosts that stay `down`: when their link is next restarted (monotonic) and the wait after that.
+    var downRecheck: [String: (at: Double, wait: Double)] = [:]
     /// Attempts whose results are being fetched ("job/attempt").
     var collecting: Set<String> = []
     /// The host and final-event sequence of each attempt in `collecting` (0: not known).
@@ -267,6 +269,7 @@ public actor Coordinator: HostLinkDelegate {
             // The next deadline: a host's heartbeat age, a retry's back-off, an approval's timeout.
             for l in liveness.values { if let t = l.nextChange(after: now) { sleep = min(sleep, t - now) } }
             if let w = wakeAt { sleep = min(sleep, w - wallNow) }
+            if let d = downRecheck.values.map(\.at).min() { sleep = min(sleep, max(d - now, nextHousekeeping - now)) }
             if let b = breakerDue { sleep = min(sleep, b - wallNow) }
             if let u = undecidedBreakers.values.min() { sleep = min(sleep, max(u - wallNow, nextHousekeeping - now)) }
             if let a = approvalsDue { sleep = min(sleep, a - wallNow) }
@@ -344,7 +347,10 @@ public actor Coordinator: HostLinkDelegate {
                     new = beat == .up ? "up" : "suspect"
                 }
             }
-            if new == old { continue }
+            if new == old {
+                if new == "down" { recheckDown(name) }
+                continue
+            }
             try journal.db.transaction {
                 try journal.setHostState(name, new, since: wallNow)
                 try journal.audit("host", host: name, state: new, "\(name): \(old) → \(new)\(new == "down" ? " (no heartbeat for \(Int(settings.deadAfter)) s)" : "")")
@@ -360,8 +366,22 @@ public actor Coordinator: HostLinkDelegate {
             if new == "down" {
                 caughtUp.remove(name)
                 links[name]?.restart()
+                downRecheck[name] = (now + settings.deadAfter, settings.deadAfter)
+            } else {
+                downRecheck[name] = nil
             }
         }
+    }
+
+    /// A host that stays `down` while its link is connected (its agent died and could not be
+    /// started again: its lock held, its disk full) would never be looked at again: its link is
+    /// restarted, which checks the agent and starts it, after `--dead-after`, then twice as
+    /// long each time, at most every 60 s.
+    func recheckDown(_ name: String) {
+        guard let r = downRecheck[name], now >= r.at else { return }
+        links[name]?.restart()
+        let wait = min(r.wait * 2, 60)
+        downRecheck[name] = (now + wait, wait)
     }
 
     /// The host went down (or lost its state, `reason`): its running attempts are lost and their
