@@ -99,5 +99,25 @@ extension TestbedSuite {
                 #expect(try HostSide.sh("h2", "ls \(root)/bin").contains("drover-agent-"), "the binary was uploaded again")
             }
         }
+
+        @Test(.timeLimit(.minutes(2))) func aKilledShimLosesItsAttemptAndTheJobRunsAgainWhileTheHostStaysUp() async throws {
+            let mark = "/home/dtest/.drover-shim-\(UInt32.random(in: 0...UInt32.max))"
+            defer { _ = try? HostSide.sh("h2", "rm -f \(mark)") }
+            try await CoordinatorFixture.with(deadAfter: 10) { f in
+                let id = try f.submit(["sh", "-c", "if [ -e \(mark) ]; then echo again; exit 0; fi; touch \(mark); sleep 3006; true"], options: ["--host", "h2"])
+                try f.waitFor("the job to run", timeout: 30) { try f.job(id).state == .running }
+                try f.waitFor("its process on h2", timeout: 10) { try HostSide.count("h2", "sleep 3006") == 1 }
+                // The `starting` transition names the shim (`shim_pid`).
+                let shim = try HostSide.sh("h2", "grep -oE '\"shim_pid\": *[0-9]+' \(HostSide.root("h2"))/attempts/*-\(id)/1/transitions | head -1 | grep -oE '[0-9]+$'")
+                try #require(Int(shim) != nil, "no shim pid in the transitions: '\(shim)'")
+                _ = try HostSide.sh("h2", "kill -9 \(shim)")
+                let job = try #require(try f.waitFinal([id], timeout: 60).first)
+                #expect(job.state == .succeeded && job.attempt == 2 && job.losses == 1, "\(job.state) attempt \(job.attempt) \(job.reason ?? "")")
+                #expect(try f.journal().attempt(id, 1)?.agentState == "lost")
+                #expect(f.messages("job", job: id).contains { $0.contains("queued again: attempt 1 lost") && $0.hasSuffix("on h2 (host-loss retry 1 of 3)") }, "\(f.messages("job", job: id))")
+                #expect(try HostSide.count("h2", "sleep 3006") == 0, "what the shim left is killed")
+                #expect(!(try f.events("host").contains { $0.host == "h2" && ($0.state == "down" || $0.state == "suspect") }), "h2 stayed up: \(f.messages("host"))")
+            }
+        }
     }
 }
