@@ -28,6 +28,17 @@ struct HostRoster {
     var systemKeys: [String: String] = [:]
     /// Hosts that are the same machine as an earlier inventory host (host → that host).
     var sameMachineAs: [String: String] = [:]
+    /// Hosts that stay `down`: when their link is next restarted (monotonic) and the wait after that.
+    var downRecheck: [String: (at: Double, wait: Double)] = [:]
+
+    /// Whether a host that stays `down` is due for its link to be restarted at `now`; if so,
+    /// the next time is set, after twice the last wait (at most 60 s).
+    mutating func downRecheckDue(_ host: String, at now: Double) -> Bool {
+        guard let r = downRecheck[host], now >= r.at else { return false }
+        let wait = min(r.wait * 2, 60)
+        downRecheck[host] = (now + wait, wait)
+        return true
+    }
 
     /// What a heartbeat changed that the loop acts on.
     struct BeatNews: Equatable {
@@ -122,7 +133,14 @@ extension Coordinator {
             let new = try HostRoster.nextState(beat: live.state(at: now), old: old, caughtUp: roster.caughtUp.contains(name)) {
                 try journal.staleLiveCount(on: name) > 0
             }
-            if new == old { continue }
+            if new == old {
+                // A host that stays `down` while its link is connected (its agent died and
+                // could not be started again: its lock held, its disk full) would never be
+                // looked at again: its link is restarted, which checks the agent and starts
+                // it, after `--dead-after`, then twice as long each time, at most every 60 s.
+                if new == "down", roster.downRecheckDue(name, at: now) { roster.links[name]?.restart() }
+                continue
+            }
             try journal.db.transaction {
                 try journal.setHostState(name, new, since: wallNow)
                 try journal.audit("host", host: name, state: new, "\(name): \(old) → \(new)\(new == "down" ? " (no heartbeat for \(Int(settings.deadAfter)) s)" : "")")
@@ -138,6 +156,9 @@ extension Coordinator {
             if new == "down" {
                 roster.caughtUp.remove(name)
                 roster.links[name]?.restart()
+                roster.downRecheck[name] = (now + settings.deadAfter, settings.deadAfter)
+            } else {
+                roster.downRecheck[name] = nil
             }
         }
     }

@@ -141,6 +141,7 @@ extension Coordinator {
             // The next deadline: a host's heartbeat age, a retry's back-off, an approval's timeout.
             if let t = roster.nextLivenessChange(after: now) { sleep = min(sleep, t - now) }
             if let w = agenda.retryAt { sleep = min(sleep, w - wallNow) }
+            if let d = roster.downRecheck.values.map(\.at).min() { sleep = min(sleep, max(d - now, nextHousekeeping - now)) }
             if let b = breakerDue { sleep = min(sleep, b - wallNow) }
             if let u = undecidedBreakers.values.min() { sleep = min(sleep, max(u - wallNow, nextHousekeeping - now)) }
             if let a = approvals.due { sleep = min(sleep, a - wallNow) }
