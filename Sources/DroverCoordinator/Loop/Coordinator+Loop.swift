@@ -143,7 +143,7 @@ extension Coordinator {
             if let w = agenda.retryAt { sleep = min(sleep, w - wallNow) }
             if let d = roster.downRecheck.values.map(\.at).min() { sleep = min(sleep, max(d - now, nextHousekeeping - now)) }
             if let b = breakerDue { sleep = min(sleep, b - wallNow) }
-            if let u = undecidedBreakers.values.min() { sleep = min(sleep, max(u - wallNow, nextHousekeeping - now)) }
+            if let u = breakers.undecided.values.min() { sleep = min(sleep, max(u - wallNow, nextHousekeeping - now)) }
             if let a = approvals.due { sleep = min(sleep, a - wallNow) }
             if let b = beats.flushAt { sleep = min(sleep, b - now) }
             if let n = notifications.due { sleep = min(sleep, max(n - wallNow, nextHousekeeping - now)) }

@@ -2,6 +2,20 @@ import DroverCore
 import DroverInventory
 import Foundation
 
+/// Each host's circuit breaker as the journal has it, and the verdicts that wait. Owned by
+/// `Coordinator+Quarantine`.
+struct BreakerBoard {
+    /// Each host's breaker, as in the journal.
+    var records: [String: QuarantineRecord] = [:]
+    /// Whether `records` was read from the journal once (later reads report what others changed).
+    var loaded = false
+    /// Hosts with the evidence for a quarantine whose verdict waits for the other hosts'
+    /// attempts, with when it is taken at the latest (Unix seconds).
+    var undecided: [String: Double] = [:]
+    /// Half-open hosts whose end of cool-down was said already.
+    var announcedHalfOpen: Set<String> = []
+}
+
 /// The circuit breaker per host (docs/failures.md, "Black-hole hosts"): a host that fails
 /// several different jobs in a row quickly is quarantined (no new work), and after a
 /// cool-down one probe job decides whether it is healed.
@@ -11,31 +25,31 @@ extension Coordinator {
     func loadBreakers() throws {
         var fresh: [String: QuarantineRecord] = [:]
         for q in try journal.quarantines() { fresh[q.host] = q }
-        for (host, q) in fresh where breakers[host] != q && breakersLoaded {
+        for (host, q) in fresh where breakers.records[host] != q && breakers.loaded {
             let text = "\(host): \(q.isQuarantined ? "quarantined" : "released") by hand\(q.reason.map { " (\($0))" } ?? "")"
             log(text)
-            if q.isQuarantined && breakers[host]?.isQuarantined != true {
+            if q.isQuarantined && breakers.records[host]?.isQuarantined != true {
                 do { try notify(.hostQuarantined, host: host, message: text) } catch { log("journal: \(error)") }
             }
         }
-        breakers = fresh
-        breakersLoaded = true
-        dirty = true
+        breakers.records = fresh
+        breakers.loaded = true
+        agenda.schedule = true
     }
 
     /// How many new jobs the scheduler may place on `host` now: nil for any, 0 for none
     /// (quarantined), 1 for a half-open host's probe.
     func placementLimit(_ host: String) -> Int? {
         // A host whose verdict waits gets no new work meanwhile: a black hole would eat the queue.
-        if undecidedBreakers[host] != nil { return 0 }
-        guard let q = breakers[host], q.isQuarantined else { return nil }
+        if breakers.undecided[host] != nil { return 0 }
+        guard let q = breakers.records[host], q.isQuarantined else { return nil }
         return q.halfOpen(at: wallNow) ? 1 : 0
     }
 
     /// Verdicts that waited `short` for the other hosts: taken now.
     func judgeUndecided() throws {
-        guard let settings = settings.quarantine else { undecidedBreakers.removeAll(); return }
-        let due = undecidedBreakers.filter { $0.value <= wallNow }.map(\.key)
+        guard let settings = settings.quarantine else { breakers.undecided.removeAll(); return }
+        let due = breakers.undecided.filter { $0.value <= wallNow }.map(\.key)
         guard !due.isEmpty else { return }
         // Young attempts elsewhere no longer count: they ran longer than a quick failure.
         try journal.db.transaction {
@@ -45,35 +59,35 @@ extension Coordinator {
 
     /// The earliest end of a cool-down still ahead, Unix seconds.
     var breakerDue: Double? {
-        breakers.values.filter { $0.state == .open }.compactMap(\.until).filter { $0 > wallNow }.min()
+        breakers.records.values.filter { $0.state == .open }.compactMap(\.until).filter { $0 > wallNow }.min()
     }
 
     /// Cool-downs that ended: each such host may take one probe job (said once).
     func openHalfway() throws {
-        for (host, q) in breakers where q.halfOpen(at: wallNow) && !announcedHalfOpen.contains(host) {
-            announcedHalfOpen.insert(host)
+        for (host, q) in breakers.records where q.halfOpen(at: wallNow) && !breakers.announcedHalfOpen.contains(host) {
+            breakers.announcedHalfOpen.insert(host)
             try journal.audit("quarantine", host: host, state: "half_open", "\(host): cool-down of \(Self.span(q.cooldown ?? 0)) over; one probe job may run there")
             log("\(host): cool-down over; one probe job may run there (half-open)")
-            dirty = true
+            agenda.schedule = true
         }
     }
 
     /// A probe job was placed on a half-open host (inside the schedule transaction).
     func placedProbe(on host: String, job: Int, attempt: Int, label: String) throws {
-        guard var q = breakers[host], q.halfOpen(at: wallNow) else { return }
+        guard var q = breakers.records[host], q.halfOpen(at: wallNow) else { return }
         q.state = .probing
         q.probeJob = job
         q.probeAttempt = attempt
         try journal.setQuarantine(q)
         try journal.audit("quarantine", job: job, attempt: attempt, host: host, state: "probing", "\(host): job \(label) attempt \(attempt) is its probe")
-        breakers[host] = q
+        breakers.records[host] = q
         log("\(host): probe job \(label) attempt \(attempt)")
     }
 
     /// A probe that ended without being concluded (lost with its host, replaced): the host is
     /// half-open again and another probe may go.
     func checkProbes() throws {
-        for (host, q) in breakers where q.state == .probing {
+        for (host, q) in breakers.records where q.state == .probing {
             guard let job = q.probeJob, let n = q.probeAttempt else { continue }
             let a = try journal.attempt(job, n)
             let live = a.map { !$0.stale && ["dispatched", "accepted", "starting", "running"].contains($0.state) } ?? false
@@ -88,16 +102,16 @@ extension Coordinator {
     func judgeBreaker(_ a: AttemptRecord, job: JobRecord) throws {
         guard let settings = settings.quarantine else { return }
         let host = a.host
-        if let q = breakers[host], q.state == .probing, q.probeJob == a.job, q.probeAttempt == a.attempt {
+        if let q = breakers.records[host], q.state == .probing, q.probeJob == a.job, q.probeAttempt == a.attempt {
             try judgeProbe(a, job: job, q, settings: settings)
             return
         }
         // Hosts whose verdict waited for the others' attempts: this end may decide it.
-        for other in undecidedBreakers.keys where other != host { try tripIfEvidence(other, settings: settings) }
-        guard breakers[host]?.isQuarantined != true, let state = a.agentState else { return }
+        for other in breakers.undecided.keys where other != host { try tripIfEvidence(other, settings: settings) }
+        guard breakers.records[host]?.isQuarantined != true, let state = a.agentState else { return }
         if state == "exited" && a.exitCode == 0 {
             // The hosts where this job failed failed work that runs here: evidence against them.
-            for other in try journal.failedHosts(of: [a.job])[a.job] ?? [] where other != host && breakers[other]?.isQuarantined != true {
+            for other in try journal.failedHosts(of: [a.job])[a.job] ?? [] where other != host && breakers.records[other]?.isQuarantined != true {
                 try tripIfEvidence(other, settings: settings)
             }
             return
@@ -111,18 +125,18 @@ extension Coordinator {
     /// Quarantines `host` when its recent attempts hold a streak of quick failures that the
     /// other hosts' record at the same kind of work (the streak's batches, over the streak's
     /// time) cannot explain (`CircuitBreaker.needed`); while the other hosts cannot tell yet,
-    /// the host waits in `undecidedBreakers` — taking no new work — and is judged again when
+    /// the host waits in `breakers.undecided` — taking no new work — and is judged again when
     /// another host's attempt ends, or `short` later (`judgeUndecided`: the others' attempts
     /// that still run then are no quick failures: `waitedOut`).
     func tripIfEvidence(_ host: String, settings: QuarantineSettings, waitedOut: Bool = false) throws {
-        let waiting = undecidedBreakers.removeValue(forKey: host)
-        if waiting != nil { dirty = true }
-        guard breakers[host]?.isQuarantined != true else { return }
+        let waiting = breakers.undecided.removeValue(forKey: host)
+        if waiting != nil { agenda.schedule = true }
+        guard breakers.records[host]?.isQuarantined != true else { return }
         guard let c = try journal.breakerCase(host: host, otherHosts: inventory.hosts.count - 1, settings: settings, now: wallNow,
-                                              resetAt: breakers[host]?.resetAt ?? 0, waitedOut: waitedOut) else { return }
+                                              resetAt: breakers.records[host]?.resetAt ?? 0, waitedOut: waitedOut) else { return }
         switch c.blame {
         case .jobs, .unproven: return
-        case .undecided: undecidedBreakers[host] = waiting ?? wallNow + settings.short
+        case .undecided: breakers.undecided[host] = waiting ?? wallNow + settings.short
         case .host: try quarantine(host, c, settings: settings)
         }
     }
@@ -154,9 +168,9 @@ extension Coordinator {
             let closed = QuarantineRecord(host: host, state: .closed, since: wallNow, reason: "probe job \(job.label) succeeded", resetAt: wallNow)
             try journal.setQuarantine(closed)
             try journal.audit("quarantine", job: a.job, attempt: a.attempt, host: host, state: "closed", "\(host): probe job \(job.label) succeeded; jobs go there again")
-            breakers[host] = closed
-            announcedHalfOpen.remove(host)
-            dirty = true
+            breakers.records[host] = closed
+            breakers.announcedHalfOpen.remove(host)
+            agenda.schedule = true
             log("\(host): probe job \(job.label) succeeded; released from quarantine")
         case .counts where try jobsAtFault(host, since: wallNow - settings.within):
             try reopen(host, q, cooldown: q.cooldown ?? settings.cooldown, until: wallNow,
@@ -175,13 +189,13 @@ extension Coordinator {
     func quarantine(_ host: String, cooldown: Double, why: String) throws {
         let until = wallNow + cooldown
         let q = QuarantineRecord(host: host, state: .open, since: wallNow, until: until, cooldown: cooldown, reason: why,
-                                 resetAt: breakers[host]?.resetAt)
+                                 resetAt: breakers.records[host]?.resetAt)
         try journal.setQuarantine(q)
         let text = "\(host) quarantined: \(why); no new work there for \(Self.span(cooldown)), then one probe job"
         try journal.audit("quarantine", host: host, state: "quarantined", text)
         try notify(.hostQuarantined, host: host, message: text)
-        breakers[host] = q
-        announcedHalfOpen.remove(host)
+        breakers.records[host] = q
+        breakers.announcedHalfOpen.remove(host)
         log("warning: " + text)
     }
 
@@ -195,9 +209,9 @@ extension Coordinator {
         q.probeAttempt = nil
         try journal.setQuarantine(q)
         try journal.audit("quarantine", host: host, state: "half_open", "\(host): \(why); another probe may run there")
-        breakers[host] = q
-        announcedHalfOpen.remove(host)
-        dirty = true
+        breakers.records[host] = q
+        breakers.announcedHalfOpen.remove(host)
+        agenda.schedule = true
     }
 
     /// Whether the other hosts fail too (`CircuitBreaker.jobsAtFault`).

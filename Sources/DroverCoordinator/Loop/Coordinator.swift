@@ -77,18 +77,8 @@ public actor Coordinator: HostLinkDelegate {
     var facts: [String: HostFactsReport]?
     /// Notices when the coordinator itself did not run (its machine slept, SIGSTOP; `Coordinator+Sleep`).
     var sleepDetector: SleepDetector?
-    /// Each host's circuit breaker, as in the journal (`Coordinator+Quarantine`).
-    var breakers: [String: QuarantineRecord] = [:]
-    var breakersLoaded = false
-    /// Hosts with the evidence for a quarantine whose verdict waits for the other hosts' attempts.
-    var undecidedBreakers: [String: Double] = [:]
-    /// Half-open hosts whose end of cool-down was said already.
-    var announcedHalfOpen: Set<String> = []
-    /// The queue may have work (`agenda.schedule`), under the name `Coordinator+Quarantine` uses.
-    var dirty: Bool {
-        get { agenda.schedule }
-        set { agenda.schedule = newValue }
-    }
+    /// Each host's circuit breaker and the verdicts that wait (`Coordinator+Quarantine`).
+    var breakers = BreakerBoard()
 
     /// Opens the journal in `state`; the caller holds the coordinator lock.
     public init(state: StateLocation, inventory: Inventory, catalog: AgentCatalog, settings: CoordinatorSettings,
