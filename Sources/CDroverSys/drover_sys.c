@@ -139,12 +139,20 @@ pid_t drover_spawn_job(const char *path, char *const argv[], char *const envp[],
 }
 
 pid_t drover_spawn_session(const char *path, char *const argv[], char *const envp[], int out_fd, int *child_errno) {
+    return drover_spawn_session_input(path, argv, envp, -1, out_fd, child_errno);
+}
+
+pid_t drover_spawn_session_input(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int *child_errno) {
     /* posix_spawn (vfork-like, cheap for the parent) with a new session and clean signals. */
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&actions);
     posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    if (in_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
+    } else {
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    }
     posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
     posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
     sigset_t none, all;
@@ -159,6 +167,17 @@ pid_t drover_spawn_session(const char *path, char *const argv[], char *const env
     posix_spawnattr_destroy(&attr);
     if (rc != 0) { *child_errno = rc; return -1; }
     return pid;
+}
+
+int drover_cloexec_pipe(int fds[2]) {
+#ifdef __linux__
+    return pipe2(fds, O_CLOEXEC);
+#else
+    if (pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+#endif
 }
 
 int drover_set_child_subreaper(void) {

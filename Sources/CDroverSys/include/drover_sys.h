@@ -25,6 +25,13 @@ pid_t drover_spawn_job(const char *path, char *const argv[], char *const envp[],
 /// their defaults, stdin from /dev/null, stdout and stderr to `out_fd`. Returns the pid or -1.
 pid_t drover_spawn_session(const char *path, char *const argv[], char *const envp[], int out_fd, int *child_errno);
 
+/// drover_spawn_session with `in_fd` as the child's stdin (a reusable shim's handoff pipe);
+/// -1 for /dev/null.
+pid_t drover_spawn_session_input(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int *child_errno);
+
+/// A pipe with both ends close-on-exec; 0, or -1 with errno.
+int drover_cloexec_pipe(int fds[2]);
+
 /// Makes this process the subreaper of its descendants (Linux); returns 0, or -1 where unsupported.
 int drover_set_child_subreaper(void);
 

@@ -76,8 +76,9 @@ public enum AgentCLI {
             case "stop": return try StopCommand.run(&options)
             case "facts": return try FactsCommand.run(&options)
             case "shim":
-                guard options.positional.count == 2, let id = AttemptID(options.positional[1]) else { throw .usage("usage: drover-agent shim ROOT JOB/ATTEMPT (started by the agent)") }
-                return Shim(dir: StateDirectory(root: options.positional[0]), id: id).run()
+                guard options.positional.count == 2, let id = AttemptID(options.positional[1]) else { throw .usage("usage: drover-agent shim ROOT JOB/ATTEMPT [--reuse] (started by the agent)") }
+                try options.allow(["--reuse"])
+                return ShimProcess.run(dir: StateDirectory(root: options.positional[0]), first: id, reuse: options.flags.contains("--reuse"))
             default:
                 var message = "unknown command \"\(command)\""
                 if let s = Suggestion.nearest(to: command, among: ["run", "status", "submit", "send", "cancel", "signal", "tail", "link", "output", "reap", "gc", "stop", "facts"]) {

@@ -60,8 +60,9 @@ func currentExecutable() -> String {
     return arg0
 }
 
-/// Starts `argv` in a new session (setsid), detached from this process's terminal and signals.
-func spawnSession(_ argv: [String], output: String) throws(AgentError) -> pid_t {
+/// Starts `argv` in a new session (setsid), detached from this process's terminal and signals;
+/// its stdin is `input` (-1: /dev/null).
+func spawnSession(_ argv: [String], output: String, input: Int32 = -1) throws(AgentError) -> pid_t {
     let fd = open(output, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
     if fd < 0 { throw .system(.current("open", path: output)) }
     defer { close(fd) }
@@ -69,7 +70,7 @@ func spawnSession(_ argv: [String], output: String) throws(AgentError) -> pid_t 
     let pid = argv.withCStrings { a in
         environmentCStrings { e in
             a.withUnsafeBufferPointer { ap in
-                e.withUnsafeBufferPointer { ep in drover_spawn_session(argv[0], ap.baseAddress, ep.baseAddress, fd, &err) }
+                e.withUnsafeBufferPointer { ep in drover_spawn_session_input(argv[0], ap.baseAddress, ep.baseAddress, input, fd, &err) }
             }
         }
     }

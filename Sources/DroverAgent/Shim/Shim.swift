@@ -6,14 +6,16 @@ import Glibc
 import Darwin
 #endif
 
-/// The per-attempt supervisor: `drover-agent shim ROOT JOB/ATTEMPT`.
+/// The supervisor of one attempt, run by a shim process (`ShimProcess`).
 ///
-/// Started by the agent in a new session, so it outlives an agent restart. It runs the job,
-/// enforces its limits and timeout, and when the job ends for any reason kills every
-/// descendant before it writes the result.
+/// The shim process is started by the agent in a new session, so it outlives an agent
+/// restart. It runs the job, enforces its limits and timeout, and when the job ends for any
+/// reason kills every descendant before it writes the result.
 struct Shim {
     let dir: StateDirectory
     let id: AttemptID
+    /// What the shim process keeps over its attempts (signal pipe, file watch, subreaper).
+    let context: ShimContext
     let table = Platform.processes
     /// The last transition this shim wrote: it is the file's only writer while it runs, so
     /// it appends without reading the file again.
@@ -23,22 +25,26 @@ struct Shim {
     func run() -> Int32 {
         // The attempt's shim holds an flock on its spec for its whole life: never two shims.
         let lockFD = open(dir.specFile(id), O_RDONLY | O_CLOEXEC)
-        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else { return 0 }
-        AgentLog.path = dir.agentLog
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            if lockFD >= 0 { close(lockFD) }
+            return 0
+        }
+        // Released once the attempt has ended (a reused shim goes on to the next one).
+        defer { close(lockFD) }
         guard let node = readJSON(dir.specFile(id)), case .success(let spec) = AttemptSpec.parse(node, file: dir.specFile(id)) else {
             AgentLog.write("shim \(id): unreadable spec")
             return finishWithoutJob(.startFailed, error: "the spec file is missing or invalid")
         }
-        let portable = Platform.processes is PortableProcessTable
-        let subreaper = !portable && drover_set_child_subreaper() == 0
+        let portable = context.portable
+        let subreaper = context.subreaper
         // The shim sleeps until SIGCHLD (the job or an orphan ended), its `cancel` file
         // appears, or a deadline (timeout, grace, memory check) passes.
-        let signals = try? SignalWake([SIGCHLD])
-        let watch = Self.makeWatch()
+        let signals = context.signals
+        let watch = context.watch
         watch.watch(dir.attemptDirectory(id), entries: ["cancel"])
-        if let signals { watch.watch(descriptor: signals.descriptor) }
+        defer { watch.unwatch(dir.attemptDirectory(id)) }
         let cgroup = portable ? nil : JobCgroup.create(name: JobCgroup.name(for: dir, id))
-        let shimStart = table.startTime(of: getpid())
+        let shimStart = context.start
         var starting = JSONObject()
         starting.set("shim_pid", Int(getpid()))
         starting.set("shim_start", shimStart)
@@ -92,16 +98,6 @@ struct Shim {
         }
         let code = supervise(spec: spec, pid: pid, startedAt: startedAt, cgroup: cgroup, tracking: (subreaper, shimStart), watch: watch, signals: signals, snapshots: &snapshots)
         return code
-    }
-
-    /// The kernel's watch; where it cannot be had (e.g. the user's inotify instances are used
-    /// up), polling every 50 ms rather than the fallback's 0.5 s, so a cancel is still prompt.
-    private static func makeWatch() -> FileWatch {
-        let watch = FileWatch.forAgent()
-        if case .polling = watch.mechanism, LocalUser.environment("DROVER_AGENT_FILEWATCH") == nil {
-            return FileWatch(pollingEvery: 0.05)
-        }
-        return watch
     }
 
     // MARK: - Supervision

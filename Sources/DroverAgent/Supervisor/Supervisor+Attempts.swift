@@ -42,6 +42,8 @@ extension Supervisor {
                 if s.isFinal {
                     pendingFinals.append((pendingEvents.count - 1, id))
                     attemptEnded(id)
+                    // Its shim (when this agent started it) is free for the next attempt.
+                    if let pid = live[id]?.childPID { shimFinished(pid) }
                 }
                 log.noteLogged(id, n: n)
                 live[id]?.state = s
@@ -162,6 +164,8 @@ extension Supervisor {
     func checkShims(childSignal: Bool, readable: Set<Int32>, now: Double) {
         if childSignal { reapChildren() }
         let reaped = ReapedChildren.take()
+        // A shim that ended is never handed another attempt.
+        for pid in reaped where shimPipes[pid] != nil { retireShim(pid) }
         if !reaped.isEmpty {
             for (id, a) in live {
                 if let pid = a.childPID, reaped.contains(pid) { shimGone(id, pid: pid) }

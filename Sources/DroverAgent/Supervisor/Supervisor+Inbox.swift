@@ -127,18 +127,6 @@ extension Supervisor {
         return Array(free.prefix(grant.count))
     }
 
-    func startShim(_ id: AttemptID) {
-        do {
-            let pid = try spawnSession([executable, "shim", dir.root, id.description], output: dir.agentLog)
-            live[id]?.shimPID = pid
-            live[id]?.childPID = pid
-            live[id]?.shimStart = nil  // learned from the shim's `starting` transition
-        } catch {
-            AgentLog.write("cannot start the shim of \(id): \(error)")
-            markLost(id, why: "the shim could not be started: \(error)")
-        }
-    }
-
     private func reject(_ name: String, reason: String) {
         let from = dir.inbox + "/" + name
         let to = dir.rejected + "/" + name

@@ -71,6 +71,10 @@ final class Supervisor {
     var unwatched: Set<AttemptID> = []
     var nextUnwatchedPoll = 0.0
     var nextShimTimer = 0.0
+    /// The handoff pipes of the shims this agent started (by pid), and the idle ones, most
+    /// recently idle last (`Supervisor+Shims.swift`).
+    var shimPipes: [pid_t: ShimPipe] = [:]
+    var idleShims: [pid_t] = []
     var signals: SignalWake?
     let executable = currentExecutable()
     /// Whether this agent found the directory owned by another machine (that looked dead).
@@ -155,6 +159,7 @@ final class Supervisor {
                 checkLease()
             }
             commit()
+            retireIdleShims(now: monotonicTime())
             if monotonicTime() >= nextGC { collectGarbage() }
             heartbeat.setRunning(live.values.filter { $0.state == .running || $0.state == .starting }.count)
             followAttempts(now: now)
@@ -201,6 +206,7 @@ final class Supervisor {
         if let retry = inboxRetryAt { t = min(t, retry) }
         if !unwatched.isEmpty { t = min(t, nextUnwatchedPoll) }
         if live.values.contains(where: \.onTimer) { t = min(t, nextShimTimer) }
+        if let retire = nextShimRetirement { t = min(t, retire) }
         return t
     }
 

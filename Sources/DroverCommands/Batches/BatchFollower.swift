@@ -4,7 +4,9 @@ import DroverCore
 import Foundation
 
 /// Follows a batch through the journal to its end, drawing its progress. It reads the
-/// journal again only after a commit (`JournalWatch`); a terminal display is redrawn from
+/// journal again only after a commit (`JournalWatch`), and then only the jobs the commits
+/// since its last reading changed (`Journal.batchChanges`), with a full reading every
+/// `fullReadInterval` and before it calls the batch over; a terminal display is redrawn from
 /// the last reading every 0.2 s in between (elapsed time, ETA, heartbeat ages).
 final class BatchFollower {
     let journal: Journal
@@ -24,6 +26,13 @@ final class BatchFollower {
     var onRead: (([JobRecord]) throws -> Void)?
     /// The next time (Unix seconds) `onRead` must see the jobs again even without a commit (`drover map --timeout N%`).
     var deadline: (() -> Double?)?
+    /// The batch's jobs as last read, in id order, and each one's index there.
+    private var known: [JobRecord] = []
+    private var index: [Int: Int] = [:]
+    /// The audit event the job rows in `known` are current to, and when they were last all read.
+    private var readThrough = 0
+    private var lastFullRead = -Double.infinity
+    private var lastReadWasFull = false
 
     init(journal: Journal, batch: String, progress: ProgressChoice, linesToStandardError: Bool = false) throws {
         self.journal = journal
@@ -52,6 +61,45 @@ final class BatchFollower {
         tally = ProgressTally(start.jobs)
     }
 
+    /// The seconds between two full readings of the batch (each costs a row per job).
+    static let fullReadInterval = 2.0
+
+    /// Reads the batch: every job (`full`, or when the last full reading is old), else only the
+    /// jobs named by the events since the last reading, merged into the jobs known.
+    private func read(full: Bool) throws -> BatchReading {
+        let now = Date().timeIntervalSince1970
+        if full || now - lastFullRead >= Self.fullReadInterval {
+            let r = try journal.batchReading(batch, eventsAfter: showsChanges ? lastEvent : nil)
+            known = r.jobs
+            index = Dictionary(uniqueKeysWithValues: known.enumerated().map { ($1.id, $0) })
+            // Where the events were cut short the rows are newer still: reading from there is safe.
+            readThrough = r.lastEvent
+            lastFullRead = now
+            lastReadWasFull = true
+            return r
+        }
+        let r = try journal.batchChanges(batch, eventsAfter: showsChanges ? min(readThrough, lastEvent) : readThrough)
+        var added = false
+        for job in r.jobs {
+            if let i = index[job.id] {
+                known[i] = job
+            } else {
+                index[job.id] = known.count
+                known.append(job)
+                added = true
+            }
+        }
+        if added && !zip(known, known.dropFirst()).allSatisfy({ $0.id < $1.id }) {
+            known.sort { $0.id < $1.id }
+            index = Dictionary(uniqueKeysWithValues: known.enumerated().map { ($1.id, $0) })
+        }
+        readThrough = r.lastEvent
+        lastReadWasFull = false
+        var merged = r
+        merged.jobs = known
+        return merged
+    }
+
     deinit { watch.stop() }
 
     static func width() -> Int {
@@ -67,14 +115,15 @@ final class BatchFollower {
         var hosts: [HostRecord] = []
         var reading: BatchReading?
         var lastRead = -Double.infinity
+        var readAll = false
         while true {
             if fresh {
                 // A busy batch commits hundreds of times a second: read at most every
                 // `rereadInterval`, so following costs the same for 10 jobs or 100,000.
                 let gap = lastRead + Self.rereadInterval - Date().timeIntervalSince1970
-                if gap > 0 { try await Task.sleep(for: .seconds(gap)) }
+                if gap > 0 && !readAll { try await Task.sleep(for: .seconds(gap)) }
                 lastRead = Date().timeIntervalSince1970
-                reading = try journal.batchReading(batch, eventsAfter: showsChanges ? lastEvent : nil)
+                reading = try read(full: readAll)
                 jobs = reading?.jobs ?? []
                 hosts = reading?.hosts ?? []
                 try onRead?(jobs)
@@ -82,6 +131,13 @@ final class BatchFollower {
             let snapshot = self.snapshot(jobs, hosts: hosts)
             if fresh, let reading { emitChanges(reading, snapshot) }
             let over = jobs.allSatisfy(\.state.isFinal)
+            if over && !lastReadWasFull && !interrupted() {
+                // Over as far as the changes tell: a full reading says so for certain.
+                readAll = true
+                fresh = true
+                continue
+            }
+            readAll = false
             let now = Date().timeIntervalSince1970
             if toTerminal, now - lastFrame >= Self.frameInterval * 0.9 || over {
                 lastFrame = now
