@@ -43,13 +43,15 @@ final class CoordinatorProcess {
         }
     }
 
-    /// `kill -9`, and waits for it.
-    func kill9() {
-        guard pid > 0 else { return }
+    /// `kill -9`, and waits for it; returns its wait status (nil when none ran).
+    @discardableResult
+    func kill9() -> Int32? {
+        guard pid > 0 else { return nil }
         kill(pid, SIGKILL)
         var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        let r = waitpid(pid, &status, 0)
         pid = 0
+        return r > 0 ? status : nil
     }
 
     /// Whether it has exited on its own (a crash); reaps it.
@@ -92,6 +94,14 @@ enum Memory {
     static func rss(pid: Int) -> Int {
         guard let b = try? LocalFile.read("/proc/\(pid)/status") else { return 0 }
         return vmRSS(String(decoding: b, as: UTF8.self))
+    }
+
+    /// The state letter of a local process (`R`, `S`, `T`, `Z`, …), "gone" when it does not exist.
+    static func processState(pid: Int) -> String {
+        guard let b = try? LocalFile.read("/proc/\(pid)/stat") else { return "gone" }
+        let text = String(decoding: b, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return "?" }
+        return text[text.index(after: close)...].split(separator: " ").first.map(String.init) ?? "?"
     }
 
     /// The VmRSS line of a /proc/PID/status text, bytes.

@@ -13,6 +13,7 @@ extension Invariants {
     /// - the host ran a job successfully that started after the tool was back, and no
     ///   automatic quarantine of it is left at the end.
     /// Returns, per fault, whether it had an effect.
+    @discardableResult
     mutating func checkBlackHoles(_ holes: [(host: String, from: Double, to: Double)], jobs: [JobRecord], attempts: [Int: [AttemptRecord]],
                                   events: [AuditEvent], quarantines: [QuarantineRecord], threshold: Int, started: Double) -> [Bool] {
         var problems: [String] = []
@@ -26,7 +27,7 @@ extension Invariants {
             let toolFailures = ended.filter { $0.agentState == "exited" && $0.exitCode == 127 }
             effects.append(!toolFailures.isEmpty)
             guard !toolFailures.isEmpty else {
-                shown.append("\(name): no effect (no job ran the tool there meanwhile; not counted)")
+                shown.append("\(name): no job ran the tool there meanwhile")
                 continue
             }
             var streak: Set<Int> = [], longest = 0
