@@ -90,13 +90,15 @@ final class MemorySampler {
     }
 
     /// The least-squares trend of each series over the last half of the run (from half the time
-    /// of the last sample), for series with at least `minSamples` samples there spanning at
-    /// least `minSpan` s; the others are counted in `short`.
-    func trends(minSamples: Int = 10, minSpan: Double = 30) -> (trends: [Trend], short: Int) {
+    /// of the last sample), leaving out each process's first `warmUp` s (a process started
+    /// late in the run, by a fault, fills its caches then), for series with at least
+    /// `minSamples` samples there spanning at least `minSpan` s; the others are counted in `short`.
+    func trends(minSamples: Int = 10, minSpan: Double = 30, warmUp: Double = 60) -> (trends: [Trend], short: Int) {
         let end = series.values.compactMap { $0.samples.last?.time }.max() ?? 0
         var out: [Trend] = [], short = 0
         for s in series.values.sorted(by: { $0.name < $1.name }) {
-            let late = s.samples.filter { $0.time >= end / 2 }
+            let from = max(end / 2, (s.samples.first?.time ?? 0) + warmUp)
+            let late = s.samples.filter { $0.time >= from }
             guard late.count >= minSamples, let a = late.first, let z = late.last, z.time - a.time >= minSpan else {
                 short += 1
                 continue
