@@ -85,12 +85,17 @@ extension FaultInjector {
         case .blackHole:
             if try files.removeTool(on: host, testbed) {
                 toolAwaySince = now1970
-                // A job pinned there, with a budget that outlasts the breaker's probes, so the hole is hit even among many hosts.
-                var r = JobKind.short.request(&rng, files: files)
-                r.host = host
-                r.retry?.maxAttempts = 20
-                let id = try? submit(r, .short)
-                log("black hole: take ~/\(files.tool) away on \(host) (back in \(String(format: "%.1f", fault.duration)) s); job \(id.map(String.init) ?? "?") pinned there")
+                // As many jobs pinned there as the breaker needs (different jobs failing in a row),
+                // with a budget that outlasts its probes, so the hole is hit and the host can be
+                // quarantined even among many hosts.
+                var ids: [Int] = []
+                for _ in 0..<Soak.quarantineFailures {
+                    var r = JobKind.short.request(&rng, files: files)
+                    r.host = host
+                    r.retry?.maxAttempts = 20
+                    if let id = try? submit(r, .short) { ids.append(id) }
+                }
+                log("black hole: take ~/\(files.tool) away on \(host) (back in \(String(format: "%.1f", fault.duration)) s); jobs \(ids.map(String.init).joined(separator: ", ")) pinned there")
             } else {
                 toolAwaySince = nil
                 effect(fault, since: since, ok: false, "no tool on \(host) to take away")

@@ -191,9 +191,12 @@ final class FaultInjector {
         activeSince = now.timeIntervalSince1970
         if fault.duration > 0 {
             active = fault
-            activeUntil = now.addingTimeInterval(fault.duration)
+            activeUntil = .distantFuture
         }
         try begin(fault)
+        // The duration counts from when the fault is in force and verified (under load the
+        // commands and checks of `begin` take seconds: a 5 s partition must last 5 s).
+        if fault.duration > 0 { activeUntil = Date().addingTimeInterval(fault.duration) }
     }
 
     /// Why `fault` cannot have its effect yet, or nil when it can.
