@@ -86,6 +86,12 @@ final class CoordinatorProcess {
 
     /// Resident set size in bytes (0 when it does not run).
     var rss: Int { pid > 0 ? Memory.rss(pid: Int(pid)) : 0 }
+
+    /// Anonymous resident memory in bytes (0 when it does not run).
+    var anonymous: Int {
+        guard pid > 0, let b = try? LocalFile.read("/proc/\(pid)/status") else { return 0 }
+        return Memory.anonymous(String(decoding: b, as: UTF8.self))
+    }
 }
 
 /// Reading resident set sizes from /proc.
@@ -104,9 +110,17 @@ enum Memory {
         return text[text.index(after: close)...].split(separator: " ").first.map(String.init) ?? "?"
     }
 
+    /// Anonymous resident memory (the heap; `RssAnon` of /proc/PID/status), bytes: what a
+    /// leak grows. VmRSS also counts the program's code pages, paged in as new code paths
+    /// run, and shared pages such as a journal on a tmpfs.
+    static func anonymous(_ status: String) -> Int { field("RssAnon:", status) }
+
     /// The VmRSS line of a /proc/PID/status text, bytes.
-    static func vmRSS(_ status: String) -> Int {
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+    static func vmRSS(_ status: String) -> Int { field("VmRSS:", status) }
+
+    /// A `kB` line of a /proc/PID/status text, bytes.
+    static func field(_ name: String, _ status: String) -> Int {
+        for line in status.split(separator: "\n") where line.hasPrefix(name) {
             return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 } ?? 0
         }
         return 0

@@ -113,7 +113,7 @@ extension FaultInjector {
             for h in [host] + behind(host) { cuts.append((h, since, now1970)) }
             if fault.kind == .bastionOff {
                 // The hosts behind it: the coordinator heard no heartbeat of them any more.
-                let silent = behind(host).map { h in (h, journal?.soakHostStates(h, since: since).contains { $0 == "suspect" || $0 == "down" } ?? false) }
+                let silent = behind(host).map { h in (h, turnedSilent(h)) }
                 let ok = pendingDetail.hasPrefix("the bastion") == false && !silent.isEmpty && silent.allSatisfy(\.1)
                 effect(fault, since: since, ok: ok, pendingDetail + "; " + silent.map { "\($0.0) \($0.1 ? "went suspect/down" : "stayed up (heartbeats went on)")" }.joined(separator: ", "))
             }

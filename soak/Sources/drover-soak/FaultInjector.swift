@@ -79,6 +79,11 @@ final class FaultInjector {
     /// A fault waits at most this long for its precondition (a power-off: for a checkpointed job to hit).
     static let patience = 30.0
     static let powerOffPatience = 20.0
+    /// A partition or bastion-off lasts at most this much longer than planned while the
+    /// coordinator has not turned its host(s) `suspect` yet, and never longer than `cutLimit`
+    /// in all (the lease, 30 s, less its renewal interval, 10 s, less a margin: nothing orphaned).
+    static let cutExtension = 10.0
+    static let cutLimit = 19.0
     /// A black hole lasts at most this much longer than planned while no job failed there yet.
     static let blackHoleExtension = 40.0
     private var waitingSaid = false
@@ -150,6 +155,11 @@ final class FaultInjector {
             if fault.kind == .blackHole, !Interrupt.pending, now < activeUntil.addingTimeInterval(Self.blackHoleExtension),
                let host = fault.host, let since = toolAwaySince, (journal?.soakToolFailures(host, since: since) ?? 1) == 0 {
                 return  // no job ran into the hole yet: it stays open a little longer
+            }
+            if fault.kind == .partition || fault.kind == .bastionOff, !Interrupt.pending,
+               now < activeUntil.addingTimeInterval(Self.cutExtension), now.timeIntervalSince1970 - activeSince < Self.cutLimit,
+               let host = fault.host, !(fault.kind == .partition ? [host] : behind(host)).allSatisfy(turnedSilent) {
+                return  // a busy coordinator has not noticed the silence yet: the cut lasts a little longer
             }
             active = nil
             try end(fault)
@@ -227,6 +237,11 @@ final class FaultInjector {
             break
         }
         return nil
+    }
+
+    /// Whether the coordinator turned `host` suspect or down since the active fault began.
+    func turnedSilent(_ host: String) -> Bool {
+        journal?.soakHostStates(host, since: activeSince).contains { $0 == "suspect" || $0 == "down" } ?? true
     }
 
     /// The hosts reached through `bastion`.

@@ -1,7 +1,8 @@
 import DroverCore
 import Foundation
 
-/// Samples the resident size of the coordinator and of each host's agent every few seconds,
+/// Samples the anonymous resident memory (`RssAnon`, the heap) of the coordinator and of each
+/// host's agent every few seconds,
 /// one series per process lifetime (a restarted process starts a new series), to tell a leak
 /// (a positive trend) from a working set that levels off.
 ///
@@ -60,7 +61,7 @@ final class MemorySampler {
         last = Date()
         let t = last.timeIntervalSince(started)
         if coordinator.pid > 0, Memory.processState(pid: Int(coordinator.pid)) != "Z" {
-            add("coordinator pid \(coordinator.pid)", t, coordinator.rss)
+            add("coordinator pid \(coordinator.pid)", t, coordinator.anonymous)
         }
         // Each host's pid namespace and its agent's pid there.
         var wanted: [String: (host: String, pid: Int)] = [:]
@@ -79,7 +80,7 @@ final class MemorySampler {
             let status = String(decoding: b, as: UTF8.self)
             guard let nspid = status.split(separator: "\n").first(where: { $0.hasPrefix("NSpid:") })?.split(whereSeparator: \.isWhitespace).last,
                   Int(nspid) == want.pid else { continue }
-            add("agent \(want.host) pid \(want.pid)", t, Memory.vmRSS(status))
+            add("agent \(want.host) pid \(want.pid)", t, Memory.anonymous(status))
         }
     }
 
