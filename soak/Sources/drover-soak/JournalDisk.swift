@@ -15,9 +15,11 @@ struct JournalDisk {
         if r?.status != 0 { throw SoakFailure("cannot mount a tmpfs on \(path): \(r?.stderrText.trimmingCharacters(in: .whitespacesAndNewlines) ?? "mount did not run")") }
     }
 
-    /// Unmounts it (its contents go with it).
+    /// Unmounts it (its contents go with it); lazily when a file on it is still open (the
+    /// soak's own journal connection, closed when it exits).
     func unmount() {
-        _ = try? ChildProcess.run(["/bin/umount", path], timeout: 30)
+        let r = try? ChildProcess.run(["/bin/umount", path], timeout: 30)
+        if r?.status != 0 { _ = try? ChildProcess.run(["/bin/umount", "-l", path], timeout: 30) }
     }
 
     /// Writes a filler file until the tmpfs is full; returns the KiB written and the KiB left free.

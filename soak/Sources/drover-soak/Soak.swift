@@ -329,6 +329,7 @@ final class Soak {
             try? files.remove(on: h, testbed)
         }
         journalDisk.drain()
+        faults.journal = nil
         if keep || options.keepState {
             // The state directory is a tmpfs: its contents are copied to this machine's disk first.
             let kept = state + ".kept"
