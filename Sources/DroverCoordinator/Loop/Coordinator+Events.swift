@@ -9,6 +9,9 @@ extension Coordinator {
     func receive(_ host: String, lines: [String]) {
         var heartbeat: JSONNode?
         var caughtUpTo: Int?
+        // What was applied when the stream reached the log's end: the events after the
+        // `caught_up` line in the same batch are newer than the log the agent measured.
+        var appliedAtCaughtUp = 0
         var outbox: [String: [String]] = [:]
         var seq = roster.lastSeq[host] ?? 0
         let before = seq
@@ -22,6 +25,7 @@ extension Coordinator {
                 heartbeat = hb
             } else if let c = node["caught_up"] {
                 caughtUpTo = c.intValue ?? Int.max
+                appliedAtCaughtUp = max(before, events.last?.seq ?? 0)
             } else if let s = node["seq"]?.intValue {
                 events.append((s, node))
             } else if let f = node["facts"] {
@@ -73,7 +77,7 @@ extension Coordinator {
         // a routine heartbeat of a host that is up is not.
         if caughtUpTo != nil || (heartbeat != nil && roster.hostState[host] != "up") { agenda.hosts = true }
         if seq != before || agenda.hosts { doorbell.ring() }
-        if let end = caughtUpTo, end < seq {
+        if let end = caughtUpTo, end < appliedAtCaughtUp {
             replacedEventLog(host, endsAt: end)
             return
         }

@@ -29,8 +29,8 @@ struct AgentRecords {
     var lastSeq = 0
     /// Lines that were not JSON, or whose `seq` did not follow the previous one.
     var malformed = 0
-    /// (job, attempt) of every evidence line.
-    var evidence: [(job: Int, attempt: Int)] = []
+    /// (job, attempt, unix time) of every evidence line: one per side effect.
+    var evidence: [(job: Int, attempt: Int, time: Double)] = []
     /// The progress lines of `checkpointed` jobs that ran on this host.
     var progress: [Progress] = []
     /// The log as read (kept with the journal when a run fails).
@@ -64,7 +64,7 @@ struct AgentRecords {
         for line in marks.split(separator: "\n") {
             let words = line.split(separator: " ")
             guard words.count >= 2, words[0].hasPrefix(cid + "-"), let job = Int(words[0].dropFirst(cid.count + 1)), let n = Int(words[1]) else { continue }
-            out.evidence.append((job, n))
+            out.evidence.append((job, n, words.count >= 4 ? Double(words[3]) ?? 0 : 0))
         }
         let counts = try testbed.shell(host, #"cat "/home/dtest/$1" 2>/dev/null || true"#, files.progress)
         for line in counts.split(separator: "\n") {

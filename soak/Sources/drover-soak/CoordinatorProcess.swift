@@ -43,13 +43,15 @@ final class CoordinatorProcess {
         }
     }
 
-    /// `kill -9`, and waits for it.
-    func kill9() {
-        guard pid > 0 else { return }
+    /// `kill -9`, and waits for it; returns its wait status (nil when none ran).
+    @discardableResult
+    func kill9() -> Int32? {
+        guard pid > 0 else { return nil }
         kill(pid, SIGKILL)
         var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        let r = waitpid(pid, &status, 0)
         pid = 0
+        return r > 0 ? status : nil
     }
 
     /// Whether it has exited on its own (a crash); reaps it.
@@ -84,6 +86,12 @@ final class CoordinatorProcess {
 
     /// Resident set size in bytes (0 when it does not run).
     var rss: Int { pid > 0 ? Memory.rss(pid: Int(pid)) : 0 }
+
+    /// Anonymous resident memory in bytes (0 when it does not run).
+    var anonymous: Int {
+        guard pid > 0, let b = try? LocalFile.read("/proc/\(pid)/status") else { return 0 }
+        return Memory.anonymous(String(decoding: b, as: UTF8.self))
+    }
 }
 
 /// Reading resident set sizes from /proc.
@@ -94,9 +102,25 @@ enum Memory {
         return vmRSS(String(decoding: b, as: UTF8.self))
     }
 
+    /// The state letter of a local process (`R`, `S`, `T`, `Z`, …), "gone" when it does not exist.
+    static func processState(pid: Int) -> String {
+        guard let b = try? LocalFile.read("/proc/\(pid)/stat") else { return "gone" }
+        let text = String(decoding: b, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return "?" }
+        return text[text.index(after: close)...].split(separator: " ").first.map(String.init) ?? "?"
+    }
+
+    /// Anonymous resident memory (the heap; `RssAnon` of /proc/PID/status), bytes: what a
+    /// leak grows. VmRSS also counts the program's code pages, paged in as new code paths
+    /// run, and shared pages such as a journal on a tmpfs.
+    static func anonymous(_ status: String) -> Int { field("RssAnon:", status) }
+
     /// The VmRSS line of a /proc/PID/status text, bytes.
-    static func vmRSS(_ status: String) -> Int {
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+    static func vmRSS(_ status: String) -> Int { field("VmRSS:", status) }
+
+    /// A `kB` line of a /proc/PID/status text, bytes.
+    static func field(_ name: String, _ status: String) -> Int {
+        for line in status.split(separator: "\n") where line.hasPrefix(name) {
             return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 } ?? 0
         }
         return 0

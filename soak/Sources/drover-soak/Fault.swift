@@ -1,10 +1,12 @@
 /// One fault of the plan: what, where, and for how long.
 struct Fault: CustomStringConvertible {
-    enum Kind: String {
+    enum Kind: String, CaseIterable {
         /// `scripts/testbed kill`, then `start` after the duration (every process on the host dies).
         case powerCycle = "power-off"
-        /// `scripts/testbed partition`, then `heal` after the duration.
+        /// `scripts/testbed partition`, then `heal` after the duration (shorter than the lease).
         case partition
+        /// A partition longer than the coordinator's `--lease-ttl`: the agent orphans its jobs.
+        case longPartition = "partition-past-lease"
         /// `kill -9` of the agent daemon only (its shims and jobs go on).
         case agentKill = "kill-agent"
         /// `kill -9` of every drover-agent process on the host: the agent, the shims, `tail`.
@@ -15,8 +17,12 @@ struct Fault: CustomStringConvertible {
         case coordinatorSleep = "stop-coordinator"
         /// The scratch host's agent root filled up, deleted after the duration.
         case diskFill = "disk-full"
+        /// The coordinator's state directory (its journal) filled up, deleted after the duration.
+        case journalFull = "journal-full"
         /// The tool the jobs run first taken away from a host (a black-hole host), put back after the duration.
         case blackHole = "black-hole"
+        /// The jump host powered off: the hosts behind it are cut off (their agents run on).
+        case bastionOff = "bastion-off"
     }
 
     var kind: Kind
@@ -32,48 +38,82 @@ struct Fault: CustomStringConvertible {
         return duration > 0 ? "\(what) for \(String(format: "%.1f", duration)) s" : what
     }
 
+    /// What the testbed offers: a scratch host (disk-full) and a jump host with hosts behind it (bastion-off).
+    struct Setting {
+        var hosts: [String]
+        var scratchHost: String?
+        var bastion: String?
+    }
+
     /// The kinds a plan draws from, with their weights.
-    static func weights(scratchHost: String?) -> [(Kind, Int)] {
-        var kinds: [(Kind, Int)] = [(.powerCycle, 20), (.partition, 22), (.agentKill, 15), (.agentCrash, 8), (.coordinatorKill, 18), (.coordinatorSleep, 10), (.blackHole, 12)]
-        if scratchHost != nil { kinds.append((.diskFill, 12)) }
+    static func weights(_ s: Setting) -> [(Kind, Int)] {
+        var kinds: [(Kind, Int)] = [(.powerCycle, 18), (.partition, 18), (.longPartition, 5), (.agentKill, 14), (.agentCrash, 8),
+                                    (.coordinatorKill, 16), (.coordinatorSleep, 9), (.journalFull, 7), (.blackHole, 11)]
+        if s.scratchHost != nil { kinds.append((.diskFill, 10)) }
+        if s.bastion != nil { kinds.append((.bastionOff, 7)) }
         return kinds
     }
 
-    /// The opening of a seeded plan: the kinds the soak added for checkpoints and black holes
-    /// first (in a seeded order), so that even a 2-minute run exercises them, then one of each
-    /// other kind in a seeded order; after it, `next` draws by weight.
-    static func opening(_ rng: inout SplitMix64, scratchHost: String?) -> [Kind] {
+    /// The opening of a seeded plan: a power-off and a black hole first (in a seeded order),
+    /// then one fault of each other kind (in a seeded order), so that every run exercises every
+    /// kind; the fault phase lasts until the opening is done, also past `--minutes`. After it,
+    /// `next` draws by weight.
+    static func opening(_ rng: inout SplitMix64, _ s: Setting) -> [Kind] {
         var first: [Kind] = [.powerCycle, .blackHole]
-        var rest = weights(scratchHost: scratchHost).map(\.0).filter { !first.contains($0) }
+        var rest = weights(s).map(\.0).filter { !first.contains($0) }
         first.shuffle(using: &rng)
         rest.shuffle(using: &rng)
         return first + rest
     }
 
-    /// The next fault of a seeded plan: of kind `kind`, or one drawn by weight.
-    static func next(_ rng: inout SplitMix64, hosts: [String], scratchHost: String?, kind given: Kind? = nil) -> Fault {
-        let kind = given ?? rng.weighted(weights(scratchHost: scratchHost))
-        let gap = rng.uniform(2...8)
-        let host = hosts[Int.random(in: 0..<hosts.count, using: &rng)]
+    /// The fewest faults of `kind` (each with its effect) a run of `minutes` must have: one (the
+    /// opening, which takes 3 to 4 minutes), plus a third of its share of the faults after the
+    /// first 4 minutes, counting 3 faults a minute (a run has 3 to 4). See docs/reliability.md.
+    static func minimum(_ kind: Kind, minutes: Double, _ s: Setting) -> Int {
+        let w = weights(s)
+        guard let mine = w.first(where: { $0.0 == kind })?.1 else { return 0 }
+        let share = Double(mine) / Double(w.reduce(0) { $0 + $1.1 })
+        return 1 + Int((max(0, minutes - 4) * 3 * share / 3).rounded(.down))
+    }
+
+    /// The next fault of a seeded plan: of kind `kind`, or one drawn by weight. The opening's
+    /// faults (`brief`) take the first quarter of each duration range and 2–3 s gaps, so that
+    /// the opening of every kind stays within about 3 minutes.
+    static func next(_ rng: inout SplitMix64, _ s: Setting, kind given: Kind? = nil, brief: Bool = false) -> Fault {
+        let kind = given ?? rng.weighted(weights(s))
+        let gap = brief ? rng.uniform(2...3) : rng.uniform(2...8)
+        func d(_ r: ClosedRange<Double>) -> Double {
+            brief ? rng.uniform(r.lowerBound...(r.lowerBound + (r.upperBound - r.lowerBound) / 4)) : rng.uniform(r)
+        }
+        let host = s.hosts[Int.random(in: 0..<s.hosts.count, using: &rng)]
         switch kind {
         case .powerCycle:
-            return Fault(kind: kind, host: host, duration: rng.uniform(1...15), gap: gap)
+            return Fault(kind: kind, host: host, duration: d(1...15), gap: gap)
         case .partition:
-            // Mostly shorter than --dead-after (10 s); some longer; a few longer than the lease (30 s).
-            let d = rng.weighted([(rng.uniform(2...9), 5), (rng.uniform(11...25), 4), (rng.uniform(32...40), 1)])
-            return Fault(kind: kind, host: host, duration: d, gap: gap)
+            // At least 5 s (the host turns suspect 3.5 s after its last beat: the effect checked);
+            // mostly shorter than --dead-after (10 s), some longer; all shorter than the lease
+            // less its renewal interval (30 − 10 s), so that no job is orphaned.
+            let short = d(5...9), long = d(11...18)
+            return Fault(kind: kind, host: host, duration: rng.weighted([(short, 5), (long, 4)]), gap: gap)
+        case .longPartition:
+            // The lease (30 s) plus its renewal interval (10 s) and a margin: the agent orphans.
+            return Fault(kind: kind, host: host, duration: d(44...50), gap: gap)
         case .agentKill, .agentCrash:
             return Fault(kind: kind, host: host, duration: 0, gap: gap)
         case .coordinatorKill:
-            return Fault(kind: kind, host: nil, duration: rng.uniform(0.5...8), gap: gap)
+            return Fault(kind: kind, host: nil, duration: d(0.5...8), gap: gap)
         case .coordinatorSleep:
-            // Longer than --dead-after (10 s), some longer than the old 30 s lease.
-            return Fault(kind: kind, host: nil, duration: rng.uniform(11...40), gap: gap)
+            // Longer than --dead-after (10 s); shorter than the lease less its renewal interval.
+            return Fault(kind: kind, host: nil, duration: d(11...16), gap: gap)
         case .diskFill:
-            return Fault(kind: kind, host: scratchHost, duration: rng.uniform(8...20), gap: gap)
+            return Fault(kind: kind, host: s.scratchHost, duration: d(8...20), gap: gap)
+        case .journalFull:
+            return Fault(kind: kind, host: nil, duration: d(6...15), gap: gap)
         case .blackHole:
             // Long enough for several jobs to fail there and the breaker to trip.
-            return Fault(kind: kind, host: host, duration: rng.uniform(12...25), gap: gap)
+            return Fault(kind: kind, host: host, duration: d(12...25), gap: gap)
+        case .bastionOff:
+            return Fault(kind: kind, host: s.bastion, duration: d(6...15), gap: gap)
         }
     }
 }

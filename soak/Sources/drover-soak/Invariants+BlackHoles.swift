@@ -6,13 +6,15 @@ extension Invariants {
     /// Per black-hole fault (the tool away on `host` from `from` to `to`):
     /// - it had an effect: at least one attempt there exited 127 (`not found`) in the window
     ///   (otherwise the fault is reported as without effect and not counted);
-    /// - when the longest streak there of such failures of different jobs, with no success
-    ///   ending in between, reached `threshold`, the host was quarantined (an audit event)
-    ///   before the window ended + 10 s; below the threshold no quarantine is required;
+    /// - when `threshold` jobs of the longest streak there of such failures of different jobs
+    ///   (no success ending in between) succeeded on another host — the breaker's proof —
+    ///   the host was quarantined (an audit event) by 10 s after the later of the window's end
+    ///   and that proof; otherwise no quarantine is required;
     /// - no job ended `failed` with exit 127;
     /// - the host ran a job successfully that started after the tool was back, and no
     ///   automatic quarantine of it is left at the end.
     /// Returns, per fault, whether it had an effect.
+    @discardableResult
     mutating func checkBlackHoles(_ holes: [(host: String, from: Double, to: Double)], jobs: [JobRecord], attempts: [Int: [AttemptRecord]],
                                   events: [AuditEvent], quarantines: [QuarantineRecord], threshold: Int, started: Double) -> [Bool] {
         var problems: [String] = []
@@ -26,23 +28,35 @@ extension Invariants {
             let toolFailures = ended.filter { $0.agentState == "exited" && $0.exitCode == 127 }
             effects.append(!toolFailures.isEmpty)
             guard !toolFailures.isEmpty else {
-                shown.append("\(name): no effect (no job ran the tool there meanwhile; not counted)")
+                shown.append("\(name): no job ran the tool there meanwhile")
                 continue
             }
-            var streak: Set<Int> = [], longest = 0
+            var streak: Set<Int> = [], longestJobs: Set<Int> = []
             for a in ended {
                 if a.agentState == "exited" && a.exitCode == 0 { streak = [] }
-                else if a.agentState == "exited" && a.exitCode == 127 { streak.insert(a.job); longest = max(longest, streak.count) }
+                else if a.agentState == "exited" && a.exitCode == 127 {
+                    streak.insert(a.job)
+                    if streak.count > longestJobs.count { longestJobs = streak }
+                }
             }
-            let quarantinedAt = events.first { $0.kind == "quarantine" && $0.host == hole.host && $0.state == "quarantined" && $0.time >= hole.from && $0.time <= hole.to + 10 }?.time
-            if longest >= threshold && quarantinedAt == nil {
-                problems.append("\(name): \(longest) different jobs failed there in a row with exit 127, but it was not quarantined")
+            let longest = longestJobs.count
+            // The breaker's proof that the host is at fault (docs/failures.md, "Black-hole
+            // hosts"): `threshold` jobs of the streak succeeded on another host (their retries).
+            // Only then is a quarantine required, by 10 s after the later of the tool's return
+            // and the success that made the proof.
+            let provenAt = longestJobs.compactMap { j in
+                (attempts[j] ?? []).filter { $0.host != hole.host && $0.agentState == "exited" && $0.exitCode == 0 }.compactMap(\.endedAt).min()
+            }.sorted()
+            let deadline = provenAt.count >= threshold ? max(hole.to, provenAt[threshold - 1]) + 10 : hole.to + 10
+            let quarantinedAt = events.first { $0.kind == "quarantine" && $0.host == hole.host && $0.state == "quarantined" && $0.time >= hole.from && $0.time <= deadline }?.time
+            if provenAt.count >= threshold && quarantinedAt == nil {
+                problems.append("\(name): \(longest) different jobs failed there in a row with exit 127 and \(provenAt.count) of them succeeded elsewhere, but it was not quarantined")
             }
             let retried = Set(toolFailures.map(\.job)).filter { j in (attempts[j] ?? []).contains { a in a.host != hole.host && toolFailures.contains { $0.job == j && $0.attempt < a.attempt } } }
             let back = there.filter { ($0.startedAt ?? 0) > hole.to && $0.agentState == "exited" && $0.exitCode == 0 }.map(\.startedAt!).min()
             if back == nil { problems.append("\(name): no job succeeded there after its tool came back") }
             var text = "\(name): \(toolFailures.count) exit 127 (\(Set(toolFailures.map(\.job)).count) jobs, \(retried.count) retried elsewhere), longest streak \(longest)"
-            text += quarantinedAt.map { ", quarantined at T+\(Int($0 - started)) s" } ?? ", not quarantined (streak below \(threshold))"
+            text += quarantinedAt.map { ", quarantined at T+\(Int($0 - started)) s" } ?? ", not quarantined (\(provenAt.count) of the streak's jobs succeeded elsewhere, below \(threshold))"
             text += back.map { ", a job succeeded there \(Self.seconds($0 - hole.to)) s after the tool was back" } ?? ""
             shown.append(text)
         }

@@ -20,6 +20,10 @@ enum JobKind: String, CaseIterable {
     /// Counts to 40–80 at two a second (20–40 s) in a `progress` file it replaces by rename,
     /// snapshotted every 2 s (`checkpoint`); restarts from the restored count; succeeds.
     case checkpointed
+    /// Sleeps 60 s, pinned by the `partition-past-lease` fault to the host it cuts off for
+    /// longer than the lease, where its agent orphans it; succeeds (re-run there after the heal).
+    /// Never drawn for the job stream.
+    case outlivesLease = "outlives-lease"
 
     /// How often each kind is drawn.
     static let weights: [(JobKind, Int)] = [(.short, 30), (.long, 18), (.failing, 12), (.timeout, 10), (.forking, 15), (.large, 15), (.checkpointed, 6)]
@@ -37,11 +41,11 @@ enum JobKind: String, CaseIterable {
     static let checkpointEvery = 2.0
 
     /// The request for one job of this kind. A successful attempt appends
-    /// `<agent job> <attempt> <host>` to the per-run evidence file (under the host's home) just
-    /// before it exits 0, so a second completion would be visible on the hosts. The kinds that
+    /// `<agent job> <attempt> <host> <unix time>` to the per-run evidence file (under the host's
+    /// home) just before it exits 0: its side effect, counted on the hosts whatever the journal says. The kinds that
     /// succeed (but `checkpointed`) first run the per-run tool, which the black-hole fault takes away.
     func request(_ rng: inout SplitMix64, files: RunFiles) -> JobRequest {
-        let mark = "printf '%s %s %s\\n' \"$DROVER_JOB\" \"$DROVER_ATTEMPT\" \"$(hostname)\" >> \"$HOME/\(files.evidence)\""
+        let mark = "printf '%s %s %s %s\\n' \"$DROVER_JOB\" \"$DROVER_ATTEMPT\" \"$(hostname)\" \"$(date +%s.%N)\" >> \"$HOME/\(files.evidence)\""
         let tool = "\"$HOME/\(files.tool)\" \(rawValue)"
         var r: JobRequest
         switch self {
@@ -58,6 +62,8 @@ enum JobKind: String, CaseIterable {
             r = JobRequest(shell: "\(tool) && (sleep 300 </dev/null >/dev/null 2>&1 &); setsid -f sleep 300 </dev/null >/dev/null 2>&1; sleep \(tenths(&rng, 0.5...3)) && \(mark)")
         case .large:
             r = JobRequest(shell: "\(tool) && yes \"soak large output line of $DROVER_JOB\" | head -c 6000000 && \(mark)")
+        case .outlivesLease:
+            r = JobRequest(shell: "\(tool) && sleep 60 && echo outlived && \(mark)")
         case .checkpointed:
             r = JobRequest(shell: Self.counter(to: Int(rng.uniform(40...80)), log: files.progress, mark: mark))
             r.checkpoint = CheckpointSpec(paths: ["progress"], every: Self.checkpointEvery)

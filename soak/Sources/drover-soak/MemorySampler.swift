@@ -1,48 +1,119 @@
+import DroverCore
 import Foundation
 
-/// Samples the resident size of the coordinator and of each host's agent during the run, to
-/// tell growth without bound from a working set that levels off.
+/// Samples the anonymous resident memory (`RssAnon`, the heap) of the coordinator and of each
+/// host's agent every few seconds,
+/// one series per process lifetime (a restarted process starts a new series), to tell a leak
+/// (a positive trend) from a working set that levels off.
+///
+/// The agents are read from this machine's /proc: each host's processes are in its own pid
+/// namespace, whose pid 1 the testbed records; the agent is the process of that namespace whose
+/// pid there (`NSpid`) is the one in its `agent.lock`, read through `/proc/<pid 1>/root` (the
+/// host's own mounts, the scratch host's tmpfs included). Sampling needs no network, so a
+/// partitioned host is sampled too; a powered-off host has no agent.
 final class MemorySampler {
     struct Sample {
         var time: Double
         var bytes: Int
     }
 
+    /// One process lifetime: "coordinator pid 123", "agent h1 pid 45".
+    struct Series {
+        var name: String
+        var samples: [Sample]
+    }
+
+    /// A fitted trend over the last half of the run.
+    struct Trend {
+        var name: String
+        var count: Int
+        var span: Double
+        /// MiB per hour (least squares).
+        var slope: Double
+        /// MiB, the slope times the span.
+        var growth: Double
+        var first: Int
+        var last: Int
+    }
+
     let testbed: Testbed
     let started: Date
     let interval: Double
+    let roots: (String) -> String
     private var last = Date.distantPast
-    /// Samples by process: "coordinator", "agent h1", …
-    private(set) var samples: [String: [Sample]] = [:]
+    private(set) var series: [String: Series] = [:]
 
-    init(testbed: Testbed, started: Date, interval: Double = 10) {
+    init(testbed: Testbed, started: Date, interval: Double = 3, roots: @escaping (String) -> String) {
         self.testbed = testbed
         self.started = started
         self.interval = interval
+        self.roots = roots
     }
 
-    /// Takes a sample when one is due; `roots` maps each host that is on and reachable to its agent root.
-    func tick(coordinator: CoordinatorProcess, roots: [String: String]) {
+    private func add(_ name: String, _ t: Double, _ bytes: Int) {
+        guard bytes > 0 else { return }
+        series[name, default: Series(name: name, samples: [])].samples.append(Sample(time: t, bytes: bytes))
+    }
+
+    /// Takes a sample when one is due.
+    func tick(coordinator: CoordinatorProcess) {
         guard Date().timeIntervalSince(last) >= interval else { return }
         last = Date()
         let t = last.timeIntervalSince(started)
-        let c = coordinator.rss
-        if c > 0 { samples["coordinator", default: []].append(Sample(time: t, bytes: c)) }
-        for (host, root) in roots.sorted(by: { $0.key < $1.key }) {
-            guard let text = try? testbed.shell(host, #"p=$(cat "$1/agent.lock" 2>/dev/null) && [ -n "$p" ] && cat "/proc/$p/status" 2>/dev/null || true"#, root, timeout: 10) else { continue }
-            let bytes = Memory.vmRSS(text)
-            if bytes > 0 { samples["agent \(host)", default: []].append(Sample(time: t, bytes: bytes)) }
+        if coordinator.pid > 0, Memory.processState(pid: Int(coordinator.pid)) != "Z" {
+            add("coordinator pid \(coordinator.pid)", t, coordinator.anonymous)
+        }
+        // Each host's pid namespace and its agent's pid there.
+        var wanted: [String: (host: String, pid: Int)] = [:]
+        for h in testbed.hosts {
+            guard let initPid = testbed.initPid(h), let ns = Self.link("/proc/\(initPid)/ns/pid"),
+                  let text = try? LocalFile.read("/proc/\(initPid)/root\(roots(h))/agent.lock"),
+                  let pid = Int(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else { continue }
+            wanted[ns] = (h, pid)
+        }
+        guard !wanted.isEmpty, let dir = opendir("/proc") else { return }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let outer = Int(name), let ns = Self.link("/proc/\(outer)/ns/pid"), let want = wanted[ns],
+                  let b = try? LocalFile.read("/proc/\(outer)/status") else { continue }
+            let status = String(decoding: b, as: UTF8.self)
+            guard let nspid = status.split(separator: "\n").first(where: { $0.hasPrefix("NSpid:") })?.split(whereSeparator: \.isWhitespace).last,
+                  Int(nspid) == want.pid else { continue }
+            add("agent \(want.host) pid \(want.pid)", t, Memory.anonymous(status))
         }
     }
 
-    /// For each process: the largest sample of the first and of the last third of the run.
-    func earlyAndLate() -> [(process: String, early: Int, late: Int, count: Int)] {
-        samples.keys.sorted().compactMap { key in
-            guard let list = samples[key], let end = list.last?.time, list.count >= 3 else { return nil }
-            let third = end / 3
-            let early = list.filter { $0.time <= third }.map(\.bytes).max() ?? 0
-            let late = list.filter { $0.time >= 2 * third }.map(\.bytes).max() ?? 0
-            return (key, early, late, list.count)
+    private static func link(_ path: String) -> String? {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let n = buffer.withUnsafeMutableBufferPointer { readlink(path, UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), 255) }
+        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+    }
+
+    /// The least-squares trend of each series over the last half of the run (from half the time
+    /// of the last sample), leaving out each process's first `warmUp` s (a process started
+    /// late in the run, by a fault, fills its caches then), for series with at least
+    /// `minSamples` samples there spanning at least `minSpan` s; the others are counted in `short`.
+    func trends(minSamples: Int = 10, minSpan: Double = 30, warmUp: Double = 60) -> (trends: [Trend], short: Int) {
+        let end = series.values.compactMap { $0.samples.last?.time }.max() ?? 0
+        var out: [Trend] = [], short = 0
+        for s in series.values.sorted(by: { $0.name < $1.name }) {
+            let from = max(end / 2, (s.samples.first?.time ?? 0) + warmUp)
+            let late = s.samples.filter { $0.time >= from }
+            guard late.count >= minSamples, let a = late.first, let z = late.last, z.time - a.time >= minSpan else {
+                short += 1
+                continue
+            }
+            let n = Double(late.count)
+            let mx = late.map(\.time).reduce(0, +) / n
+            let my = late.map { Double($0.bytes) }.reduce(0, +) / n
+            let sxy = late.map { ($0.time - mx) * (Double($0.bytes) - my) }.reduce(0, +)
+            let sxx = late.map { ($0.time - mx) * ($0.time - mx) }.reduce(0, +)
+            let bytesPerSecond = sxx > 0 ? sxy / sxx : 0
+            let mib = 1_048_576.0
+            out.append(Trend(name: s.name, count: late.count, span: z.time - a.time, slope: bytesPerSecond * 3600 / mib,
+                             growth: bytesPerSecond * (z.time - a.time) / mib, first: a.bytes, last: z.bytes))
         }
+        return (out, short)
     }
 }

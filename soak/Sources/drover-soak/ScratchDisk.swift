@@ -37,9 +37,11 @@ struct ScratchDisk {
             """, path, String(megabytes), owner.uid, owner.gid)
     }
 
-    /// Writes a filler file until the tmpfs is full.
-    func fill() throws {
-        try testbed.shell(host, #"dd if=/dev/zero of="$1/.soak-filler" bs=1M status=none 2>/dev/null || true; df -k "$1" | tail -1"#, path)
+    /// Writes a filler file until the tmpfs is full; returns the KiB written and the KiB left free.
+    func fill() throws -> (filled: Int, free: Int) {
+        let out = try testbed.shell(host, #"dd if=/dev/zero of="$1/.soak-filler" bs=64k status=none 2>/dev/null; echo "$(du -k "$1/.soak-filler" | cut -f1) $(df -k --output=avail "$1" | tail -1)""#, path)
+        let n = out.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        return n.count == 2 ? (n[0], n[1]) : (0, -1)
     }
 
     /// Deletes the filler.

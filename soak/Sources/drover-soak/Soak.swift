@@ -8,6 +8,9 @@ final class Soak {
     let options: SoakOptions
     let testbed: Testbed
     let scratch: ScratchDisk
+    let journalDisk: JournalDisk
+    /// The jump host of the hosts behind a bastion, when the testbed has one.
+    let bastion: String?
     let state: String
     let inventoryPath: String
     let files: RunFiles
@@ -27,6 +30,12 @@ final class Soak {
     /// black-hole host gets work again within the run.
     static let quarantineFailures = 4
     static let quarantineCooldown = 5.0
+    /// The coordinator's `--lease-ttl`: short, so that a partition can outlast it within a run
+    /// (the agent orphans the jobs), and still longer than a coordinator's sleep plus the
+    /// lease's renewal interval (ttl/3), so that no sleep orphans anything.
+    static let leaseTTL = 30
+    /// The coordinator's stale policy (the default): what the side-effect count is judged by.
+    static let stalePolicy = "kill-stale"
 
     init(_ options: SoakOptions) throws {
         self.options = options
@@ -37,16 +46,29 @@ final class Soak {
         }
         let names = hosts.compactMap { $0["name"]?.stringValue }
         guard names.count >= 3 else { throw SoakFailure("the soak needs 3 testbed hosts, \(hostsJSON) has \(names.count)") }
-        testbed = Testbed(script: options.testbedScript, directory: options.testbedDir, hosts: names)
+        if let want = options.hosts, want != names.count {
+            throw SoakFailure("--hosts \(want), but the testbed has \(names.count) hosts (\(hostsJSON)); soak/run starts the right one")
+        }
+        var bed = Testbed(script: options.testbedScript, directory: options.testbedDir, hosts: names)
+        for h in hosts {
+            guard let name = h["name"]?.stringValue else { continue }
+            bed.addresses[name] = h["address"]?.stringValue
+            bed.jumps[name] = h["jump"]?.stringValue
+        }
+        testbed = bed
+        bastion = bed.jumps.values.sorted().first
         scratch = try ScratchDisk(testbed: testbed, host: names[1])
         var template = Array("/tmp/drover-soak-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw SoakFailure("cannot create a folder in /tmp (errno \(errno))") }
         state = String(cString: made)
+        journalDisk = JournalDisk(path: state)
+        try journalDisk.mount()
         inventoryPath = state + "/soak-hosts.json"
         files = RunFiles(tag: "\(options.seed)-\(getpid())")
         faultLog = "/tmp/drover-soak-seed\(options.seed).faults.log"
         coordinator = CoordinatorProcess(drover: options.drover, state: state, inventory: inventoryPath,
-                                         extra: ["--quarantine-failures", String(Self.quarantineFailures), "--quarantine-cooldown", "\(Int(Self.quarantineCooldown))s"])
+                                         extra: ["--quarantine-failures", String(Self.quarantineFailures), "--quarantine-cooldown", "\(Int(Self.quarantineCooldown))s",
+                                                 "--lease-ttl", String(Self.leaseTTL), "--stale-policy", Self.stalePolicy])
         try writeInventory(defaults: node["defaults"]?.jsonText ?? "{}", hosts: hosts)
     }
 
@@ -59,6 +81,7 @@ final class Soak {
             var o = JSONObject()
             o.set("name", name)
             o.set("address", h["address"]?.stringValue ?? name)
+            if let jump = h["jump"]?.stringValue { o.set("jump", jump) }
             o.set("slots", 6)
             o.set("root", name == scratch.host ? scratch.path : Self.defaultRoot)
             o.set("labels", ["testbed": "yes", "disk": name == scratch.host ? "fills" : "steady"])
@@ -75,8 +98,9 @@ final class Soak {
     func run() -> Int32 {
         say("soak: seed \(options.seed), \(options.minutes) min of faults, testbed \(testbed.directory), state \(state)")
         say("soak: fault log \(faultLog)")
-        let faults = FaultInjector(seed: options.seed, testbed: testbed, coordinator: coordinator, scratch: scratch, files: files, logPath: faultLog, started: started)
-        let memory = MemorySampler(testbed: testbed, started: started)
+        let faults = FaultInjector(seed: options.seed, testbed: testbed, coordinator: coordinator, scratch: scratch, journalDisk: journalDisk,
+                                   bastion: bastion, files: files, logPath: faultLog, started: started)
+        let memory = MemorySampler(testbed: testbed, started: started) { [unowned self] in self.root(of: $0) }
         var status: Int32 = 1
         do {
             status = try soak(faults, memory)
@@ -101,29 +125,37 @@ final class Soak {
         try coordinator.start()
         let journal = try Journal(StateLocation(explicit: state))
         faults.checkpointedHosts = { [unowned self] in (try? self.checkpointedHosts(journal)) ?? [] }
+        faults.journal = journal
+        faults.submit = { [unowned self] request, kind in
+            let id = try journal.submit(request)
+            self.kinds[id] = kind
+            return id
+        }
         try waitFor("every host up", timeout: 90) { try journal.hosts().filter { $0.state == "up" }.count == testbed.hosts.count }
-        faults.log("\(testbed.hosts.count) hosts up; jobs and faults start (\(scratch.host)'s agent root is a \(scratch.megabytes) MiB tmpfs)")
+        faults.log("\(testbed.hosts.count) hosts up\(bastion.map { "; \(faults.behind($0).joined(separator: ", ")) behind the bastion \($0)" } ?? ""); jobs and faults start (\(scratch.host)'s agent root is a \(scratch.megabytes) MiB tmpfs, the state directory a \(journalDisk.megabytes) MiB tmpfs)")
 
-        // Fault phase: submit and inject until the time is up.
+        // Fault phase: submit and inject until the time is up and every kind of the opening ran;
+        // the last fault then runs its course (its effect is checked).
         let end = started.addingTimeInterval(options.minutes * 60)
         var nextSubmit = Date()
-        while Date() < end && !Interrupt.pending {
-            if faults.active?.kind != .coordinatorKill, coordinator.reapIfExited() {
-                crashes.append("the coordinator exited by itself at T+\(Int(elapsed)) s")
-                faults.log("the coordinator exited by itself; starting it again")
-                try coordinator.start()
-            }
-            if Date() >= nextSubmit {
-                let open = try journal.db.query("SELECT COUNT(*) AS n FROM jobs WHERE state IN \(JobState.openSQL)").first?.int("n") ?? 0
-                if open < Self.openCap {
-                    let kind = rng.weighted(JobKind.weights)
-                    let id = try journal.submit(kind.request(&rng, files: files))
-                    kinds[id] = kind
+        while (Date() < end || !faults.openingDone || faults.active != nil) && !Interrupt.pending {
+            try keepCoordinator(faults)
+            if Date() >= nextSubmit && (Date() < end || !faults.openingDone) {
+                do {
+                    let open = try journal.db.query("SELECT COUNT(*) AS n FROM jobs WHERE state IN \(JobState.openSQL)").first?.int("n") ?? 0
+                    if open < Self.openCap {
+                        let kind = rng.weighted(JobKind.weights)
+                        let id = try journal.submit(kind.request(&rng, files: files))
+                        kinds[id] = kind
+                    }
+                } catch where faults.active?.kind == .journalFull {
+                    // The journal's disk is full: submissions fail (nothing recorded), as they would for a user.
+                    faults.refusedSubmissions += 1
                 }
                 nextSubmit = Date().addingTimeInterval(rng.uniform(0.2...1.0))
             }
-            try faults.tick(startNew: end.timeIntervalSinceNow > 5)
-            memory.tick(coordinator: coordinator, roots: reachableRoots(faults))
+            try faults.tick(startNew: Date() < end || !faults.openingDone, remaining: end.timeIntervalSinceNow)
+            memory.tick(coordinator: coordinator)
             usleep(50_000)
         }
         try faults.finish()
@@ -132,6 +164,7 @@ final class Soak {
         try healAll()
         try scratch.mount()
         if !coordinator.running { try coordinator.start() }
+        journalDisk.drain()
 
         // Drain: every job final, no attempt left on a host, every host up.
         let drainEnd = Date().addingTimeInterval(Self.drainLimit)
@@ -140,7 +173,7 @@ final class Soak {
                 crashes.append("the coordinator exited by itself at T+\(Int(elapsed)) s")
                 try coordinator.start()
             }
-            memory.tick(coordinator: coordinator, roots: reachableRoots(faults))
+            memory.tick(coordinator: coordinator)
             let open = try journal.db.query("SELECT COUNT(*) AS n FROM jobs WHERE state IN \(JobState.openSQL)").first?.int("n") ?? 0
             let live = try journal.liveAttempts().count
             let up = try journal.hosts().filter { $0.state == "up" }.count
@@ -162,11 +195,15 @@ final class Soak {
         return try check(journal, faults: faults, memory: memory)
     }
 
-    /// Hosts whose agent can be sampled now (on, connected, not the target of the active fault).
-    private func reachableRoots(_ faults: FaultInjector) -> [String: String] {
-        var out: [String: String] = [:]
-        for h in testbed.hosts where faults.active?.host != h { out[h] = root(of: h) }
-        return out
+    /// Notices a coordinator that exited by itself (a crash) and starts it again, except while
+    /// the soak has it killed or its disk full (it is started again when that fault ends).
+    private func keepCoordinator(_ faults: FaultInjector) throws {
+        let kind = faults.active?.kind
+        if kind != .coordinatorKill, coordinator.reapIfExited() {
+            crashes.append("the coordinator exited by itself at T+\(Int(elapsed)) s\(kind == .journalFull ? " (its state directory full)" : "")")
+            faults.log("the coordinator exited by itself" + (kind == .journalFull ? "; started again once its disk has room" : "; starting it again"))
+        }
+        if !coordinator.running && kind != .coordinatorKill && kind != .journalFull { try coordinator.start() }
     }
 
     private func check(_ journal: Journal, faults: FaultInjector, memory: MemorySampler) throws -> Int32 {
@@ -207,17 +244,21 @@ final class Soak {
         }
         let events = try journal.events(limit: 10_000_000)
         var inv = try Invariants(journal: journal, kinds: kinds, records: records, scratchHost: scratch.host, scratchWipes: faults.scratchWipes)
+        var effects = faults.effects
+        inv.checkFaultEffects(&effects, longPartitions: faults.longPartitions, attempts: attempts, events: events, started: started.timeIntervalSince1970)
+        faults.effects = effects
+        inv.checkFaultCounts(effects, minutes: options.minutes, setting: faults.setting)
         inv.checkOneFinalState(jobs, events: events)
-        inv.checkNoDoubleCompletion(jobs, attempts: attempts)
+        inv.checkOneAcceptedSuccess(jobs, attempts: attempts)
+        inv.checkSideEffects(jobs, attempts: attempts, windows: windows(faults), stalePolicy: Self.stalePolicy)
         inv.checkExpectedOutcomes(jobs, attempts: attempts)
         inv.checkNoOrphans(leftovers)
         inv.checkAuditMatchesAgents(hosts, attempts: attempts, events: events, dispatchTimes: dispatchTimes)
-        inv.checkMemory(memory.earlyAndLate())
+        inv.checkMemory(memory.trends())
         inv.checkNoRerunForSleep(events, sleeps: faults.coordinatorSleeps, faultBegins: faults.begins)
         inv.checkCheckpointRestarts(jobs, attempts: attempts, powerOffs: faults.powerOffs, outages: faults.coordinatorOutages)
-        let effects = inv.checkBlackHoles(faults.blackHoles, jobs: jobs, attempts: attempts, events: events, quarantines: try journal.quarantines(),
-                                          threshold: Self.quarantineFailures, started: started.timeIntervalSince1970)
-        for had in effects where !had { faults.uncount(.blackHole) }
+        inv.checkBlackHoles(faults.blackHoles, jobs: jobs, attempts: attempts, events: events, quarantines: try journal.quarantines(),
+                            threshold: Self.quarantineFailures, started: started.timeIntervalSince1970)
         inv.checkNoCrash(crashes)
         say("")
         say(inv.table())
@@ -246,6 +287,16 @@ final class Soak {
     }
 
     /// Every host on and connected.
+    /// The windows in which a replaced attempt could run to its end before the coordinator
+    /// could kill it: its host cut off, its disk full, the coordinator away or its disk full.
+    func windows(_ faults: FaultInjector) -> [Invariants.Window] {
+        var out = faults.cuts.map { Invariants.Window(host: $0.host, from: $0.from, to: $0.to, what: "a cut-off of its host") }
+        out += faults.coordinatorOutages.map { Invariants.Window(host: nil, from: $0.from, to: $0.to, what: "a coordinator outage") }
+        out += faults.journalFulls.map { Invariants.Window(host: nil, from: $0.from, to: $0.to, what: "a full journal disk") }
+        out += faults.diskFulls.map { Invariants.Window(host: scratch.host, from: $0.from, to: $0.to, what: "a full agent disk") }
+        return out
+    }
+
     func healAll() throws {
         let status = try testbed.status()
         for h in testbed.hosts {
@@ -277,10 +328,15 @@ final class Soak {
             _ = try? testbed.shell(h, #"rm -rf "$1""#, Self.defaultRoot)
             try? files.remove(on: h, testbed)
         }
+        journalDisk.drain()
+        faults.journal = nil
         if keep || options.keepState {
-            say("soak: state kept in \(state)")
-        } else {
-            _ = try? ChildProcess.run(["/bin/rm", "-rf", state])
+            // The state directory is a tmpfs: its contents are copied to this machine's disk first.
+            let kept = state + ".kept"
+            _ = try? ChildProcess.run(["/bin/cp", "-a", state, kept], timeout: 120)
+            say("soak: state kept in \(kept)")
         }
+        journalDisk.unmount()
+        _ = try? ChildProcess.run(["/bin/rm", "-rf", state])
     }
 }

@@ -1,15 +1,18 @@
 import Foundation
 
-/// `drover-soak --minutes M [--seed S] --drover PATH --testbed-script PATH --testbed-dir DIR [--keep-state]`.
+/// `drover-soak --minutes M [--seed S] [--hosts N] --drover PATH --testbed-script PATH --testbed-dir DIR [--keep-state]`.
 struct SoakOptions {
     var minutes: Double = 2
-    var seed: UInt64 = 1
+    /// Without `--seed`, a fresh one (printed, so the run can be replayed).
+    var seed = UInt64.random(in: 1...999_999)
+    /// The number of testbed hosts the run expects (soak/run starts that testbed).
+    var hosts: Int?
     var drover = ""
     var testbedScript = ""
     var testbedDir = ""
     var keepState = false
 
-    static let usage = "usage: drover-soak --minutes M [--seed S] --drover PATH --testbed-script PATH --testbed-dir DIR [--keep-state]"
+    static let usage = "usage: drover-soak --minutes M [--seed S] [--hosts N] --drover PATH --testbed-script PATH --testbed-dir DIR [--keep-state]"
 
     init(_ args: [String]) throws {
         var i = 0
@@ -28,6 +31,10 @@ struct SoakOptions {
                 let v = try value()
                 guard let s = UInt64(v) else { throw SoakFailure("--seed must be a whole number ≥ 0, not \(v)") }
                 seed = s
+            case "--hosts":
+                let v = try value()
+                guard let n = Int(v), n >= 3 else { throw SoakFailure("--hosts must be a whole number ≥ 3, not \(v)") }
+                hosts = n
             case "--drover": drover = try value()
             case "--testbed-script": testbedScript = try value()
             case "--testbed-dir": testbedDir = try value()

@@ -7,8 +7,17 @@ struct Testbed {
     let script: String
     let directory: String
     let hosts: [String]
+    /// Each host's address (from `hosts.json`).
+    var addresses: [String: String] = [:]
+    /// The jump host of each host behind a bastion (`"jump"` in `hosts.json`).
+    var jumps: [String: String] = [:]
 
     var inventory: String { directory + "/hosts.json" }
+
+    /// The pid (in this machine's namespace) of `host`'s pid 1, nil when it is off.
+    func initPid(_ host: String) -> Int? {
+        (try? LocalFile.read("\(directory)/hosts/\(host)/init.pid")).flatMap { Int(String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
 
     /// Runs `scripts/testbed ARGS…`; throws with its stderr when it fails.
     @discardableResult
@@ -35,13 +44,13 @@ struct Testbed {
     func partition(_ host: String) throws { try run(["partition", host]) }
     func heal(_ host: String) throws { try run(["heal", host]) }
 
-    /// Power (`on`/`off`) and network (`up`/`cut`) of each host.
-    func status() throws -> [String: (power: String, network: String)] {
+    /// Power (`on`/`off`), network (`up`/`cut`) and number of processes of each host.
+    func status() throws -> [String: (power: String, network: String, procs: Int)] {
         let text = try run(["status", "--json"])
         guard let list = (try? JSONParser.parse(text))?.arrayValue else { throw SoakFailure("scripts/testbed status --json: unreadable output") }
-        var out: [String: (power: String, network: String)] = [:]
+        var out: [String: (power: String, network: String, procs: Int)] = [:]
         for h in list {
-            if let name = h["host"]?.stringValue { out[name] = (h["power"]?.stringValue ?? "?", h["network"]?.stringValue ?? "?") }
+            if let name = h["host"]?.stringValue { out[name] = (h["power"]?.stringValue ?? "?", h["network"]?.stringValue ?? "?", h["procs"]?.intValue ?? 0) }
         }
         return out
     }
