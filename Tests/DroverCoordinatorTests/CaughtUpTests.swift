@@ -48,7 +48,7 @@ extension Coordinator {
     func applied(_ seq: Int, on host: String) throws {
         _ = try journal.registerHost(host, at: wallNow)
         try journal.setLastSeq(host, seq)
-        lastSeq[host] = seq
-        hostState[host] = "connecting"
+        roster.lastSeq[host] = seq
+        roster.hostState[host] = "connecting"
     }
 }
