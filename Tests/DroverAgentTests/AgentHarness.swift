@@ -11,9 +11,10 @@ final class AgentHarness {
     let binary: String
     var environment: [String: String]
 
-    init(portable: Bool = false, heartbeat: Double = 0.2) throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("drover-agent-\(UUID().uuidString.prefix(8))").path
-        dir = StateDirectory(root: root)
+    /// `root`: the agent's state directory (default: a new folder under the temporary directory).
+    init(portable: Bool = false, heartbeat: Double = 0.2, root: String? = nil) throws {
+        self.root = root ?? FileManager.default.temporaryDirectory.appendingPathComponent("drover-agent-\(UUID().uuidString.prefix(8))").path
+        dir = StateDirectory(root: self.root)
         binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("drover-agent").path
         guard FileManager.default.fileExists(atPath: binary) else {
             throw HarnessError("build drover-agent first: swift build --build-tests (looked for \(binary))")

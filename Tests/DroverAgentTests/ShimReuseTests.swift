@@ -95,6 +95,34 @@ struct ShimReuseTests {
         #expect(stop.status == 0, "\(stop.stderr)")
         try h.waitFor("the idle shim to exit with its agent", timeout: 10) { !processExists(again) }
     }
+
+    /// Found by the soak's disk-full fault: a reused shim that could not write its attempt's
+    /// end stayed alive and idle, so the agent never learned of it and the attempt stayed
+    /// `running` for good. Such a shim exits; the agent ends the attempt once there is space.
+    @Test(.enabled(if: geteuid() == 0, "needs root to mount a small tmpfs as the agent's disk"))
+    func aShimThatCannotRecordItsEndOnAFullDiskExitsAndTheAttemptEndsOnceThereIsSpace() throws {
+        let disk = FileManager.default.temporaryDirectory.appendingPathComponent("drover-full-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let mount = try ChildProcess.run(["/bin/mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", disk])
+        try #require(mount.status == 0, "mount: \(mount.stderrText)")
+        defer {
+            _ = try? ChildProcess.run(["/bin/umount", "-l", disk])
+            try? FileManager.default.removeItem(atPath: disk)
+        }
+        let h = try AgentHarness(root: disk + "/root")
+        try h.start()
+        let shim = try idleShim(h, try h.submit("warm", argv: ["true"]))
+        // The job's own output fills the disk; `head` then fails, and its end cannot be written.
+        let filler = try h.submit("filler", shell: "head -c 20000000 /dev/zero")
+        try h.waitFor("the reused shim to exit", timeout: 30) { !processExists(shim) }
+        #expect(h.state(filler)?.isFinal != true, "the end could not have been written on the full disk")
+        unlink(h.dir.stdoutFile(filler))
+        let r = try h.result(filler, timeout: 30)
+        #expect(r["reason"]?.stringValue == "lost", "\(r)")
+        let next = try h.submit("next", argv: ["true"])
+        #expect(try h.result(next)["reason"]?.stringValue == "exited")
+    }
+
 }
 
 /// Whether `pid` is a live process (not a zombie; a shim's parent may not have reaped it yet).

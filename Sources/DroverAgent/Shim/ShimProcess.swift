@@ -21,7 +21,11 @@ enum ShimProcess {
         var code = Shim(dir: dir, id: first, context: context).run()
         guard reuse else { return code }
         var handoff = HandoffReader(fd: 0)
-        while let line = handoff.nextLine() {
+        // A shim that could not record its attempt's end (a full disk) exits instead of
+        // waiting for another: its exit is how the agent learns that the attempt needs the
+        // agent to end it (found by the soak's disk-full fault: a reused shim that stayed
+        // idle left its attempt `running` for good).
+        while code == 0, let line = handoff.nextLine() {
             guard let id = AttemptID(line) else {
                 AgentLog.write("shim \(getpid()): ignoring a handoff line that names no attempt: \(line)")
                 continue
