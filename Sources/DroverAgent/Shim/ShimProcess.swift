@@ -60,6 +60,7 @@ final class ShimContext {
     private static func makeWatch() -> FileWatch {
         let watch = FileWatch.forAgent()
         if case .polling = watch.mechanism, LocalUser.environment("DROVER_AGENT_FILEWATCH") == nil {
+            AgentLog.write("shim \(getpid()): polling its attempt's folder every 50 ms (\(watch.fallbackReason ?? "no kernel watch"))")
             return FileWatch(pollingEvery: 0.05)
         }
         return watch

@@ -112,7 +112,7 @@ final class Supervisor {
         flushEvents()
         do { try heartbeat.beat() } catch { throw .system(error) }
         heartbeat.start()
-        AgentLog.write("agent \(AgentInfo.version) (build \(AgentInfo.buildHash)) running in \(dir.root) with \(Platform.processTableName), waiting with \(watch.mechanism)")
+        AgentLog.write("agent \(AgentInfo.version) (build \(AgentInfo.buildHash)) running in \(dir.root) with \(Platform.processTableName), waiting with \(watch.mechanism)\(watch.fallbackReason.map { " (\($0))" } ?? "")")
         var killJobs = false
         var displacedBy: StateOwner?
         var wake = FileWatch.Wake()

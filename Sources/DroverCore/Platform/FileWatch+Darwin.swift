@@ -4,9 +4,10 @@ import Darwin
 /// kqueue: an `EVFILT_VNODE` filter per path, on a descriptor opened with `O_EVTONLY`
 /// (which does not keep a volume from unmounting). A folder reports `NOTE_WRITE` when an
 /// entry is created, removed or renamed; a file when it is written or extended.
-func makeNativeFileWatchBackend() -> (any FileWatchBackend)? {
+func makeNativeFileWatchBackend() -> Result<any FileWatchBackend, FileWatchUnavailable> {
     let kq = kqueue()
-    return kq >= 0 ? KqueueWatch(kq: kq) : nil
+    guard kq >= 0 else { return .failure(FileWatchUnavailable(reason: "kqueue: \(String(cString: strerror(errno)))")) }
+    return .success(KqueueWatch(kq: kq))
 }
 
 final class KqueueWatch: FileWatchBackend {

@@ -2,9 +2,16 @@
 import Glibc
 
 /// inotify: one watch per path; a folder's watch names the entry that changed.
-func makeNativeFileWatchBackend() -> (any FileWatchBackend)? {
+func makeNativeFileWatchBackend() -> Result<any FileWatchBackend, FileWatchUnavailable> {
     let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-    return fd >= 0 ? InotifyWatch(fd: fd) : nil
+    guard fd >= 0 else {
+        let code = errno
+        // EMFILE here is the user's inotify instances (fs.inotify.max_user_instances, 128 by
+        // default, shared by every process of the user), far more often than descriptors.
+        let hint = code == EMFILE ? "; the user's inotify instances may be used up (raise fs.inotify.max_user_instances)" : ""
+        return .failure(FileWatchUnavailable(reason: "inotify_init1: \(String(cString: strerror(code)))\(hint)"))
+    }
+    return .success(InotifyWatch(fd: fd))
 }
 
 final class InotifyWatch: FileWatchBackend {

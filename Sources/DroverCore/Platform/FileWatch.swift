@@ -49,6 +49,8 @@ public final class FileWatch {
     }
 
     public let mechanism: Mechanism
+    /// Why the kernel's mechanism could not be had (nil when it is in use or polling was asked for).
+    public let fallbackReason: String?
     /// How many times `wait` returned (the agent reports it, so tests can count wake-ups).
     public private(set) var wakeups = 0
     private var backend: any FileWatchBackend
@@ -56,12 +58,15 @@ public final class FileWatch {
 
     /// The platform's mechanism, or the polling fallback when it cannot be set up.
     public init() {
-        if let native = makeNativeFileWatchBackend() {
+        switch makeNativeFileWatchBackend() {
+        case .success(let native):
             backend = native
             mechanism = native.mechanism
-        } else {
+            fallbackReason = nil
+        case .failure(let unavailable):
             backend = PollingFileWatch(interval: 0.5)
             mechanism = .polling(interval: 0.5)
+            fallbackReason = unavailable.reason
         }
     }
 
@@ -69,6 +74,7 @@ public final class FileWatch {
     public init(pollingEvery interval: Double) {
         backend = PollingFileWatch(interval: interval)
         mechanism = .polling(interval: interval)
+        fallbackReason = nil
     }
 
     deinit { backend.close() }
@@ -126,6 +132,11 @@ public final class FileWatch {
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
+}
+
+/// Why the kernel's watch could not be set up (the call and its error).
+struct FileWatchUnavailable: Error {
+    let reason: String
 }
 
 /// One way of noticing changes (inotify, kqueue, `stat` snapshots).
