@@ -4,8 +4,11 @@ import DroverCore
 /// log adds: what the agent reports and the coordinator applies.
 public enum AgentEvent: Sendable, Equatable {
     case transition(TransitionEvent)
-    /// An inbox file that was not executed, with why.
-    case rejected(file: String, reason: String)
+    /// An inbox file that was not executed, with why; `start` names the attempt when the file
+    /// was a well-formed start the agent refused (e.g. too few GPUs free), so the coordinator
+    /// can end that attempt instead of waiting for it. A start of an attempt the agent already
+    /// has (resent after a reconnect) names none: that attempt goes on.
+    case rejected(file: String, reason: String, start: AttemptID? = nil)
     /// A coordinator's lease ran out; `orphaned` of its attempts were cancelled.
     case leaseExpired(coordinator: String, epoch: Int, orphaned: Int)
     /// This agent took its state directory over from another system whose agent looked dead.
@@ -27,10 +30,14 @@ public enum AgentEvent: Sendable, Equatable {
             o.set("job", t.job)
             o.set("attempt", t.attempt)
             o.set("state", t.state.rawValue)
-        case .rejected(let file, let reason):
+        case .rejected(let file, let reason, let start):
             o.set("type", "rejected")
             o.set("file", file)
             o.set("reason", reason)
+            if let start {
+                o.set("job", start.job)
+                o.set("attempt", start.attempt)
+            }
         case .leaseExpired(let coordinator, let epoch, let orphaned):
             o.set("type", "lease_expired")
             o.set("coordinator", coordinator)
@@ -65,7 +72,9 @@ public enum AgentEvent: Sendable, Equatable {
         func i(_ k: String) -> Int { node[k]?.intValue ?? 0 }
         switch type {
         case "transition": return TransitionEvent(node).map { .transition($0) } ?? .other(type: type)
-        case "rejected": return .rejected(file: s("file"), reason: s("reason"))
+        case "rejected":
+            let start = node["job"]?.stringValue.flatMap { job in node["attempt"]?.intValue.map { AttemptID(job: job, attempt: $0) } }
+            return .rejected(file: s("file"), reason: s("reason"), start: start)
         case "lease_expired": return .leaseExpired(coordinator: s("coordinator"), epoch: i("epoch"), orphaned: i("orphaned"))
         case "owner_changed": return .ownerChanged(previousMachineID: s("previous_machine_id"), previousHostname: s("previous_hostname"), machineID: s("machine_id"), hostname: s("hostname"))
         case "agent_started": return .agentStarted(pid: i("pid"), machineID: s("machine_id"), hostname: s("hostname"))

@@ -143,6 +143,26 @@ struct AgentTests {
         #expect(rejected.contains { $0["reason"]?.stringValue?.contains("needs `argv`") == true })
     }
 
+    /// A start the agent refuses names its attempt in the `rejected` event, so the coordinator
+    /// ends that attempt; a resent start of an attempt the agent has names none (it goes on).
+    @Test func aRefusedStartNamesItsAttemptAndAResentOneDoesNot() throws {
+        let h = try AgentHarness()
+        try h.start()
+        let held = try h.submit("gpu-a", argv: ["sleep", "30"], extra: ["gpus": ["count": 1, "devices": ["0"]]])
+        try h.waitFor("\(held) to run") { h.state(held) == .running }
+        _ = try h.submit("gpu-b", argv: ["true"], extra: ["gpus": ["count": 1, "devices": ["0"]]])
+        _ = try h.submit("gpu-a", argv: ["sleep", "30"], extra: ["gpus": ["count": 1, "devices": ["0"]]])
+        try h.waitFor("two rejections") { h.events().filter { $0["type"]?.stringValue == "rejected" }.count == 2 }
+        let rejected = h.events().filter { $0["type"]?.stringValue == "rejected" }
+        let refused = try #require(rejected.first { $0["reason"]?.stringValue?.contains("GPU") == true }, "\(rejected)")
+        #expect(refused["job"]?.stringValue == "gpu-b" && refused["attempt"]?.intValue == 1)
+        let resent = try #require(rejected.first { $0["reason"]?.stringValue?.contains("already exists") == true }, "\(rejected)")
+        #expect(resent["job"] == nil && resent["attempt"] == nil)
+        #expect(h.state(AttemptID(job: "gpu-b", attempt: 1)) == nil, "a refused start leaves no attempt behind")
+        try h.place(["type": "cancel", "job": "gpu-a"])
+        try h.waitFor("\(held) to end") { h.state(held) == .cancelled }
+    }
+
     @Test func agentKilledWhileJobsRunReAdoptsThem() throws {
         let h = try AgentHarness()
         try h.start()
@@ -228,6 +248,24 @@ struct AgentTests {
         let r = try h.agent(["run"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("already running") && r.stdout.contains("pid \(pid)"))
+    }
+
+    /// `agent.lock` held by something that is not an agent (here this test process) is an
+    /// error naming the lock, not "already running" with exit 0 and no heartbeat ever.
+    @Test func aLockHeldByANonAgentIsAnErrorNotAlreadyRunning() throws {
+        let h = try AgentHarness()
+        try FileManager.default.createDirectory(atPath: h.root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let fd = open(h.dir.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        try #require(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+        // The pid of a process that is gone, as an agent killed long ago would have left.
+        _ = "999999\n".withCString { pwrite(fd, $0, 7, 0) }
+        let refused = try h.agent(["run", "--detach"])
+        #expect(refused.status != 0, "\(refused.stdout)")
+        #expect(refused.stderr.contains("agent.lock is locked by a process that is not this root's running agent") && refused.stderr.contains("999999, which is gone"), "\(refused.stderr)")
+        close(fd)
+        try h.start()
+        let again = try h.agent(["run", "--detach"])
+        #expect(again.status == 0 && again.stdout.contains("already running"), "\(again.stdout) \(again.stderr)")
     }
 
     @Test func groupWritableRootIsRefused() throws {

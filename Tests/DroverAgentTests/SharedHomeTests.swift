@@ -121,6 +121,11 @@ struct SharedHomeTests {
         try a.start()
         let id = try a.submit("stays", argv: ["sleep", "30"])
         try a.waitRunning(id)
+        // The shim writes `running` to the attempt's transitions; the agent logs it as an event
+        // a moment later: count the events once it has (a loaded machine shows the gap).
+        try a.waitFor("the running transition in the event log", timeout: 10) {
+            a.events().contains { $0["job"]?.stringValue == "stays" && $0["state"]?.stringValue == "running" }
+        }
         let seq = a.events().count
         try AtomicFile.write(Array("{\"format\":1,\"machine_id\":\"0ther\",\"boot_id\":\"b\",\"hostname\":\"box9\",\"pid\":1,\"since\":\(Date().timeIntervalSince1970)}\n".utf8), to: a.dir.ownerFile)
         try a.waitFor("the agent to stop", timeout: 10) { PIDLock.holder(a.dir.lockFile) == nil }

@@ -25,6 +25,29 @@ extension TestbedSuite {
             return path
         }
 
+        /// GPUs the agent sees held (here by another coordinator's jobs on the same agent)
+        /// make it refuse a start: that attempt ends `start_failed` at once, with the agent's
+        /// reason, instead of staying `dispatched` until the link reconnects (docs/failures.md).
+        @Test func aStartTheAgentRefusesEndsItsAttemptAtOnce() async throws {
+            let inventory = try Self.inventory()
+            try await CoordinatorFixture.with(inventory: inventory) { other in
+                let release = "/tmp/drover-gpu-release-\(UUID().uuidString.prefix(8))"
+                let holders = try (0..<2).map { _ in try other.submit(["sh", "-c", "while [ ! -f \(release) ]; do sleep 0.1; done"], options: ["--gpus", "1"]) }
+                let oj = try other.journal()
+                try other.waitFor("both of h1's GPUs held by the other coordinator", timeout: 30) { try oj.jobs(holders).filter { $0.state == .running }.count == 2 }
+                try await CoordinatorFixture.with(inventory: inventory) { f in
+                    let id = try f.submit(["true"], options: ["--gpus", "1"])
+                    let done = try #require(try f.waitFinal([id], timeout: 30).first)
+                    #expect(done.state == .failed, "\(done.state) \(done.reason ?? "")")
+                    #expect(done.reason?.contains("refused by the agent on h1") == true && done.reason?.contains("GPU") == true, "\(done.reason ?? "")")
+                    let attempt = try #require(try f.journal().attempt(id, 1))
+                    #expect(attempt.agentState == "start_failed")
+                }
+                // The inner fixture's tear-down resets every agent, the holders with them.
+                try Testbed.script("exec", "h1", "rm", "-f", release)
+            }
+        }
+
         static func waitForFacts(_ f: CoordinatorFixture) throws -> [String: HostFactsRecord] {
             let j = try f.journal()
             var facts: [String: HostFactsRecord] = [:]

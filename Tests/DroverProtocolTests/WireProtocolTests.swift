@@ -70,6 +70,7 @@ struct AgentEventTests {
     @Test func eventsRoundTripThroughTheirJSON() throws {
         let events: [AgentEvent] = [
             .rejected(file: "1-2.json", reason: "malformed"),
+            .rejected(file: "1-3.json", reason: "needs 2 GPU(s)", start: AttemptID(job: "c1-3", attempt: 2)),
             .leaseExpired(coordinator: "c1", epoch: 3, orphaned: 2),
             .ownerChanged(previousMachineID: "m0", previousHostname: "old", machineID: "m1", hostname: "new"),
             .agentStarted(pid: 42, machineID: "m1", hostname: "h1"),

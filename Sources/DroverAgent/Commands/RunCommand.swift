@@ -16,10 +16,7 @@ enum RunCommand {
         // An agent of another machine (a home shared over NFS, where the lock below may not
         // reach across machines) must not be joined or displaced while it beats.
         try Ownership.checkNotForeign(dir)
-        if let holder = AgentLock.holder(dir) {
-            print("drover-agent already running in \(dir.root) (pid \(holder))")
-            return 0
-        }
+        if let holder = AgentLock.holder(dir) { return try AgentLock.alreadyRunning(dir, holder: holder) }
         if options.flags.contains("--detach") {
             let pid = try spawnSession([currentExecutable(), "run", "--root", dir.root, "--heartbeat-interval", String(interval)], output: dir.agentLog)
             let end = monotonicTime() + 10
@@ -31,20 +28,14 @@ enum RunCommand {
                 var status: Int32 = 0
                 if waitpid(pid, &status, WNOHANG) == pid {
                     // It exited: another agent won the lock, or it failed (see agent.log).
-                    if let holder = AgentLock.holder(dir) {
-                        print("drover-agent already running in \(dir.root) (pid \(holder))")
-                        return 0
-                    }
+                    if let holder = AgentLock.holder(dir) { return try AgentLock.alreadyRunning(dir, holder: holder) }
                     throw .invalid("the agent exited at start; see \(dir.agentLog)")
                 }
                 sleepSeconds(0.01)
             }
             throw .invalid("no first heartbeat from pid \(pid) within 10 s; see \(dir.agentLog)")
         }
-        guard let lock = try AgentLock.acquire(dir) else {
-            print("drover-agent already running in \(dir.root) (pid \(AgentLock.holder(dir).map(String.init) ?? "?"))")
-            return 0
-        }
+        guard let lock = try AgentLock.acquire(dir) else { return try AgentLock.alreadyRunning(dir, holder: AgentLock.holder(dir) ?? -1) }
         defer { close(lock) }
         AgentLog.path = dir.agentLog
         let claim = try Ownership.claim(dir)
@@ -63,5 +54,26 @@ enum AgentLock {
     /// The pid of the running agent, or nil when none holds the lock.
     static func holder(_ dir: StateDirectory) -> pid_t? {
         PIDLock.holder(dir.lockFile)
+    }
+
+    /// `run` when the lock is taken: success when its holder is the agent that beats in this root (a starting one
+    /// gets 10 s for its first beat); an error naming the lock when something else holds it —
+    /// a process that is no agent, or one whose pid the lock file no longer names — since the
+    /// coordinator would otherwise wait for heartbeats that never come.
+    static func alreadyRunning(_ dir: StateDirectory, holder: pid_t) throws(AgentError) -> Int32 {
+        func beating() -> Bool { holder > 0 && readJSON(dir.heartbeatFile)?["pid"]?.intValue == Int(holder) }
+        func alive() -> Bool { holder > 0 && (kill(holder, 0) == 0 || errno == EPERM) }
+        let watch = FileWatch.forAgent()
+        watch.watch(dir.root, entries: ["heartbeat"])
+        let end = monotonicTime() + 10
+        while !beating() && alive() && monotonicTime() < end {
+            _ = watch.wait(timeout: max(0, end - monotonicTime()))
+        }
+        if beating() && alive() {
+            print("drover-agent already running in \(dir.root) (pid \(holder))")
+            return 0
+        }
+        let named = holder > 0 ? "pid \(holder), \(alive() ? "which writes no heartbeat here" : "which is gone")" : "no pid"
+        throw .invalid("\(dir.lockFile) is locked by a process that is not this root's running agent (the lock file names \(named)); find the holder with `fuser -v \(dir.lockFile)` and stop it, then start the agent again")
     }
 }

@@ -35,13 +35,20 @@ extension Supervisor {
                 reject(name, reason: "not executed: \(error)")
                 continue
             }
+            var start: AttemptID?
             do throws(AgentError) {
                 let node: JSONNode
                 do { node = try JSONParser.parse(bytes) } catch { throw AgentError.invalid("malformed JSON at line \(error.position.line), column \(error.position.column): \(error.message)") }
-                try handle(node, file: name)
+                try handle(node, file: name, refusing: &start)
                 handled.append(path)
             } catch {
-                reject(name, reason: error.description)
+                // A refusal of the start itself ends that attempt; a system error (a full disk)
+                // does not: the coordinator sends the start again when it reconnects.
+                if case .invalid = error {
+                    reject(name, reason: error.description, start: start)
+                } else {
+                    reject(name, reason: error.description)
+                }
             }
         }
         handledInbox += handled
@@ -60,7 +67,8 @@ extension Supervisor {
     }
 
     /// Acts on one inbox command, read as an `AgentCommand` of the wire protocol.
-    private func handle(_ node: JSONNode, file: String) throws(AgentError) {
+    /// A start it refuses (other than a resent one) is named in `refusing`.
+    private func handle(_ node: JSONNode, file: String, refusing: inout AttemptID?) throws(AgentError) {
         let command: AgentCommand
         switch AgentCommand.parse(node, file: file) {
         case .failure(let e): throw .invalid(e.description)
@@ -68,6 +76,8 @@ extension Supervisor {
         }
         switch command {
         case .start(let spec):
+            if LocalFile.exists(dir.transitionsFile(spec.id)) { throw .invalid("attempt \(spec.id) already exists; attempts are never reused") }
+            refusing = spec.id
             try accept(spec)
         case .cancel(let job, let attempt, let reason):
             // `stale`: the coordinator gave up on the attempt; it ends `cancelled` with "stale":true.
@@ -95,7 +105,6 @@ extension Supervisor {
     private func accept(_ spec: AttemptSpec) throws(AgentError) {
         var spec = spec
         let id = spec.id
-        if LocalFile.exists(dir.transitionsFile(id)) { throw .invalid("attempt \(id) already exists; attempts are never reused") }
         if var grant = spec.gpus {
             grant.assigned = try assignGPUs(grant)
             spec.gpus = grant
@@ -127,7 +136,7 @@ extension Supervisor {
         return Array(free.prefix(grant.count))
     }
 
-    private func reject(_ name: String, reason: String) {
+    private func reject(_ name: String, reason: String, start: AttemptID? = nil) {
         let from = dir.inbox + "/" + name
         let to = dir.rejected + "/" + name
         if rename(from, to) != 0 {
@@ -139,7 +148,7 @@ extension Supervisor {
             }
         }
         try? AtomicFile.write(Array((reason + "\n").utf8), to: to + ".reason")
-        emit(.rejected(file: name, reason: reason))
+        emit(.rejected(file: name, reason: reason, start: start))
         AgentLog.write("rejected inbox/\(name): \(reason)")
     }
 

@@ -97,11 +97,19 @@ extension Coordinator {
         case .transition(let t):
             guard let id = jobID(fromAgentJob: t.job) else { return }
             try applyTransition(t, job: id, host: host, time: time, outbox: &outbox)
-        case .rejected(let file, let reason):
+        case .rejected(let file, let reason, let start):
             // Resent starts of attempts the agent already has are expected after a reconnect.
             if !reason.contains("already exists") {
                 try journal.audit("rejected", host: host, "\(host) rejected \(file): \(reason)", time: time)
                 log("\(host): agent rejected \(file): \(reason)")
+            }
+            // A start the agent refused never runs there: end the attempt (the retry policy's
+            // `start_failed`) rather than leave it `dispatched` until the next reconnect.
+            if let start, let id = jobID(fromAgentJob: start.job), let a = try journal.attempt(id, start.attempt), a.host == host,
+               try journal.markStartFailed(job: id, attempt: start.attempt, reason: "refused by the agent on \(host): \(reason)", at: time) {
+                try journal.audit("attempt", job: id, attempt: start.attempt, host: host, state: "start_failed",
+                                  "attempt \(start.attempt) of job \(id) on \(host): the agent refused to start it: \(reason)", time: time)
+                try conclude(id, attempt: start.attempt)
             }
         case .leaseExpired(let coordinator, _, let orphaned):
             // Another coordinator's lease (one that shares this agent) is none of our business.
