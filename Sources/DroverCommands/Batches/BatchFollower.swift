@@ -56,6 +56,9 @@ final class BatchFollower {
                 renderer = ProgressRenderer(mode: .lines(color: false))
             }
         }
+        // Every reading decodes each job's request unless it is cached: keep them all (the
+        // follower holds every job of the batch anyway).
+        journal.requestCacheLimit = Int.max
         let start = try journal.batchReading(batch, eventsAfter: nil)
         lastEvent = start.lastEvent
         tally = ProgressTally(start.jobs)

@@ -10,8 +10,19 @@ public final class Journal {
     /// Decoded job requests by job id, with the text they came from: the scheduler reads the
     /// same queued jobs round after round, and decoding their JSON dominated its cost.
     private let requests = Locked([Int: (text: String, request: JobRequest)]())
-    /// The most decoded requests kept (about 1 KiB each; the scheduler reads at most a few hundred).
-    static let requestCacheLimit = 1_024
+    /// The most decoded requests kept (about 1 KiB each; the scheduler reads at most a few
+    /// hundred). A reader that reads every job of a batch over and over (`drover map`'s
+    /// follower, which holds those jobs anyway) sets it above the batch's size: cleared at
+    /// the limit, a cache smaller than the batch missed on every row, and the follower of a
+    /// 1,500-job map spent most of its time decoding JSON (docs/performance.md).
+    private let cacheLimit = Locked(1_024)
+    /// How many requests this journal decoded (cache misses), for tests.
+    let decodedRequests = Locked(0)
+    /// How many decoded job requests this journal keeps (default 1,024).
+    public var requestCacheLimit: Int {
+        get { cacheLimit.withLock { $0 } }
+        set { cacheLimit.withLock { $0 = max(1, newValue) } }
+    }
 
     /// Opens (creating when needed) the journal in `state`. Every commit made through it
     /// rings the coordinator (touches `state.wakePath`), except with `ringsCoordinator`
@@ -117,8 +128,9 @@ public final class Journal {
     private func request(_ id: Int, _ text: String) -> JobRequest? {
         if let hit = requests.withLock({ $0[id] }), hit.text == text { return hit.request }
         guard let decoded = try? JSONDecoder().decode(JobRequest.self, from: Data(text.utf8)) else { return nil }
+        decodedRequests.withLock { $0 += 1 }
         requests.withLock { cache in
-            if cache.count >= Self.requestCacheLimit { cache.removeAll(keepingCapacity: true) }
+            if cache.count >= requestCacheLimit { cache.removeAll(keepingCapacity: true) }
             cache[id] = (text, decoded)
         }
         return decoded
