@@ -220,12 +220,8 @@ public struct HostProbe: Sendable {
         report.arch = withUnsafeBytes(of: u.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         report.cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         report.memoryBytes = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
-        if let bytes = try? LocalFile.read(host.root + "/heartbeat") {
-            let text = String(decoding: bytes, as: UTF8.self)
-            report.agentVersion = Self.agentVersion(fromHeartbeat: text)
-            report.heartbeatAgeSeconds = Self.heartbeatAge(text, now: Date().timeIntervalSince1970)
-            report.coordinators = Self.coordinators(fromHeartbeat: text, now: Date().timeIntervalSince1970)
-            Self.applyLoad(fromHeartbeat: text, to: &report)
+        if let bytes = try? LocalFile.read(host.root + "/heartbeat"), let node = try? JSONParser.parse(bytes) {
+            Self.apply(heartbeat: node, now: Date().timeIntervalSince1970, to: &report)
         }
         let me = MachineIdentity.current
         report.machineID = me.machineID
@@ -259,18 +255,21 @@ public struct HostProbe: Sendable {
         report.arch = facts["arch"].flatMap { $0.isEmpty ? nil : $0 }
         report.cpus = facts["cpus"].flatMap { Int($0) }
         report.memoryBytes = facts["mem"].flatMap { UInt64($0) }
-        report.agentVersion = facts["heartbeat"].flatMap { Self.agentVersion(fromHeartbeat: $0) }
-        if let hb = facts["heartbeat"], let now = facts["now"].flatMap(Double.init) {
-            report.heartbeatAgeSeconds = Self.heartbeatAge(hb, now: now)
-            report.coordinators = Self.coordinators(fromHeartbeat: hb, now: now)
-            Self.applyLoad(fromHeartbeat: hb, to: &report)
+        let hb = facts["heartbeat"].flatMap { $0.isEmpty ? nil : try? JSONParser.parse($0) }
+        if let hb {
+            // Without the host's clock (`now`) no age or lease count: only the version.
+            if let now = facts["now"].flatMap(Double.init) {
+                Self.apply(heartbeat: hb, now: now, to: &report)
+            } else {
+                report.agentVersion = Self.agentVersion(hb)
+            }
         }
         report.machineID = facts["machine_id"].flatMap { $0.isEmpty ? nil : $0 }
         report.bootID = facts["boot_id"].flatMap { $0.isEmpty ? nil : $0 }
         report.hostname = facts["hostname"].flatMap { $0.isEmpty ? nil : $0 }
         // A heartbeat from an agent of another machine (the root is in a shared home and that
         // machine uses the same one) says nothing about this host's agent.
-        if let hb = facts["heartbeat"].flatMap({ try? JSONParser.parse($0) }), let m = hb["machine_id"]?.stringValue,
+        if let hb, let m = hb["machine_id"]?.stringValue,
            let name = hb["hostname"]?.stringValue, let mine = report.machineID,
            m != mine || (report.hostname.map { $0 != name } ?? false) {
             report.rootUsedBy = name
@@ -280,32 +279,25 @@ public struct HostProbe: Sendable {
         }
     }
 
-    /// The number of coordinators with a live lease, from a heartbeat that is fresh (a stale
-    /// heartbeat is an agent that no longer runs: it serves none).
-    static func coordinators(fromHeartbeat text: String, now: Double) -> Int? {
-        guard !text.isEmpty, let node = try? JSONParser.parse(text), let list = node["coordinators"]?.arrayValue else { return nil }
-        let t = node["time"]?.doubleValue ?? 0, interval = node["interval"]?.doubleValue ?? 1
-        return now - t < max(3 * interval, 5) ? list.count : 0
-    }
-
-    /// The load and available memory of a heartbeat (nothing from an older agent's).
-    static func applyLoad(fromHeartbeat text: String, to report: inout HostReport) {
-        guard !text.isEmpty, let node = try? JSONParser.parse(text) else { return }
+    /// What a heartbeat (parsed once) tells of its agent: version, age by the host's clock
+    /// (`now`), how many coordinators hold a live lease, load and available memory.
+    static func apply(heartbeat node: JSONNode, now: Double, to report: inout HostReport) {
+        report.agentVersion = agentVersion(node)
+        let t = node["time"]?.doubleValue
+        report.heartbeatAgeSeconds = t.map { max(0, (now - $0).rounded()) }
+        // A stale heartbeat is an agent that no longer runs: it serves no coordinator.
+        if let list = node["coordinators"]?.arrayValue {
+            let interval = node["interval"]?.doubleValue ?? 1
+            report.coordinators = now - (t ?? 0) < max(3 * interval, 5) ? list.count : 0
+        }
         let load = HostLoad(heartbeat: node)
         report.load1 = load.load1
         report.memoryAvailableBytes = load.memoryAvailableBytes
     }
 
-    /// Whole seconds between the heartbeat's `time` and `now` (both the host's clock).
-    static func heartbeatAge(_ text: String, now: Double) -> Double? {
-        guard !text.isEmpty, let node = try? JSONParser.parse(text), let t = node["time"]?.doubleValue else { return nil }
-        return max(0, (now - t).rounded())
-    }
-
-    /// The `version` field of a heartbeat file, if it parses.
-    static func agentVersion(fromHeartbeat text: String) -> String? {
-        guard !text.isEmpty, let node = try? JSONParser.parse(text), let members = node.objectMembers else { return nil }
-        return members.first { $0.key == "version" }?.value.stringValue
+    /// The `version` field of a heartbeat.
+    static func agentVersion(_ node: JSONNode) -> String? {
+        node.objectMembers?.first { $0.key == "version" }?.value.stringValue
     }
 }
 
