@@ -29,7 +29,10 @@ struct MapRun {
             throw ExitCode(255)
         }
         // Only this run's jobs count (not those a resume keeps from before).
-        let current = { (jobs: [JobRecord]) in jobs.filter { ran.contains($0.batchJob ?? "") } }
+        // (When the batch is this run's jobs, the list as read: no copy of each job.)
+        let current = { (jobs: [JobRecord]) in
+            jobs.count == ran.count && jobs.allSatisfy({ ran.contains($0.batchJob ?? "") }) ? jobs : jobs.filter { ran.contains($0.batchJob ?? "") }
+        }
         if options.detach {
             print(spec.name)
             return 0
@@ -56,18 +59,22 @@ struct MapRun {
         let timeout = try options.timeout.flatMap(MapTimeout.percent).map { MapTimeout(percent: $0, journal: journal) }
         var nextTimeout: Double?
         follower.deadline = { nextTimeout }
-        follower.onRead = { jobs in
+        // Called after every reading (up to 20 a second): the list is filtered once, and each
+        // check below is one pass over it without copies (the client's CPU per job grew with
+        // the batch while each made its own filtered copy).
+        follower.onRead = { read in
+            let jobs = current(read)
             if let timeout {
-                nextTimeout = try timeout.apply(current(jobs), now: Date().timeIntervalSince1970) { job in
+                nextTimeout = try timeout.apply(jobs, now: Date().timeIntervalSince1970) { job in
                     guard let n = job.batchJob.flatMap({ Int($0) }), n >= 1, n <= build.values.count else { return job.label }
                     return "\(n) (\(build.values[n - 1].joined(separator: " ")))"
                 }
                 timedOut = timeout.killed
             }
-            try lines?.update(current(jobs))
-            if printing { output.printFinished(current(jobs)) }
-            if !toldQuarantine { toldQuarantine = try tellIfEveryHostIsQuarantined(current(jobs), journal: journal) }
-            if halted == nil, let trigger = try halt(current(jobs), journal: journal, timedOut: timedOut) { halted = trigger }
+            try lines?.update(jobs)
+            if printing { output.printFinished(jobs) }
+            if !toldQuarantine { toldQuarantine = try tellIfEveryHostIsQuarantined(jobs, journal: journal) }
+            if halted == nil, let trigger = try halt(jobs, journal: journal, timedOut: timedOut) { halted = trigger }
         }
         var jobs = try await follower.follow { interrupt.fired }
         if interrupt.fired {
@@ -105,8 +112,10 @@ struct MapRun {
     /// A map whose jobs wait because every host is quarantined (its jobs failed quickly in a
     /// row there, as a black hole's do) says so once, instead of waiting in silence.
     private func tellIfEveryHostIsQuarantined(_ jobs: [JobRecord], journal: Journal) throws -> Bool {
-        let waiting = jobs.filter { $0.state == .queued }.count
-        guard waiting > 0, !jobs.contains(where: { $0.state == .dispatched || $0.state == .running }) else { return false }
+        // Any job dispatched or running (the usual case) ends the check at the first one found.
+        guard !jobs.contains(where: { $0.state == .dispatched || $0.state == .running }) else { return false }
+        let waiting = jobs.reduce(0) { $0 + ($1.state == .queued ? 1 : 0) }
+        guard waiting > 0 else { return false }
         let held = Set(try journal.quarantines().filter { $0.state != .closed }.map(\.host))
         // The hosts the map may use (-S, --host), else all.
         let first = submission.spec.jobs.first?.request
