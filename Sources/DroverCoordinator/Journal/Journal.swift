@@ -10,15 +10,16 @@ public final class Journal {
     /// Decoded job requests by job id, with the text they came from: the scheduler reads the
     /// same queued jobs round after round, and decoding their JSON dominated its cost.
     private let requests = Locked([Int: (text: String, request: JobRequest)]())
-    /// The most decoded requests kept (about 1 KiB each; the scheduler reads at most a few
-    /// hundred). A reader that reads every job of a batch over and over (`drover map`'s
+    /// The most decoded requests kept (about 1 KiB each; the coordinator reads the jobs it
+    /// schedules, dispatches and concludes, a few thousand at most in flight). A reader that reads every job of a batch over and over (`drover map`'s
     /// follower, which holds those jobs anyway) sets it above the batch's size: cleared at
     /// the limit, a cache smaller than the batch missed on every row, and the follower of a
     /// 1,500-job map spent most of its time decoding JSON (docs/performance.md).
-    private let cacheLimit = Locked(1_024)
+    private let cacheLimit = Locked(Journal.defaultRequestCacheLimit)
+    static let defaultRequestCacheLimit = 4_096
     /// How many requests this journal decoded (cache misses), for tests.
     let decodedRequests = Locked(0)
-    /// How many decoded job requests this journal keeps (default 1,024).
+    /// How many decoded job requests this journal keeps (default 4,096).
     public var requestCacheLimit: Int {
         get { cacheLimit.withLock { $0 } }
         set { cacheLimit.withLock { $0 = max(1, newValue) } }
