@@ -56,24 +56,35 @@ enum AgentLock {
         PIDLock.holder(dir.lockFile)
     }
 
-    /// `run` when the lock is taken: success when its holder is the agent that beats in this root (a starting one
-    /// gets 10 s for its first beat); an error naming the lock when something else holds it —
-    /// a process that is no agent, or one whose pid the lock file no longer names — since the
-    /// coordinator would otherwise wait for heartbeats that never come.
-    static func alreadyRunning(_ dir: StateDirectory, holder: pid_t) throws(AgentError) -> Int32 {
-        func beating() -> Bool { holder > 0 && readJSON(dir.heartbeatFile)?["pid"]?.intValue == Int(holder) }
-        func alive() -> Bool { holder > 0 && (kill(holder, 0) == 0 || errno == EPERM) }
+    /// `run` when the lock is taken: success once its holder is the agent that beats in this
+    /// root (a starting one gets 10 s for its first beat); an error naming the lock when
+    /// something else holds it — a process that is no agent, or one whose pid the lock file
+    /// no longer names — since the coordinator would otherwise wait for heartbeats that never
+    /// come. The holder is read again on each change: a starting agent takes the lock before
+    /// it writes its pid into the file.
+    static func alreadyRunning(_ dir: StateDirectory, holder first: pid_t) throws(AgentError) -> Int32 {
+        func beating(_ pid: pid_t) -> Bool { readJSON(dir.heartbeatFile)?["pid"]?.intValue == Int(pid) }
+        func alive(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
         let watch = FileWatch.forAgent()
         watch.watch(dir.root, entries: ["heartbeat"])
+        watch.watch(dir.lockFile)
         let end = monotonicTime() + 10
-        while !beating() && alive() && monotonicTime() < end {
+        var holder: pid_t? = first
+        while let pid = holder, monotonicTime() < end {
+            if pid > 0 {
+                guard alive(pid) else { break }
+                if beating(pid) {
+                    print("drover-agent already running in \(dir.root) (pid \(pid))")
+                    return 0
+                }
+            }
             _ = watch.wait(timeout: max(0, end - monotonicTime()))
+            holder = AgentLock.holder(dir)
         }
-        if beating() && alive() {
-            print("drover-agent already running in \(dir.root) (pid \(holder))")
-            return 0
+        guard let pid = holder else {
+            throw .invalid("the agent that held \(dir.lockFile) exited before its first heartbeat; see \(dir.agentLog)")
         }
-        let named = holder > 0 ? "pid \(holder), \(alive() ? "which writes no heartbeat here" : "which is gone")" : "no pid"
+        let named = pid > 0 ? "pid \(pid), \(alive(pid) ? "which writes no heartbeat here" : "which is gone")" : "no pid"
         throw .invalid("\(dir.lockFile) is locked by a process that is not this root's running agent (the lock file names \(named)); find the holder with `fuser -v \(dir.lockFile)` and stop it, then start the agent again")
     }
 }
