@@ -85,9 +85,27 @@ struct ProgressTallyTests {
         _ = try small.batchJobs("big")
         #expect(small.decodedRequests.withLock { $0 } == 2 * n, "a limit below the batch: every reading decodes")
         let follower = try Journal(t.state)
-        follower.requestCacheLimit = Int.max
+        follower.keepsEveryRequest = true
         for _ in 0..<3 { #expect(try follower.batchJobs("big").count == n) }
         #expect(follower.decodedRequests.withLock { $0 } == n)
+    }
+
+    /// The coordinator keeps only unfinished jobs' requests: a job read finished leaves the
+    /// cache, so its size follows the jobs in flight, not the jobs run.
+    @Test func theCoordinatorsCacheDropsFinishedJobs() throws {
+        let t = TempState()
+        defer { t.remove() }
+        let j = try Journal(t.state)
+        let spec = BatchSpec(name: "b", jobs: (0..<10).map { BatchJob(id: "j\($0)", request: JobRequest(argv: ["true"]), path: "j\($0)") })
+        let ids = try j.submitBatch(spec, results: t.base + "/results").ids
+        let reader = try Journal(t.state)
+        _ = try reader.batchJobs("b")
+        #expect(reader.cachedRequests == 10)
+        for id in ids.values.sorted().prefix(6) { try move(j, id, to: .succeeded) }
+        _ = try reader.batchJobs("b")
+        #expect(reader.cachedRequests == 4)
+        _ = try reader.batchJobs("b")
+        #expect(reader.decodedRequests.withLock { $0 } == 10 + 6, "a finished job leaves the cache at the reading that finds it finished, and is decoded again after")
     }
 
     @Test func ratesNeedThirtySecondsOfData() {

@@ -58,7 +58,7 @@ final class BatchFollower {
         }
         // Every reading decodes each job's request unless it is cached: keep them all (the
         // follower holds every job of the batch anyway).
-        journal.requestCacheLimit = Int.max
+        journal.keepsEveryRequest = true
         let start = try journal.batchReading(batch, eventsAfter: nil)
         lastEvent = start.lastEvent
         tally = ProgressTally(start.jobs)

@@ -10,11 +10,16 @@ public final class Journal {
     /// Decoded job requests by job id, with the text they came from: the scheduler reads the
     /// same queued jobs round after round, and decoding their JSON dominated its cost.
     private let requests = Locked([Int: (text: String, request: JobRequest)]())
-    /// The most decoded requests kept (about 1 KiB each; the coordinator reads the jobs it
-    /// schedules, dispatches and concludes, a few thousand at most in flight). A reader that reads every job of a batch over and over (`drover map`'s
-    /// follower, which holds those jobs anyway) sets it above the batch's size: cleared at
-    /// the limit, a cache smaller than the batch missed on every row, and the follower of a
-    /// 1,500-job map spent most of its time decoding JSON (docs/performance.md).
+    /// The most decoded requests kept (about 1 KiB each, with their text). The coordinator
+    /// reads the jobs it schedules, dispatches and concludes, and keeps only unfinished jobs'
+    /// requests: a finished job's entry is dropped when it is read finished, so the cache
+    /// follows the jobs in flight and does not grow with the jobs run (a 20-host soak saw
+    /// the coordinator's heap grow by one entry per job until the limit cleared it). A
+    /// reader that reads every job of a batch over and over (`drover map`'s follower, which
+    /// holds those jobs anyway) keeps them all (`keepsEveryRequest`): cleared at the limit, a
+    /// cache smaller than the batch missed on every row, and the follower of a 1,500-job map
+    /// spent most of its time decoding JSON (docs/performance.md).
+
     private let cacheLimit = Locked(Journal.defaultRequestCacheLimit)
     static let defaultRequestCacheLimit = 4_096
     /// How many requests this journal decoded (cache misses), for tests.
@@ -24,6 +29,17 @@ public final class Journal {
         get { cacheLimit.withLock { $0 } }
         set { cacheLimit.withLock { $0 = max(1, newValue) } }
     }
+    private let keepsFinished = Locked(false)
+    /// Keep every request decoded, finished jobs' too, without limit (a batch's follower).
+    public var keepsEveryRequest: Bool {
+        get { keepsFinished.withLock { $0 } }
+        set {
+            keepsFinished.withLock { $0 = newValue }
+            if newValue { requestCacheLimit = Int.max }
+        }
+    }
+    /// How many requests the cache holds now, for tests.
+    var cachedRequests: Int { requests.withLock { $0.count } }
 
     /// Opens (creating when needed) the journal in `state`. Every commit made through it
     /// rings the coordinator (touches `state.wakePath`), except with `ringsCoordinator`
@@ -113,8 +129,9 @@ public final class Journal {
     static let jobColumns = "id, name, request, state, attempt, host, failures, losses, exit_code, signal, reason, submitted_at, started_at, ended_at, cancel_requested, batch, batch_job, not_before, compensates, compensation, compensation_job, escalation"
 
     func job(from row: SQLRow) -> JobRecord? {
-        guard let id = row.int("id"), let text = row.string("request"), let request = request(id, text),
-              let state = row.string("state").flatMap(JobState.init(rawValue:)) else { return nil }
+        guard let id = row.int("id"), let text = row.string("request"),
+              let state = row.string("state").flatMap(JobState.init(rawValue:)),
+              let request = request(id, text, finished: state.isFinal) else { return nil }
         return JobRecord(id: id, name: row.string("name"), request: request, state: state, attempt: row.int("attempt") ?? 0,
                          host: row.string("host"), failures: row.int("failures") ?? 0, losses: row.int("losses") ?? 0,
                          exitCode: row.int("exit_code"), signal: row.string("signal"), reason: row.string("reason"),
@@ -126,16 +143,23 @@ public final class Journal {
     }
 
     /// The request of job `id` decoded from `text`, from the cache when the text is the same.
-    private func request(_ id: Int, _ text: String) -> JobRequest? {
-        if let hit = requests.withLock({ $0[id] }), hit.text == text { return hit.request }
+    private func request(_ id: Int, _ text: String, finished: Bool) -> JobRequest? {
+        let keep = !finished || keepsEveryRequest
+        if let hit = requests.withLock({ cache in
+            let hit = cache[id]
+            if !keep { cache[id] = nil }
+            return hit
+        }), hit.text == text { return hit.request }
         guard let decoded = try? JSONDecoder().decode(JobRequest.self, from: Data(text.utf8)) else { return nil }
         decodedRequests.withLock { $0 += 1 }
+        guard keep else { return decoded }
         requests.withLock { cache in
             if cache.count >= requestCacheLimit { cache.removeAll(keepingCapacity: true) }
             cache[id] = (text, decoded)
         }
         return decoded
     }
+
 
     /// One job, or nil.
     public func job(_ id: Int) throws -> JobRecord? {
