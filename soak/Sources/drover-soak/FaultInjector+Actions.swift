@@ -121,7 +121,8 @@ extension FaultInjector {
         case .partition, .longPartition:
             let states = journal?.soakHostStates(host, since: since) ?? []
             try testbed.heal(host)
-            cuts.append((host, since, now1970))
+            // A bastion's partition cuts the hosts behind it off as well.
+            for h in [host] + behind(host) { cuts.append((h, since, now1970)) }
             let silent = states.contains { $0 == "suspect" || $0 == "down" }
             let ok = pendingDetail.hasPrefix("link cut") && silent
             var detail = pendingDetail + (silent ? "; heartbeats stopped (host \(states.joined(separator: " → ")))" : "; the host never turned suspect (heartbeats went on?)")

@@ -7,8 +7,8 @@ extension Invariants {
     /// - it had an effect: at least one attempt there exited 127 (`not found`) in the window
     ///   (otherwise the fault is reported as without effect and not counted);
     /// - when `threshold` jobs of the longest streak there of such failures of different jobs
-    ///   (no success ending in between) succeeded on another host — the breaker's proof —
-    ///   the host was quarantined (an audit event) by 10 s after the later of the window's end
+    ///   (no success ending in between) succeeded on another host before a success there
+    ///   ended the streak — the breaker's proof — the host was quarantined (an audit event) by 10 s after the later of the window's end
     ///   and that proof; otherwise no quarantine is required;
     /// - no job ended `failed` with exit 127;
     /// - the host ran a job successfully that started after the tool was back, and no
@@ -32,21 +32,26 @@ extension Invariants {
                 continue
             }
             var streak: Set<Int> = [], longestJobs: Set<Int> = []
+            var streakLast = 0.0, longestLast = 0.0
             for a in ended {
                 if a.agentState == "exited" && a.exitCode == 0 { streak = [] }
                 else if a.agentState == "exited" && a.exitCode == 127 {
                     streak.insert(a.job)
-                    if streak.count > longestJobs.count { longestJobs = streak }
+                    streakLast = a.endedAt ?? 0
+                    if streak.count > longestJobs.count { longestJobs = streak; longestLast = streakLast }
                 }
             }
             let longest = longestJobs.count
+            // The breaker judges a host's current streak: a success there ends it (a job that
+            // does not need the missing tool), and proof that comes after no longer counts.
+            let streakEnd = there.filter { ($0.endedAt ?? 0) > longestLast && $0.agentState == "exited" && $0.exitCode == 0 }.compactMap(\.endedAt).min() ?? .infinity
             // The breaker's proof that the host is at fault (docs/failures.md, "Black-hole
-            // hosts"): `threshold` jobs of the streak succeeded on another host (their retries).
-            // Only then is a quarantine required, by 10 s after the later of the tool's return
-            // and the success that made the proof.
+            // hosts"): `threshold` jobs of the streak succeeded on another host (their retries)
+            // while the streak was still the host's current one. Only then is a quarantine
+            // required, by 10 s after the later of the tool's return and that proof.
             let provenAt = longestJobs.compactMap { j in
                 (attempts[j] ?? []).filter { $0.host != hole.host && $0.agentState == "exited" && $0.exitCode == 0 }.compactMap(\.endedAt).min()
-            }.sorted()
+            }.filter { $0 < streakEnd }.sorted()
             let deadline = provenAt.count >= threshold ? max(hole.to, provenAt[threshold - 1]) + 10 : hole.to + 10
             let quarantinedAt = events.first { $0.kind == "quarantine" && $0.host == hole.host && $0.state == "quarantined" && $0.time >= hole.from && $0.time <= deadline }?.time
             if provenAt.count >= threshold && quarantinedAt == nil {
@@ -56,7 +61,7 @@ extension Invariants {
             let back = there.filter { ($0.startedAt ?? 0) > hole.to && $0.agentState == "exited" && $0.exitCode == 0 }.map(\.startedAt!).min()
             if back == nil { problems.append("\(name): no job succeeded there after its tool came back") }
             var text = "\(name): \(toolFailures.count) exit 127 (\(Set(toolFailures.map(\.job)).count) jobs, \(retried.count) retried elsewhere), longest streak \(longest)"
-            text += quarantinedAt.map { ", quarantined at T+\(Int($0 - started)) s" } ?? ", not quarantined (\(provenAt.count) of the streak's jobs succeeded elsewhere, below \(threshold))"
+            text += quarantinedAt.map { ", quarantined at T+\(Int($0 - started)) s" } ?? ", not quarantined (\(provenAt.count) of the streak's jobs succeeded elsewhere before a success there ended it, below \(threshold))"
             text += back.map { ", a job succeeded there \(Self.seconds($0 - hole.to)) s after the tool was back" } ?? ""
             shown.append(text)
         }
