@@ -13,8 +13,7 @@ public final class Journal {
     /// The most decoded requests kept (about 1 KiB each, with their text). The coordinator
     /// reads the jobs it schedules, dispatches and concludes, and keeps only unfinished jobs'
     /// requests: a finished job's entry is dropped when it is read finished, so the cache
-    /// follows the jobs in flight and does not grow with the jobs run (a 20-host soak saw
-    /// the coordinator's heap grow by one entry per job until the limit cleared it). A
+    /// follows the jobs in flight and does not grow with the jobs run. A
     /// reader that reads every job of a batch over and over (`drover map`'s follower, which
     /// holds those jobs anyway) keeps them all (`keepsEveryRequest`): cleared at the limit, a
     /// cache smaller than the batch missed on every row, and the follower of a 1,500-job map
