@@ -67,12 +67,13 @@ extension TestbedSuite {
                 _ = try HostSide.sh("h2", "pid=$(head -c 32 \(root)/agent.lock); setsid sh -c 'echo $$ > \(holder); exec flock \(root)/agent.lock sleep 3005' </dev/null >/dev/null 2>&1 & sleep 0.2; kill -9 $pid")
                 try f.waitHost("h2", "down", timeout: 40)
                 #expect(try f.journal().attempt(victim, 1)?.state == "lost")
-                // Its link reconnects once more while the lock is still held: from then on only the
-                // coordinator's own re-check of a down host can find that the agent may start again.
-                try f.waitFor("h2's link to connect again after h2 went down", timeout: 30) {
+                // While the lock is held no agent starts: `run` names the lock and its holder, and the
+                // coordinator logs that at its tries; only its own re-check of a down host can find
+                // that the agent may start again.
+                try f.waitFor("the coordinator to log why h2's agent cannot start", timeout: 30) {
                     let log = f.log
                     guard let down = log.range(of: "h2: suspect → down") else { return false }
-                    return log[down.upperBound...].contains("h2: connected")
+                    return log[down.upperBound...].contains("agent.lock is locked by a process that is not this root's running agent")
                 }
                 release()
                 #expect(try HostSide.count("h2", "sleep 3005") == 0, "the lock is free again")
