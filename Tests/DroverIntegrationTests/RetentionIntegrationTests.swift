@@ -35,11 +35,18 @@ extension TestbedSuite {
                 let sent = try await c.run("~/.drover/h1/bin/drover-agent-* send --root ~/.drover/h1", stdin: Array((lines.joined(separator: "\n") + "\n").utf8))
                 #expect(sent.status == .exited(0), "\(sent.stderrText)")
                 var segments = 0
-                try f.waitFor("the other jobs ended and h1's log rotated", timeout: 60) {
-                    let r = try Testbed.script("exec", "h1", "sh", "-c", "ls /home/dtest/.drover/h1/attempts/other-*/1/result.json 2>/dev/null | wc -l; ls /home/dtest/.drover/h1 | grep -c '^events\\.0' || true")
-                    let n = r.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-                    segments = n.count == 2 ? n[1] : 0
-                    return n.first == 20 && segments >= 2
+                do {
+                    try f.waitFor("the other jobs ended and h1's log rotated", timeout: 60) {
+                        let r = try Testbed.script("exec", "h1", "sh", "-c", "ls /home/dtest/.drover/h1/attempts/other-*/1/result.json 2>/dev/null | wc -l; ls /home/dtest/.drover/h1 | grep -c '^events\\.0' || true")
+                        let n = r.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                        segments = n.count == 2 ? n[1] : 0
+                        return n.first == 20 && segments >= 2
+                    }
+                } catch {
+                    // What h1's agent did meanwhile (a CI run once timed out here; it passes alone).
+                    let seen = (try? Testbed.script("exec", "h1", "sh", "-c", "cd /home/dtest/.drover/h1 && ls inbox inbox/rejected attempts; ls -l events*; tail -n 30 agent.log")) ?? "?"
+                    Issue.record("h1 after the wait: \(seen)")
+                    throw error
                 }
                 c.close()
 
