@@ -9,36 +9,39 @@ public final class Journal {
     public let state: StateLocation
     /// Decoded job requests by job id, with the text they came from: the scheduler reads the
     /// same queued jobs round after round, and decoding their JSON dominated its cost.
-    private let requests = Locked([Int: (text: String, request: JobRequest)]())
-    /// The most decoded requests kept (about 1 KiB each, with their text). The coordinator
-    /// reads the jobs it schedules, dispatches and concludes, and keeps only unfinished jobs'
-    /// requests: a finished job's entry is dropped when it is read finished, so the cache
-    /// follows the jobs in flight and does not grow with the jobs run. A
-    /// reader that reads every job of a batch over and over (`drover map`'s follower, which
-    /// holds those jobs anyway) keeps them all (`keepsEveryRequest`): cleared at the limit, a
-    /// cache smaller than the batch missed on every row, and the follower of a 1,500-job map
-    /// spent most of its time decoding JSON (docs/performance.md).
+    ///
+    /// The coordinator reads the jobs it schedules, dispatches and concludes, and keeps only
+    /// unfinished jobs' requests (about 1 KiB each, with their text): a finished job's entry is
+    /// dropped when it is read finished, so the cache follows the jobs in flight, not the jobs
+    /// run. A reader that reads every job of a batch over and over (`drover map`'s follower,
+    /// which holds those jobs anyway) keeps them all (`keepsEveryRequest`): cleared at a
+    /// limit, a cache smaller than the batch missed on every row, and the follower of a
+    /// 1,500-job map spent most of its time decoding JSON (docs/performance.md).
+    private let requests = Locked(RequestCache())
 
-    private let cacheLimit = Locked(Journal.defaultRequestCacheLimit)
-    static let defaultRequestCacheLimit = 4_096
-    /// How many requests this journal decoded (cache misses), for tests.
-    let decodedRequests = Locked(0)
+    struct RequestCache {
+        var entries: [Int: (text: String, request: JobRequest)] = [:]
+        /// Cleared when it holds this many (unless it keeps every request).
+        var limit = 4_096
+        var keepsAll = false
+        /// Misses (requests decoded), for tests.
+        var decoded = 0
+    }
+
     /// How many decoded job requests this journal keeps (default 4,096).
     public var requestCacheLimit: Int {
-        get { cacheLimit.withLock { $0 } }
-        set { cacheLimit.withLock { $0 = max(1, newValue) } }
+        get { requests.withLock { $0.limit } }
+        set { requests.withLock { $0.limit = max(1, newValue) } }
     }
-    private let keepsFinished = Locked(false)
     /// Keep every request decoded, finished jobs' too, without limit (a batch's follower).
     public var keepsEveryRequest: Bool {
-        get { keepsFinished.withLock { $0 } }
-        set {
-            keepsFinished.withLock { $0 = newValue }
-            if newValue { requestCacheLimit = Int.max }
-        }
+        get { requests.withLock { $0.keepsAll } }
+        set { requests.withLock { $0.keepsAll = newValue } }
     }
+    /// How many requests this journal decoded (cache misses), for tests.
+    var decodedRequests: Int { requests.withLock { $0.decoded } }
     /// How many requests the cache holds now, for tests.
-    var cachedRequests: Int { requests.withLock { $0.count } }
+    var cachedRequests: Int { requests.withLock { $0.entries.count } }
 
     /// Opens (creating when needed) the journal in `state`. Every commit made through it
     /// rings the coordinator (touches `state.wakePath`), except with `ringsCoordinator`
@@ -143,22 +146,22 @@ public final class Journal {
 
     /// The request of job `id` decoded from `text`, from the cache when the text is the same.
     private func request(_ id: Int, _ text: String, finished: Bool) -> JobRequest? {
-        let keep = !finished || keepsEveryRequest
-        if let hit = requests.withLock({ cache in
-            let hit = cache[id]
-            if !keep { cache[id] = nil }
-            return hit
-        }), hit.text == text { return hit.request }
+        let (hit, keep) = requests.withLock { cache in
+            let keep = !finished || cache.keepsAll
+            let hit = cache.entries[id]
+            if !keep { cache.entries[id] = nil }
+            return (hit, keep)
+        }
+        if let hit, hit.text == text { return hit.request }
         guard let decoded = try? JSONDecoder().decode(JobRequest.self, from: Data(text.utf8)) else { return nil }
-        decodedRequests.withLock { $0 += 1 }
-        guard keep else { return decoded }
         requests.withLock { cache in
-            if cache.count >= requestCacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[id] = (text, decoded)
+            cache.decoded += 1
+            guard keep else { return }
+            if !cache.keepsAll && cache.entries.count >= cache.limit { cache.entries.removeAll(keepingCapacity: true) }
+            cache.entries[id] = (text, decoded)
         }
         return decoded
     }
-
 
     /// One job, or nil.
     public func job(_ id: Int) throws -> JobRecord? {

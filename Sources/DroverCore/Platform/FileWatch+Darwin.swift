@@ -6,7 +6,7 @@ import Darwin
 /// entry is created, removed or renamed; a file when it is written or extended.
 func makeNativeFileWatchBackend() -> Result<any FileWatchBackend, FileWatchUnavailable> {
     let kq = kqueue()
-    guard kq >= 0 else { return .failure(FileWatchUnavailable(reason: "kqueue: \(String(cString: strerror(errno)))")) }
+    guard kq >= 0 else { return .failure(FileWatchUnavailable(reason: SystemError.current("kqueue").description)) }
     return .success(KqueueWatch(kq: kq))
 }
 

@@ -5,11 +5,11 @@ import Glibc
 func makeNativeFileWatchBackend() -> Result<any FileWatchBackend, FileWatchUnavailable> {
     let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
     guard fd >= 0 else {
-        let code = errno
+        let error = SystemError.current("inotify_init1")
         // EMFILE here is the user's inotify instances (fs.inotify.max_user_instances, 128 by
         // default, shared by every process of the user), far more often than descriptors.
-        let hint = code == EMFILE ? "; the user's inotify instances may be used up (raise fs.inotify.max_user_instances)" : ""
-        return .failure(FileWatchUnavailable(reason: "inotify_init1: \(String(cString: strerror(code)))\(hint)"))
+        let hint = error.errno == EMFILE ? "; the user's inotify instances may be used up (raise fs.inotify.max_user_instances)" : ""
+        return .failure(FileWatchUnavailable(reason: "\(error)\(hint)"))
     }
     return .success(InotifyWatch(fd: fd))
 }
