@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DroverInventory
 @testable import DroverCoordinator
 
 /// Prepared statements, savepoints, the format check and the migration steps.
@@ -17,11 +18,47 @@ struct JournalFormatTests {
             _ = try j.events(after: n, jobs: Array(ids.prefix(1 + n % ids.count)))
             _ = try j.job(ids[n % ids.count])
             _ = try j.hosts()
+            // Once per ended attempt (the breaker, retries): a different list of jobs each time.
+            _ = try j.failedHosts(of: [ids[n % ids.count], 1000 + n])
+            _ = try j.breakerHistory(host: "h\(n % 3)", since: 0, settings: QuarantineSettings())
         }
         try round(0)
         let after = j.db.cachedStatements
         for n in 1...200 { try round(n) }
         #expect(j.db.cachedStatements == after, "\(j.db.cachedStatements - after) statements more after 200 rounds")
+    }
+
+    @Test func failedHostsNamesTheHostsWhereEachJobFailed() throws {
+        let t = TempState()
+        defer { t.remove() }
+        let j = try Journal(t.state)
+        let a = try j.submit(JobRequest(argv: ["false"]))
+        let b = try j.submit(JobRequest(argv: ["false"]))
+        for (job, n, host, code) in [(a, 1, "h1", 1), (a, 2, "h2", 0), (b, 1, "h3", 2), (b, 2, "h1", 1)] {
+            try j.db.run("INSERT INTO attempts (job, attempt, host, state, agent_state, exit_code, dispatched_at) VALUES (?, ?, ?, 'exited', 'exited', ?, 0)",
+                         .int(Int64(job)), .int(Int64(n)), .text(host), .int(Int64(code)))
+        }
+        #expect(try j.failedHosts(of: [a, b]) == [a: ["h1"], b: ["h3", "h1"]])
+        #expect(try j.failedHosts(of: [b]) == [b: ["h3", "h1"]])
+        #expect(try j.failedHosts(of: [4711]).isEmpty)
+    }
+
+    @Test func theStatementCacheKeepsTheMostRecentlyUsedWithinItsLimit() throws {
+        let t = TempState()
+        defer { t.remove() }
+        let j = try Journal(t.state)
+        let limit = SQLiteDatabase.statementLimit
+        // SQL text that names a value: a new statement each time, as ids in the text did.
+        for n in 0..<(limit * 3) {
+            let rows = try j.db.query("SELECT \(n) AS n")
+            #expect(rows.first?.int("n") == n)
+            // A statement used all along stays cached, and right.
+            #expect(try j.db.query("SELECT count(*) AS c FROM jobs").first?.int("c") == 0)
+        }
+        #expect(j.db.cachedStatements <= limit)
+        let before = j.db.cachedStatements
+        _ = try j.db.query("SELECT count(*) AS c FROM jobs")
+        #expect(j.db.cachedStatements == before, "the statement used all along was evicted")
     }
 
     @Test func readyAtStillFiltersRetriesInBackOff() throws {

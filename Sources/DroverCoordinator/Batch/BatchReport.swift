@@ -49,14 +49,18 @@ public struct BatchReport: Sendable {
         return BatchReport(batch: batch, jobs: jobs, hosts: hosts.values.sorted { $0.name < $1.name }, generatedAt: Date().timeIntervalSince1970)
     }
 
-    public func count(_ state: JobState) -> Int { jobs.filter { $0.record.state == state }.count }
+    public func count(_ state: JobState) -> Int { count { $0.record.state == state } }
+
+    /// How many jobs satisfy `test`, without copying them (a batch may hold 100,000 jobs).
+    func count(where test: (Job) -> Bool) -> Int { jobs.reduce(0) { test($1) ? $0 + 1 : $0 } }
+
+    /// Every attempt of every job, without gathering them into one array.
+    var allAttempts: FlattenSequence<LazyMapSequence<[Job], [AttemptRecord]>> { jobs.lazy.map(\.attempts).joined() }
 
     /// From the first start to the last end (or now), seconds.
     public var span: Double {
-        let starts = jobs.flatMap(\.attempts).compactMap(\.startedAt)
-        let ends = jobs.flatMap(\.attempts).compactMap(\.endedAt)
-        guard let first = starts.min() else { return 0 }
-        return max(0, (ends.max() ?? generatedAt) - first)
+        guard let first = allAttempts.compactMap(\.startedAt).min() else { return 0 }
+        return max(0, (allAttempts.compactMap(\.endedAt).max() ?? generatedAt) - first)
     }
 
     // MARK: JSON
@@ -76,10 +80,10 @@ public struct BatchReport: Sendable {
         var totals = JSONObject()
         totals.set("jobs", jobs.count)
         for s in JobState.allCases where s.isFinal { totals.set(s.rawValue, count(s)) }
-        totals.set("unfinished", jobs.filter { !$0.record.state.isFinal }.count)
-        let attempts = jobs.flatMap(\.attempts)
-        totals.set("attempts", attempts.count)
-        totals.set("lost_attempts", attempts.filter { $0.state == "lost" || $0.agentState == "lost" || $0.agentState == "orphaned" }.count)
+        totals.set("unfinished", count { !$0.record.state.isFinal })
+        let attempts = allAttempts
+        totals.set("attempts", attempts.reduce(0) { n, _ in n + 1 })
+        totals.set("lost_attempts", attempts.reduce(0) { n, a in a.state == "lost" || a.agentState == "lost" || a.agentState == "orphaned" ? n + 1 : n })
         totals.set("span_seconds", Self.round(span))
         totals.set("cpu_seconds", Self.round(attempts.reduce(0) { $0 + ($1.cpuSeconds ?? 0) }))
         o.set("totals", object: totals)
@@ -183,7 +187,7 @@ public struct BatchReport: Sendable {
     public func summary(stderrLines: Int = 3) -> String {
         var out: [String] = []
         let states = JobState.allCases.filter(\.isFinal).map { "\(count($0)) \($0.rawValue)" }
-        let open = jobs.filter { !$0.record.state.isFinal }.count
+        let open = count { !$0.record.state.isFinal }
         out.append("batch \(batch.name): \(states.joined(separator: ", "))\(open > 0 ? ", \(open) unfinished" : "") — \(jobs.count) job(s), \(jobs.reduce(0) { $0 + $1.attempts.count }) attempt(s) in \(Durations.clock(span))")
         let bad = jobs.filter { [.failed, .cancelled, .skipped].contains($0.record.state) }
         if !bad.isEmpty {

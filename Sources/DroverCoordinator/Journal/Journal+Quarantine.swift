@@ -116,12 +116,11 @@ extension Journal {
             WHERE a.host=? AND a.ended_at > ? AND a.agent_state IN \(AgentStates.finalSQL) ORDER BY a.ended_at DESC LIMIT ?
             """, .text(host), .double(since), .int(Int64(limit))).map(Self.breakerAttempt)
         guard !mine.isEmpty else { return [] }
-        let ids = Set(mine.map(\.job)).map(String.init).joined(separator: ",")
         var others: [Int: [BreakerAttempt]] = [:]
         for r in try db.query("""
             SELECT job, attempt, agent_state, exit_code, signal, started_at, dispatched_at, ended_at, NULL AS stderr_head FROM attempts
-            WHERE job IN (\(ids)) AND host != ? AND agent_state IN \(AgentStates.finalSQL)
-            """, .text(host)) {
+            WHERE job IN \(Self.inIDList) AND host != ? AND agent_state IN \(AgentStates.finalSQL)
+            """, Self.idList(Set(mine.map(\.job))), .text(host)) {
             let a = Self.breakerAttempt(r)
             others[a.job, default: []].append(a)
         }
@@ -199,12 +198,11 @@ extension Journal {
     /// For each of `jobs`, the hosts where one of its attempts failed (retries prefer others).
     public func failedHosts(of jobs: [Int]) throws -> [Int: Set<String>] {
         guard !jobs.isEmpty else { return [:] }
-        let ids = jobs.map(String.init).joined(separator: ",")
         var out: [Int: Set<String>] = [:]
         for r in try db.query("""
-            SELECT DISTINCT job, host FROM attempts WHERE job IN (\(ids))
+            SELECT DISTINCT job, host FROM attempts WHERE job IN \(Self.inIDList)
             AND (agent_state IN ('signaled','timed_out','resource_limit','start_failed') OR (agent_state='exited' AND exit_code != 0))
-            """) {
+            """, Self.idList(jobs)) {
             if let j = r.int("job"), let h = r.string("host") { out[j, default: []].insert(h) }
         }
         return out

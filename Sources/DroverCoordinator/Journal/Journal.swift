@@ -128,6 +128,16 @@ public final class Journal {
 
     // MARK: Reading
 
+    /// `IN` with a list of ids bound as one parameter (`idList`): the SQL text stays the
+    /// same whatever the ids, so one prepared statement serves every list (ids put in the
+    /// text would prepare and keep one statement per distinct list).
+    static let inIDList = "(SELECT value FROM json_each(?))"
+
+    /// The parameter for `inIDList`: the ids as a JSON array.
+    static func idList(_ ids: some Sequence<Int>) -> SQLValue {
+        .text("[" + ids.map(String.init).joined(separator: ",") + "]")
+    }
+
     static let jobColumns = "id, name, request, state, attempt, host, failures, losses, exit_code, signal, reason, submitted_at, started_at, ended_at, cancel_requested, batch, batch_job, not_before, compensates, compensation, compensation_job, escalation"
 
     func job(from row: SQLRow) -> JobRecord? {

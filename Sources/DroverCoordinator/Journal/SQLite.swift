@@ -37,7 +37,10 @@ public enum SQLValue: Sendable, Equatable {
 /// One SQLite connection. Not thread-safe: its owner (an actor, or one command) uses it alone.
 public final class SQLiteDatabase {
     private var handle: OpaquePointer?
-    private var cache: [String: OpaquePointer] = [:]
+    /// Prepared statements by SQL text, each with when it was last used (`uses`).
+    private var cache: [String: (statement: OpaquePointer, used: Int)] = [:]
+    /// Statements prepared or reused so far: the clock of `cache`'s least-recently-used order.
+    private var uses = 0
     public let path: String
     /// Queries run on this connection so far (`query`, pragmas included): how often a
     /// reader looked, for tests that check a follower sleeps between commits.
@@ -46,8 +49,15 @@ public final class SQLiteDatabase {
     private var savepoints = 0
 
     /// Prepared statements kept for reuse: one per distinct SQL text, so it stays flat
-    /// when values are bound as parameters and grows when they are put in the text.
+    /// when values are bound as parameters and would grow when they are put in the text.
     public var cachedStatements: Int { cache.count }
+
+    /// At most this many prepared statements are kept (the least recently used go first): a
+    /// statement holds ~3 KiB of SQLite's memory, and SQL text that names values (an id
+    /// list put in the text) would otherwise keep one per distinct text for the
+    /// connection's life — the coordinator's heap grew ~3 KiB per job that way. The
+    /// journal binds its values (`Journal.idList`); this bound is the safety net.
+    public static let statementLimit = 200
 
     /// Opens (creating when `create`) the database at `path` in WAL mode.
     public init(path: String, create: Bool = true, readOnly: Bool = false) throws(SQLiteError) {
@@ -73,7 +83,7 @@ public final class SQLiteDatabase {
     }
 
     deinit {
-        for (_, s) in cache { sqlite3_finalize(s) }
+        for (_, entry) in cache { sqlite3_finalize(entry.statement) }
         sqlite3_close_v2(handle)
         free(ringPath)
     }
@@ -117,7 +127,9 @@ public final class SQLiteDatabase {
     }
 
     private func statement(_ sql: String) throws(SQLiteError) -> OpaquePointer {
-        if let s = cache[sql] {
+        uses += 1
+        if let s = cache[sql]?.statement {
+            cache[sql]?.used = uses
             sqlite3_reset(s)
             sqlite3_clear_bindings(s)
             return s
@@ -125,7 +137,13 @@ public final class SQLiteDatabase {
         var s: OpaquePointer?
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil)
         guard rc == SQLITE_OK, let s else { throw error(rc, "prepare `\(sql.prefix(60))`") }
-        cache[sql] = s
+        // Every statement is stepped to its end and reset before `run`/`query` return, so
+        // none is in use here and the least recently used may go.
+        if cache.count >= Self.statementLimit, let oldest = cache.min(by: { $0.value.used < $1.value.used }) {
+            sqlite3_finalize(oldest.value.statement)
+            cache[oldest.key] = nil
+        }
+        cache[sql] = (s, uses)
         return s
     }
 
