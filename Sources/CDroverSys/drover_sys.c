@@ -291,3 +291,10 @@ int drover_open_exit_handle(pid_t pid) {
     return -1;
 #endif
 }
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+int drover_release_free_memory(void) { return malloc_trim(0); }
+#else
+int drover_release_free_memory(void) { return 0; }
+#endif

@@ -21,8 +21,19 @@ struct WireProtocolTests {
             .signal(job: "c1-7", attempt: 1, signal: "USR1"),
             .lease(Lease(coordinator: "c1", epoch: 4, time: 1_700_000_000.25, ttl: 30)),
             .lease(Lease(coordinator: "c1", epoch: 4, time: 1_700_000_000.25, ttl: 30, collected: 4127)),
+            .lease(Lease(coordinator: "c1", epoch: 4, time: 1_700_000_000.25, ttl: 30, collected: 4127, beat: 2.5)),
         ]
         for c in commands { #expect(try roundTrip(c) == c) }
+    }
+
+    @Test func theBeatAskedForIsAQuarterOfTheDeadHostTime() {
+        #expect(HeartbeatCadence.interval(deadAfter: 10) == 2.5)
+        #expect(HeartbeatCadence.interval(deadAfter: 3) == 0.75)
+        #expect(HeartbeatCadence.interval(deadAfter: 600) == 5)
+        #expect(HeartbeatCadence.interval(deadAfter: 0.5) == 0.25)
+        // An agent ignores a wish outside what `run --heartbeat-interval` accepts.
+        let odd = try? JSONParser.parse(Array(#"{"type":"lease","coordinator":"c1","epoch":1,"ttl":30,"beat":0.001}"#.utf8))
+        if let odd, case .lease(let l)? = try? AgentCommand.parse(odd, file: "x").get() { #expect(l.beat == nil) } else { Issue.record("the lease did not parse") }
     }
 
     @Test func refusesUnknownTypesAndReasons() throws {

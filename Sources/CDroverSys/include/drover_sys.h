@@ -67,4 +67,9 @@ int drover_open_exit_handle(pid_t pid);
 /// syncfs(2) on Linux (flush the whole file system holding `fd`), fsync elsewhere.
 int drover_syncfs(int fd);
 
+/// Hands the allocator's free memory back to the system (glibc's malloc_trim(0)): after a
+/// large transient peak, so the resident size falls back. Returns 1 when memory was released,
+/// 0 when none was or the platform keeps none back this way.
+int drover_release_free_memory(void);
+
 #endif

@@ -1,3 +1,4 @@
+import CDroverSys
 import DroverCore
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,14 @@ import Darwin
 /// nor the supervisor's work can delay it.
 final class HeartbeatWriter: Sendable {
     let directory: StateDirectory
-    let interval: Double
+    /// The agent's own interval (`run --heartbeat-interval`), used while no lease asks for another.
+    let ownInterval: Double
+    /// The interval the live leases ask for (`LeaseWatch.wantedBeat`).
+    private let wanted = Locked<Double?>(nil)
+    /// The beating thread waits on this pipe's read end, so a new interval takes effect at
+    /// once (not after a sleep of the old one); nil when no pipe could be made (then it does
+    /// at the next beat).
+    private let wake: (read: Int32, write: Int32)?
     let startedAt = wallTime()
     let bootID = Platform.bootID()
     let machine = MachineIdentity.current
@@ -24,7 +32,32 @@ final class HeartbeatWriter: Sendable {
 
     init(directory: StateDirectory, interval: Double) {
         self.directory = directory
-        self.interval = interval
+        self.ownInterval = interval
+        var fds: [Int32] = [-1, -1]
+        if fds.withUnsafeMutableBufferPointer({ drover_cloexec_pipe($0.baseAddress) }) == 0 {
+            _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+            wake = (fds[0], fds[1])
+        } else {
+            wake = nil
+        }
+    }
+
+    /// The interval in force: the live leases' wish, else the agent's own.
+    var interval: Double { wanted.withLock { $0 } ?? ownInterval }
+
+    /// What the live leases ask for (nil: nothing); a change wakes the beating thread.
+    func setWanted(_ seconds: Double?) {
+        let changed = wanted.withLock { old -> Bool in
+            defer { old = seconds }
+            return old != seconds
+        }
+        if changed { ring() }
+    }
+
+    private func ring() {
+        guard let wake else { return }
+        var byte: UInt8 = 1
+        _ = posixWrite(wake.write, &byte, 1)
     }
 
     /// The number of running attempts, reported in the next beat.
@@ -36,7 +69,10 @@ final class HeartbeatWriter: Sendable {
     /// How many times the supervisor's loop has woken so far, reported in the next beat.
     func setWakeups(_ n: Int) { wakeups.withLock { $0 = n } }
 
-    func stop() { stopped.withLock { $0 = true } }
+    func stop() {
+        stopped.withLock { $0 = true }
+        ring()
+    }
 
     /// Writes one beat now (the first is written before `run --detach` returns). Atomic but not
     /// fsynced: a beat is only worth anything while the agent lives (docs/state-format.md).
@@ -78,11 +114,17 @@ final class HeartbeatWriter: Sendable {
     }
 
     private func loop() {
-        var next = monotonicTime() + interval
+        // The deadline of the last beat (the first was written before the thread started).
+        var last = monotonicTime()
+        var next = last + interval
         while !stopped.withLock({ $0 }) {
             let wait = next - monotonicTime()
             if wait > 0 {
-                sleepSeconds(wait)
+                if sleepOrWake(wait) {
+                    // A new interval (or stop): count it from the last beat.
+                    next = last + interval
+                    continue
+                }
             }
             // Another machine took the directory over (a shared home; its heartbeat is not
             // ours to overwrite): stop beating and make the main loop look at the owner now,
@@ -93,9 +135,33 @@ final class HeartbeatWriter: Sendable {
                 return
             }
             do { try beat() } catch { AgentLog.write("heartbeat: \(error)") }
+            last = next
             next += interval
             // After a stall (e.g. the machine was suspended), do not burst to catch up.
-            if next < monotonicTime() { next = monotonicTime() + interval }
+            if next < monotonicTime() {
+                last = monotonicTime()
+                next = last + interval
+            }
+        }
+    }
+
+    /// Sleeps `seconds`, or less when `ring` is called: then true (its bytes are read).
+    private func sleepOrWake(_ seconds: Double) -> Bool {
+        guard let wake else {
+            sleepSeconds(seconds)
+            return false
+        }
+        let until = monotonicTime() + seconds
+        while true {
+            let left = until - monotonicTime()
+            if left <= 0 { return false }
+            var p = pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)
+            let n = poll(&p, 1, Int32(min(left * 1000, Double(Int32.max)).rounded(.up)))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            var buffer = [UInt8](repeating: 0, count: 64)
+            _ = buffer.withUnsafeMutableBytes { read(wake.read, $0.baseAddress, $0.count) }
+            return true
         }
     }
 }

@@ -21,6 +21,8 @@ struct LeaseWatch {
         var ttl: Double
         /// From the single `lease` file: it also covers attempts that name no coordinator.
         var legacy = false
+        /// How often the coordinator wants a heartbeat (`DroverProtocol.Lease.beat`).
+        var beat: Double? = nil
     }
 
     private struct Watched {
@@ -46,7 +48,7 @@ struct LeaseWatch {
                 var lease: Lease?
                 if let node = try? JSONParser.parse(bytes), let c = node["coordinator"]?.stringValue, let ttl = node["ttl"]?.doubleValue, ttl > 0 {
                     lease = Lease(coordinator: c, epoch: node["epoch"]?.intValue ?? 0, time: node["time"]?.doubleValue ?? 0, ttl: ttl,
-                                  legacy: path == dir.leaseFile)
+                                  legacy: path == dir.leaseFile, beat: node["beat"]?.doubleValue.flatMap(HeartbeatCadence.valid))
                 }
                 // No lease (or an unreadable one) in a file: no dead man's switch for it.
                 watched[path] = Watched(text: bytes, lastChange: now, lease: lease)
@@ -79,6 +81,15 @@ struct LeaseWatch {
 
     /// The lease files being judged (the agent also watches each, for changes made in place).
     var files: [String] { Array(watched.keys) }
+
+    /// The shortest heartbeat interval the live leases ask for; nil when none asks.
+    var wantedBeat: Double? {
+        let now = monotonicTime()
+        return watched.values.compactMap { w -> Double? in
+            guard let l = w.lease, now - w.lastChange <= l.ttl else { return nil }
+            return l.beat
+        }.min()
+    }
 
     /// The coordinators whose lease is live (renewed within its ttl), sorted.
     var live: [String] {

@@ -268,6 +268,8 @@ extension Supervisor {
         // A renewal may carry a higher collected mark: over the cap, that frees something now.
         if rootUsage > rootCap { gcSoon() }
         heartbeat.setCoordinators(lease.live)
+        // The coordinators say how often they want to hear (each from its --dead-after).
+        heartbeat.setWanted(lease.wantedBeat)
     }
 
     /// When (monotonic) the next lease runs out: a lease file's own ttl, or a live attempt's

@@ -102,7 +102,7 @@ extension Coordinator {
                 try journal.audit("batch", "batch \(name) finished: \(counts)")
                 try notify(.batchFinished, batch: name, message: "batch \(name) finished: \(counts)") { o in
                     var totals = JSONObject()
-                    for s in JobState.allCases where s.isFinal { totals.set(s.rawValue, jobs.filter { $0.state == s }.count) }
+                    for s in JobState.allCases where s.isFinal { totals.set(s.rawValue, jobs.reduce(0) { $1.state == s ? $0 + 1 : $0 }) }
                     o.set("totals", object: totals)
                     o.set("succeeded", jobs.allSatisfy { $0.state == .succeeded })
                     o.set("report", batch.folder + "/report.json")
@@ -112,6 +112,8 @@ extension Coordinator {
             do {
                 let report = try BatchReport.build(journal, batch: batch)
                 try report.write(to: batch.folder + "/report.json")
+                // The report of a large batch is a peak of tens of MiB that glibc would keep.
+                if jobs.count >= 1_000 { FreeMemory.release() }
             } catch {
                 log("batch \(name): cannot write its report: \(error)")
                 try? journal.audit("batch", "batch \(name): report not written: \(error)")

@@ -1,5 +1,6 @@
 import DroverCore
 import DroverInventory
+import DroverProtocol
 import Foundation
 
 /// What the loop has to look at next: each flag is set by whatever may have made work of its
@@ -51,7 +52,8 @@ extension Coordinator {
         try loadBreakers()
         log("coordinator \(cid) epoch \(epoch) started with \(inventory.hosts.count) host(s)")
         for host in inventory.hosts {
-            let link = HostLink(spec: host, deployer: deployer, lease: .init(coordinator: cid, epoch: epoch, ttl: settings.leaseTTL), delegate: self, log: log)
+            let link = HostLink(spec: host, deployer: deployer, lease: .init(coordinator: cid, epoch: epoch, ttl: settings.leaseTTL,
+                                                                                     beat: HeartbeatCadence.interval(deadAfter: settings.deadAfter)), delegate: self, log: log)
             roster.links[host.name] = link
             link.start()
         }

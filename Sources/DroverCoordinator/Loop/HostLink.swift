@@ -43,6 +43,8 @@ final class HostLink: Sendable {
         var coordinator: String
         var epoch: Int
         var ttl: Double
+        /// The heartbeat interval asked of the agent (`HeartbeatCadence`).
+        var beat: Double
     }
 
     /// An attempt's results to fetch: stdout, stderr and, after success, its outputs.
@@ -303,7 +305,7 @@ final class HostLink: Sendable {
                     // `collected` tells the agent which of this coordinator's results it may remove (retention).
                     let collected = await delegate.collectedSeq(spec.name)
                     let l = DroverProtocol.Lease(coordinator: lease.coordinator, epoch: lease.epoch, time: Date().timeIntervalSince1970, ttl: lease.ttl,
-                                                 collected: collected)
+                                                 collected: collected, beat: lease.beat)
                     lines.insert(AgentCommand.lease(l).line, at: 0)
                 }
                 if !lines.isEmpty { input.write(Array((lines.joined(separator: "\n") + "\n").utf8)) }
