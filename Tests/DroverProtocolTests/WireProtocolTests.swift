@@ -32,7 +32,7 @@ struct WireProtocolTests {
         #expect(HeartbeatCadence.interval(deadAfter: 600) == 5)
         #expect(HeartbeatCadence.interval(deadAfter: 0.5) == 0.25)
         // An agent ignores a wish outside what `run --heartbeat-interval` accepts.
-        let odd = try? JSONParser.parse(Array(#"{"type":"lease","coordinator":"c1","epoch":1,"ttl":30,"beat":0.001}"#.utf8))
+        let odd = try? JSONParser.parse(Array(#"{"type":"lease","lease":{"coordinator":"c1","epoch":1,"ttl":30,"beat":0.001}}"#.utf8))
         if let odd, case .lease(let l)? = try? AgentCommand.parse(odd, file: "x").get() { #expect(l.beat == nil) } else { Issue.record("the lease did not parse") }
     }
 

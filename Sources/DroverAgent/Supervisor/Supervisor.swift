@@ -106,12 +106,15 @@ final class Supervisor {
             AgentLog.write("took over \(dir.root) from \(previous.described) (boot \(previous.bootID.prefix(8))), whose agent looks dead; its unfinished attempts are marked lost (their processes ran there, or in an earlier boot, not here)")
         }
         JobCgroup.handDownToShims()
+        // Beat first: recovery reads every attempt folder of the root, and with tens of
+        // thousands kept (retention) that takes seconds; `run --detach`, a second `run` and the
+        // coordinator's deploy wait for the first beat, and the agent is alive meanwhile.
+        do { try heartbeat.beat() } catch { throw .system(error) }
+        heartbeat.start()
         recover()
         startRetention()
         emit(.agentStarted(pid: Int(getpid()), machineID: me.machineID, hostname: me.hostname))
         flushEvents()
-        do { try heartbeat.beat() } catch { throw .system(error) }
-        heartbeat.start()
         AgentLog.write("agent \(AgentInfo.version) (build \(AgentInfo.buildHash)) running in \(dir.root) with \(Platform.processTableName), waiting with \(watch.mechanism)\(watch.fallbackReason.map { " (\($0))" } ?? "")")
         var killJobs = false
         var displacedBy: StateOwner?

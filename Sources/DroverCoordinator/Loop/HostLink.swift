@@ -166,6 +166,9 @@ final class HostLink: Sendable {
 
     private func connectionLoop() async {
         var backoff = 0.5
+        // The last "cannot speak to this agent" said, and of which build, so that retries
+        // with the same agent do not say "connected" and the same error again.
+        var incompatible: (why: String, build: String?)?
         while !stopping {
             do throws(SSHError) {
                 let session = try await spec.openSession(options: SSHOptions())
@@ -184,10 +187,10 @@ final class HostLink: Sendable {
                     $0.leaseDue = true
                     $0.stored = []
                 }
-                await delegate.linkUp(spec.name, deploy: report)
+                let quiet = incompatible != nil && incompatible?.build == report.build
+                if !quiet { await delegate.linkUp(spec.name, deploy: report) }
                 wake.yield()
                 collectWake.yield()
-                backoff = 0.5
                 let from = await delegate.lastAppliedSeq(spec.name) + 1
                 let q = RemotePath.shell
                 let input = StreamInput()
@@ -200,7 +203,10 @@ final class HostLink: Sendable {
                     $0.pending.insert(Outgoing(line: AgentCommand.facts(FactsRequest(commands: spec.facts)).line), at: 0)
                 }
                 wake.yield()
-                let error = await pump(stream)
+                let delegate = self.delegate
+                let name = spec.name
+                let announce: (@Sendable () async -> Void)? = quiet ? { @Sendable in await delegate.linkUp(name, deploy: report) } : nil
+                let end = await pump(stream, onGreeting: announce)
                 state.withLock {
                     $0.session = nil
                     $0.stream = nil
@@ -209,7 +215,20 @@ final class HostLink: Sendable {
                     $0.collections.removeAll()
                 }
                 await session.shutdown()
-                if !stopping { await delegate.linkDown(spec.name, error: error) }
+                if stopping { break }
+                if end.greeted {
+                    // A link that worked: the next connect comes soon, and may say anything again.
+                    backoff = 0.5
+                    incompatible = nil
+                } else if let why = LinkEnd.incompatibility(end, host: spec.name, build: report.build) {
+                    // The same answer every time until someone installs a matching agent:
+                    // say it once, and try again only now and then.
+                    if why != incompatible?.why { await delegate.linkDown(spec.name, error: why) }
+                    incompatible = (why, report.build)
+                    try? await Task.sleep(for: .seconds(Self.incompatibleRetry))
+                    continue
+                }
+                await delegate.linkDown(spec.name, error: end.reason)
             } catch {
                 if stopping { break }
                 if Self.isTrustFailure(error) {
@@ -229,6 +248,9 @@ final class HostLink: Sendable {
     /// Seconds between connection attempts to a host whose key is not trusted.
     static let untrustedRetry = 10.0
 
+    /// Seconds between connection attempts to a host whose agent cannot speak to this drover.
+    static let incompatibleRetry = 30.0
+
     /// How often the lease is renewed: a third of its ttl, at most every 10 s, so a job's own
     /// shorter lease (30 s at least) never runs out while the coordinator is alive.
     static func renewInterval(ttl: Double) -> Double { min(max(ttl / 3, 0.5), 10) }
@@ -240,7 +262,8 @@ final class HostLink: Sendable {
     }
 
     /// Reads the stream line by line until it ends; returns why it ended.
-    private func pump(_ stream: HostStream) async -> String {
+    /// `onGreeting` runs once the agent said hello (a link that was not announced as up yet).
+    private func pump(_ stream: HostStream, onGreeting: (@Sendable () async -> Void)? = nil) async -> LinkEnd {
         var partial: [UInt8] = []
         var stderr = ""
         var greeted = false
@@ -256,12 +279,14 @@ final class HostLink: Sendable {
                     if !greeted, let first = lines.first {
                         // The first line says which protocol the agent speaks.
                         guard case .hello(let version, let agentVersion, let build)? = AgentMessage.parse(first) else {
-                            return "the agent did not start its link (it printed: \(first.prefix(200)))"
+                            return LinkEnd(reason: "the agent did not start its link (it printed: \(first.prefix(200)))")
                         }
                         guard version == WireProtocol.version else {
-                            return "the agent on \(spec.name) (\(agentVersion), build \(build)) speaks protocol \(version) and this drover speaks \(WireProtocol.version); refusing it (`drover deploy` replaces it)"
+                            return LinkEnd(reason: "the agent on \(spec.name) (\(agentVersion), build \(build)) speaks protocol \(version) and this drover speaks \(WireProtocol.version); refusing it (`drover deploy` replaces it)",
+                                           agentProtocol: version)
                         }
                         greeted = true
+                        await onGreeting?()
                         lines.removeFirst()
                     }
                     if !lines.isEmpty { await delegate.receive(spec.name, lines: lines) }
@@ -270,14 +295,15 @@ final class HostLink: Sendable {
                     if stderr.count > 4000 { stderr = String(stderr.suffix(2000)) }
                 case .exit(let status):
                     let detail = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
-                    return "the agent's event stream ended (\(status))\(detail.isEmpty ? "" : ": \(detail)")"
+                    return LinkEnd(reason: "the agent's event stream ended (\(status))\(detail.isEmpty ? "" : ": \(detail)")", greeted: greeted,
+                                   stderr: detail)
                 }
             }
-            return "the agent's event stream closed"
+            return LinkEnd(reason: "the agent's event stream closed", greeted: greeted)
         } catch is CancellationError {
-            return "the event stream was restarted"
+            return LinkEnd(reason: "the event stream was restarted", greeted: greeted)
         } catch {
-            return "\(error)"
+            return LinkEnd(reason: "\(error)", greeted: greeted)
         }
     }
 
