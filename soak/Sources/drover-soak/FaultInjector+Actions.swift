@@ -36,8 +36,10 @@ extension FaultInjector {
             let out = try testbed.shell(host, """
                 p=$(cat "$1/agent.lock" 2>/dev/null); [ -n "$p" ] && grep -qa drover-agent "/proc/$p/cmdline" 2>/dev/null || { echo none; exit 0; }
                 kill -9 "$p"; i=0
-                while [ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-                if [ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ]; then echo "alive $p"; else echo "killed $p"; fi
+                # A process in a system call that cannot be interrupted (syncfs on a loaded
+                # disk) dies only when it returns: seconds on a busy machine (6 s was seen).
+                while [ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+                if [ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ]; then echo "alive $p (state $(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null) 30 s after kill -9)"; else echo "killed $p$([ $i -ge 50 ] && echo " (gone $((i / 10)) s after kill -9)")"; fi
                 """, root(of: host)).trimmingCharacters(in: .whitespacesAndNewlines)
             effect(fault, since: since, ok: out.hasPrefix("killed"), out == "none" ? "no agent ran on \(host)" : out == "" ? "?" : "pid \(out)")
             log("kill -9 the agent on \(host): \(out)")
@@ -46,7 +48,7 @@ extension FaultInjector {
                 pids=$(pgrep -f '[d]rover-agent' | tr '\\n' ' '); [ -n "$pids" ] || { echo "none"; exit 0; }
                 kill -9 $pids 2>/dev/null; i=0
                 alive() { for p in $pids; do [ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] && echo "$p"; done; }
-                while [ -n "$(alive)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+                while [ -n "$(alive)" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
                 left=$(alive | tr '\\n' ' '); if [ -n "$left" ]; then echo "alive $left of $pids"; else echo "killed $pids"; fi
                 """).trimmingCharacters(in: .whitespacesAndNewlines)
             let n = out.split(separator: " ").count - 1

@@ -184,12 +184,15 @@ struct Invariants {
     /// No host was declared down, and no attempt lost, because the coordinator slept: nothing
     /// of the kind is recorded from a SIGSTOP until 10 s (the hosts' grace after a wake) plus
     /// 1 s after its SIGCONT, or until the next fault began if that is sooner (its own losses
-    /// are not the sleep's).
-    mutating func checkNoRerunForSleep(_ events: [AuditEvent], sleeps: [(from: Double, to: Double)], faultBegins: [Double]) {
+    /// are not the sleep's). Nor are the losses of a fault on the host (or its bastion) in the
+    /// `hostFaultWindow` before the SIGSTOP: a shim killed just before it is applied after it.
+    mutating func checkNoRerunForSleep(_ events: [AuditEvent], sleeps: [(from: Double, to: Double)], faultBegins: [Double],
+                                       hostFaults: [(hosts: Set<String>, at: Double)] = []) {
         var problems: [String] = []
         for s in sleeps {
             let end = min(s.to + 11, faultBegins.filter { $0 > s.to }.min() ?? .infinity)
-            for e in events where e.time >= s.from && e.time <= end {
+            let struck = hostFaults.filter { $0.at <= s.from && $0.at >= s.from - Self.hostFaultWindow }.reduce(into: Set<String>()) { $0.formUnion($1.hosts) }
+            for e in events where e.time >= s.from && e.time <= end && !(e.host.map(struck.contains) ?? false) {
                 if (e.kind == "host" && e.state == "down") || (e.kind == "attempt" && e.state == "lost") {
                     problems.append("\(e.message) (\(String(format: "%.1f", e.time - s.to)) s after a SIGCONT of the coordinator)")
                 }
@@ -197,6 +200,11 @@ struct Invariants {
         }
         add("no re-run for a coordinator's sleep", problems, ok: "\(sleeps.count) sleep(s), no host down or attempt lost because of them")
     }
+
+    /// How long before a coordinator's SIGSTOP a fault on a host may still show its losses
+    /// (a killed shim, a powered-off host) after the SIGCONT, seconds: the coordinator applies
+    /// them when it runs again.
+    static let hostFaultWindow = 30.0
 
     /// The coordinator never exited unless the soak killed it.
     mutating func checkNoCrash(_ crashes: [String]) {

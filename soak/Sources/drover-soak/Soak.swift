@@ -255,7 +255,10 @@ final class Soak {
         inv.checkNoOrphans(leftovers)
         inv.checkAuditMatchesAgents(hosts, attempts: attempts, events: events, dispatchTimes: dispatchTimes)
         inv.checkMemory(memory.trends())
-        inv.checkNoRerunForSleep(events, sleeps: faults.coordinatorSleeps, faultBegins: faults.begins)
+        let hostFaults = effects.compactMap { e -> (hosts: Set<String>, at: Double)? in
+            e.host.map { (Set([$0] + faults.behind($0)), started.timeIntervalSince1970 + e.at) }
+        }
+        inv.checkNoRerunForSleep(events, sleeps: faults.coordinatorSleeps, faultBegins: faults.begins, hostFaults: hostFaults)
         inv.checkCheckpointRestarts(jobs, attempts: attempts, powerOffs: faults.powerOffs, outages: faults.coordinatorOutages)
         inv.checkBlackHoles(faults.blackHoles, jobs: jobs, attempts: attempts, events: events, quarantines: try journal.quarantines(),
                             threshold: Self.quarantineFailures, started: started.timeIntervalSince1970)
