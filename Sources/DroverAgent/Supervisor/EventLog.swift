@@ -46,6 +46,10 @@ final class EventLog {
         activeFirstSeq = EventSegments.firstSeq(path: path)
     }
 
+    /// How many of the events of the last `append` that threw are in the log nonetheless
+    /// (whole lines a full disk let through); the caller does not write those again.
+    private(set) var lastAppendKept = 0
+
     /// Appends events (each gets the next `seq` and the time) with one write and, when
     /// `durable`, one fsync (the agent's tick instead makes everything durable with one syncfs).
     func append(_ events: [String], durable: Bool = true) throws(SystemError) {
@@ -64,13 +68,31 @@ final class EventLog {
         defer { close(fd) }
         var st = stat()
         let before = fstat(fd, &st) == 0 ? st.st_size : -1
+        let bytes = Array(text.utf8)
+        lastAppendKept = 0
         do throws(SystemError) {
-            try AtomicFile.writeAll(fd, Array(text.utf8), path: path)
+            try AtomicFile.writeAll(fd, bytes, path: path)
             if durable && fsync(fd) != 0 { throw SystemError.current("fsync", path: path) }
         } catch {
-            // A full disk can take part of the text: cut it off, or the retry would glue its
-            // first line to a torn one. The retry reuses the same sequence numbers.
-            if before >= 0 { _ = ftruncate(fd, before) }
+            // A full disk can take part of the text. `link` may already have sent its whole
+            // lines to a coordinator, which applied them: they stay, with their sequence
+            // numbers (cutting them would make the log end before what was applied, which a
+            // coordinator must take for a new log). Only a torn last line is cut off, or the
+            // retry would glue its first line to it; the retry writes the events not kept.
+            var now = stat()
+            if before >= 0, fstat(fd, &now) == 0 {
+                let written = max(0, min(Int(now.st_size - before), bytes.count))
+                let keep = written > 0 ? (bytes[..<written].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) : 0
+                if Int(now.st_size - before) != keep { _ = ftruncate(fd, before + off_t(keep)) }
+                let kept = bytes[..<keep].reduce(0) { $1 == 0x0A ? $0 + 1 : $0 }
+                if kept > 0 {
+                    if activeFirstSeq == nil { activeFirstSeq = nextSeq }
+                    nextSeq += kept
+                    lastAppendKept = kept
+                }
+            } else if before >= 0 {
+                _ = ftruncate(fd, before)
+            }
             throw error
         }
         if activeFirstSeq == nil { activeFirstSeq = nextSeq }

@@ -79,7 +79,14 @@ extension Supervisor {
             pendingFinals.removeAll()
             pendingEvents.removeAll()
         } catch {
-            AgentLog.write("cannot append to the event log: \(error); will retry")
+            // Whole lines a full disk let through are in the log (and maybe applied already).
+            let kept = min(log.lastAppendKept, pendingEvents.count)
+            if kept > 0 {
+                for (index, id) in pendingFinals where index < kept { log.noteFinal(id, seq: base + index) }
+                pendingFinals = pendingFinals.filter { $0.0 >= kept }.map { ($0.0 - kept, $0.1) }
+                pendingEvents.removeFirst(kept)
+            }
+            AgentLog.write("cannot append to the event log: \(error); will retry\(kept > 0 ? " (\(kept) event(s) of the batch got in whole and stay)" : "")")
         }
     }
 
