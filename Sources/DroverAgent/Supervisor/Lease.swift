@@ -82,24 +82,17 @@ struct LeaseWatch {
     /// The lease files being judged (the agent also watches each, for changes made in place).
     var files: [String] { Array(watched.keys) }
 
-    /// The shortest heartbeat interval the live leases ask for; nil when none asks.
-    var wantedBeat: Double? {
+    /// The leases renewed within their ttl.
+    private var liveLeases: [Lease] {
         let now = monotonicTime()
-        return watched.values.compactMap { w -> Double? in
-            guard let l = w.lease, now - w.lastChange <= l.ttl else { return nil }
-            return l.beat
-        }.min()
+        return watched.values.compactMap { w in w.lease.flatMap { now - w.lastChange <= $0.ttl ? $0 : nil } }
     }
 
+    /// The shortest heartbeat interval the live leases ask for; nil when none asks.
+    var wantedBeat: Double? { liveLeases.compactMap(\.beat).min() }
+
     /// The coordinators whose lease is live (renewed within its ttl), sorted.
-    var live: [String] {
-        let now = monotonicTime()
-        let ids = watched.values.compactMap { w -> String? in
-            guard let l = w.lease, now - w.lastChange <= l.ttl else { return nil }
-            return l.coordinator
-        }
-        return Array(Set(ids)).sorted()
-    }
+    var live: [String] { Array(Set(liveLeases.map(\.coordinator))).sorted() }
 }
 
 /// Leases as another process sees them (`stop --keep-if-served`): a lease file whose last

@@ -49,10 +49,7 @@ public struct BatchReport: Sendable {
         return BatchReport(batch: batch, jobs: jobs, hosts: hosts.values.sorted { $0.name < $1.name }, generatedAt: Date().timeIntervalSince1970)
     }
 
-    public func count(_ state: JobState) -> Int { count { $0.record.state == state } }
-
-    /// How many jobs satisfy `test`, without copying them (a batch may hold 100,000 jobs).
-    func count(where test: (Job) -> Bool) -> Int { jobs.reduce(0) { test($1) ? $0 + 1 : $0 } }
+    public func count(_ state: JobState) -> Int { jobs.count { $0.record.state == state } }
 
     /// Every attempt of every job, without gathering them into one array.
     var allAttempts: FlattenSequence<LazyMapSequence<[Job], [AttemptRecord]>> { jobs.lazy.map(\.attempts).joined() }
@@ -80,10 +77,10 @@ public struct BatchReport: Sendable {
         var totals = JSONObject()
         totals.set("jobs", jobs.count)
         for s in JobState.allCases where s.isFinal { totals.set(s.rawValue, count(s)) }
-        totals.set("unfinished", count { !$0.record.state.isFinal })
+        totals.set("unfinished", jobs.count { !$0.record.state.isFinal })
         let attempts = allAttempts
-        totals.set("attempts", attempts.reduce(0) { n, _ in n + 1 })
-        totals.set("lost_attempts", attempts.reduce(0) { n, a in a.state == "lost" || a.agentState == "lost" || a.agentState == "orphaned" ? n + 1 : n })
+        totals.set("attempts", jobs.reduce(0) { $0 + $1.attempts.count })
+        totals.set("lost_attempts", attempts.count { $0.state == "lost" || $0.agentState == "lost" || $0.agentState == "orphaned" })
         totals.set("span_seconds", Self.round(span))
         totals.set("cpu_seconds", Self.round(attempts.reduce(0) { $0 + ($1.cpuSeconds ?? 0) }))
         o.set("totals", object: totals)
@@ -187,7 +184,7 @@ public struct BatchReport: Sendable {
     public func summary(stderrLines: Int = 3) -> String {
         var out: [String] = []
         let states = JobState.allCases.filter(\.isFinal).map { "\(count($0)) \($0.rawValue)" }
-        let open = count { !$0.record.state.isFinal }
+        let open = jobs.count { !$0.record.state.isFinal }
         out.append("batch \(batch.name): \(states.joined(separator: ", "))\(open > 0 ? ", \(open) unfinished" : "") — \(jobs.count) job(s), \(jobs.reduce(0) { $0 + $1.attempts.count }) attempt(s) in \(Durations.clock(span))")
         let bad = jobs.filter { [.failed, .cancelled, .skipped].contains($0.record.state) }
         if !bad.isEmpty {

@@ -102,7 +102,7 @@ extension Coordinator {
                 try journal.audit("batch", "batch \(name) finished: \(counts)")
                 try notify(.batchFinished, batch: name, message: "batch \(name) finished: \(counts)") { o in
                     var totals = JSONObject()
-                    for s in JobState.allCases where s.isFinal { totals.set(s.rawValue, jobs.reduce(0) { $1.state == s ? $0 + 1 : $0 }) }
+                    for s in JobState.allCases where s.isFinal { totals.set(s.rawValue, jobs.count { $0.state == s }) }
                     o.set("totals", object: totals)
                     o.set("succeeded", jobs.allSatisfy { $0.state == .succeeded })
                     o.set("report", batch.folder + "/report.json")
