@@ -298,3 +298,19 @@ int drover_release_free_memory(void) { return malloc_trim(0); }
 #else
 int drover_release_free_memory(void) { return 0; }
 #endif
+
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 33)
+long long drover_heap_in_use(void) {
+    struct mallinfo2 m = mallinfo2();
+    return (long long)(m.uordblks + m.hblkhd);
+}
+#elif defined(__APPLE__)
+#include <malloc/malloc.h>
+long long drover_heap_in_use(void) {
+    malloc_statistics_t s;
+    malloc_zone_statistics(NULL, &s);
+    return (long long)s.size_in_use;
+}
+#else
+long long drover_heap_in_use(void) { return -1; }
+#endif

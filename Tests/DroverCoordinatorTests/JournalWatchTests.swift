@@ -1,4 +1,5 @@
 import Foundation
+import DroverCore
 import Testing
 @testable import DroverCoordinator
 
@@ -58,6 +59,27 @@ struct JournalWatchTests {
         #expect(await watch.wait(timeout: 0.6) == .timedOut)
         #expect(watch.commitsSeen == 0)
         #expect(watch.checks >= 3, "the safety re-checks did not run (\(watch.checks) checks)")
+    }
+
+    @Test func aClientIsNotWokenByTheCoordinatorsOtherFiles() async throws {
+        let t = TempState()
+        defer { t.remove() }
+        let journal = try Journal(t.state)
+        _ = try journal.submit(JobRequest(argv: ["true"]))
+        // No safety re-check within the test: any check is a wake-up by a file event.
+        let watch = try JournalWatch(t.state, safetyInterval: 60)
+        defer { watch.stop() }
+        // What the coordinator rewrites beside the journal: its heap figure (replaced by a
+        // rename every 5 s) and its log.
+        for i in 0..<20 {
+            try AtomicFile.write(Array("{\"heap_in_use\":\(i)}\n".utf8), to: t.state.heapPath, durable: false)
+        }
+        _ = FileManager.default.createFile(atPath: t.state.logPath, contents: Data("started\n".utf8))
+        #expect(await watch.wait(timeout: 0.5) == .timedOut)
+        #expect(watch.checks == 0, "the watch woke \(watch.checks) time(s) for files that are not the journal")
+        // …and still wakes for a commit.
+        _ = try journal.submit(JobRequest(argv: ["true"]))
+        #expect(await watch.wait(timeout: 10) == .changed)
     }
 
     @Test func aCommitBeforeTheWaitIsKeptForIt() async throws {

@@ -72,4 +72,10 @@ int drover_syncfs(int fd);
 /// 0 when none was or the platform keeps none back this way.
 int drover_release_free_memory(void);
 
+/// Bytes the allocator has handed out and not had back (glibc's mallinfo2: small blocks in
+/// use plus mmapped ones; macOS: the default zone's size in use). Unlike the resident size it
+/// falls when memory is freed, so a leak shows in it and the allocator's kept free memory
+/// does not. -1 where the platform cannot tell.
+long long drover_heap_in_use(void);
+
 #endif

@@ -49,7 +49,11 @@ final class JournalWatchThread: Sendable {
             let fd = open(doorbell, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
             if fd >= 0 { close(fd) }
         }
-        let folderWatched = doorbell.map { files.watch(folder, entries: [String($0.split(separator: "/").last ?? "")]) } ?? files.watch(folder)
+        // The folder reports only the entries that matter here (the doorbell; else the journal
+        // and its WAL), not the coordinator's log or heap figure coming and going beside them.
+        let name = { (path: String) in String(path.split(separator: "/").last ?? "") }
+        let entries: Set<String> = doorbell.map { [name($0)] } ?? [name(journal), name(journal) + "-wal"]
+        let folderWatched = files.watch(folder, entries: entries)
         guard folderWatched else {
             close(wakeRead)
             close(wakeWrite)

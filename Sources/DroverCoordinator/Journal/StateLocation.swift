@@ -29,12 +29,15 @@ public struct StateLocation: Sendable, Equatable {
     public var logPath: String { path + "/coordinator.log" }
     /// The coordinator's doorbell: every other process touches it after each journal commit.
     public var wakePath: String { path + "/wake" }
+    /// The coordinator's live heap of the moment (`{"pid":…,"time":…,"heap_in_use":bytes}`),
+    /// rewritten with the routine heartbeats.
+    public var heapPath: String { path + "/coordinator.heap" }
 
     /// Whether a journal exists here.
     public var exists: Bool { FileManager.default.fileExists(atPath: journalPath) }
 
     /// The files the coordinator keeps here (checked by `prepare` when present).
-    public var stateFiles: [String] { [journalPath, journalPath + "-wal", journalPath + "-shm", lockPath, logPath, wakePath] }
+    public var stateFiles: [String] { [journalPath, journalPath + "-wal", journalPath + "-shm", lockPath, logPath, wakePath, heapPath] }
 
     /// Creates the directory (0700) when missing, and refuses (`UnsafeStateError`) a directory
     /// or state file that another user owns or may write, or a state file that is a symbolic

@@ -52,6 +52,7 @@ extension Coordinator {
     /// Writes the routine beats received since the last flush, every host's in one transaction.
     func flushBeats() {
         beats.flushAt = nil
+        recordHeap()
         guard !beats.pending.isEmpty else { return }
         let pending = beats.pending
         do {
@@ -63,5 +64,16 @@ extension Coordinator {
             log("journal: recording heartbeats: \(error)")
             beats.flushAt = now + HeartbeatLog.recordInterval
         }
+    }
+}
+
+extension Coordinator {
+    /// Writes `coordinator.heap` (the live heap, for a soak or an operator to follow a leak
+    /// by) with the routine heartbeats, so every `HeartbeatLog.recordInterval` while hosts
+    /// beat; no timer of its own. Not durable: a figure of the moment.
+    func recordHeap() {
+        guard let bytes = FreeMemory.heapInUse() else { return }
+        let line = "{\"pid\":\(getpid()),\"time\":\(Date().timeIntervalSince1970),\"heap_in_use\":\(bytes)}\n"
+        try? AtomicFile.write(Array(line.utf8), to: journal.state.heapPath, durable: false)
     }
 }

@@ -168,17 +168,18 @@ struct Invariants {
     mutating func checkMemory(_ figures: (trends: [MemorySampler.Trend], short: Int)) {
         var problems: [String] = []
         let mib = { (b: Int) in String(format: "%.1f", Double(b) / 1_048_576) }
-        for t in figures.trends where t.slope > Self.maxSlope && t.growth > Self.maxGrowth && t.span >= Self.minJudgedSpan {
+        let judged = figures.trends.filter { !$0.name.hasSuffix(MemorySampler.shownOnly) }
+        for t in judged where t.slope > Self.maxSlope && t.growth > Self.maxGrowth && t.span >= Self.minJudgedSpan {
             problems.append("\(t.name): \(String(format: "%+.1f", t.slope)) MiB/h over the last \(Int(t.span)) s (\(t.count) samples, \(mib(t.first)) → \(mib(t.last)) MiB)")
         }
         if figures.trends.isEmpty { problems.append("too few memory samples (\(figures.short) series too short)") }
-        func worst(_ prefix: String) -> String {
-            let list = figures.trends.filter { $0.name.hasPrefix(prefix) }
+        func worst(_ prefix: String, resident: Bool = false) -> String {
+            let list = figures.trends.filter { $0.name.hasPrefix(prefix) && $0.name.hasSuffix(MemorySampler.shownOnly) == resident }
             guard let w = list.max(by: { $0.slope < $1.slope }) else { return "\(prefix): no series" }
             return "\(prefix) (\(list.count) series) at most \(String(format: "%+.1f", w.slope)) MiB/h (\(w.name), \(mib(w.first)) → \(mib(w.last)) MiB in \(Int(w.span)) s)"
         }
         add("memory has no upward trend", problems,
-            ok: "\(worst("coordinator")); \(worst("agent")); \(figures.short) series too short to fit; limit \(Int(Self.maxSlope)) MiB/h unless the fit grows under \(Int(Self.maxGrowth)) MiB, judged over \(Int(Self.minJudgedSpan / 60)) min or more (\(figures.trends.filter { $0.span < Self.minJudgedSpan }.count) shorter series shown only)")
+            ok: "\(worst("coordinator")) live heap; \(worst("agent")); shown only: \(worst("coordinator", resident: true)); \(figures.short) series too short to fit; limit \(Int(Self.maxSlope)) MiB/h unless the fit grows under \(Int(Self.maxGrowth)) MiB, judged over \(Int(Self.minJudgedSpan / 60)) min or more (\(figures.trends.filter { $0.span < Self.minJudgedSpan }.count) shorter series shown only)")
     }
 
     /// No host was declared down, and no attempt lost, because the coordinator slept: nothing
