@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "DroverCoordinatorTests", dependencies: ["DroverCoordinator", "DroverTestSupport"]),
         .testTarget(name: "DroverAgentTests", dependencies: ["DroverAgent", "DroverCore", "DroverTestSupport"]),
         // The commands' logic that needs no testbed (followers, the coordinator's lock).
-        .testTarget(name: "DroverCommandsTests", dependencies: ["DroverCommands", "DroverCoordinator", "DroverInventory", "DroverCore"]),
+        .testTarget(name: "DroverCommandsTests", dependencies: ["DroverCommands", "DroverCoordinator", "DroverInventory", "DroverCore", "DroverTestSupport"]),
         .testTarget(
             name: "DroverIntegrationTests",
             dependencies: ["DroverSSH", "DroverInventory", "DroverCoordinator", "DroverCommands", "DroverCore", "DroverWeb"]

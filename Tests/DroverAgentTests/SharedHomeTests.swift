@@ -111,6 +111,8 @@ struct SharedHomeTests {
         #expect(result["leftovers_killed"]?.intValue == 0)
         #expect(kill(pid, 0) == 0, "no local process was touched")
         #expect(readJSON(a.dir.ownerFile)?["machine_id"]?.stringValue == MachineIdentity.current.machineID)
+        // The event log is appended in group commits: the event may follow the result.
+        try a.waitFor("the owner_changed event") { a.events().contains { $0["type"]?.stringValue == "owner_changed" } }
         let changed = a.events().first { $0["type"]?.stringValue == "owner_changed" }
         #expect(changed?["previous_hostname"]?.stringValue == "box9")
         #expect(changed?["machine_id"]?.stringValue == MachineIdentity.current.machineID)

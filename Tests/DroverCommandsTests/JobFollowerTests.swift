@@ -1,6 +1,7 @@
 import DroverCore
 import DroverInventory
 import Foundation
+import DroverTestSupport
 import Testing
 @testable import DroverCommands
 @testable import DroverCoordinator
@@ -19,7 +20,7 @@ final class TempState {
 }
 
 /// The followers sleep until the coordinator (here: a second connection) commits.
-@Suite("Job follower")
+@Suite("Job follower", .ownThread)
 struct JobFollowerTests {
     @Test func waitFinalSleepsBetweenCommitsAndReturnsPromptlyAfterTheEnd() async throws {
         let t = TempState()
@@ -29,7 +30,7 @@ struct JobFollowerTests {
         let follower = try JobFollower(journal: journal, inventory: Inventory(source: .embeddedDefault, hosts: []))
         let readsBefore = journal.db.queries
         // The job's life as the follower sees it: dispatched after 0.5 s, ended after 1 s.
-        let coordinator = Task { [state = t.state] in
+        let coordinator = ownThreadTask { [state = t.state] in
             let writer = try Journal(state)
             try await Task.sleep(for: .milliseconds(500))
             try writer.db.run("UPDATE jobs SET state='dispatched' WHERE id=?", .int(Int64(id)))
@@ -69,13 +70,13 @@ struct JobFollowerTests {
         let writer = try Journal(t.state)
         let readsBefore = journal.db.queries
         let watch = follower.watch
-        let poker = Task {
+        let poker = ownThreadTask {
             // Sleeping after its first read: poke. Sleeping again after the re-read: end the job.
             try await Self.untilWaiting(watch)
             watch.poke()
             try await Self.untilWaiting(watch)
         }
-        let ender = Task { [writer = SendableBox(writer)] in
+        let ender = ownThreadTask { [writer = SendableBox(writer)] in
             try await poker.value
             try Self.finish(id, in: writer.value)
         }
@@ -107,7 +108,7 @@ struct SendableBox<T>: @unchecked Sendable {
 }
 
 /// `drover down` waits for the coordinator's lock to go, not on a timer.
-@Suite("Coordinator exit")
+@Suite("Coordinator exit", .ownThread)
 struct CoordinatorExitTests {
     @Test func waitForExitEndsWhenTheLockIsReleased() async throws {
         let t = TempState()
@@ -115,7 +116,7 @@ struct CoordinatorExitTests {
         try t.state.prepare()
         let fd = try #require(try PIDLock.acquire(t.state.lockPath))
         let state = t.state
-        let waiting = Task { await CoordinatorLauncher.waitForExit(state: state, timeout: 30) }
+        let waiting = ownThreadTask { await CoordinatorLauncher.waitForExit(state: state, timeout: 30) }
         try await Task.sleep(for: .milliseconds(300))
         close(fd)  // the holder exits
         let released = Date()

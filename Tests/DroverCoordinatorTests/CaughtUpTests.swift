@@ -1,12 +1,13 @@
 import DroverInventory
 import Foundation
+import DroverTestSupport
 import Testing
 @testable import DroverCoordinator
 
 /// How the coordinator reads an agent's `caught_up` line (where the event log ended when the
 /// stream reached it) against what it applied: a log that ends before that is a new one
 /// (docs/failures.md), but events that follow `caught_up` in the same batch are not evidence.
-@Suite("Caught up")
+@Suite("Caught up", .ownThread)
 struct CaughtUpTests {
     static func event(_ seq: Int) -> String {
         #"{"seq":\#(seq),"time":1796176832.5,"type":"agent_started","pid":86,"machine_id":"m","hostname":"h1"}"#

@@ -1,11 +1,12 @@
 import Foundation
 import DroverCore
+import DroverTestSupport
 import Testing
 @testable import DroverCoordinator
 
 /// Two connections on one temporary state folder: one commits, a watch on the other sleeps
 /// until it does. Timeouts are deadlines for the case where a wake-up never comes.
-@Suite("Journal watch")
+@Suite("Journal watch", .ownThread)
 struct JournalWatchTests {
     /// The native mechanism, and the polling fallback (which must wake too, only later).
     static let kinds: [Double?] = [nil, 0.05]
@@ -18,7 +19,7 @@ struct JournalWatchTests {
         let watch = try JournalWatch(t.state, pollingEvery: polling)
         defer { watch.stop() }
         #expect(try reader.jobs().isEmpty)
-        let waiting = Task { await watch.wait(timeout: 10) }
+        let waiting = ownThreadTask { await watch.wait(timeout: 10) }
         let id = try writer.submit(JobRequest(argv: ["true"]))
         // `.changed`, not `.timedOut`: the commit woke it (how fast is the benchmark's business).
         #expect(await waiting.value == .changed)
@@ -38,7 +39,7 @@ struct JournalWatchTests {
         _ = try own.submit(JobRequest(argv: ["true"]))
         #expect(await watch.wait(timeout: 0.6) == .timedOut, "the coordinator's own commits woke it")
         #expect(watch.commitsSeen == 0)
-        let waiting = Task { await watch.wait(timeout: 10) }
+        let waiting = ownThreadTask { await watch.wait(timeout: 10) }
         let id = try command.submit(JobRequest(argv: ["true"]))
         #expect(await waiting.value == .changed, "a command's commit did not ring the coordinator")
         #expect(try own.job(id)?.state == .queued)
@@ -128,16 +129,16 @@ struct JournalWatchTests {
         defer { t.remove() }
         _ = try Journal(t.state)
         let watch = try JournalWatch(t.state)
-        let poked = Task { await watch.wait(timeout: 10) }
+        let poked = ownThreadTask { await watch.wait(timeout: 10) }
         try await waitUntil { watch.hub.state.withLock { !$0.waiters.isEmpty } }
         watch.poke()
         #expect(await poked.value == .poked)
 
-        let cancelled = Task { await watch.wait(timeout: 10) }
+        let cancelled = ownThreadTask { await watch.wait(timeout: 10) }
         cancelled.cancel()
         #expect(await cancelled.value == .cancelled)
 
-        let stopped = Task { await watch.wait(timeout: nil) }
+        let stopped = ownThreadTask { await watch.wait(timeout: nil) }
         try await waitUntil { watch.hub.state.withLock { !$0.waiters.isEmpty } }
         watch.stop()
         #expect(await stopped.value == .stopped)

@@ -4,12 +4,13 @@ import Glibc
 import Darwin
 #endif
 import DroverSSH
+import DroverTestSupport
 import Testing
 @testable import DroverCoordinator
 
 // Alone the suite takes about a second; in the full run, tests that block the cooperative
 // pool's threads (two on this machine) have held it back for a minute.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(3)), .ownThread)
 struct LocalSessionTests {
     /// Starts `command`, runs `body`, and cancels the stream afterwards even when `body` fails.
     private func withStream<T>(_ command: String, stdin: [UInt8]? = nil, _ body: (LocalStream) async throws -> T) async throws -> T {
@@ -117,7 +118,7 @@ struct LocalSessionTests {
         let s = try LocalStream("sleep 100", stdin: nil, host: "test")
         defer { s.cancel() }
         let stream = s.stream
-        let consumer = Task { try await collect(stream) }
+        let consumer = ownThreadTask { try await collect(stream) }
         await Task.yield()
         stream.cancel()
         // A consumer already waiting gets CancellationError; one that comes later sees the end.

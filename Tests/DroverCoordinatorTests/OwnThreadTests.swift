@@ -1,0 +1,68 @@
+import DroverTestSupport
+import Foundation
+import Testing
+
+/// Tests on their own threads go on while blocking tests hold every thread of the pool.
+@Suite("Own-thread tests", .ownThread)
+struct OwnThreadTests {
+    @Test func aTestOnItsOwnThreadGoesOnWhileEveryPoolThreadIsBlocked() async throws {
+        let release = DispatchSemaphore(value: 0)
+        let blocked = DispatchSemaphore(value: 0)
+        let width = ProcessInfo.processInfo.activeProcessorCount
+        // Hold every thread of the cooperative pool, as blocking tests do.
+        let blockers = (0..<width).map { _ in
+            Task.detached(priority: Task.currentPriority) {
+                blocked.signal()
+                release.wait()
+            }
+        }
+        // A watchdog releases them after 20 s, so that a failure is a failure, not a hang.
+        let finished = WaitableFlag(false)
+        let watchdog = Thread {
+            _ = finished.wait(for: true, timeout: 20)
+            for _ in 0..<width { release.signal() }
+        }
+        watchdog.start()
+        for _ in 0..<width { blocked.wait() }
+        // The pool is full: a task on it does not run now.
+        let probeRan = WaitableFlag(false)
+        let probe = Task.detached(priority: Task.currentPriority) { probeRan.set(true) }
+        #expect(!probeRan.wait(for: true, timeout: 0.3), "a task of the pool ran: the blockers did not hold every pool thread")
+        // A sleep, a child task and a helper task: each needs an executor to resume on.
+        let start = Date()
+        try await Task.sleep(for: .milliseconds(20))
+        async let child = Date()
+        let helper = ownThreadTask { Date() }
+        _ = await child
+        _ = await helper.value
+        let took = Date().timeIntervalSince(start)
+        finished.set(true)
+        for b in blockers { await b.value }
+        await probe.value
+        #expect(took < 10, "the test waited \(took) s for a thread of the pool")
+    }
+}
+
+/// A flag a thread can wait on.
+private final class WaitableFlag: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var value: Bool
+
+    init(_ value: Bool) { self.value = value }
+
+    func set(_ v: Bool) {
+        condition.lock()
+        value = v
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits until the flag is `wanted` or `timeout` seconds passed; whether it is.
+    func wait(for wanted: Bool, timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while value != wanted, condition.wait(until: deadline) {}
+        return value == wanted
+    }
+}
