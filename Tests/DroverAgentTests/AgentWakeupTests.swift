@@ -69,8 +69,11 @@ struct AgentWakeupTests {
         let h = try AgentHarness(heartbeat: 60)
         try h.start()
         #if os(Linux)
-        let log = String(decoding: (try? LocalFile.read(h.dir.agentLog)) ?? [], as: UTF8.self)
-        #expect(log.contains("waiting with inotify"), "agent.log: \(log)")
+        // The agent beats before it has re-adopted its attempts and says how it waits: the
+        // line may come a moment after the first heartbeat that `start` waits for.
+        let log = { String(decoding: (try? LocalFile.read(h.dir.agentLog)) ?? [], as: UTF8.self) }
+        try h.waitFor("the agent to say how it waits (agent.log: \(log()))") { log().contains("running in") }
+        #expect(log().contains("waiting with inotify"), "agent.log: \(log())")
         #endif
         try runsAndCancelsPromptly(h)
         try stopsPromptly(h)
@@ -80,8 +83,9 @@ struct AgentWakeupTests {
         let h = try AgentHarness(heartbeat: 60)
         h.environment["DROVER_AGENT_FILEWATCH"] = "poll"
         try h.start()
-        let log = String(decoding: (try? LocalFile.read(h.dir.agentLog)) ?? [], as: UTF8.self)
-        #expect(log.contains("waiting with polling every 0.5 s"), "agent.log: \(log)")
+        let log = { String(decoding: (try? LocalFile.read(h.dir.agentLog)) ?? [], as: UTF8.self) }
+        try h.waitFor("the agent to say how it waits (agent.log: \(log()))") { log().contains("running in") }
+        #expect(log().contains("waiting with polling every 0.5 s"), "agent.log: \(log())")
         try runsAndCancelsPromptly(h)
         try stopsPromptly(h)
     }

@@ -14,9 +14,9 @@ import Darwin
 /// attempt whose stdout and stderr are both small (`WireProtocol.inlineOutputLimit`), those
 /// outputs inline, so the coordinator needs no second round trip to collect them.
 ///
-/// Down (stdin): `AgentCommand` lines. Starts, cancels and signals go to the inbox exactly as
-/// `send` places them (a burst of lines is made durable with one `syncfs`); a lease is written
-/// to `leases/<coordinator>`. The link ends when stdin closes or stdout is gone.
+/// Down (stdin): `AgentCommand` lines. Starts, cancels and signals go to the inbox as `send`
+/// places them, without `send`'s `syncfs` (nothing waits for a disk flush in the loop that
+/// forwards heartbeats); a lease is written to `leases/<coordinator>`. The link ends when stdin closes or stdout is gone.
 ///
 /// It sleeps in `FileWatch.wait` with no timeout: only a command, an appended event or a new
 /// heartbeat wakes it.
@@ -137,7 +137,6 @@ struct CommandReader {
         let lines = partial[...last].split(separator: 0x0A)
         partial.removeSubrange(...last)
         let stamp = InboxCommand.uniqueStamp()
-        var placed = 0
         for raw in lines {
             received += 1
             let text = String(decoding: raw, as: UTF8.self)
@@ -161,16 +160,18 @@ struct CommandReader {
                 } else if case .facts(let request) = command {
                     factRequests.append(request)
                 } else {
+                    // Not synced: a command a power loss takes before the agent accepted it is
+                    // sent again by the coordinator's reconciliation, and the agent makes what it
+                    // accepts durable itself. A `syncfs` here held up the heartbeats and events
+                    // this same loop forwards for as long as the disk took to flush (8 s on a
+                    // busy disk: the host was declared down while it ran jobs).
                     try InboxCommand.place(text, in: dir, stamp: stamp, order: received, durable: false)
-                    placed += 1
                 }
             } catch {
                 // The coordinator sees the link end and, reconnected, resends what is still needed.
-                if placed > 0 { syncFilesystem(dir.root) }  // what was placed stays placed
                 return .failed(.invalid("link line \(received): \(error.description); the link stops here"))
             }
         }
-        if placed > 0 { syncFilesystem(dir.root) }
         return ended ? .closed : .open
     }
 }
