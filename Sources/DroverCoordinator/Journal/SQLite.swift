@@ -59,6 +59,11 @@ public final class SQLiteDatabase {
     /// journal binds its values (`Journal.idList`); this bound is the safety net.
     public static let statementLimit = 200
 
+    /// Bytes SQLite holds in this process, every connection together (page caches, prepared
+    /// statements, schemas): bounded by each connection's page cache (`cache_size`, 2 MB by
+    /// default) and `statementLimit`.
+    public static var memoryInUse: Int { Int(sqlite3_memory_used()) }
+
     /// Opens (creating when `create`) the database at `path` in WAL mode.
     public init(path: String, create: Bool = true, readOnly: Bool = false) throws(SQLiteError) {
         self.path = path

@@ -29,7 +29,7 @@ public struct StateLocation: Sendable, Equatable {
     public var logPath: String { path + "/coordinator.log" }
     /// The coordinator's doorbell: every other process touches it after each journal commit.
     public var wakePath: String { path + "/wake" }
-    /// The coordinator's live heap of the moment (`{"pid":…,"time":…,"heap_in_use":bytes}`),
+    /// The coordinator's live heap of the moment (`{"pid":…,"time":…,"heap_in_use":bytes,"sqlite":bytes}`),
     /// rewritten with the routine heartbeats.
     public var heapPath: String { path + "/coordinator.heap" }
 

@@ -68,12 +68,12 @@ extension Coordinator {
 }
 
 extension Coordinator {
-    /// Writes `coordinator.heap` (the live heap, for a soak or an operator to follow a leak
-    /// by) with the routine heartbeats, so every `HeartbeatLog.recordInterval` while hosts
+    /// Writes `coordinator.heap` (the live heap, and SQLite's part of it, for a soak or an
+    /// operator to follow a leak by) with the routine heartbeats, so every `HeartbeatLog.recordInterval` while hosts
     /// beat; no timer of its own. Not durable: a figure of the moment.
     func recordHeap() {
         guard let bytes = FreeMemory.heapInUse() else { return }
-        let line = "{\"pid\":\(getpid()),\"time\":\(Date().timeIntervalSince1970),\"heap_in_use\":\(bytes)}\n"
+        let line = "{\"pid\":\(getpid()),\"time\":\(Date().timeIntervalSince1970),\"heap_in_use\":\(bytes),\"sqlite\":\(SQLiteDatabase.memoryInUse)}\n"
         try? AtomicFile.write(Array(line.utf8), to: journal.state.heapPath, durable: false)
     }
 }

@@ -88,12 +88,12 @@ final class CoordinatorProcess {
     var rss: Int { pid > 0 ? Memory.rss(pid: Int(pid)) : 0 }
 
     /// The live heap the coordinator last recorded (`coordinator.heap`): its pid, when (Unix
-    /// time) and how many bytes; nil before its first record.
-    var heapInUse: (pid: pid_t, time: Double, bytes: Int)? {
+    /// time), how many bytes, and how many of them SQLite holds; nil before its first record.
+    var heapInUse: (pid: pid_t, time: Double, bytes: Int, sqlite: Int)? {
         guard let b = try? LocalFile.read(StateLocation(explicit: state).heapPath),
               let node = try? JSONParser.parse(b),
               let pid = node["pid"]?.intValue, let time = node["time"]?.doubleValue, let bytes = node["heap_in_use"]?.intValue else { return nil }
-        return (pid_t(pid), time, bytes)
+        return (pid_t(pid), time, bytes, node["sqlite"]?.intValue ?? 0)
     }
 
     /// Anonymous resident memory in bytes (0 when it does not run).

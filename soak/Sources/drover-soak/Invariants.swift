@@ -165,9 +165,16 @@ struct Invariants {
     /// or more judges them.
     static let minJudgedSpan = 300.0
 
-    mutating func checkMemory(_ figures: (trends: [MemorySampler.Trend], short: Int)) {
+    /// SQLite's bound in the coordinator: two connections' page caches (2 MB each), their
+    /// statement caches (200 statements of a few KiB each) and schemas, with room to spare.
+    static let sqliteBound = 16 << 20
+
+    mutating func checkMemory(_ figures: (trends: [MemorySampler.Trend], short: Int), sqlitePeak: Int = 0) {
         var problems: [String] = []
         let mib = { (b: Int) in String(format: "%.1f", Double(b) / 1_048_576) }
+        if sqlitePeak > Self.sqliteBound {
+            problems.append("SQLite held \(mib(sqlitePeak)) MiB in the coordinator, above its bound of \(mib(Self.sqliteBound)) MiB (page caches and at most \(SQLiteDatabase.statementLimit) statements per connection): statements or caches are not bounded")
+        }
         let judged = figures.trends.filter { !$0.name.hasSuffix(MemorySampler.shownOnly) }
         for t in judged where t.slope > Self.maxSlope && t.growth > Self.maxGrowth && t.span >= Self.minJudgedSpan {
             problems.append("\(t.name): \(String(format: "%+.1f", t.slope)) MiB/h over the last \(Int(t.span)) s (\(t.count) samples, \(mib(t.first)) → \(mib(t.last)) MiB)")
@@ -179,7 +186,7 @@ struct Invariants {
             return "\(prefix) (\(list.count) series) at most \(String(format: "%+.1f", w.slope)) MiB/h (\(w.name), \(mib(w.first)) → \(mib(w.last)) MiB in \(Int(w.span)) s)"
         }
         add("memory has no upward trend", problems,
-            ok: "\(worst("coordinator")) live heap; \(worst("agent")); shown only: \(worst("coordinator", resident: true)); \(figures.short) series too short to fit; limit \(Int(Self.maxSlope)) MiB/h unless the fit grows under \(Int(Self.maxGrowth)) MiB, judged over \(Int(Self.minJudgedSpan / 60)) min or more (\(figures.trends.filter { $0.span < Self.minJudgedSpan }.count) shorter series shown only)")
+            ok: "\(worst("coordinator")) live heap less SQLite's (SQLite at most \(mib(sqlitePeak)) MiB, bound \(mib(Self.sqliteBound))); \(worst("agent")); shown only: \(worst("coordinator", resident: true)); \(figures.short) series too short to fit; limit \(Int(Self.maxSlope)) MiB/h unless the fit grows under \(Int(Self.maxGrowth)) MiB, judged over \(Int(Self.minJudgedSpan / 60)) min or more (\(figures.trends.filter { $0.span < Self.minJudgedSpan }.count) shorter series shown only)")
     }
 
     /// No host was declared down, and no attempt lost, because the coordinator slept: nothing

@@ -254,7 +254,7 @@ final class Soak {
         inv.checkExpectedOutcomes(jobs, attempts: attempts)
         inv.checkNoOrphans(leftovers)
         inv.checkAuditMatchesAgents(hosts, attempts: attempts, events: events, dispatchTimes: dispatchTimes)
-        inv.checkMemory(memory.trends())
+        inv.checkMemory(memory.trends(), sqlitePeak: memory.sqlitePeak)
         let hostFaults = effects.compactMap { e -> (hosts: Set<String>, at: Double)? in
             e.host.map { (Set([$0] + faults.behind($0)), started.timeIntervalSince1970 + e.at) }
         }
