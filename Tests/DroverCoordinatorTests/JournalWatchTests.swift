@@ -83,6 +83,22 @@ struct JournalWatchTests {
         #expect(await watch.wait(timeout: 10) == .changed)
     }
 
+    @Test func aTimeoutFiresOnTimeWhileEveryPoolThreadIsBlocked() async throws {
+        let t = TempState()
+        defer { t.remove() }
+        _ = try Journal(t.state)
+        let watch = try JournalWatch(t.state, safetyInterval: 60)
+        defer { watch.stop() }
+        let pool = PoolBlocker(priority: Task.currentPriority)
+        let start = Date()
+        let wake = await watch.wait(timeout: 0.3)
+        let took = Date().timeIntervalSince(start)
+        await pool.finish()
+        #expect(wake == .timedOut)
+        // A timer task waited for a pool thread until the blockers let go (20 s).
+        #expect(took < 10, "a 0.3 s timeout fired after \(took) s")
+    }
+
     @Test func aCommitBeforeTheWaitIsKeptForIt() async throws {
         let t = TempState()
         defer { t.remove() }

@@ -6,24 +6,7 @@ import Testing
 @Suite("Own-thread tests", .ownThread)
 struct OwnThreadTests {
     @Test func aTestOnItsOwnThreadGoesOnWhileEveryPoolThreadIsBlocked() async throws {
-        let release = DispatchSemaphore(value: 0)
-        let blocked = DispatchSemaphore(value: 0)
-        let width = ProcessInfo.processInfo.activeProcessorCount
-        // Hold every thread of the cooperative pool, as blocking tests do.
-        let blockers = (0..<width).map { _ in
-            Task.detached(priority: Task.currentPriority) {
-                blocked.signal()
-                release.wait()
-            }
-        }
-        // A watchdog releases them after 20 s, so that a failure is a failure, not a hang.
-        let finished = WaitableFlag(false)
-        let watchdog = Thread {
-            _ = finished.wait(for: true, timeout: 20)
-            for _ in 0..<width { release.signal() }
-        }
-        watchdog.start()
-        for _ in 0..<width { blocked.wait() }
+        let pool = PoolBlocker(priority: Task.currentPriority)
         // The pool is full: a task on it does not run now.
         let probeRan = WaitableFlag(false)
         let probe = Task.detached(priority: Task.currentPriority) { probeRan.set(true) }
@@ -36,8 +19,7 @@ struct OwnThreadTests {
         _ = await child
         _ = await helper.value
         let took = Date().timeIntervalSince(start)
-        finished.set(true)
-        for b in blockers { await b.value }
+        await pool.finish()
         await probe.value
         #expect(took < 10, "the test waited \(took) s for a thread of the pool")
     }

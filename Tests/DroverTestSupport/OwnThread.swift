@@ -104,3 +104,48 @@ public func ownThreadTask<T: Sendable>(_ body: sending @escaping @isolated(any) 
     }
     return Task { try await body() }
 }
+
+/// Holds every thread of Swift's cooperative pool, as blocking tests do, until `release()`
+/// (or `watchdog` seconds, so that a test that needs the pool fails instead of hanging).
+public final class PoolBlocker: @unchecked Sendable {
+    private let gate = DispatchSemaphore(value: 0)
+    private let condition = NSCondition()
+    private var released = false
+    private var blockers: [Task<Void, Never>] = []
+    public let width = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Returns once `width` tasks of the given priority block the pool's threads.
+    public init(priority: TaskPriority?, watchdog: Double = 20) {
+        let started = DispatchSemaphore(value: 0)
+        blockers = (0..<width).map { [gate] _ in
+            Task.detached(priority: priority) {
+                started.signal()
+                gate.wait()
+            }
+        }
+        let deadline = Date().addingTimeInterval(watchdog)
+        Thread { [self] in
+            condition.lock()
+            while !released, condition.wait(until: deadline) {}
+            condition.unlock()
+            self.release()
+        }.start()
+        for _ in 0..<width { started.wait() }
+    }
+
+    /// Lets the blocked threads go (once).
+    public func release() {
+        condition.lock()
+        let first = !released
+        released = true
+        condition.broadcast()
+        condition.unlock()
+        if first { for _ in 0..<width { gate.signal() } }
+    }
+
+    /// Releases them and waits until they are done.
+    public func finish() async {
+        release()
+        for b in blockers { await b.value }
+    }
+}

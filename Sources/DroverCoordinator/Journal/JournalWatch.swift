@@ -72,12 +72,11 @@ public final class JournalWatch: Sendable {
     @discardableResult
     public func wait(timeout: Double?) async -> Wake {
         let id = hub.newID()
-        let timer = timeout.map { t in
-            Task { [hub] in
-                try? await Task.sleep(for: .seconds(max(0, t)))
-                hub.resolve(id, .timedOut)
-            }
-        }
+        // The timeout fires from a dispatch timer, not a task: a task needs a thread of the
+        // cooperative pool (one per core), and while blocking work holds them all a 0.6 s
+        // timeout fired after 30 s, once the safety check had reported a commit instead.
+        let timer = timeout.map { [hub] t in DispatchWorkItem { hub.resolve(id, .timedOut) } }
+        if let timer, let timeout { DispatchQueue.global().asyncAfter(deadline: .now() + max(0, timeout), execute: timer) }
         defer { timer?.cancel() }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Wake, Never>) in
