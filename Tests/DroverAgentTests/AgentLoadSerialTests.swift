@@ -9,6 +9,35 @@ import Testing
 /// other test runs while these saturate a 2-core machine, and theirs run alone.
 @Suite("drover-agent under load (serial pass)", .serialized, .timeLimit(.minutes(3)))
 struct AgentLoadSerialTests {
+    /// The heartbeat keeps the pace the coordinators' leases ask for (several coordinators:
+    /// the shortest wish of the live leases). A pace, so it runs here: beside the unit pass and
+    /// two soaks five beats of 0.2 s once took more than 3 s.
+    @Test func theHeartbeatKeepsThePaceTheLiveLeasesAskFor() throws {
+        let a = try AgentHarness(heartbeat: 5)
+        try a.start()
+        func beat() -> (interval: Double?, seq: Int?) {
+            let hb = readJSON(a.dir.heartbeatFile)
+            return (hb?["interval"]?.doubleValue, hb?["seq"]?.intValue)
+        }
+        #expect(beat().interval == 5)
+        // A coordinator that wants a beat every 0.2 s: the 5 s sleep is cut short, and beats follow.
+        try FileManager.default.createDirectory(atPath: a.dir.leases, withIntermediateDirectories: true)
+        try AtomicFile.write(Array(Lease(coordinator: "cafe0001", epoch: 1, time: 0, ttl: 60, beat: 0.2).json.utf8),
+                             to: a.dir.leaseFile(coordinator: "cafe0001"))
+        try a.waitFor("a beat at 0.2 s", timeout: 4) { beat().interval == 0.2 }
+        let seq = beat().seq ?? 0
+        try a.waitFor("five more beats within 3 s (at 5 s there would be none)", timeout: 3) { (beat().seq ?? 0) >= seq + 5 }
+        // A second coordinator asking for 1 s: the shortest wish of the live leases wins.
+        try AtomicFile.write(Array(Lease(coordinator: "cafe0002", epoch: 1, time: 0, ttl: 60, beat: 1).json.utf8),
+                             to: a.dir.leaseFile(coordinator: "cafe0002"))
+        try a.waitFor("still 0.2 s", timeout: 2) { beat().interval == 0.2 && (beat().seq ?? 0) > seq + 5 }
+        try FileManager.default.removeItem(atPath: a.dir.leaseFile(coordinator: "cafe0001"))
+        try a.waitFor("1 s once the first coordinator left", timeout: 4) { beat().interval == 1 }
+        // No lease asks any more: the agent's own interval.
+        try FileManager.default.removeItem(atPath: a.dir.leaseFile(coordinator: "cafe0002"))
+        try a.waitFor("its own 5 s again (the next beat, 5 s after the last)", timeout: 8) { beat().interval == 5 }
+    }
+
     /// `drover-agent output --follow` (what `drover logs --follow` and result fetches run on the
     /// host) copies a gigabyte in chunks: its resident memory stays flat, and every byte arrives.
     @Test func followingAGigabyteOfOutputKeepsTheCopiersMemoryFlat() throws {
