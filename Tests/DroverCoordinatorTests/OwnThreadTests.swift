@@ -24,27 +24,3 @@ struct OwnThreadTests {
         #expect(took < 10, "the test waited \(took) s for a thread of the pool")
     }
 }
-
-/// A flag a thread can wait on.
-private final class WaitableFlag: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var value: Bool
-
-    init(_ value: Bool) { self.value = value }
-
-    func set(_ v: Bool) {
-        condition.lock()
-        value = v
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Waits until the flag is `wanted` or `timeout` seconds passed; whether it is.
-    func wait(for wanted: Bool, timeout: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock()
-        defer { condition.unlock() }
-        while value != wanted, condition.wait(until: deadline) {}
-        return value == wanted
-    }
-}

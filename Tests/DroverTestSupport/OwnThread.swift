@@ -109,8 +109,7 @@ public func ownThreadTask<T: Sendable>(_ body: sending @escaping @isolated(any) 
 /// (or `watchdog` seconds, so that a test that needs the pool fails instead of hanging).
 public final class PoolBlocker: @unchecked Sendable {
     private let gate = DispatchSemaphore(value: 0)
-    private let condition = NSCondition()
-    private var released = false
+    private let released = WaitableFlag(false)
     private var blockers: [Task<Void, Never>] = []
     public let width = ProcessInfo.processInfo.activeProcessorCount
 
@@ -123,11 +122,8 @@ public final class PoolBlocker: @unchecked Sendable {
                 gate.wait()
             }
         }
-        let deadline = Date().addingTimeInterval(watchdog)
         Thread { [self] in
-            condition.lock()
-            while !released, condition.wait(until: deadline) {}
-            condition.unlock()
+            _ = released.wait(for: true, timeout: watchdog)
             self.release()
         }.start()
         for _ in 0..<width { started.wait() }
@@ -135,17 +131,40 @@ public final class PoolBlocker: @unchecked Sendable {
 
     /// Lets the blocked threads go (once).
     public func release() {
-        condition.lock()
-        let first = !released
-        released = true
-        condition.broadcast()
-        condition.unlock()
-        if first { for _ in 0..<width { gate.signal() } }
+        if !released.set(true) { for _ in 0..<width { gate.signal() } }
     }
 
     /// Releases them and waits until they are done.
     public func finish() async {
         release()
         for b in blockers { await b.value }
+    }
+}
+
+/// A flag a thread can wait on, with a deadline.
+public final class WaitableFlag: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var value: Bool
+
+    public init(_ value: Bool) { self.value = value }
+
+    /// Sets it and wakes the waiters; returns what it was before.
+    @discardableResult
+    public func set(_ v: Bool) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let old = value
+        value = v
+        condition.broadcast()
+        return old
+    }
+
+    /// Waits until the flag is `wanted` or `timeout` seconds passed; whether it is.
+    public func wait(for wanted: Bool, timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while value != wanted, condition.wait(until: deadline) {}
+        return value == wanted
     }
 }

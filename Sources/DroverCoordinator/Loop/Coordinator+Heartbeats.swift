@@ -69,11 +69,16 @@ extension Coordinator {
 
 extension Coordinator {
     /// Writes `coordinator.heap` (the live heap, and SQLite's part of it, for a soak or an
-    /// operator to follow a leak by) with the routine heartbeats, so every `HeartbeatLog.recordInterval` while hosts
-    /// beat; no timer of its own. Not durable: a figure of the moment.
+    /// operator to follow a leak by) with the routine heartbeats, so every
+    /// `HeartbeatLog.recordInterval` while hosts beat; no timer of its own. Not durable: a
+    /// figure of the moment.
     func recordHeap() {
         guard let bytes = FreeMemory.heapInUse() else { return }
-        let line = "{\"pid\":\(getpid()),\"time\":\(Date().timeIntervalSince1970),\"heap_in_use\":\(bytes),\"sqlite\":\(SQLiteDatabase.memoryInUse)}\n"
-        try? AtomicFile.write(Array(line.utf8), to: journal.state.heapPath, durable: false)
+        var o = JSONObject()
+        o.set("pid", getpid())
+        o.set("time", Date().timeIntervalSince1970)
+        o.set("heap_in_use", bytes)
+        o.set("sqlite", SQLiteDatabase.memoryInUse)
+        try? AtomicFile.write(Array((o.text + "\n").utf8), to: journal.state.heapPath, durable: false)
     }
 }
