@@ -16,7 +16,8 @@ import Darwin
 ///
 /// Down (stdin): `AgentCommand` lines. Starts, cancels and signals go to the inbox as `send`
 /// places them, without `send`'s `syncfs` (nothing waits for a disk flush in the loop that
-/// forwards heartbeats); a lease is written to `leases/<coordinator>`. The link ends when stdin closes or stdout is gone.
+/// forwards heartbeats); a lease is written to `leases/<coordinator>`. The link ends when
+/// stdin closes or stdout is gone.
 ///
 /// It sleeps in `FileWatch.wait` with no timeout: only a command, an appended event or a new
 /// heartbeat wakes it.
