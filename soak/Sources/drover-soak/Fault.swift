@@ -73,14 +73,25 @@ struct Fault: CustomStringConvertible {
         let w = weights(s)
         guard let mine = w.first(where: { $0.0 == kind })?.1 else { return 0 }
         let share = Double(mine) / Double(w.reduce(0) { $0 + $1.1 })
-        return 1 + Int((max(0, minutes - 4) * 3 * share / 3).rounded(.down))
+        let drawn = kind == .coordinatorKill ? min(minutes, coordinatorKillsEnd(minutes: minutes) / 60) : minutes
+        return 1 + Int((max(0, drawn - 4) * 3 * share / 3).rounded(.down))
     }
 
-    /// The next fault of a seeded plan: of kind `kind`, or one drawn by weight. The opening's
+    /// Seconds into a run after which no more `kill-coordinator` is drawn: 40 % of a run of
+    /// 30 minutes or more, never for shorter runs. The memory check fits each process over the
+    /// last half of the run; a coordinator killed every few minutes (29 times in an hour) never
+    /// lives long enough to tell a leak from caches that warm up, so a long run keeps one
+    /// coordinator alive through its second half (it is still stopped, its disk still filled).
+    static func coordinatorKillsEnd(minutes: Double) -> Double {
+        minutes >= 30 ? minutes * 60 * 0.4 : .infinity
+    }
+
+    /// The next fault of a seeded plan: of kind `kind`, or one drawn by weight among the kinds
+    /// not in `excluding`. The opening's
     /// faults (`brief`) take the first quarter of each duration range and 2–3 s gaps, so that
     /// the opening of every kind stays within about 3 minutes.
-    static func next(_ rng: inout SplitMix64, _ s: Setting, kind given: Kind? = nil, brief: Bool = false) -> Fault {
-        let kind = given ?? rng.weighted(weights(s))
+    static func next(_ rng: inout SplitMix64, _ s: Setting, kind given: Kind? = nil, brief: Bool = false, excluding: Set<Kind> = []) -> Fault {
+        let kind = given ?? rng.weighted(weights(s).filter { !excluding.contains($0.0) })
         let gap = brief ? rng.uniform(2...3) : rng.uniform(2...8)
         func d(_ r: ClosedRange<Double>) -> Double {
             brief ? rng.uniform(r.lowerBound...(r.lowerBound + (r.upperBound - r.lowerBound) / 4)) : rng.uniform(r)

@@ -35,11 +35,16 @@ extension FaultInjector {
         case .agentKill:
             let out = try testbed.shell(host, """
                 p=$(cat "$1/agent.lock" 2>/dev/null); [ -n "$p" ] && grep -qa drover-agent "/proc/$p/cmdline" 2>/dev/null || { echo none; exit 0; }
-                kill -9 "$p"; i=0
+                # Its state into $s, read with the shell's own `read` (no fork: a host short of
+                # pids or memory cannot blank it) and taken after the command name's last ") ".
+                state() { l=; read -r l 2>/dev/null < "/proc/$p/stat" || { s=gone; return; }; l=${l##*) }; s=${l%% *}; }
+                kill -9 "$p"; i=0; state
                 # A process in a system call that cannot be interrupted (syncfs on a loaded
                 # disk) dies only when it returns: seconds on a busy machine (6 s was seen).
-                while [ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-                if [ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ]; then echo "alive $p (state $(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null) 30 s after kill -9)"; else echo "killed $p$([ $i -ge 50 ] && echo " (gone $((i / 10)) s after kill -9)")"; fi
+                while [ "$s" != gone ] && [ "$s" != Z ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); state; done
+                if [ "$s" = gone ] || [ "$s" = Z ]; then echo "killed $p$([ $i -ge 50 ] && echo " (gone $((i / 10)) s after kill -9)")"; exit 0; fi
+                # Still there: what it is doing, for the record.
+                echo "alive $p (state $s $((i / 10)) s after kill -9; $(grep -E '^(Name|State|PPid):' "/proc/$p/status" 2>&1 | tr '\\n\\t' '  '); wchan $(cat "/proc/$p/wchan" 2>&1); stack $(head -n 3 "/proc/$p/stack" 2>&1 | tr '\\n' ' '))"
                 """, root(of: host)).trimmingCharacters(in: .whitespacesAndNewlines)
             effect(fault, since: since, ok: out.hasPrefix("killed"), out == "none" ? "no agent ran on \(host)" : out == "" ? "?" : "pid \(out)")
             log("kill -9 the agent on \(host): \(out)")

@@ -26,6 +26,8 @@ final class FaultInjector {
     let setting: Fault.Setting
     let logPath: String
     let started: Date
+    /// Seconds into the run after which no `kill-coordinator` is drawn (`Fault.coordinatorKillsEnd`).
+    var coordinatorKillsEnd = Double.infinity
     var rng: SplitMix64
     var active: Fault?
     var activeUntil = Date.distantPast
@@ -168,7 +170,8 @@ final class FaultInjector {
         if upcoming == nil {
             upcomingFromOpening = !opening.isEmpty
             let kind = opening.isEmpty ? nil : opening.removeFirst()
-            let fault = Fault.next(&rng, setting, kind: kind, brief: kind != nil)
+            let late = now.timeIntervalSince(started) >= coordinatorKillsEnd
+            let fault = Fault.next(&rng, setting, kind: kind, brief: kind != nil, excluding: late ? [.coordinatorKill] : [])
             upcoming = fault
             upcomingAt = now.addingTimeInterval(fault.gap)
         }
