@@ -56,6 +56,28 @@ struct HostRosterTests {
         #expect(roster.cpus["h1"] == 8)
     }
 
+    /// h17 in the 20-host soak of session 12: its link reconnected to its live agent, and the
+    /// host was declared down 0.7 s later, before a beat came up the new stream.
+    @Test func aReconnectToTheLiveAgentCountsItsNewHeartbeatAsLife() {
+        var roster = HostRoster()
+        roster.liveness["h1"] = HostLiveness(deadAfter: 10, since: 0)
+        roster.liveness["h1"]?.observe(seq: 4, pid: 7, interval: 1, at: 1)
+        #expect(roster.liveness["h1"]?.state(at: 9) == .suspect)
+        var deploy = DeployReport(host: "h1", outcome: .upToDate, agentPID: 7, seconds: 0.1)
+        deploy.heartbeatSeq = 9
+        roster.observeConnect(deploy, host: "h1", at: 10.5)
+        #expect(roster.liveness["h1"]?.state(at: 11.2) == .up)
+        #expect(roster.liveness["h1"]?.lastSeq == 9)
+        // Another reconnect reading the same beat proves nothing new: down on time.
+        roster.observeConnect(deploy, host: "h1", at: 15)
+        #expect(roster.liveness["h1"]?.state(at: 20.5) == .down)
+        // A report without a heartbeat (an older agent) changes nothing.
+        var none = deploy
+        none.heartbeatSeq = nil
+        roster.observeConnect(none, host: "h1", at: 21)
+        #expect(roster.liveness["h1"]?.lastSeq == 9)
+    }
+
     @Test func theLaterOfTwoNamesForOneSystemTakesJobsOnlyWhileTheEarlierCannot() {
         var roster = HostRoster()
         roster.systemKeys = ["a": "k1", "b": "k2", "c": "k1", "d": "k1"]

@@ -20,6 +20,9 @@ public struct DeployReport: Sendable, Codable, Equatable {
     public var platform: String?
     public var build: String?
     public var agentPID: Int?
+    /// The sequence number of the running agent's heartbeat that the deploy read (a fresh one,
+    /// for an agent found running); not part of the JSON report.
+    public var heartbeatSeq: Int? = nil
     /// The host's machine id (as `HostProbe.machineIDCommand` reads it).
     public var machineID: String?
     /// Why it failed, or a note.
@@ -138,6 +141,7 @@ public struct Deployer: Sendable {
         if runningBuild == binary.build {
             report.outcome = .upToDate
             report.agentPID = heartbeat?["pid"]?.intValue
+            report.heartbeatSeq = heartbeat?["seq"]?.intValue
             return
         }
 
@@ -178,6 +182,7 @@ public struct Deployer: Sendable {
         let hb = try await session.run("head -c 4096 \(q(root + "/heartbeat"))", timeout: options.operationTimeout)
         let node = try? JSONParser.parse(hb.stdoutText)
         report.agentPID = node?["pid"]?.intValue
+        report.heartbeatSeq = node?["seq"]?.intValue
         if node?["build"]?.stringValue != binary.build {
             throw SSHError(.channelFailed, host: host.name, operation: "start the agent",
                            message: "the running agent is build \(node?["build"]?.stringValue ?? "?"), not \(binary.build): \(text)")

@@ -68,6 +68,15 @@ struct HostRoster {
         return news
     }
 
+    /// The host's link connected to its running agent: the heartbeat the connection read
+    /// counts as one that came up the link (a new sequence, or a new agent process, is life),
+    /// so that a host whose link reconnects is not declared down before the first beat comes
+    /// up the new stream. A beat already seen counts for nothing, as on the link.
+    mutating func observeConnect(_ deploy: DeployReport, host: String, at now: Double) {
+        guard let seq = deploy.heartbeatSeq else { return }
+        liveness[host]?.observe(seq: seq, pid: deploy.agentPID, interval: nil, at: now)
+    }
+
     /// The state a host moves to, from its liveness (`beat`), its recorded state (`old`) and
     /// whether its backlog is applied; `hasStaleAttempts` is asked only for a host coming back.
     static func nextState(beat: HostLiveness.State, old: String, caughtUp: Bool, hasStaleAttempts: () throws -> Bool) rethrows -> String {
@@ -197,6 +206,7 @@ extension Coordinator {
         }
         log("\(host): connected; agent \(deploy.outcome.rawValue) (build \(deploy.build ?? "?"), pid \(deploy.agentPID.map(String.init) ?? "?"))")
         try? journal.setConnected(host, agentBuild: deploy.build)
+        roster.observeConnect(deploy, host: host, at: now)
         if deploy.outcome != .upToDate {
             try? journal.audit("host", host: host, "agent \(deploy.outcome.rawValue) on \(host) (build \(deploy.build ?? "?"))")
         }
