@@ -106,6 +106,11 @@ struct ProgressTallyTests {
         #expect(reader.cachedRequests == 4)
         _ = try reader.batchJobs("b")
         #expect(reader.decodedRequests == 10 + 6, "a finished job leaves the cache at the reading that finds it finished, and is decoded again after")
+        // A job the reader itself ends leaves at once: the coordinator may never read it again
+        // (a plain submitted job), and it held its request until the cache's limit cleared it.
+        let rest = ids.values.sorted().suffix(4)
+        for id in rest { #expect(try reader.finishJob(id, .failed, reason: "test", exitCode: 1, signal: nil, at: 1)) }
+        #expect(reader.cachedRequests == 0)
     }
 
     @Test func ratesNeedThirtySecondsOfData() {

@@ -86,7 +86,10 @@ extension Journal {
 
     /// Ends a job (never twice: a final job is never changed again); false when it already was.
     func finishJob(_ id: Int, _ state: JobState, reason: String, exitCode: Int?, signal: String?, at time: Double) throws -> Bool {
-        try db.run("""
+        // Its request leaves the cache now: a job nobody reads again would hold it until the
+        // cache's limit (4,096 jobs, megabytes) cleared it.
+        forgetRequest(id)
+        return try db.run("""
             UPDATE jobs SET state=?, reason=?, exit_code=?, signal=?, ended_at=? WHERE id=? AND state NOT IN \(JobState.finalSQL)
             """, .text(state.rawValue), .text(reason), .from(exitCode), .from(signal), .double(time), .int(Int64(id))) > 0
     }

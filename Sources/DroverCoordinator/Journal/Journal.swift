@@ -12,8 +12,8 @@ public final class Journal {
     ///
     /// The coordinator reads the jobs it schedules, dispatches and concludes, and keeps only
     /// unfinished jobs' requests (about 1 KiB each, with their text): a finished job's entry is
-    /// dropped when it is read finished, so the cache follows the jobs in flight, not the jobs
-    /// run. A reader that reads every job of a batch over and over (`drover map`'s follower,
+    /// dropped when this journal ends the job, or when it is read finished (another process
+    /// ended it), so the cache follows the jobs in flight, not the jobs run. A reader that reads every job of a batch over and over (`drover map`'s follower,
     /// which holds those jobs anyway) keeps them all (`keepsEveryRequest`): cleared at a
     /// limit, a cache smaller than the batch missed on every row, and the follower of a
     /// 1,500-job map spent most of its time decoding JSON (docs/performance.md).
@@ -171,6 +171,14 @@ public final class Journal {
             cache.entries[id] = (text, decoded)
         }
         return decoded
+    }
+
+    /// Drops job `id`'s request from the cache (unless it keeps every request): the job was
+    /// just ended through this journal, and nothing may read it again to drop it then.
+    func forgetRequest(_ id: Int) {
+        requests.withLock { cache in
+            if !cache.keepsAll { cache.entries[id] = nil }
+        }
     }
 
     /// One job, or nil.

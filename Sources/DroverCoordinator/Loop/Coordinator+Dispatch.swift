@@ -8,6 +8,12 @@ import Foundation
 struct DispatchLedger {
     /// Attempts whose cancel was sent ("job/attempt").
     var cancelSent: Set<String> = []
+
+    /// The job ended: its attempts' cancels need no remembering (the set would otherwise
+    /// grow by one entry per cancelled job for the coordinator's life).
+    mutating func forget(job: Int, through attempt: Int) {
+        for n in 0...max(0, attempt) { cancelSent.remove("\(job)/\(n)") }
+    }
 }
 
 extension Coordinator {

@@ -42,6 +42,7 @@ extension Coordinator {
     /// Ends a job for good (never twice: a final job is never changed again).
     func finish(_ job: JobRecord, _ state: JobState, reason: String, exitCode: Int? = nil, signal: String? = nil) throws {
         guard try journal.finishJob(job.id, state, reason: reason, exitCode: exitCode, signal: signal, at: wallNow) else { return }
+        if job.cancelRequested { dispatch.forget(job: job.id, through: job.attempt) }
         agenda.batches = true
         if job.compensates != nil { agenda.sagas = true }
         if state == .succeeded && job.request.checkpoint != nil { checkpoints.storePruneDue = true }
