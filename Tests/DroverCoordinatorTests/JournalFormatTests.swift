@@ -114,6 +114,22 @@ struct JournalFormatTests {
         #expect(try j.events().map(\.message) == ["outer", "after"])
     }
 
+    @Test func everyRollbackIsCounted() throws {
+        let t = TempState()
+        defer { t.remove() }
+        let j = try Journal(t.state)
+        struct Boom: Error {}
+        #expect(j.db.rollbacks == 0)
+        _ = try j.db.transaction { try j.insert(JobRequest(argv: ["committed"])) }
+        #expect(j.db.rollbacks == 0)
+        #expect(throws: Boom.self) { try j.db.transaction { throw Boom() } }
+        #expect(j.db.rollbacks == 1)
+        try j.db.transaction {
+            do { try j.db.transaction { throw Boom() } } catch is Boom {}
+        }
+        #expect(j.db.rollbacks == 2, "a savepoint rolled back counts too")
+    }
+
     @Test func anOuterFailureUndoesTheNestedPartsToo() throws {
         let t = TempState()
         defer { t.remove() }

@@ -227,6 +227,11 @@ public final class SQLiteDatabase {
     /// Whether a transaction is open on this connection.
     public var inTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
+    /// How many transactions and savepoints rolled back on this connection: a caller that keeps
+    /// a copy of journal state in memory, changed inside transactions, compares it to know when
+    /// that copy may hold changes the journal does not (and must be read again).
+    public private(set) var rollbacks = 0
+
     /// Runs `body` in one transaction (BEGIN IMMEDIATE): all of it is written, or none.
     /// Inside another transaction it is a SAVEPOINT: when `body` throws, only its own
     /// writes are undone, and the error reaches the outer body, which may catch it and go on.
@@ -239,6 +244,7 @@ public final class SQLiteDatabase {
                 return r
             } catch {
                 try? execute("ROLLBACK")
+                rollbacks += 1
                 throw error
             }
         }
@@ -254,6 +260,7 @@ public final class SQLiteDatabase {
             // Undo this level's writes, then drop the savepoint; the outer transaction goes on.
             try? execute("ROLLBACK TO \(name)")
             try? execute("RELEASE \(name)")
+            rollbacks += 1
             throw error
         }
     }

@@ -45,6 +45,8 @@ extension Coordinator {
             return
         }
         do {
+            // The breakers judge the events' ends: in step with the journal first.
+            try resyncBreakersAfterRollback()
             try journal.db.transaction {
                 defer { results.applyingSeq = 0 }
                 for (s, node) in events {

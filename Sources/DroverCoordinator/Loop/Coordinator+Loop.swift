@@ -76,6 +76,7 @@ extension Coordinator {
             var sleep = settings.safetyWake
             checkForSleep()
             do {
+                try resyncBreakersAfterRollback()
                 let v = try journal.db.dataVersion()
                 if v != version || agenda.requests {
                     agenda.requests = false

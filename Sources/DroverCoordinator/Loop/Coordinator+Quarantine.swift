@@ -14,6 +14,8 @@ struct BreakerBoard {
     var undecided: [String: Double] = [:]
     /// Half-open hosts whose end of cool-down was said already.
     var announcedHalfOpen: Set<String> = []
+    /// The journal connection's rollback count when `records` was last known to match it.
+    var rollbacksSeen = 0
 }
 
 /// The circuit breaker per host (docs/failures.md, "Black-hole hosts"): a host that fails
@@ -35,6 +37,26 @@ extension Coordinator {
         breakers.records = fresh
         breakers.loaded = true
         agenda.schedule = true
+    }
+
+    /// A transaction rolled back since the breakers were last in step with the journal (a full
+    /// disk, …): what this loop changed in `records` inside it (a probe placed, a release) may
+    /// not be in the journal, so they are read again, as at start — silently: the journal is the
+    /// truth, and the events that made those changes are applied again when their host's
+    /// stream resumes. Found by the hour soak: a probe's success applied in a transaction the
+    /// full journal disk rolled back left the host released in memory and `probing` in the
+    /// journal; the re-applied success then judged no probe, the next reading announced the
+    /// host "quarantined by hand", and it stayed quarantined with its probe long over.
+    func resyncBreakersAfterRollback() throws {
+        let n = journal.db.rollbacks
+        guard n != breakers.rollbacksSeen else { return }
+        let wasLoaded = breakers.loaded
+        breakers.loaded = false  // read as at start: nothing is reported as done by hand
+        do { try loadBreakers() } catch {
+            breakers.loaded = wasLoaded
+            throw error
+        }
+        breakers.rollbacksSeen = n
     }
 
     /// How many new jobs the scheduler may place on `host` now: nil for any, 0 for none
