@@ -47,6 +47,7 @@ extension FaultInjector {
                 echo "alive $p (state $s $((i / 10)) s after kill -9; $(grep -E '^(Name|State|PPid):' "/proc/$p/status" 2>&1 | tr '\\n\\t' '  '); wchan $(cat "/proc/$p/wchan" 2>&1); stack $(head -n 3 "/proc/$p/stack" 2>&1 | tr '\\n' ' '))"
                 """, root(of: host)).trimmingCharacters(in: .whitespacesAndNewlines)
             effect(fault, since: since, ok: out.hasPrefix("killed"), out == "none" ? "no agent ran on \(host)" : out == "" ? "?" : "pid \(out)")
+            if out.hasPrefix("killed") { agentKilledAt[host] = since }
             log("kill -9 the agent on \(host): \(out)")
         case .agentCrash:
             let out = try testbed.shell(host, """
@@ -58,6 +59,7 @@ extension FaultInjector {
                 """).trimmingCharacters(in: .whitespacesAndNewlines)
             let n = out.split(separator: " ").count - 1
             effect(fault, since: since, ok: out.hasPrefix("killed"), out == "none" ? "no drover-agent process on \(host)" : out.hasPrefix("killed") ? "\(n) pids killed and gone: \(out.dropFirst(7))" : out)
+            if out.hasPrefix("killed") { agentKilledAt[host] = since }
             log("kill -9 every drover-agent process on \(host) (agent, shims, tail): \(out)")
         case .coordinatorKill:
             let pid = coordinator.pid
@@ -117,7 +119,7 @@ extension FaultInjector {
         case .powerCycle, .bastionOff:
             try testbed.start(host)
             if scratch?.host == host { try scratch?.mount() }
-            for h in [host] + behind(host) { cuts.append((h, since, now1970)) }
+            for h in [host] + behind(host) { cuts.append((h, cutBegins(h, since: since), now1970)) }
             if fault.kind == .bastionOff {
                 // The hosts behind it: the coordinator heard no heartbeat of them any more.
                 let silent = behind(host).map { h in (h, turnedSilent(h)) }
@@ -129,7 +131,7 @@ extension FaultInjector {
             let states = journal?.soakHostStates(host, since: since) ?? []
             try testbed.heal(host)
             // A bastion's partition cuts the hosts behind it off as well.
-            for h in [host] + behind(host) { cuts.append((h, since, now1970)) }
+            for h in [host] + behind(host) { cuts.append((h, cutBegins(h, since: since), now1970)) }
             let silent = states.contains { $0 == "suspect" || $0 == "down" }
             let ok = pendingDetail.hasPrefix("link cut") && silent
             var detail = pendingDetail + (silent ? "; heartbeats stopped (host \(states.joined(separator: " → ")))" : "; the host never turned suspect (heartbeats went on?)")

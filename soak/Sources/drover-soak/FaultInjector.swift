@@ -66,6 +66,18 @@ final class FaultInjector {
     var journalFulls: [(from: Double, to: Double)] = []
     /// When each host was cut off from the coordinator (partitions, power-offs, a bastion off), Unix seconds.
     var cuts: [(host: String, from: Double, to: Double)] = []
+    /// When the agent daemon of each host was last killed (kill-agent, kill-agent-tree), Unix seconds.
+    var agentKilledAt: [String: Double] = [:]
+
+    /// When `host`'s cut-off that begins at `since` really began for the coordinator: at a kill of
+    /// its agent in the 30 s before, if any — from then on nothing reported the host's attempts
+    /// (no agent logged their ends), and the coordinator judges the host from its last heartbeat,
+    /// so an attempt that ended between the kill and the cut was as unreachable as one that ended
+    /// after it (seed 666700: a job ended on h1 1 s before its power-off, 5 s after its agent's kill).
+    func cutBegins(_ host: String, since: Double) -> Double {
+        guard let killed = agentKilledAt[host], killed <= since, since - killed <= 30 else { return since }
+        return killed
+    }
     /// The hosts (in order) that now run a `checkpointed` job whose attempt there has a
     /// snapshot in the coordinator's store: a power-off goes to the first of them when its
     /// seeded host is not one, so power-offs exercise checkpoint restarts.
