@@ -368,7 +368,14 @@ final class SessionLoop: Sendable {
                 if let sftp { libssh2_sftp_shutdown(sftp) }
                 libssh2_session_disconnect_ex(session, SSH_DISCONNECT_BY_APPLICATION, "drover closing", "")
             }
-            libssh2_session_free(session)
+            // Nothing more is said: with the socket shut, libssh2 sees the peer gone and frees
+            // every channel without sending its close and waiting for the peer's. On a dead
+            // host (a link closed or broken by a power-off) it otherwise waited, returned
+            // EAGAIN or a timeout, and kept the whole session: ~46 KiB leaked per power-off,
+            // found by the hour soak (docs/reliability.md, bug 7).
+            if socketFD >= 0 { Self.shutDownSocket(socketFD) }
+            var freed = libssh2_session_free(session)
+            for _ in 0..<3 where freed == LIBSSH2_ERROR_EAGAIN { freed = libssh2_session_free(session) }
         }
         sftp = nil
         session = nil
@@ -376,6 +383,17 @@ final class SessionLoop: Sendable {
         socketFD = -1
         // The hop's connection carried only this one.
         hop?.close()
+    }
+}
+
+extension SessionLoop {
+    /// `shutdown(fd, SHUT_RDWR)`: both directions of the socket end, the descriptor stays.
+    static func shutDownSocket(_ fd: Int32) {
+        #if canImport(Glibc)
+        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        #elseif canImport(Darwin)
+        _ = Darwin.shutdown(fd, SHUT_RDWR)
+        #endif
     }
 }
 
