@@ -127,6 +127,10 @@ public final class SSHConnection: Sendable {
     /// Whether calls can still succeed.
     public var isAlive: Bool { loop.closedError == nil }
 
+    /// Whether libssh2 freed the session once the connection ended (after `shutdown()`); false
+    /// while it runs, and for a session libssh2 kept (a leak, docs/reliability.md bug 7).
+    public var sessionFreed: Bool { loop.sessionFreed }
+
     /// Starts disconnecting; calls in flight fail with `closed`.
     public func close() { loop.requestClose() }
 

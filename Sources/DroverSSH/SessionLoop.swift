@@ -78,6 +78,8 @@ final class SessionLoop: Sendable {
         var closedError: SSHError?
         /// Set when the thread has freed the session and closed the socket.
         var finished = false
+        /// Whether libssh2 freed the session (false also before the thread finished).
+        var sessionFreed = false
         var finishWaiters: [CheckedContinuation<Void, Never>] = []
     }
     private let shared = Locked(Shared())
@@ -167,6 +169,8 @@ final class SessionLoop: Sendable {
 
     /// Why the connection is unusable, or nil while it works.
     var closedError: SSHError? { shared.withLock { $0.closedError } }
+    /// Whether libssh2 freed the session when the connection ended.
+    var sessionFreed: Bool { shared.withLock { $0.sessionFreed } }
 
     func wake() {
         var byte: UInt8 = 1
@@ -376,6 +380,8 @@ final class SessionLoop: Sendable {
             if socketFD >= 0 { Self.shutDownSocket(socketFD) }
             var freed = libssh2_session_free(session)
             for _ in 0..<3 where freed == LIBSSH2_ERROR_EAGAIN { freed = libssh2_session_free(session) }
+            let ok = freed == 0
+            shared.withLock { $0.sessionFreed = ok }
         }
         sftp = nil
         session = nil

@@ -15,6 +15,23 @@ extension TestbedSuite {
             #expect(try await c.run("exec sh -c 'kill -KILL $$'").status == .signaled("KILL"))
         }
 
+        /// Bug 7 (docs/reliability.md): closing a connection whose server no longer answers (its
+        /// host powered off or cut off) kept the whole libssh2 session, waiting for the close of
+        /// a channel that never came: ~46 KiB per power-off in a long-lived coordinator.
+        @Test func aConnectionWhoseServerStoppedAnsweringIsFreedWhenItEnds() async throws {
+            let c = try await Testbed.connect("h1")
+            // The shell's parent is this connection's sshd process, the one that talks to us.
+            let stream = c.exec("echo $PPID; exec sleep 60")
+            var first: [UInt8] = []
+            if case .stdout(let bytes)? = try await stream.next() { first = bytes }
+            let pid = String(decoding: first, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            try #require(Int(pid) != nil, "no pid from the channel: \(first)")
+            try Testbed.script("exec", "h1", "kill", "-STOP", pid)
+            defer { _ = try? Testbed.script("exec", "h1", "kill", "-KILL", pid) }
+            await c.shutdown()
+            #expect(c.sessionFreed, "libssh2 kept the session of a connection to a server that stopped answering")
+        }
+
         @Test func stdoutAndStderrAreSeparate() async throws {
             let c = try await Testbed.connect("h1")
             defer { c.close() }
