@@ -55,6 +55,35 @@ struct ProgressTallyTests {
         #expect(text.hasSuffix("a running on h1 (attempt 1) — 0/2 done, 1 running, 1 starting\n"), "\(text)")
     }
 
+    /// A follower started after some jobs ended reads the batch's events from before its
+    /// submission (`eventsBefore`): every job still gets its lines, each counted as it was then.
+    @Test func eventsFromTheSubmissionOnShowJobsThatEndedBeforeTheFollowerStarted() throws {
+        let t = TempState()
+        defer { t.remove() }
+        let j = try Journal(t.state)
+        try j.audit("host", "an earlier event")
+        let spec = BatchSpec(name: "fast", jobs: ["a", "b"].map { BatchJob(id: $0, request: JobRequest(argv: ["true"]), path: $0) })
+        let result = try j.submitBatch(spec, results: t.base + "/results")
+        #expect(result.eventsBefore == 1)
+        let a = try #require(result.ids["a"])
+        try move(j, a, to: .dispatched)
+        try move(j, a, to: .succeeded)
+        // The follower starts only now, a already over: it reads from before the submission.
+        let start = try j.batchReading("fast", eventsAfter: nil)
+        var tally = ProgressTally(start.jobs)
+        let reading = try j.batchReading("fast", eventsAfter: result.eventsBefore)
+        var succeededAtEachEvent: [Int] = []
+        for e in reading.events {
+            tally.apply(e)
+            var p = BatchProgress(batch: "fast", total: 0)
+            tally.count(into: &p)
+            succeededAtEachEvent.append(p.succeeded)
+        }
+        #expect(reading.events.contains { $0.job == a && $0.kind == "job" && $0.state == "succeeded" })
+        #expect(succeededAtEachEvent.first == 0, "the submitted event puts a back where it began: \(succeededAtEachEvent)")
+        #expect(succeededAtEachEvent.last == 1)
+    }
+
     @Test func aReplacedAttemptStartingMovesNothing() throws {
         let t = TempState()
         defer { t.remove() }

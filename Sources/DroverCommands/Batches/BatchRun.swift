@@ -6,10 +6,10 @@ import Foundation
 /// The end of `drover run batch.json` and `drover map`: follow the batch with its progress
 /// display, then print the summary and write report.json (and the joblog when asked).
 enum BatchRun {
-    static func follow(_ journal: Journal, batch: String, options: BatchOptions, onInterrupt: InterruptChoice?) async throws {
+    static func follow(_ journal: Journal, batch: String, options: BatchOptions, onInterrupt: InterruptChoice?, eventsSince: Int? = nil) async throws {
         let interrupt = InterruptWatch()
         defer { interrupt.stop() }
-        let follower = try BatchFollower(journal: journal, batch: batch, progress: options.progress)
+        let follower = try BatchFollower(journal: journal, batch: batch, progress: options.progress, eventsSince: eventsSince)
         interrupt.wakes(follower.watch)
         var jobs = try await follower.follow { interrupt.fired }
         if interrupt.fired {

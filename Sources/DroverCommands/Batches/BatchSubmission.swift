@@ -103,12 +103,12 @@ struct BatchSubmission {
     /// `detach`, print its name and return).
     func run(state: StateOptions, detach: Bool, onInterrupt: InterruptChoice?) async throws {
         if options.dryRun { return try dryRun(state: state) }
-        let (journal, _) = try submit(state: state)
+        let (journal, result) = try submit(state: state)
         if detach {
             print(spec.name)
             return
         }
-        try await BatchRun.follow(journal, batch: spec.name, options: options, onInterrupt: onInterrupt)
+        try await BatchRun.follow(journal, batch: spec.name, options: options, onInterrupt: onInterrupt, eventsSince: result.eventsBefore)
     }
 
     // MARK: Dry run

@@ -21,6 +21,10 @@ public struct ProgressTally: Sendable {
     public mutating func apply(_ e: AuditEvent) {
         guard let id = e.job, let current = states[id], let state = e.state else { return }
         switch e.kind {
+        case "submitted":
+            // Where a job begins (queued, or waiting for its dependencies).
+            guard let first = JobState(rawValue: state) else { return }
+            states[id] = first
         case "job":
             guard let next = JobState(rawValue: state) else { return }
             states[id] = next

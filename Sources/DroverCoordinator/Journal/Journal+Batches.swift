@@ -30,12 +30,16 @@ public struct BatchSubmitResult: Sendable {
     /// Journal ids of the jobs recorded, by batch job id.
     public var ids: [String: Int]
     public var generation: Int
+    /// The last audit event before this submission: a follower that reads the batch's events
+    /// from here sees every change of the submitted jobs, also those before it started.
+    public var eventsBefore = 0
 }
 
 extension Journal {
     /// Records a batch (or a resubmission of it) in one transaction and returns the plan it applied.
     public func submitBatch(_ spec: BatchSpec, results: String, restart: Bool = false, limit: Int? = nil) throws -> BatchSubmitResult {
         try db.transaction {
+            let eventsBefore = try db.query("SELECT COALESCE(MAX(id), 0) AS n FROM events").first?.int("n") ?? 0
             let plan = try BatchPlan.make(spec, existing: try Self.existingJobs(db, batch: spec.name), restart: restart, limit: limit)
             let now = Date().timeIntervalSince1970
             let previous = try batch(named: spec.name)
@@ -62,7 +66,7 @@ extension Journal {
                 ids[job.id] = try insert(request, state: state, batch: spec.name, batchJob: job.id, specHash: hash)
             }
             try audit("batch", "batch \(spec.name) submitted (generation \(generation)): \(plan.run.count) job(s) to run, \(plan.kept.count) kept from before\(plan.limitedOut.isEmpty ? "" : ", \(plan.limitedOut.count) left out by --limit")")
-            return BatchSubmitResult(plan: plan, ids: ids, generation: generation)
+            return BatchSubmitResult(plan: plan, ids: ids, generation: generation, eventsBefore: eventsBefore)
         }
     }
 

@@ -21,10 +21,12 @@ struct MapRun {
         }
         let journal: Journal
         let ran: Set<String>
+        let eventsBefore: Int
         do {
             let (j, result) = try submission.submit(state: state, quiet: options.progress == nil)
             journal = j
             ran = Set(result.plan.run.map(\.job.id))
+            eventsBefore = result.eventsBefore
         } catch {
             throw ExitCode(255)
         }
@@ -44,7 +46,7 @@ struct MapRun {
         defer { interrupt.stop() }
         let progress = options.progress ?? .none
         let follower = try BatchFollower(journal: journal, batch: spec.name, progress: progress == .auto ? .bar : progress,
-                                         linesToStandardError: progress != .json)
+                                         linesToStandardError: progress != .json, eventsSince: eventsBefore)
         interrupt.wakes(follower.watch)
         var halted: JobRecord?
         /// Jobs `--timeout N%` killed: failed, as parallel counts them.
