@@ -13,8 +13,9 @@ public final class Journal {
     /// The coordinator reads the jobs it schedules, dispatches and concludes, and keeps only
     /// unfinished jobs' requests (about 1 KiB each, with their text): a finished job's entry is
     /// dropped when this journal ends the job, or when it is read finished (another process
-    /// ended it), so the cache follows the jobs in flight, not the jobs run. A reader that reads every job of a batch over and over (`drover map`'s follower,
-    /// which holds those jobs anyway) keeps them all (`keepsEveryRequest`): cleared at a
+    /// ended it), so the cache follows the jobs in flight, not the jobs run. A reader that
+    /// reads every job of a batch over and over (`drover map`'s follower, which holds those
+    /// jobs anyway) keeps them all (`keepsEveryRequest`): cleared at a
     /// limit, a cache smaller than the batch missed on every row, and the follower of a
     /// 1,500-job map spent most of its time decoding JSON (docs/performance.md).
     private let requests = Locked(RequestCache())

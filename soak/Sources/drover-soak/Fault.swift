@@ -87,9 +87,9 @@ struct Fault: CustomStringConvertible {
     }
 
     /// The next fault of a seeded plan: of kind `kind`, or one drawn by weight among the kinds
-    /// not in `excluding`. The opening's
-    /// faults (`brief`) take the first quarter of each duration range and 2–3 s gaps, so that
-    /// the opening of every kind stays within about 3 minutes.
+    /// not in `excluding`. The opening's faults (`brief`) take the first quarter of each
+    /// duration range and 2–3 s gaps, so that the opening of every kind stays within about
+    /// 3 minutes.
     static func next(_ rng: inout SplitMix64, _ s: Setting, kind given: Kind? = nil, brief: Bool = false, excluding: Set<Kind> = []) -> Fault {
         let kind = given ?? rng.weighted(weights(s).filter { !excluding.contains($0.0) })
         let gap = brief ? rng.uniform(2...3) : rng.uniform(2...8)

@@ -27,7 +27,7 @@ final class FaultInjector {
     let logPath: String
     let started: Date
     /// Seconds into the run after which no `kill-coordinator` is drawn (`Fault.coordinatorKillsEnd`).
-    var coordinatorKillsEnd = Double.infinity
+    let coordinatorKillsEnd: Double
     var rng: SplitMix64
     var active: Fault?
     var activeUntil = Date.distantPast
@@ -105,8 +105,9 @@ final class FaultInjector {
     private var logFile: UnsafeMutablePointer<FILE>?
 
     init(seed: UInt64, testbed: Testbed, coordinator: CoordinatorProcess, scratch: ScratchDisk?, journalDisk: JournalDisk, bastion: String?,
-         files: RunFiles, logPath: String, started: Date) {
+         files: RunFiles, logPath: String, started: Date, minutes: Double) {
         self.files = files
+        coordinatorKillsEnd = Fault.coordinatorKillsEnd(minutes: minutes)
         setting = Fault.Setting(hosts: testbed.hosts, scratchHost: scratch?.host, bastion: bastion)
         // Its own stream, so the fault plan does not depend on how many jobs were submitted.
         rng = SplitMix64(seed: seed ^ 0xFA17_FA17_FA17_FA17)

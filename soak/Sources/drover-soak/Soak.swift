@@ -99,10 +99,9 @@ final class Soak {
         say("soak: seed \(options.seed), \(options.minutes) min of faults, testbed \(testbed.directory), state \(state)")
         say("soak: fault log \(faultLog)")
         let faults = FaultInjector(seed: options.seed, testbed: testbed, coordinator: coordinator, scratch: scratch, journalDisk: journalDisk,
-                                   bastion: bastion, files: files, logPath: faultLog, started: started)
-        faults.coordinatorKillsEnd = Fault.coordinatorKillsEnd(minutes: options.minutes)
+                                   bastion: bastion, files: files, logPath: faultLog, started: started, minutes: options.minutes)
         if faults.coordinatorKillsEnd.isFinite {
-            say("soak: no kill-coordinator after T+\(Int(faults.coordinatorKillsEnd)) s: the coordinator then started lives through the second half, whose memory is judged")
+            faults.log("no kill-coordinator after T+\(Int(faults.coordinatorKillsEnd)) s: the coordinator then started lives through the second half, whose memory is judged")
         }
         let memory = MemorySampler(testbed: testbed, started: started) { [unowned self] in self.root(of: $0) }
         var status: Int32 = 1
