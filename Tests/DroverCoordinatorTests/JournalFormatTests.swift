@@ -130,6 +130,38 @@ struct JournalFormatTests {
         #expect(j.db.rollbacks == 2, "a savepoint rolled back counts too")
     }
 
+    /// What waits for a commit (a log line saying a host was released) happens only once the
+    /// writes are durable: never for a rollback, and a savepoint's rollback drops only its own.
+    @Test func actionsAfterCommitRunOnlyForWritesThatCommitted() throws {
+        let t = TempState()
+        defer { t.remove() }
+        let j = try Journal(t.state)
+        struct Boom: Error {}
+        var ran: [String] = []
+        j.db.afterCommit { ran.append("outside") }
+        #expect(ran == ["outside"], "outside a transaction it runs at once")
+        try j.db.transaction {
+            j.db.afterCommit { ran.append("outer") }
+            try j.db.transaction { j.db.afterCommit { ran.append("kept savepoint") } }
+            do {
+                try j.db.transaction {
+                    j.db.afterCommit { ran.append("undone savepoint") }
+                    throw Boom()
+                }
+            } catch is Boom {}
+            #expect(ran == ["outside"], "nothing runs before the commit")
+        }
+        #expect(ran == ["outside", "outer", "kept savepoint"])
+        #expect(throws: Boom.self) {
+            try j.db.transaction {
+                j.db.afterCommit { ran.append("rolled back") }
+                try j.db.transaction { j.db.afterCommit { ran.append("inside rolled back") } }
+                throw Boom()
+            }
+        }
+        #expect(ran == ["outside", "outer", "kept savepoint"], "a rollback drops what waited for it")
+    }
+
     @Test func anOuterFailureUndoesTheNestedPartsToo() throws {
         let t = TempState()
         defer { t.remove() }

@@ -47,6 +47,8 @@ public final class SQLiteDatabase {
     public private(set) var queries = 0
     /// Nesting depth of `transaction` inside the outermost one (names its savepoints).
     private var savepoints = 0
+    /// What `afterCommit` deferred, one list per open `transaction` level (outermost first).
+    private var commitActions: [[() -> Void]] = []
 
     /// Prepared statements kept for reuse: one per distinct SQL text, so it stays flat
     /// when values are bound as parameters and would grow when they are put in the text.
@@ -238,12 +240,17 @@ public final class SQLiteDatabase {
     public func transaction<R>(_ body: () throws -> R) throws -> R {
         guard inTransaction else {
             try execute("BEGIN IMMEDIATE")
+            commitActions = [[]]
             do {
                 let r = try body()
                 try execute("COMMIT")
+                let actions = commitActions.first ?? []
+                commitActions = []
+                for action in actions { action() }
                 return r
             } catch {
                 try? execute("ROLLBACK")
+                commitActions = []
                 rollbacks += 1
                 throw error
             }
@@ -252,17 +259,32 @@ public final class SQLiteDatabase {
         defer { savepoints -= 1 }
         let name = "drover_\(savepoints)"
         try execute("SAVEPOINT \(name)")
+        commitActions.append([])
         do {
             let r = try body()
             try execute("RELEASE \(name)")
+            // Its actions now wait for the outer transaction's commit (run now inside a
+            // transaction not begun here, as `afterCommit` does).
+            let mine = commitActions.popLast() ?? []
+            if commitActions.isEmpty { for action in mine { action() } } else { commitActions[commitActions.count - 1] += mine }
             return r
         } catch {
             // Undo this level's writes, then drop the savepoint; the outer transaction goes on.
             try? execute("ROLLBACK TO \(name)")
             try? execute("RELEASE \(name)")
+            _ = commitActions.popLast()
             rollbacks += 1
             throw error
         }
+    }
+
+    /// Runs `action` once the writes made so far are committed: at the end of the outermost
+    /// `transaction`, or now outside one. Dropped when the writes roll back (the transaction, or
+    /// the savepoint that was innermost when it was called). For what must not claim a change
+    /// the journal may yet lose, such as a log line.
+    public func afterCommit(_ action: @escaping () -> Void) {
+        guard inTransaction, !commitActions.isEmpty else { return action() }
+        commitActions[commitActions.count - 1].append(action)
     }
 
     /// Changes whenever another connection commits (cheap: no disk access).

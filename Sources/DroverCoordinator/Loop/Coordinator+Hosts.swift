@@ -230,7 +230,6 @@ extension Coordinator {
         roster.caughtUp.remove(host)
         let message = error.description
         guard roster.untrusted[host] != message else { return }
-        roster.untrusted[host] = message
         let old = roster.hostState[host] ?? "connecting"
         let oneLine = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
         do {
@@ -240,9 +239,13 @@ extension Coordinator {
                                   "\(host): \(old) → untrusted: refusing to connect, no job goes there until its key is trusted again: \(oneLine)")
                 if old != "down" && old != "untrusted" { try loseAttempts(on: host) }
             }
+            // Recorded: the link's next refusal with the same message changes nothing. Until
+            // then each refusal tries again (a full journal disk rolled this one back).
+            roster.untrusted[host] = message
         } catch {
-            log("\(host): could not record the untrusted host key: \(error)")
+            log("\(host): could not record the untrusted host key (tried again at the next refusal): \(error)")
         }
+        // No job goes there either way: the link refuses to connect.
         roster.hostState[host] = "untrusted"
         agenda.schedule = true
         doorbell.ring()

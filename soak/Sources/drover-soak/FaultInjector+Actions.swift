@@ -35,13 +35,11 @@ extension FaultInjector {
         case .agentKill:
             let out = try testbed.shell(host, """
                 p=$(cat "$1/agent.lock" 2>/dev/null); [ -n "$p" ] && grep -qa drover-agent "/proc/$p/cmdline" 2>/dev/null || { echo none; exit 0; }
-                # Its state into $s, read with the shell's own `read` (no fork: a host short of
-                # pids or memory cannot blank it) and taken after the command name's last ") ".
-                state() { l=; read -r l 2>/dev/null < "/proc/$p/stat" || { s=gone; return; }; l=${l##*) }; s=${l%% *}; }
-                kill -9 "$p"; i=0; state
+                \(Self.procState)
+                kill -9 "$p"; i=0; state "$p"
                 # A process in a system call that cannot be interrupted (syncfs on a loaded
                 # disk) dies only when it returns: seconds on a busy machine (6 s was seen).
-                while [ "$s" != gone ] && [ "$s" != Z ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); state; done
+                while [ "$s" != gone ] && [ "$s" != Z ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); state "$p"; done
                 if [ "$s" = gone ] || [ "$s" = Z ]; then echo "killed $p$([ $i -ge 50 ] && echo " (gone $((i / 10)) s after kill -9)")"; exit 0; fi
                 # Still there: what it is doing, for the record.
                 echo "alive $p (state $s $((i / 10)) s after kill -9; $(grep -E '^(Name|State|PPid):' "/proc/$p/status" 2>&1 | tr '\\n\\t' '  '); wchan $(cat "/proc/$p/wchan" 2>&1); stack $(head -n 3 "/proc/$p/stack" 2>&1 | tr '\\n' ' '))"
@@ -53,9 +51,10 @@ extension FaultInjector {
             let out = try testbed.shell(host, """
                 pids=$(pgrep -f '[d]rover-agent' | tr '\\n' ' '); [ -n "$pids" ] || { echo "none"; exit 0; }
                 kill -9 $pids 2>/dev/null; i=0
-                alive() { for p in $pids; do [ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] && echo "$p"; done; }
-                while [ -n "$(alive)" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-                left=$(alive | tr '\\n' ' '); if [ -n "$left" ]; then echo "alive $left of $pids"; else echo "killed $pids"; fi
+                \(Self.procState)
+                alive() { left=; for p in $pids; do state "$p"; [ "$s" = gone ] || [ "$s" = Z ] || left="$left$p "; done; }
+                alive; while [ -n "$left" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); alive; done
+                if [ -n "$left" ]; then echo "alive $left of $pids"; else echo "killed $pids"; fi
                 """).trimmingCharacters(in: .whitespacesAndNewlines)
             let n = out.split(separator: " ").count - 1
             effect(fault, since: since, ok: out.hasPrefix("killed"), out == "none" ? "no drover-agent process on \(host)" : out.hasPrefix("killed") ? "\(n) pids killed and gone: \(out.dropFirst(7))" : out)
@@ -174,6 +173,11 @@ extension FaultInjector {
     }
 
     /// The pid of the agent daemon on `host` (from its `agent.lock`, alive), nil when none runs.
+    /// A shell function `state PID` that sets `$s` to the process's state letter (`gone` when it
+    /// has no `/proc` entry), read with the shell's own `read` (no fork: a host short of pids or
+    /// memory cannot blank it) and taken after the command name's last ") ".
+    static let procState = #"state() { l=; read -r l 2>/dev/null < "/proc/$1/stat" || { s=gone; return; }; l=${l##*) }; s=${l%% *}; }"#
+
     func agentPid(_ host: String) -> Int? {
         let out = try? testbed.shell(host, #"p=$(cat "$1/agent.lock" 2>/dev/null) && [ -n "$p" ] && grep -qa drover-agent "/proc/$p/cmdline" 2>/dev/null && echo "$p""#, root(of: host), timeout: 10)
         return out.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }

@@ -4,8 +4,14 @@ import Foundation
 /// The check of the `checkpointed` jobs (docs/reliability.md, "Checkpoint restarts").
 extension Invariants {
     /// Seconds of progress a restart may lose on top of the checkpoint interval: taking the
-    /// snapshot, the agent's event, the coordinator's pull over SFTP, one count.
+    /// snapshot, the agent's event, the coordinator's pull over SFTP, one count. When pulls
+    /// took longer around the restart (a loaded machine), the longest of them plus
+    /// `countSlack` counts instead: the snapshot after the restored one was under way that long.
     static let pullSlack = 4.0
+    /// A count's 0.5 s and the agent's timer: what a snapshot may lag behind the progress it saw.
+    static let countSlack = 1.0
+    /// Pulls stored this long before the restart's lost progress count towards its slack.
+    static let pullWindow = 60.0
     /// The coordinator's `--dead-after` (the soak uses the default): how long a job cut off
     /// by a partition runs on, unheard, before it is re-run elsewhere.
     static let detection = 10.0
@@ -19,14 +25,16 @@ extension Invariants {
     /// s after anything else (a partitioned job runs on until it is replaced); either plus the
     /// time the coordinator was killed or stopped (+ `reconnect`) while that progress was made.
     /// Progress lost = the time the earlier attempt reached its highest count before the
-    /// restart, minus the time it reached the count the restart starts from.
-    mutating func checkCheckpointRestarts(_ jobs: [JobRecord], attempts: [Int: [AttemptRecord]], powerOffs: [(host: String, at: Double)],
-                                          outages: [(from: Double, to: Double)]) {
+    /// restart, minus the time it reached the count the restart starts from. A restart given a
+    /// snapshot must be given the newest one the coordinator had stored when it was dispatched.
+    mutating func checkCheckpointRestarts(_ jobs: [JobRecord], attempts: [Int: [AttemptRecord]], events: [AuditEvent],
+                                          powerOffs: [(host: String, at: Double)], outages: [(from: Double, to: Double)]) {
         var problems: [String] = []
+        let timeline = CheckpointTimeline(events)
         var lines: [Int: [AgentRecords.Progress]] = [:]
         for r in records.values { for p in r.progress { lines[p.job, default: []].append(p) } }
         var count = 0, restarts = 0, afterPowerOff = 0, restoredAfterPowerOff = 0
-        var worst = 0.0, worstAfterPowerOff = 0.0
+        var worst = 0.0, worstAfterPowerOff = 0.0, widest = 0.0
         let every = JobKind.checkpointEvery
         for job in jobs where kinds[job.id] == .checkpointed {
             count += 1
@@ -35,6 +43,11 @@ extension Invariants {
             if job.state == .succeeded, let target = Self.target(job.request.shell ?? "") {
                 let reached = progress.filter { $0.attempt == job.attempt }.map(\.count).max() ?? -1
                 if reached != target { problems.append("job \(job.id) succeeded with attempt \(job.attempt), which counted to \(reached), not \(target)") }
+            }
+            for (attempt, r) in timeline.restored[job.id] ?? [:] {
+                if let newest = timeline.newestStored(job.id, by: r.at), newest != r.snapshot {
+                    problems.append("job \(job.id) attempt \(attempt) started from snapshot \(r.snapshot.index) of attempt \(r.snapshot.attempt), but snapshot \(newest.index) of attempt \(newest.attempt) was stored")
+                }
             }
             let starts = progress.filter(\.start).sorted { $0.time < $1.time }
             for (i, start) in starts.enumerated() where i > 0 {
@@ -61,7 +74,9 @@ extension Invariants {
                 let host = list.first { $0.attempt == prev.attempt }?.host
                 let powerOff = powerOffs.first { $0.host == host && $0.at >= top.time - 3 && $0.at <= start.time }
                 let away = outages.reduce(0.0) { $0 + max(0, min($1.to + Self.reconnect, top.time) - max($1.from, reachedFromAt)) }
-                let allowed = every + Self.pullSlack + away + (powerOff == nil ? Self.detection : 0)
+                let slack = max(Self.pullSlack, Self.countSlack + timeline.longestPull(from: reachedFromAt - Self.pullWindow, to: start.time))
+                widest = max(widest, slack)
+                let allowed = every + slack + away + (powerOff == nil ? Self.detection : 0)
                 let what = "job \(job.id) attempt \(start.attempt) (after attempt \(prev.attempt) on \(host ?? "?")\(powerOff == nil ? "" : ", powered off"))"
                 if lost > allowed {
                     problems.append("\(what) starts from \(from), attempt \(prev.attempt) had reached \(top.count): lost \(Self.seconds(lost)) s of progress, allowed \(Self.seconds(allowed)) s")
@@ -76,9 +91,17 @@ extension Invariants {
         }
         var detail = "\(count) job(s), \(restarts) restart(s), \(afterPowerOff) after a power-off of their host (\(restoredAfterPowerOff) from a snapshot)"
         if afterPowerOff > 0 {
-            detail += "; most progress lost: \(Self.seconds(worstAfterPowerOff)) s after a power-off (allowed \(Self.seconds(every + Self.pullSlack)) s), \(Self.seconds(worst)) s in all"
+            detail += "; most progress lost: \(Self.seconds(worstAfterPowerOff)) s after a power-off (allowed \(Self.seconds(every + Self.pullSlack)) s, or more when pulls were slower then), \(Self.seconds(worst)) s in all"
         } else {
             detail += "; no power-off hit a checkpointed job (nothing to check there)"
+        }
+        let pulls = timeline.pullLatencies.map(\.seconds).sorted()
+        if !pulls.isEmpty {
+            detail += "; \(pulls.count) snapshot(s) pulled, taken → stored p50 \(Self.seconds(pulls[pulls.count / 2])) s, max \(Self.seconds(pulls[pulls.count - 1])) s"
+            if widest > Self.pullSlack { detail += " (slack widened to \(Self.seconds(widest)) s by slow pulls)" }
+        }
+        if !problems.isEmpty, !pulls.isEmpty {
+            problems.append("snapshots taken → stored: p50 \(Self.seconds(pulls[pulls.count / 2])) s, max \(Self.seconds(pulls[pulls.count - 1])) s")
         }
         add("checkpointed jobs resume", problems, ok: detail)
     }

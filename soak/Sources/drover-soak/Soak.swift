@@ -262,7 +262,7 @@ final class Soak {
             e.host.map { (Set([$0] + faults.behind($0)), started.timeIntervalSince1970 + e.at) }
         }
         inv.checkNoRerunForSleep(events, sleeps: faults.coordinatorSleeps, faultBegins: faults.begins, hostFaults: hostFaults)
-        inv.checkCheckpointRestarts(jobs, attempts: attempts, powerOffs: faults.powerOffs, outages: faults.coordinatorOutages)
+        inv.checkCheckpointRestarts(jobs, attempts: attempts, events: events, powerOffs: faults.powerOffs, outages: faults.coordinatorOutages)
         inv.checkBlackHoles(faults.blackHoles, jobs: jobs, attempts: attempts, events: events, quarantines: try journal.quarantines(),
                             threshold: Self.quarantineFailures, started: started.timeIntervalSince1970)
         inv.checkNoCrash(crashes)
