@@ -89,7 +89,7 @@ extension Coordinator {
         for (host, q) in breakers.records where q.halfOpen(at: wallNow) && !breakers.announcedHalfOpen.contains(host) {
             breakers.announcedHalfOpen.insert(host)
             try journal.audit("quarantine", host: host, state: "half_open", "\(host): cool-down of \(Self.span(q.cooldown ?? 0)) over; one probe job may run there")
-            journal.db.afterCommit { [log] in log("\(host): cool-down over; one probe job may run there (half-open)") }
+            logAfterCommit("\(host): cool-down over; one probe job may run there (half-open)")
             agenda.schedule = true
         }
     }
@@ -103,7 +103,7 @@ extension Coordinator {
         try journal.setQuarantine(q)
         try journal.audit("quarantine", job: job, attempt: attempt, host: host, state: "probing", "\(host): job \(label) attempt \(attempt) is its probe")
         breakers.records[host] = q
-        journal.db.afterCommit { [log] in log("\(host): probe job \(label) attempt \(attempt)") }
+        logAfterCommit("\(host): probe job \(label) attempt \(attempt)")
     }
 
     /// A probe that ended without being concluded (lost with its host, replaced): the host is
@@ -193,7 +193,7 @@ extension Coordinator {
             breakers.records[host] = closed
             breakers.announcedHalfOpen.remove(host)
             agenda.schedule = true
-            journal.db.afterCommit { [log] in log("\(host): probe job \(job.label) succeeded; released from quarantine") }
+            logAfterCommit("\(host): probe job \(job.label) succeeded; released from quarantine")
         case .counts where try jobsAtFault(host, since: wallNow - settings.within):
             try reopen(host, q, cooldown: q.cooldown ?? settings.cooldown, until: wallNow,
                        why: "its probe job \(job.label) ended \(me.outcome), but jobs fail on the other hosts too")
@@ -207,6 +207,11 @@ extension Coordinator {
         }
     }
 
+    /// Logs `line` once the current transaction commits (a change it announces may yet roll back).
+    func logAfterCommit(_ line: String) {
+        journal.db.afterCommit { [log] in log(line) }
+    }
+
     /// Opens the breaker: no new work on `host` for `cooldown` seconds, then one probe.
     func quarantine(_ host: String, cooldown: Double, why: String) throws {
         let until = wallNow + cooldown
@@ -218,7 +223,7 @@ extension Coordinator {
         try notify(.hostQuarantined, host: host, message: text)
         breakers.records[host] = q
         breakers.announcedHalfOpen.remove(host)
-        journal.db.afterCommit { [log] in log("warning: " + text) }
+        logAfterCommit("warning: " + text)
     }
 
     /// Back to `open` with the same cool-down, half-open again at `until`.

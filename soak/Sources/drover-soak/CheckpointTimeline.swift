@@ -18,6 +18,9 @@ struct CheckpointTimeline {
     private(set) var stored: [Int: [Snapshot: Double]] = [:]
     /// Per job, per attempt: the snapshot it started from, and when that was decided.
     private(set) var restored: [Int: [Int: (snapshot: Snapshot, at: Double)]] = [:]
+    /// Seconds from taking to storing, for every snapshot stored (the pull's latency, with the
+    /// agent's event and the coordinator's turn to apply it), with the time it was stored.
+    private(set) var pullLatencies: [(storedAt: Double, seconds: Double)] = []
 
     init(_ events: [AuditEvent]) {
         for e in events where e.kind == "checkpoint" {
@@ -38,16 +41,9 @@ struct CheckpointTimeline {
                 if e.message.contains(" taken on ") { taken[job, default: [:]][s] = e.time }
             }
         }
-    }
-
-    /// Seconds from taking to storing, for every snapshot stored (the pull's latency, with the
-    /// agent's event and the coordinator's turn to apply it), with the time it was stored.
-    var pullLatencies: [(storedAt: Double, seconds: Double)] {
-        var out: [(Double, Double)] = []
         for (job, list) in stored {
-            for (s, at) in list { if let t = taken[job]?[s] { out.append((at, at - t)) } }
+            for (s, at) in list { if let t = taken[job]?[s] { pullLatencies.append((at, at - t)) } }
         }
-        return out
     }
 
     /// The longest pull of a snapshot stored from `from` to `to` (any job, any host), 0 if none.

@@ -172,12 +172,12 @@ extension FaultInjector {
         }
     }
 
-    /// The pid of the agent daemon on `host` (from its `agent.lock`, alive), nil when none runs.
     /// A shell function `state PID` that sets `$s` to the process's state letter (`gone` when it
     /// has no `/proc` entry), read with the shell's own `read` (no fork: a host short of pids or
     /// memory cannot blank it) and taken after the command name's last ") ".
     static let procState = #"state() { l=; read -r l 2>/dev/null < "/proc/$1/stat" || { s=gone; return; }; l=${l##*) }; s=${l%% *}; }"#
 
+    /// The pid of the agent daemon on `host` (from its `agent.lock`, alive), nil when none runs.
     func agentPid(_ host: String) -> Int? {
         let out = try? testbed.shell(host, #"p=$(cat "$1/agent.lock" 2>/dev/null) && [ -n "$p" ] && grep -qa drover-agent "/proc/$p/cmdline" 2>/dev/null && echo "$p""#, root(of: host), timeout: 10)
         return out.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }

@@ -97,11 +97,10 @@ extension Invariants {
         }
         let pulls = timeline.pullLatencies.map(\.seconds).sorted()
         if !pulls.isEmpty {
-            detail += "; \(pulls.count) snapshot(s) pulled, taken → stored p50 \(Self.seconds(pulls[pulls.count / 2])) s, max \(Self.seconds(pulls[pulls.count - 1])) s"
+            let figures = "taken → stored p50 \(Self.seconds(pulls[pulls.count / 2])) s, max \(Self.seconds(pulls[pulls.count - 1])) s"
+            detail += "; \(pulls.count) snapshot(s) pulled, \(figures)"
             if widest > Self.pullSlack { detail += " (slack widened to \(Self.seconds(widest)) s by slow pulls)" }
-        }
-        if !problems.isEmpty, !pulls.isEmpty {
-            problems.append("snapshots taken → stored: p50 \(Self.seconds(pulls[pulls.count / 2])) s, max \(Self.seconds(pulls[pulls.count - 1])) s")
+            if !problems.isEmpty { problems.append("snapshots \(figures)") }
         }
         add("checkpointed jobs resume", problems, ok: detail)
     }
